@@ -1,0 +1,1 @@
+"""Sub-commands of the ``glue-zeropoint`` command line: one module each, ``add_parser(sub)``."""

@@ -1,0 +1,42 @@
+"""Exceptions raised by glue-zeropoint.
+
+Every message says what was wrong, in which file (when there is one) and what to do.
+The command line turns :class:`InputError` into exit code 2 with a one-line reason; the Glue
+layer shows any :class:`ZeropointError` as a non-modal message.
+"""
+
+
+class ZeropointError(Exception):
+    """Base class of all errors raised on purpose by glue-zeropoint."""
+
+
+class InputError(ZeropointError, ValueError):
+    """The user's input (files, headers, options) cannot be used as given."""
+
+
+class CalibrationError(ZeropointError):
+    """A calibration step could not be carried out."""
+
+
+class PhotometryError(ZeropointError):
+    """Stars could not be found or measured."""
+
+
+class CatalogError(ZeropointError):
+    """A reference catalog could not be obtained or used."""
+
+
+class CatalogServiceError(CatalogError):
+    """A remote catalog service failed (timeout, HTTP error, malformed answer)."""
+
+
+class AstrometryError(ZeropointError):
+    """No astrometric solution could be found for an image."""
+
+
+class FitError(ZeropointError):
+    """The zero-point fit could not be carried out (e.g. too few usable stars)."""
+
+
+class Cancelled(ZeropointError):
+    """Raised from a progress callback to stop a long step; earlier results stay intact."""

@@ -1,0 +1,86 @@
+"""Small I/O helpers shared by every layer: atomic writes, JSON with numpy types.
+
+Outputs are always written to a temporary file in the destination folder and renamed into
+place, so a failed or interrupted step never leaves a half-written product and never touches
+earlier results.
+"""
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import InputError
+
+__all__ = ["atomic_path", "write_json", "to_jsonable", "ensure_output_dir"]
+
+
+def ensure_output_dir(path):
+    """Create ``path`` (and parents) if needed and check that it is writable.
+
+    Raises
+    ------
+    InputError
+        If the folder cannot be created or written to.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot create the output folder ({err.strerror}); "
+                         "choose another --out") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: the output folder is not writable; choose another --out")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, Paths, Quantities and NaN to JSON-safe values."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "unit") and hasattr(obj, "value"):  # astropy Quantity
+        return to_jsonable(obj.value)
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return None if not math.isfinite(value) else value
+    return obj
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically (NaN becomes null)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n",
+                       encoding="utf-8")
+    return Path(path)
