@@ -1,0 +1,249 @@
+"""Simulate a raw night on disk: biases, darks, flats and lights as an observer stores them.
+
+Three header styles are written:
+
+``'maxim'``
+    MaxIm DL / SBIG: ``IMAGETYP`` = 'Bias Frame', 'Dark Frame', 'Flat Field', 'Light Frame';
+    gain in ``EGAIN``; ``EXPTIME``; ``FILTER``; ``OBJCTRA``/``OBJCTDEC``; a plate-solved WCS on
+    lights.
+``'iraf'``
+    ``IMAGETYP``/``OBSTYPE`` = ZERO, DARK, SKYFLAT, OBJECT; ``GAIN`` and ``RDNOISE``;
+    ``EXPOSURE`` instead of ``EXPTIME``; WCS on lights.
+``'thin'``
+    Only ``EXPTIME`` and ``DATE-OBS``: type, filter and exposure are in the file names and
+    folders (``Darks/dark_20s001.FIT``, ``Darks/dark_40ms001.FIT`` standing in for biases,
+    ``Twilight Flats/flat_15s_V003.FIT``, ``M13_20s_Clear001.FIT``); no gain, no WCS.
+
+Raw values are ``uint16`` ADU: ``round((Poisson(signal * flat + dark * t) + N(0, R)) / g + bias)``
+clipped at the ADC limit, plus cosmic rays on darks and lights.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.time import Time
+
+from .camera import Camera, make_detector_maps
+from .field import FilterTruth, StarField, make_field
+
+__all__ = ["simulate_night", "NightTruth", "FrameTruth", "DEFAULT_FILTERS"]
+
+DEFAULT_FILTERS = {
+    "V": FilterTruth(band="V", zp=21.6, color_term=-0.04, color=("B", "V"), sky_sb=20.3),
+    "B": FilterTruth(band="B", zp=21.1, color_term=0.08, color=("B", "V"), sky_sb=21.2),
+}
+
+
+@dataclass
+class FrameTruth:
+    """One raw file written by the simulator."""
+
+    path: Path
+    kind: str  # 'bias', 'dark', 'flat', 'light'
+    exptime: float
+    filter: str | None = None
+    bias_offset: float = 0.0  # per-frame bias drift (ADU)
+    cosmic_rays: np.ndarray | None = None  # bool mask of pixels hit
+    seed: int = 0
+
+
+@dataclass
+class NightTruth:
+    """Everything that is true of a simulated night, for injection-recovery tests."""
+
+    root: Path
+    camera: Camera
+    field: StarField
+    filters: dict
+    maps: object
+    frames: list = field(default_factory=list)
+    style: str = "maxim"
+
+    def of_kind(self, kind, filter=None):
+        return [f for f in self.frames if f.kind == kind and (filter is None or f.filter == filter)]
+
+    def expected_electrons(self, frame):
+        """Noiseless electrons that reached a light frame's pixels (what calibration recovers)."""
+        return self.field.expected_electrons(self.filters[frame.filter], frame.exptime)
+
+    @property
+    def bad_pixels(self):
+        """Pixels a good calibration should flag: hot and dead pixels."""
+        return self.maps.hot | self.maps.dead
+
+
+def _fmt_exptime(t):
+    return f"{int(round(t * 1000))}ms" if t < 1 else f"{t:g}s"
+
+
+def _names(style, kind, i, exptime, filt, obj):
+    n = f"{i + 1:03d}"
+    if style == "maxim":
+        return {"bias": f"Bias-{n}.fit", "dark": f"Dark-{exptime:g}s-{n}.fit",
+                "flat": f"Flat-{filt}-{n}.fit",
+                "light": f"{obj}-{filt}-{exptime:g}s-{n}.fit"}[kind]
+    if style == "iraf":
+        return {"bias": f"zero{n}.fits", "dark": f"dark{exptime:g}s{n}.fits",
+                "flat": f"skyflat{filt}{n}.fits", "light": f"obj{filt}{n}.fits"}[kind]
+    # thin: only the file name (and folder) tells
+    t = _fmt_exptime(exptime)
+    return {"bias": f"Darks/dark_{t}{n}.FIT", "dark": f"Darks/dark_{t}{n}.FIT",
+            "flat": f"Twilight Flats/flat_{t}_{filt}{n}.FIT",
+            "light": f"{obj}_{t}_{filt}{n}.FIT"}[kind]
+
+
+_TYPES = {
+    "maxim": {"bias": "Bias Frame", "dark": "Dark Frame", "flat": "Flat Field",
+              "light": "Light Frame"},
+    "iraf": {"bias": "ZERO", "dark": "DARK", "flat": "SKYFLAT", "light": "OBJECT"},
+}
+
+
+def _header(style, kind, exptime, filt, camera, date, obj, field_, write_wcs, shape):
+    h = fits.Header()
+    if style == "iraf":
+        h["EXPOSURE"] = (float(exptime), "exposure time (s)")
+    else:
+        h["EXPTIME"] = (float(exptime), "exposure time (s)")
+    h["DATE-OBS"] = date
+    if style != "thin":
+        h["IMAGETYP"] = _TYPES[style][kind]
+        h["XBINNING"] = 1
+        h["YBINNING"] = 1
+        h["INSTRUME"] = "SimCam"
+        h["CCD-TEMP"] = -20.0
+        if style == "maxim":
+            h["EGAIN"] = (camera.gain, "electrons per ADU")
+        else:
+            h["OBSTYPE"] = _TYPES[style][kind]
+            h["GAIN"] = (camera.gain, "electrons per ADU")
+            h["RDNOISE"] = (camera.read_noise, "read noise (e-)")
+            h["SATURATE"] = camera.saturation_adu
+        if filt is not None:
+            h["FILTER"] = filt
+        if kind == "light":
+            h["OBJECT"] = obj
+            c = field_.wcs.wcs.crval
+            from astropy.coordinates import Angle
+
+            h["OBJCTRA"] = Angle(c[0], "deg").to_string("hourangle", sep=" ", precision=1)
+            h["OBJCTDEC"] = Angle(c[1], "deg").to_string(sep=" ", precision=0, alwayssign=True)
+            if write_wcs:
+                h.update(field_.wcs.to_header(relax=True))
+    if camera.overscan:
+        ny, nx = shape
+        h["BIASSEC"] = f"[{nx + 3}:{nx + camera.overscan},1:{ny}]"
+        h["TRIMSEC"] = f"[1:{nx},1:{ny}]"
+    return h
+
+
+def _cosmic_rays(shape, n, rng):
+    """Short tracks of 1-4 pixels carrying 500-20000 e- each."""
+    hits = np.zeros(shape, dtype=np.float64)
+    ny, nx = shape
+    for _ in range(n):
+        x, y = rng.integers(2, nx - 6), rng.integers(2, ny - 6)
+        length = rng.integers(1, 5)
+        dx, dy = rng.choice([0, 1], 2)
+        for k in range(length):
+            hits[y + k * dy, x + k * dx] += rng.uniform(500, 20000)
+    return hits
+
+
+def simulate_night(root, *, style="maxim", shape=(512, 512), seed=0, camera=None,
+                   filters=None, field_kwargs=None, n_bias=9, n_dark=5,
+                   dark_exptimes=(20.0,), n_flat=5, flat_exptime=5.0, flat_level=20000.0,
+                   lights=(("V", 20.0, 2),), object_name="M13", cosmic_rays=20,
+                   write_wcs=None, date="2024-07-01T22:00:00"):
+    """Write a raw night into ``root`` and return its :class:`NightTruth`.
+
+    Parameters
+    ----------
+    root : path
+        Folder to write into (created).
+    style : {'maxim', 'iraf', 'thin'}
+        Header convention (see module docstring).
+    shape : tuple
+        Active-area shape (ny, nx); overscan columns, if any, are added.
+    camera : `Camera`, optional
+        Detector truth (default ``Camera()``; in the 'thin' style nothing of it is in the headers).
+    filters : dict, optional
+        ``{filter name: FilterTruth}``; default V and B (:data:`DEFAULT_FILTERS`). Flats are
+        taken in every filter that has lights.
+    lights : sequence of (filter, exptime, count)
+    n_bias : int
+        Biases; in the 'thin' style these are 40 ms darks.
+    dark_exptimes : sequence of float
+        One set of ``n_dark`` darks per exposure time.
+    flat_level : float
+        Mean electrons per pixel in a flat.
+    """
+    if style not in ("maxim", "iraf", "thin"):
+        raise ValueError(f"style must be 'maxim', 'iraf' or 'thin', not {style!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    camera = Camera() if camera is None else camera
+    filters = dict(DEFAULT_FILTERS if filters is None else filters)
+    light_filters = list(dict.fromkeys(f for f, _, _ in lights))
+    for f in light_filters:
+        if f not in filters:
+            raise ValueError(f"no FilterTruth for filter {f!r}; give filters={{...}}")
+    fk = {"n_stars": 300, "seed": seed}
+    fk.update(field_kwargs or {})
+    star_field = make_field(shape, **fk)
+    maps = make_detector_maps(camera, shape, light_filters, rng)
+    if write_wcs is None:
+        write_wcs = style != "thin"
+    truth = NightTruth(root=root, camera=camera, field=star_field, filters=filters, maps=maps,
+                       style=style)
+    t0 = Time(date)
+    counter = {"n": 0}
+
+    def write(kind, i, exptime, filt, electrons, cr):
+        counter["n"] += 1
+        frame_rng = np.random.default_rng([seed, counter["n"]])
+        signal = frame_rng.poisson(np.clip(electrons, 0, None)).astype(np.float64)
+        signal += frame_rng.normal(0.0, camera.read_noise, shape)
+        if cr is not None:
+            signal += cr
+        offset = frame_rng.normal(0.0, camera.bias_drift) if camera.bias_drift else 0.0
+        adu = signal / camera.gain + maps.bias + offset
+        if camera.overscan:
+            over = camera.bias_level + offset + frame_rng.normal(
+                0.0, camera.read_noise / camera.gain, (shape[0], camera.overscan))
+            adu = np.hstack([adu, over])
+        adu = np.clip(np.round(adu), 0, camera.saturation_adu).astype(np.uint16)
+        date_obs = (t0 + counter["n"] * 60.0 * u.s).isot
+        name = _names(style, kind, i, exptime, filt, object_name)
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hdr = _header(style, kind, exptime, filt if kind in ("flat", "light") else None,
+                      camera, date_obs, object_name, star_field, write_wcs, shape)
+        fits.PrimaryHDU(adu, header=hdr).writeto(path, overwrite=True)
+        truth.frames.append(FrameTruth(path=path, kind=kind, exptime=float(exptime),
+                                       filter=filt, bias_offset=offset,
+                                       cosmic_rays=None if cr is None else cr > 0,
+                                       seed=counter["n"]))
+
+    bias_t = 0.04 if style == "thin" else 0.0
+    for i in range(n_bias):
+        write("bias", i, bias_t, None, maps.dark_rate * bias_t, None)
+    for t in dark_exptimes:
+        for i in range(n_dark):
+            cr = _cosmic_rays(shape, cosmic_rays, rng) if cosmic_rays else None
+            write("dark", i, t, None, maps.dark_rate * t, cr)
+    for f in light_filters:
+        for i in range(n_flat):
+            level = flat_level * rng.uniform(0.8, 1.2)  # twilight fades between flats
+            write("flat", i, flat_exptime, f,
+                  level * maps.flats[f] + maps.dark_rate * flat_exptime, None)
+    for f, t, count in lights:
+        expected = star_field.expected_electrons(filters[f], t)
+        for i in range(count):
+            cr = _cosmic_rays(shape, cosmic_rays, rng) if cosmic_rays else None
+            write("light", i, t, f, expected * maps.flats[f] + maps.dark_rate * t, cr)
+    return truth
