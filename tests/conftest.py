@@ -5,6 +5,8 @@ import socket
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# glue-qt: decorated actions re-raise instead of opening an error message box
+os.environ.setdefault("GLUE_TESTING", "True")
 
 import pytest  # noqa: E402
 from astropy.utils import iers  # noqa: E402
@@ -39,3 +41,46 @@ def output_dir(tmp_path):
     path = tmp_path / "out été"
     path.mkdir()
     return path
+
+
+class ModalDialogOpened(AssertionError):
+    """A test opened a modal dialog (it would hang a real user's session on an error)."""
+
+
+@pytest.fixture
+def no_modal_dialogs(monkeypatch):
+    """Make any modal QMessageBox / QDialog.exec raise instead of blocking the test."""
+    from qtpy import QtWidgets
+
+    def refuse(self, *args, **kwargs):
+        text = self.text() if hasattr(self, "text") else ""
+        raise ModalDialogOpened(f"modal dialog opened: {self.windowTitle()!r} {text!r}")
+
+    for cls in (QtWidgets.QMessageBox, QtWidgets.QDialog):
+        for name in ("exec", "exec_"):
+            if hasattr(cls, name):
+                monkeypatch.setattr(cls, name, refuse)
+
+
+@pytest.fixture
+def glue_app(qapp, no_modal_dialogs, monkeypatch):
+    """A real GlueApplication, offscreen, whose error reports raise instead of showing a modal.
+
+    The plugin is registered through the real entry point (glue.main.load_plugins), and
+    autolinking never opens its dialog.
+    """
+    from glue.config import settings
+    from glue.main import load_plugins
+    from glue_qt.app.application import GlueApplication
+
+    load_plugins(require_qt_plugins=False)
+    for name in ("Astronomy WCS", "Astronomy WCS (3D)"):
+        monkeypatch.setitem(settings.AUTOLINK, name, "always_ignore")
+    app = GlueApplication()
+
+    def report_error(message, detail):
+        raise AssertionError(f"glue reported an error: {message}\n{detail}")
+
+    app.report_error = report_error
+    yield app
+    app.close()

@@ -1,0 +1,59 @@
+"""Configuration of the catalog layer from the environment.
+
+Read at call time (never cached at import), so that tests, the command line and the Glue
+application can point the layer at a stub server or another cache folder by setting
+environment variables before a query:
+
+``GLUE_ZEROPOINT_VIZIER_URL``
+    Base URL of the VizieR server, e.g. ``https://vizier.cds.unistra.fr`` (default) or
+    ``http://127.0.0.1:8123``. Requests go to ``<base>/viz-bin/votable``.
+``GLUE_ZEROPOINT_SIMBAD_URL``
+    Base URL of the SIMBAD server, e.g. ``https://simbad.cds.unistra.fr`` (default). The TAP
+    service is ``<base>/simbad/sim-tap``.
+``GLUE_ZEROPOINT_CACHE_DIR``
+    Folder of the on-disk query cache (default: ``~/.cache/glue-zeropoint/catalogs`` or
+    ``$XDG_CACHE_HOME/glue-zeropoint/catalogs``).
+``GLUE_ZEROPOINT_OFFLINE``
+    ``1`` (or ``true``/``yes``) to never contact a service: only the cache and local files are
+    used.
+"""
+
+import os
+from pathlib import Path
+
+__all__ = ["vizier_base_url", "simbad_base_url", "default_cache_dir", "offline_from_env",
+           "DEFAULT_VIZIER_URL", "DEFAULT_SIMBAD_URL"]
+
+DEFAULT_VIZIER_URL = "https://vizier.cds.unistra.fr"
+DEFAULT_SIMBAD_URL = "https://simbad.cds.unistra.fr"
+
+
+def _base(name, default):
+    value = os.environ.get(name, "").strip()
+    return (value or default).rstrip("/")
+
+
+def vizier_base_url():
+    """Base URL of the VizieR server (``GLUE_ZEROPOINT_VIZIER_URL`` or the CDS main site)."""
+    return _base("GLUE_ZEROPOINT_VIZIER_URL", DEFAULT_VIZIER_URL)
+
+
+def simbad_base_url():
+    """Base URL of the SIMBAD server (``GLUE_ZEROPOINT_SIMBAD_URL`` or the CDS main site)."""
+    return _base("GLUE_ZEROPOINT_SIMBAD_URL", DEFAULT_SIMBAD_URL)
+
+
+def default_cache_dir():
+    """Folder of the query cache (``GLUE_ZEROPOINT_CACHE_DIR`` or the user cache folder)."""
+    value = os.environ.get("GLUE_ZEROPOINT_CACHE_DIR", "").strip()
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return root / "glue-zeropoint" / "catalogs"
+
+
+def offline_from_env():
+    """True when ``GLUE_ZEROPOINT_OFFLINE`` asks for offline work."""
+    return os.environ.get("GLUE_ZEROPOINT_OFFLINE", "").strip().lower() in (
+        "1", "true", "yes", "on")
