@@ -6,7 +6,7 @@ Each feature module here has a ``register()`` that adds its pieces to glue's reg
 
 import importlib
 
-FEATURES = ("loader", "links", "stars", "catalog_data", "viewer_state", "session")
+FEATURES = ("loader", "links", "stars", "catalog_data", "wcs_update", "viewer_state", "session")
 
 
 def register():
