@@ -1,0 +1,54 @@
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy import units as u
+
+from glue_zeropoint.exceptions import InputError
+from glue_zeropoint.io import atomic_path, ensure_output_dir, to_jsonable, write_json
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-written")
+            raise RuntimeError("step failed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary left behind
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_write_json_handles_numpy_quantities_and_nan(output_dir):
+    path = write_json(output_dir / "z.json", {
+        "zp": np.float32(21.5), "n": np.int64(3), "ok": np.bool_(True), "nan": math.nan,
+        "arr": np.arange(3), "q": 2.0 * u.s, "path": Path("a b")})
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data == {"zp": 21.5, "n": 3, "ok": True, "nan": None, "arr": [0, 1, 2], "q": 2.0,
+                    "path": "a b"}
+    assert to_jsonable((np.float64(np.inf),)) == [None]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_output_folder_is_a_clear_input_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(InputError, match="not writable"):
+            ensure_output_dir(ro)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_output_folder_under_a_file_is_a_clear_input_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot create the output folder"):
+        ensure_output_dir(blocker / "out")
