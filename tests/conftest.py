@@ -84,3 +84,37 @@ def glue_app(qapp, no_modal_dialogs, monkeypatch):
     app.report_error = report_error
     yield app
     app.close()
+
+
+# --- catalogs: a stub of the CDS services (VizieR, SIMBAD TAP) on 127.0.0.1 -----------------
+
+
+@pytest.fixture
+def cds_stub(tmp_path, monkeypatch):
+    """A running :class:`tests.cds_stub.CDSStub`, with the catalog layer pointed at it.
+
+    Sets ``GLUE_ZEROPOINT_VIZIER_URL`` and ``GLUE_ZEROPOINT_SIMBAD_URL`` to the stub,
+    ``GLUE_ZEROPOINT_CACHE_DIR`` to a fresh folder under ``tmp_path``, clears
+    ``GLUE_ZEROPOINT_OFFLINE`` and turns astroquery's own cache off. Yields the stub:
+    ``.url``, ``.requests`` (what the clients sent), ``set_vizier(catalog, answer)``,
+    ``set_simbad(table)``, ``fail(mode, ...)``, ``stop()``.
+    """
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from cds_stub import CDSStub
+    finally:
+        sys.path.pop(0)
+    from astroquery import cache_conf
+
+    stub = CDSStub().start()
+    monkeypatch.setenv("GLUE_ZEROPOINT_VIZIER_URL", stub.url)
+    monkeypatch.setenv("GLUE_ZEROPOINT_SIMBAD_URL", stub.url)
+    monkeypatch.setenv("GLUE_ZEROPOINT_CACHE_DIR", str(tmp_path / "catalog-cache"))
+    monkeypatch.delenv("GLUE_ZEROPOINT_OFFLINE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    with cache_conf.set_temp("cache_active", False):
+        yield stub
+    stub.stop()
