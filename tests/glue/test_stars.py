@@ -1,0 +1,163 @@
+import numpy as np
+import pytest
+from glue.core import DataCollection
+from glue.core.roi import RectangularROI
+from glue.core.subset import RangeSubsetState, RoiSubsetState
+from zp_nights import sim_ccd
+
+from glue_zeropoint.glue.links import links_between, sky_component_ids
+from glue_zeropoint.glue.loader import ccd_to_data
+from glue_zeropoint.glue.stars import (
+    STAR_COLUMNS,
+    add_stars,
+    detect_stars,
+    remove_stars,
+    star_at,
+    stars_for,
+    stars_table,
+)
+
+
+def isolated_bright_stars(truth, n=3, margin=20, isolation=14.0):
+    stars = truth["field"].stars
+    ny, nx = truth["field"].shape
+    x, y = np.asarray(stars["x"]), np.asarray(stars["y"])
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(d, np.inf)
+    ok = ((x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin)
+          & (d.min(axis=1) > isolation))
+    order = np.argsort(np.asarray(stars["mag_V"]))
+    rows = [i for i in order if ok[i]][:n]
+    flux = truth["field"].rates(truth["filter"]) * truth["exptime"]
+    return [(x[i], y[i], flux[i]) for i in rows]
+
+
+@pytest.fixture
+def image():
+    ccd, truth = sim_ccd(seed=11)
+    data = ccd_to_data(ccd, "M13 V")
+    return DataCollection([data]), data, truth
+
+
+def test_add_star_recentres_and_measures_the_true_flux(image):
+    dc, img, truth = image
+    x, y, flux = isolated_bright_stars(truth)[0]
+    stars = add_stars(dc, img, [(x + 1.4, y - 1.1)])  # a click a little off the star
+    assert stars is stars_for(dc, img) and stars.label == "Stars: M13 V"
+    assert [c.label for c in stars.main_components] == list(STAR_COLUMNS)
+    assert stars.size == 1
+    assert abs(stars["x"][0] - x) < 0.2 and abs(stars["y"][0] - y) < 0.2
+    assert stars["flux"][0] == pytest.approx(flux, rel=0.05)
+    assert 0 < stars["flux_err"][0] < 0.05 * flux
+    ra, dec = img.coords.pixel_to_world_values(x, y)
+    assert stars["ra"][0] == pytest.approx(ra, abs=1e-5)
+    assert stars["dec"][0] == pytest.approx(dec, abs=1e-5)
+    assert stars["mag_inst"][0] == pytest.approx(-2.5 * np.log10(flux / 20.0), abs=0.05)
+    assert stars.meta["zp_aperture"]["r"] > 1
+
+
+def test_linked_to_the_image_by_pixels_and_sky(image):
+    dc, img, truth = image
+    x, y, _flux = isolated_bright_stars(truth)[0]
+    stars = add_stars(dc, img, [(x, y)])
+    assert len(links_between(dc, stars, img)) == 4
+    ra_id, dec_id = sky_component_ids(img)
+    assert ra_id.label == "Right Ascension"
+    np.testing.assert_allclose(stars[img.pixel_component_ids[1]], stars["x"])
+    np.testing.assert_allclose(stars[ra_id], stars["ra"])
+
+
+def test_updates_in_place_keep_ids_links_and_subsets(image):
+    dc, img, truth = image
+    picks = isolated_bright_stars(truth, n=3)
+    stars = add_stars(dc, img, [picks[0][:2]])
+    x_id, links_before = stars.id["x"], len(dc.external_links)
+    group = dc.new_subset_group("bright", RangeSubsetState(-1e9, 1e12, stars.id["flux"]))
+    stars = add_stars(dc, img, [p[:2] for p in picks[1:]])
+    assert stars.size == 3 and stars.id["x"] is x_id
+    assert len(dc.external_links) == links_before
+    assert group.subsets[[s.data for s in group.subsets].index(stars)].to_mask().sum() == 3
+    assert list(stars["star_id"]) == [0, 1, 2]
+    # clicking the same star again adds nothing
+    stars = add_stars(dc, img, [(picks[1][0] + 0.7, picks[1][1])])
+    assert stars.size == 3
+    stars = remove_stars(dc, img, [1])
+    assert stars.size == 2 and list(stars["star_id"]) == [0, 2]
+    assert stars.id["x"] is x_id
+    # ids are never reused
+    stars = add_stars(dc, img, [picks[1][:2]])
+    assert list(stars["star_id"]) == [0, 2, 3]
+
+
+def test_remove_all_then_add_again(image):
+    dc, img, truth = image
+    x, y, _flux = isolated_bright_stars(truth)[0]
+    add_stars(dc, img, [(x, y)])
+    stars = remove_stars(dc, img, [0])
+    assert stars.size == 0 and len(stars_table(stars)) == 0
+    stars = add_stars(dc, img, [(x, y)])
+    assert stars.size == 1 and stars["star_id"][0] == 1
+
+
+def test_detect_finds_the_stars_and_keeps_picked_ones(image):
+    dc, img, truth = image
+    x, y, _flux = isolated_bright_stars(truth)[0]
+    add_stars(dc, img, [(x, y)])
+    stars = detect_stars(dc, img)
+    assert stars.size >= 25
+    assert stars["star_id"][0] == 0  # the picked star is still the first row
+    assert len(set(np.asarray(stars["star_id"]).tolist())) == stars.size
+    # no duplicates: every pair of stars is more than 2 pixels apart
+    xy = np.column_stack([stars["x"], stars["y"]])
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    assert d.min() > 2.0
+    assert star_at(stars, x + 1.0, y) == 0
+    assert star_at(stars, -50, -50) is None
+
+
+def test_image_roi_selects_stars_through_the_pixel_links(image):
+    dc, img, truth = image
+    picks = isolated_bright_stars(truth, n=3)
+    stars = add_stars(dc, img, [p[:2] for p in picks])
+    x, y, _f = picks[0]
+    roi = RectangularROI(x - 3, x + 3, y - 3, y + 3)
+    state = RoiSubsetState(img.pixel_component_ids[1], img.pixel_component_ids[0], roi)
+    group = dc.new_subset_group("roi", state)
+    by_data = {s.data: s for s in group.subsets}
+    assert by_data[stars].to_mask().tolist() == [True, False, False]
+    assert by_data[img].to_mask().sum() > 0
+
+
+def test_update_sky_after_a_wcs_is_attached():
+    from glue_zeropoint.glue.stars import update_sky
+
+    ccd, truth = sim_ccd(seed=11)
+    wcs = ccd.wcs
+    ccd.wcs = None
+    img = ccd_to_data(ccd, "no wcs yet")
+    dc = DataCollection([img])
+    x, y, _flux = isolated_bright_stars(truth)[0]
+    stars = add_stars(dc, img, [(x, y)])
+    assert np.isnan(stars["ra"][0]) and len(links_between(dc, stars, img)) == 2
+    img.coords = wcs
+    img.meta["zp_wcs_header"] = wcs.to_header_string(relax=True)
+    assert update_sky(dc, img) is stars
+    ra, dec = wcs.all_pix2world([[stars["x"][0], stars["y"][0]]], 0)[0]
+    assert stars["ra"][0] == pytest.approx(ra) and stars["dec"][0] == pytest.approx(dec)
+    assert len(links_between(dc, stars, img)) == 4
+
+
+def test_table_row_selections_stay_on_the_same_stars(image):
+    from glue.core.subset import ElementSubsetState
+
+    dc, img, truth = image
+    picks = isolated_bright_stars(truth, n=3)
+    stars = add_stars(dc, img, [p[:2] for p in picks])
+    group = dc.new_subset_group("rows", ElementSubsetState(indices=[1, 2], data=stars))
+    subset = next(s for s in group.subsets if s.data is stars)
+    assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
+    remove_stars(dc, img, [0])
+    assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
+    add_stars(dc, img, [picks[0][:2]])
+    assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]

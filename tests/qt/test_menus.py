@@ -1,0 +1,198 @@
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qtpy import QtCore, QtWidgets
+from zp_nights import FakeCalibration, fake_raw_dir
+
+from glue_zeropoint.glue import loader
+from glue_zeropoint.qt.menus import (
+    OPEN_RAW_NIGHT_LABEL,
+    BackgroundTask,
+    open_raw_night,
+    show_message,
+)
+
+OUTPUT = Path(__file__).parents[1] / "_output"
+
+
+class SlowCalibration(FakeCalibration):
+    """A fake calibration that takes ~1.2 s in 24 steps, reporting progress at each."""
+
+    def __call__(self, raw_dir, out_dir, progress):
+        for i in range(24):
+            if progress is not None:
+                progress(i, 24, f"step {i}")
+            time.sleep(0.05)
+        return super().__call__(raw_dir, out_dir, progress)
+
+
+@pytest.fixture
+def slow_calibration(monkeypatch, products_root):
+    fake = SlowCalibration()
+    monkeypatch.setattr(loader, "_calibrate", fake)
+    return fake
+
+
+class Ticker:
+    """Counts main-thread timer ticks: proof that the event loop ran (the window repaints)."""
+
+    def __init__(self, interval_ms=20):
+        self.ticks = 0
+        self.timer = QtCore.QTimer()
+        self.timer.timeout.connect(self._tick)
+        self.timer.start(interval_ms)
+
+    def _tick(self):
+        self.ticks += 1
+
+    def stop(self):
+        self.timer.stop()
+
+
+def visible_message_boxes():
+    return [w for w in QtWidgets.QApplication.topLevelWidgets()
+            if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
+
+
+def test_menubar_entry_is_registered(glue_app):
+    labels = [action.text() for action in glue_app._actions["plugins"]]
+    assert OPEN_RAW_NIGHT_LABEL in labels
+
+
+def test_glue_load_data_on_a_raw_folder_keeps_the_window_alive(glue_app, slow_calibration,
+                                                                tmp_path):
+    raw = fake_raw_dir(tmp_path / "raw night")
+    ticker = Ticker()
+    datasets = glue_app.load_data(str(raw))  # glue's own path: factory -> qt task runner
+    ticker.stop()
+    assert [d.label for d in datasets] == ["light_000", "light_001", "master bias"]
+    assert ticker.ticks >= 10  # ~1.2 s of calibration: the event loop kept running
+    assert len(glue_app.data_collection) == 3
+
+
+def test_open_raw_night_is_asynchronous_with_progress(glue_app, slow_calibration, tmp_path,
+                                                      qtbot):
+    raw = fake_raw_dir(tmp_path / "raw")
+    results = []
+    task = open_raw_night(glue_app, raw, on_done=results.append)
+    assert not task.finished  # returned at once, work goes on in a thread
+    assert task.dialog is not None and not task.dialog.isModal()
+    qtbot.waitUntil(lambda: task.dialog is None or task.dialog.value() > 0, timeout=5000)
+    task.wait(10000)
+    assert task.finished and task.error is None
+    assert [d.label for d in results[0]] == ["light_000", "light_001", "master bias"]
+    assert len(glue_app.data_collection) == 3
+    assert "Loaded 3 images" in glue_app.statusBar().currentMessage()
+
+
+def test_cancel_stops_the_calibration_and_adds_nothing(glue_app, slow_calibration, tmp_path,
+                                                       qtbot):
+    raw = fake_raw_dir(tmp_path / "raw")
+    results = []
+    task = open_raw_night(glue_app, raw, on_done=results.append)
+    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.isVisible(), timeout=5000)
+    button = task.dialog.findChild(QtWidgets.QPushButton)
+    assert button.text() == "Cancel"
+    qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    task.wait(10000)
+    assert results == [None]
+    assert len(glue_app.data_collection) == 0
+    assert not (loader.products_dir_for(raw) / loader.MANIFEST_NAME).exists()
+    assert "cancelled" in glue_app.statusBar().currentMessage()
+
+
+def test_bad_folder_gives_a_non_modal_message(glue_app, tmp_path, products_root):
+    empty = tmp_path / "nothing here"
+    empty.mkdir()
+    results = []
+    task = open_raw_night(glue_app, empty, on_done=results.append)
+    task.wait(10000)
+    assert results == [None]
+    boxes = visible_message_boxes()
+    assert boxes and not boxes[-1].isModal()
+    assert "no FITS frames" in boxes[-1].text() and "Traceback" not in boxes[-1].text()
+    for box in boxes:
+        box.close()
+
+
+def test_background_task_reports_errors_of_any_kind(qapp):
+    def boom(progress):
+        raise KeyError("bug")
+
+    task = BackgroundTask(boom, "boom", dialog=False).start()
+    task.wait(5000)
+    assert isinstance(task.error, KeyError)
+    box = show_message(None, "plain message", error=False)
+    assert box.isVisible() and not box.isModal()
+    box.close()
+
+
+def test_real_raw_night_in_the_real_app(glue_app, tmp_path, products_root, qtbot):
+    from glue_qt.viewers.image import ImageViewer
+
+    from glue_zeropoint.simulate import simulate_night
+
+    raw = tmp_path / "raw night été"
+    truth = simulate_night(raw, style="maxim", shape=(128, 128), n_bias=3, n_dark=3,
+                           n_flat=3, lights=(("V", 20.0, 2),), field_kwargs={"n_stars": 60})
+    datasets = glue_app.load_data(str(raw))
+    lights = [d for d in datasets if d.meta["zp_kind"] == "light"]
+    masters = [d for d in datasets if d.meta["zp_kind"] == "master"]
+    assert len(lights) == 2 and {"master bias", "master flat_V"} <= {d.label for d in masters}
+    for data in lights:
+        assert [c.label for c in data.main_components] == ["flux", "uncertainty", "mask"]
+        assert data.shape == (128, 128)
+        assert data.world_component_ids[1].label == "Right Ascension"
+        # the WCS is the simulator's: a star's pixel maps to its true sky position
+        star = truth.field.stars[0]
+        ra, dec = data.coords.pixel_to_world_values(star["x"], star["y"])
+        assert ra == pytest.approx(star["ra"], abs=2e-4)
+        assert dec == pytest.approx(star["dec"], abs=2e-4)
+        assert np.nanmedian(data["uncertainty"]) > 0
+    glue_app.resize(1100, 750)
+    viewer = glue_app.new_data_viewer(ImageViewer, data=lights[0])
+    viewer.viewer_size = (700, 600)
+    viewer.position = (0, 0)
+    glue_app.show()
+    qtbot.waitExposed(glue_app)
+    # the whole chain: detect stars on the calibrated light
+    task = viewer.toolbar.tools["zp:detect"].activate()
+    task.wait(20000)
+    assert task.error is None
+    from glue_zeropoint.glue.stars import stars_for
+
+    stars = stars_for(glue_app.data_collection, lights[0])
+    assert stars.size >= 20 and np.all(np.isfinite(stars["ra"]))
+    OUTPUT.mkdir(exist_ok=True)
+    glue_app.screenshot(str(OUTPUT / "raw_night_loaded.png"))
+
+
+def test_calibration_error_through_glue_load_data_is_a_non_modal_message(glue_app, tmp_path,
+                                                                         monkeypatch,
+                                                                         products_root):
+    from glue_zeropoint.exceptions import CalibrationError
+
+    def broken(raw_dir, out_dir, progress):
+        raise CalibrationError("flat_15s_V003.FIT: the flat has zeros; take new flats")
+
+    monkeypatch.setattr(loader, "_calibrate", broken)
+    raw = fake_raw_dir(tmp_path / "raw")
+    assert glue_app.load_data(str(raw)) == []
+    assert len(glue_app.data_collection) == 0
+    boxes = visible_message_boxes()
+    assert boxes and not boxes[-1].isModal()
+    assert "the flat has zeros" in boxes[-1].text()
+    for box in boxes:
+        box.close()
+
+
+def test_file_import_data_entry(glue_app, fake_calibration, tmp_path):
+    from glue_zeropoint.qt.menus import IMPORT_RAW_NIGHT_LABEL, import_raw_night
+
+    labels = [action.text() for action in glue_app._actions["data_importers"]]
+    assert IMPORT_RAW_NIGHT_LABEL in labels
+    raw = fake_raw_dir(tmp_path / "raw")
+    datasets = import_raw_night(raw)
+    assert [d.label for d in datasets] == ["light_000", "light_001", "master bias"]

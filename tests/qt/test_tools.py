@@ -1,0 +1,182 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from glue.core.roi import RectangularROI
+from glue.core.subset import RangeSubsetState
+from qtpy import QtCore
+from zp_nights import write_products
+
+from glue_zeropoint.glue.stars import stars_for
+
+OUTPUT = Path(__file__).parents[1] / "_output"
+
+
+def isolated_bright_stars(truth, n=3, margin=25, isolation=14.0):
+    stars = truth["field"].stars
+    ny, nx = truth["field"].shape
+    x, y = np.asarray(stars["x"]), np.asarray(stars["y"])
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(d, np.inf)
+    ok = ((x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin)
+          & (d.min(axis=1) > isolation))
+    order = np.argsort(np.asarray(stars["mag_V"]))
+    flux = truth["field"].rates(truth["filter"]) * truth["exptime"]
+    return [(x[i], y[i], flux[i]) for i in order if ok[i]][:n]
+
+
+def canvas_point(viewer, x, y):
+    """Qt widget position (logical pixels, y down) of image pixel (x, y) on the viewer canvas."""
+    canvas = viewer.axes.figure.canvas
+    dx, dy = viewer.axes.transData.transform((x, y))
+    ratio = canvas.device_pixel_ratio
+    height = canvas.get_width_height()[1]  # logical pixels
+    return QtCore.QPoint(int(round(dx / ratio)), int(round(height - dy / ratio)))
+
+
+@pytest.fixture
+def image_viewer(glue_app, qtbot, tmp_path):
+    from glue_qt.viewers.image import ImageViewer
+
+    folder, truths = write_products(tmp_path / "night")
+    datasets = glue_app.load_data(str(folder))
+    light = datasets[0]
+    glue_app.resize(1300, 850)
+    viewer = glue_app.new_data_viewer(ImageViewer, data=light)
+    viewer.viewer_size = (850, 650)
+    viewer.position = (0, 0)
+    glue_app.show()
+    qtbot.waitExposed(glue_app)
+    viewer.figure.canvas.draw()
+    return viewer, light, truths[0]
+
+
+def click(qtbot, viewer, x, y):
+    canvas = viewer.axes.figure.canvas
+    qtbot.mouseClick(canvas, QtCore.Qt.MouseButton.LeftButton, pos=canvas_point(viewer, x, y))
+
+
+def drag(qtbot, viewer, start, end):
+    canvas = viewer.axes.figure.canvas
+    button = QtCore.Qt.MouseButton.LeftButton
+    qtbot.mousePress(canvas, button, pos=canvas_point(viewer, *start))
+    for t in (0.3, 0.7, 1.0):
+        point = (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+        qtbot.mouseMove(canvas, canvas_point(viewer, *point))
+    qtbot.mouseRelease(canvas, button, pos=canvas_point(viewer, *end))
+
+
+def test_tools_are_in_the_stock_image_viewer(image_viewer):
+    viewer, _light, _truth = image_viewer
+    for tool_id in ("zp:star", "zp:detect", "zp:catalog"):
+        assert tool_id in viewer.toolbar.tools
+
+
+def test_star_tool_click_drag_and_remove_with_real_mouse_events(glue_app, image_viewer, qtbot):
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    (x1, y1, f1), (x2, y2, f2) = isolated_bright_stars(truth, n=2)
+    viewer.toolbar.active_tool = "zp:star"
+
+    click(qtbot, viewer, x1 + 1.3, y1 - 1.0)  # a little off the star: the aperture recentres
+    stars = stars_for(dc, light)
+    assert stars is not None and stars.size == 1
+    assert abs(stars["x"][0] - x1) < 0.25 and abs(stars["y"][0] - y1) < 0.25
+    assert stars["flux"][0] == pytest.approx(f1, rel=0.06)
+    assert any(layer.layer is stars for layer in viewer.state.layers)
+    overlay = viewer._zp_aperture_overlay
+    assert overlay.n_apertures == 1
+    np.testing.assert_allclose(overlay.collection.get_offsets()[0], [stars["x"][0], stars["y"][0]])
+
+    # drag a circle around the second star, starting off-centre
+    drag(qtbot, viewer, (x2 - 3.0, y2 + 2.0), (x2 + 6.0, y2 + 5.0))
+    assert stars.size == 2
+    assert abs(stars["x"][1] - x2) < 0.25 and abs(stars["y"][1] - y2) < 0.25
+    assert stars["flux"][1] == pytest.approx(f2, rel=0.06)
+    assert overlay.n_apertures == 2
+
+    OUTPUT.mkdir(exist_ok=True)
+    glue_app.screenshot(str(OUTPUT / "star_tool_two_stars.png"))
+
+    # a click inside the first aperture removes that star
+    click(qtbot, viewer, stars["x"][0] + 1.0, stars["y"][0])
+    assert stars.size == 1 and stars["star_id"][0] == 1
+    assert overlay.n_apertures == 1
+
+
+def test_detect_tool_and_selection_shows_on_the_image(glue_app, image_viewer, qtbot):
+    viewer, light, _truth = image_viewer
+    dc = glue_app.data_collection
+    task = viewer.toolbar.tools["zp:detect"].activate()
+    task.wait(20000)
+    assert task.finished and task.error is None
+    stars = stars_for(dc, light)
+    assert stars.size >= 25
+    assert viewer._zp_aperture_overlay.n_apertures == stars.size
+
+    # select the brightest stars in the stars table: the image shows that subset
+    cut = np.sort(np.asarray(stars["flux"]))[-5]
+    dc.new_subset_group("bright stars", RangeSubsetState(cut, np.inf, stars.id["flux"]))
+    subset = stars.subsets[0]
+    assert subset.to_mask().sum() == 5
+    layer = next(la for la in viewer.layers if la.layer is subset)
+    assert layer.enabled and layer.visible
+    # and a region drawn on the image selects the stars inside it
+    ny, nx = light.shape
+    glue_app.session.edit_subset_mode.edit_subset = []  # a new subset, not a replacement
+    viewer.apply_roi(RectangularROI(0, nx / 2, 0, ny / 2))
+    region = next(s for s in stars.subsets if s.label != "bright stars")
+    inside = (np.asarray(stars["x"]) < nx / 2) & (np.asarray(stars["y"]) < ny / 2)
+    assert region.to_mask().tolist() == inside.tolist()
+    image_layer = next(la for la in viewer.layers if la.layer is light.subsets[-1])
+    assert image_layer.enabled and light.subsets[-1].to_mask()[1: ny // 2 - 1, 1: nx // 2 - 1].all()
+    OUTPUT.mkdir(exist_ok=True)
+    viewer.figure.canvas.draw()
+    glue_app.screenshot(str(OUTPUT / "detect_and_select.png"))
+
+
+def test_star_tool_on_a_non_plugin_image_says_so_without_a_modal(glue_app, qtbot):
+    from glue.core import Data
+    from glue_qt.viewers.image import ImageViewer
+    from qtpy import QtWidgets
+
+    data = Data(x=np.random.default_rng(0).random((20, 20)), label="plain")
+    glue_app.add_data(data)
+    viewer = glue_app.new_data_viewer(ImageViewer, data=data)
+    tool = viewer.toolbar.tools["zp:star"]
+    assert tool.act(5.0, 5.0) == (None, None)
+    boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
+             if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
+    assert boxes and not boxes[-1].isModal()
+    for box in boxes:
+        box.close()
+
+
+def test_rows_selected_in_a_table_viewer_show_on_the_image(glue_app, image_viewer, qtbot):
+    from glue_qt.viewers.table import TableViewer
+
+    from glue_zeropoint.glue.stars import add_stars
+    from glue_zeropoint.qt.tools import show_stars_layer
+
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    picks = isolated_bright_stars(truth, n=3)
+    stars = add_stars(dc, light, [p[:2] for p in picks])
+    show_stars_layer(viewer, stars)
+    table = glue_app.new_data_viewer(TableViewer, data=stars)
+    table.toolbar.active_tool = "table:rowselect"
+    selection = table.ui.table.selectionModel()
+    flags = (QtCore.QItemSelectionModel.SelectionFlag.Select
+             | QtCore.QItemSelectionModel.SelectionFlag.Rows)
+    for row in (1, 2):
+        selection.select(table.model.index(row, 0), flags)
+    qtbot.keyClick(table, QtCore.Qt.Key.Key_Return)  # what a user presses to make the subset
+    subset = stars.subsets[-1]
+    assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
+    layer = next(la for la in viewer.layers if la.layer is subset)
+    assert layer.enabled and layer.visible
+    # removing star 0 with the star tool keeps the selection on stars 1 and 2
+    viewer.toolbar.active_tool = "zp:star"
+    click(qtbot, viewer, stars["x"][0], stars["y"][0])
+    assert stars.size == 2
+    assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
