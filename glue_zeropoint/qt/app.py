@@ -1,0 +1,244 @@
+"""The demo's Glue part: a Glue application with a night loaded, measured, linked and fitted.
+
+:func:`build_app` makes a :class:`~glue_qt.app.application.GlueApplication` holding
+
+- the images (calibrated products are loaded through the plugin's data factory, so a session
+  saved by reference points at the product files; in-memory images are saved with the data),
+- one stars table per image (given, or detected and measured),
+- the reference catalog as a table linked to every image and its stars by RA/Dec,
+- the per-star matches table of the first image (catalog vs instrumental magnitude), joined to
+  the stars on ``star_id`` so that a region drawn on it selects the stars everywhere,
+
+and opens four viewers: the first image with apertures and catalog markers, a scatter plot of
+``delta = cat_mag - mag_inst`` against ``cat_mag``, a table of the stars, and the zero-point
+viewer. :func:`save_outputs` writes the ``.glu`` session and screenshots.
+"""
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+from ..exceptions import InputError
+
+__all__ = ["build_app", "save_outputs", "image_datasets", "VIEWER_LAYOUT"]
+
+log = logging.getLogger(__name__)
+
+#: (x, y, width, height) of the four viewers in the window's first tab
+VIEWER_LAYOUT = {
+    "image": (0, 0, 620, 520),
+    "zeropoint": (620, 0, 740, 520),
+    "scatter": (0, 520, 620, 380),
+    "table": (620, 520, 740, 380),
+}
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def image_datasets(dc, images):
+    """Add images to ``dc`` and return their datasets.
+
+    Each item is a glue ``Data`` (used as it is), a path to a calibrated product (loaded with
+    glue's ``load_data`` and the plugin's product factory, so sessions refer to the file), or a
+    ``CCDData`` (converted with :func:`~glue_zeropoint.glue.loader.ccd_to_data`).
+    """
+    from astropy.nddata import CCDData
+    from glue.core import Data
+    from glue.core.data_factories import load_data
+
+    from ..glue.loader import calibrated_product_factory, ccd_to_data
+
+    result = []
+    for i, item in enumerate(_as_list(images)):
+        if isinstance(item, Data):
+            data = item
+        elif isinstance(item, (str, os.PathLike)):
+            loaded = load_data(str(item), factory=calibrated_product_factory)
+            data = loaded[0] if isinstance(loaded, list) else loaded
+        elif isinstance(item, CCDData):
+            meta = item.meta or {}
+            parts = [str(meta.get(k)).strip() for k in ("OBJECT", "FILTER") if meta.get(k)]
+            label = " ".join(parts + [f"{i + 1:03d}"]) if parts else f"image {i + 1:03d}"
+            data = ccd_to_data(item, label)
+        else:
+            raise InputError(f"image {i + 1}: expected a CCDData, a glue Data or a product "
+                             f"path, got {type(item).__name__}")
+        if data not in dc:
+            dc.append(data)
+        result.append(data)
+    if not result:
+        raise InputError("no image given")
+    return result
+
+
+def _primary_index(datasets, band):
+    """The image the zero point is shown for: the first whose filter is the band."""
+    for i, data in enumerate(datasets):
+        if data.meta.get("band") == band:
+            return i
+    return 0
+
+
+def _stars_for_image(stars, index, image, primary):
+    """The stars table given for image ``index``: from a list (by position), a dict (by label
+    or position), or a single table (which belongs to the ``primary`` image); else ``None``."""
+    if stars is None:
+        return None
+    if isinstance(stars, dict):
+        return stars.get(image.label, stars.get(index))
+    if isinstance(stars, (list, tuple)):
+        return stars[index] if index < len(stars) else None
+    return stars if index == primary else None
+
+
+def _catalog_data(dc, catalog_table, images):
+    from ..catalogs import normalize_catalog
+    from ..glue.catalog_data import catalog_to_data, link_catalog
+
+    table = catalog_table
+    if "ra" not in table.colnames or "dec" not in table.colnames:
+        table = normalize_catalog(table)
+    label = str(table.meta.get("catalog") or "reference catalog")
+    if os.sep in label or label.lower().endswith((".ecsv", ".csv", ".fits", ".xml", ".vot")):
+        label = Path(label).name  # a local file: its name is label enough
+    catalog = catalog_to_data(table, label)
+    dc.append(catalog)
+    for image in reversed(images):  # the first image ends as the catalog's own image
+        link_catalog(dc, catalog, image)
+    return catalog
+
+
+def build_app(images, catalog_table, band, color=None, *, stars=None, measure_all=True):
+    """A Glue application with the images measured, the catalog linked and the viewers open.
+
+    Parameters
+    ----------
+    images : list of CCDData, glue Data or product paths
+        The calibrated images; the first one taken in ``band`` (else the first) is shown and
+        fitted.
+    catalog_table : `~astropy.table.Table`
+        The reference catalog (normalised, or a VizieR-style table that is normalised here).
+    band : str
+        Catalog band of the zero point (e.g. ``'V'``).
+    color : str, optional
+        Colour for the colour term (e.g. ``'B-V'``); the colour term is fitted when given.
+    stars : Table, list of Table or dict, optional
+        Measured stars (``photometry.measure_stars`` output): one table (for the image shown),
+        a list (per image) or a dict (by image label); images without get their stars detected and measured (all of
+        them with ``measure_all=True``, the default; else only the first image).
+
+    Returns
+    -------
+    app : `~glue_qt.app.application.GlueApplication`
+        Not yet shown (call ``app.start()`` or ``app.show()``). ``app.zp_viewers`` holds the
+        four viewers by role (``'image'``, ``'scatter'``, ``'table'``, ``'zeropoint'``).
+    """
+    from glue.config import settings
+    from glue_qt.app.application import GlueApplication
+    from glue_qt.viewers.image import ImageViewer
+    from glue_qt.viewers.scatter import ScatterViewer
+    from glue_qt.viewers.table import TableViewer
+
+    from ..glue.stars import detect_stars, merge_stars, stars_for
+    from .catalog_action import show_catalog_layer
+    from .tools import _overlay, show_stars_layer
+    from .zeropoint_viewer import ZeroPointViewer
+
+    # our datasets are linked explicitly: never ask about glue's WCS autolinking
+    for name in ("Astronomy WCS", "Astronomy WCS (3D)"):
+        if name in settings.AUTOLINK:
+            settings.AUTOLINK[name] = "always_ignore"
+    app = GlueApplication()
+    dc = app.data_collection
+    datasets = image_datasets(dc, images)
+    primary = _primary_index(datasets, band)
+    for i, image in enumerate(datasets):
+        table = _stars_for_image(stars, i, image, primary)
+        if table is not None:
+            merge_stars(dc, image, table)
+        elif i == primary or measure_all:
+            detect_stars(dc, image)
+    first = datasets[primary]
+    catalog = _catalog_data(dc, catalog_table, [first] + [d for d in datasets if d is not first])
+    star_data = stars_for(dc, first)
+
+    viewers = {}
+    image_viewer = app.new_data_viewer(ImageViewer, data=first)
+    show_stars_layer(image_viewer, star_data)
+    show_catalog_layer(image_viewer, catalog)
+    _overlay(image_viewer)
+    viewers["image"] = image_viewer
+
+    zp_viewer = app.new_data_viewer(ZeroPointViewer, data=first)
+    state = zp_viewer.state
+    if state.stars is not star_data and star_data is not None:
+        state.stars = star_data
+    state.catalog = catalog
+    state.band = band
+    if color:
+        state.color = color
+        state.fit_color_term = True
+    viewers["zeropoint"] = zp_viewer
+
+    matches = state.add_matches_data()
+    scatter = app.new_data_viewer(ScatterViewer, data=matches)
+    scatter.state.x_att = matches.id["cat_mag"]
+    scatter.state.y_att = matches.id["delta"]
+    scatter.state.x_axislabel = f"catalog {band} (mag)"
+    scatter.state.y_axislabel = f"{band} catalog − instrumental (mag)"
+    viewers["scatter"] = scatter
+
+    table = app.new_data_viewer(TableViewer, data=star_data)
+    viewers["table"] = table
+
+    for role, viewer in viewers.items():
+        x, y, w, h = VIEWER_LAYOUT[role]
+        viewer.viewer_size = (w, h)
+        viewer.position = (x, y)
+    app.resize(1700, 1000)
+    app.zp_viewers = viewers
+    return app
+
+
+def save_outputs(app, out_dir):
+    """Write ``demo.glu`` (data included, so it opens anywhere) and screenshots into
+    ``out_dir``; returns the paths written.
+
+    Screenshots: ``glue_window.png`` (the whole window) and ``zeropoint_residuals.png`` (the
+    zero-point viewer's plots); ``zeropoint.json`` is the viewer's result.
+    """
+    from qtpy import QtWidgets
+
+    from ..io import ensure_output_dir
+
+    out = ensure_output_dir(out_dir)
+    written = []
+    if not app.isVisible():
+        app.show()
+    QtWidgets.QApplication.processEvents()
+    for viewer in getattr(app, "zp_viewers", {}).values():
+        draw = getattr(getattr(viewer, "figure", None), "canvas", None)
+        if draw is not None:
+            draw.draw()
+    session = Path(out) / "demo.glu"
+    with warnings.catch_warnings():
+        # glue writes WCSs without SIP (and astropy warns); the plugin's session patch puts
+        # the SIP terms back from meta['zp_wcs_header'] on load (glue/session.py)
+        warnings.filterwarnings("ignore", message="Some non-standard WCS keywords")
+        app.save_session(str(session), include_data=True)
+    written.append(session)
+    shot = Path(out) / "glue_window.png"
+    app.screenshot(str(shot))
+    written.append(shot)
+    zp_viewer = getattr(app, "zp_viewers", {}).get("zeropoint")
+    if zp_viewer is not None and zp_viewer.state.result is not None:
+        written.append(zp_viewer.export_png(Path(out) / "zeropoint_residuals.png"))
+        written.append(zp_viewer.export_json(Path(out) / "zeropoint_glue.json"))
+    return written
