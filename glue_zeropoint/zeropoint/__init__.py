@@ -1,1 +1,29 @@
-"""zeropoint subpackage."""
+"""Zero point: the fit (weighted, clipped, intrinsic scatter, colour term), the result object,
+the sky surface brightness, and the whole-image pipeline (DESIGN.md sections 4 and 5).
+
+Public API
+----------
+- :func:`fit_zeropoint` (crossmatched stars) and :func:`fit_zeropoint_arrays` (plain arrays, fast,
+  for the Glue viewer), returning :class:`ZeroPoint` / :class:`ArrayFit`;
+- :func:`sky_surface_brightness`, :func:`sky_level`;
+- :func:`measure_image` -> :class:`Measurement`: stars -> matches -> zero point -> sky.
+"""
+
+from .fit import (
+                  JSON_KEYS,
+                  MIN_COLOR_RANGE,
+                  MIN_STARS,
+                  MIN_STARS_COLOR,
+                  ArrayFit,
+                  ZeroPoint,
+                  fit_zeropoint,
+                  fit_zeropoint_arrays,
+                  parse_color,
+)
+from .pipeline import Measurement, measure_image
+from .sky import pixel_area_arcsec2, sky_level, sky_surface_brightness, source_mask
+
+__all__ = ["fit_zeropoint", "fit_zeropoint_arrays", "ZeroPoint", "ArrayFit", "parse_color",
+           "JSON_KEYS", "MIN_STARS", "MIN_STARS_COLOR", "MIN_COLOR_RANGE",
+           "sky_surface_brightness", "sky_level", "source_mask", "pixel_area_arcsec2",
+           "measure_image", "Measurement"]

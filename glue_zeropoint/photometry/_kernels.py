@@ -1,0 +1,520 @@
+"""Compiled (numba) hot paths of the photometry: exact aperture sums, annulus sky, centroids.
+
+Nothing here is public; :mod:`glue_zeropoint.photometry.aperture` wraps these kernels.
+
+Exact circle-pixel overlap
+--------------------------
+The weight of a pixel is the exact area of its intersection with the circle (the same quantity
+as photutils' ``method='exact'``), computed in closed form: with the circle at the origin,
+``G(x, y)`` = area of the disk with ``X >= x`` and ``Y >= y``; the area inside the pixel
+``[x0, x1] x [y0, y1]`` is ``G(x0, y0) - G(x1, y0) - G(x0, y1) + G(x1, y1)``. For ``x, y >= 0``,
+``G = P(w) - P(x) - y (w - x)`` with ``w = sqrt(r^2 - y^2)`` and ``P`` the primitive of
+``sqrt(r^2 - X^2)``; the other quadrants follow by mirror symmetry. The result agrees with
+photutils to ~1e-12 relative (tested).
+
+Annulus sky
+-----------
+Pixels whose centres lie in ``r_in <= d < r_out`` (photutils' ``'center'`` method), minus masked
+and non-finite pixels, clipped as astropy's ``SigmaClip`` does (median centre, population
+standard deviation, keep ``lo <= v <= hi``, repeat until nothing changes or ``maxiters``), with
+in-place quickselect medians (numba's ``np.sort`` is ~3x slower than numpy's, and a full sort
+is not needed).
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+PI = math.pi
+
+
+@nb.njit(cache=True, inline="always")
+def _prim(x, r):
+    # primitive of sqrt(r^2 - X^2), x clipped to [-r, r]
+    if x >= r:
+        return 0.25 * PI * r * r
+    if x <= -r:
+        return -0.25 * PI * r * r
+    return 0.5 * (x * math.sqrt(r * r - x * x) + r * r * math.asin(x / r))
+
+
+@nb.njit(cache=True, inline="always")
+def _half(y, r):
+    # area of the disk with Y >= y
+    return 2.0 * (0.25 * PI * r * r - _prim(y, r))
+
+
+@nb.njit(cache=True, inline="always")
+def _gpos(x, y, r):
+    # area of the disk with X >= x >= 0 and Y >= y >= 0
+    if x * x + y * y >= r * r:
+        return 0.0
+    w = math.sqrt(r * r - y * y)
+    return _prim(w, r) - _prim(x, r) - y * (w - x)
+
+
+@nb.njit(cache=True)
+def _quadrant(x, y, r):
+    if x >= 0.0:
+        if y >= 0.0:
+            return _gpos(x, y, r)
+        return _half(x, r) - _gpos(x, -y, r)
+    if y >= 0.0:
+        return _half(y, r) - _gpos(-x, y, r)
+    return PI * r * r - _half(-x, r) - _half(-y, r) + _gpos(-x, -y, r)
+
+
+@nb.njit(cache=True)
+def overlap_area(x0, y0, x1, y1, r):
+    """Exact area of the disk of radius r at the origin inside the box [x0,x1] x [y0,y1]."""
+    a = (_quadrant(x0, y0, r) - _quadrant(x1, y0, r) - _quadrant(x0, y1, r)
+         + _quadrant(x1, y1, r))
+    if a < 0.0:
+        return 0.0
+    return a
+
+
+@nb.njit(cache=True, inline="always")
+def _pixel_weight(dx, dy, r):
+    # dx, dy: pixel centre minus circle centre; exact overlap of the unit pixel and the circle
+    ax = abs(dx)
+    ay = abs(dy)
+    # nearest and farthest point of the pixel from the centre
+    nx = max(ax - 0.5, 0.0)
+    ny = max(ay - 0.5, 0.0)
+    if nx * nx + ny * ny >= r * r:
+        return 0.0
+    fx = ax + 0.5
+    fy = ay + 0.5
+    if fx * fx + fy * fy <= r * r:
+        return 1.0
+    w = overlap_area(dx - 0.5, dy - 0.5, dx + 0.5, dy + 0.5, r)
+    if w > 1.0:
+        return 1.0
+    return w
+
+
+@nb.njit(cache=True, parallel=True)
+def aperture_sums(data, var, bad, xs, ys, radius, has_var):
+    """Exact-overlap aperture sums.
+
+    Returns (sum, var_sum, area, area_bad, area_off, peak) per star: the weighted sum of good
+    pixels, the weighted sum of their variances (photutils' convention: sum of w * sigma^2),
+    the good area, the area on masked/non-finite pixels, the area off the image and the
+    largest pixel value (masked pixels included) whose weight is > 0.
+    """
+    n = xs.size
+    ny, nx = data.shape
+    out_sum = np.zeros(n)
+    out_var = np.zeros(n)
+    out_area = np.zeros(n)
+    out_bad = np.zeros(n)
+    out_off = np.zeros(n)
+    out_peak = np.full(n, -np.inf)
+    for i in nb.prange(n):
+        x = xs[i]
+        y = ys[i]
+        r = radius[i]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            out_sum[i] = np.nan
+            continue
+        ix0 = int(math.floor(x - r + 0.5))
+        ix1 = int(math.floor(x + r + 0.5))
+        iy0 = int(math.floor(y - r + 0.5))
+        iy1 = int(math.floor(y + r + 0.5))
+        s = 0.0
+        sv = 0.0
+        area = 0.0
+        abad = 0.0
+        aoff = 0.0
+        peak = -np.inf
+        for iy in range(iy0, iy1 + 1):
+            dy = iy - y
+            for ix in range(ix0, ix1 + 1):
+                w = _pixel_weight(ix - x, dy, r)
+                if w == 0.0:
+                    continue
+                if iy < 0 or iy >= ny or ix < 0 or ix >= nx:
+                    aoff += w
+                    continue
+                v = data[iy, ix]
+                if math.isfinite(v) and v > peak:
+                    peak = v
+                if bad[iy, ix] or not math.isfinite(v):
+                    abad += w
+                    continue
+                s += w * v
+                if has_var:
+                    sv += w * var[iy, ix]
+                area += w
+        out_sum[i] = s
+        out_var[i] = sv
+        out_area[i] = area
+        out_bad[i] = abad
+        out_off[i] = aoff
+        out_peak[i] = peak
+    return out_sum, out_var, out_area, out_bad, out_off, out_peak
+
+
+@nb.njit(cache=True)
+def _select(buf, m, k):
+    """In-place quickselect: the k-th smallest of buf[:m] (buf[:k] <= it afterwards)."""
+    lo = 0
+    hi = m - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        a = buf[lo]
+        b = buf[mid]
+        c = buf[hi]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b, c = c, b
+        if a > b:
+            a, b = b, a
+        pivot = b
+        i = lo
+        j = hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while buf[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = buf[i]
+                buf[i] = buf[j]
+                buf[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return buf[k]
+
+
+@nb.njit(cache=True)
+def _median_inplace(buf, m):
+    k = m // 2
+    v = _select(buf, m, k)
+    if m % 2 == 1:
+        return v
+    w = buf[0]
+    for q in range(1, k):
+        if buf[q] > w:
+            w = buf[q]
+    return 0.5 * (v + w)
+
+
+@nb.njit(cache=True)
+def _mean_std(buf, m):
+    mean = 0.0
+    for k in range(m):
+        mean += buf[k]
+    mean /= m
+    ss = 0.0
+    for k in range(m):
+        d = buf[k] - mean
+        ss += d * d
+    return mean, math.sqrt(ss / m)
+
+
+@nb.njit(cache=True)
+def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
+    """astropy SigmaClip(cenfunc='median', stdfunc='std') on buf[:m] (reordered in place):
+    bounds from the median and population std of the kept values, keep lo <= v <= hi, repeat
+    until nothing changes or maxiters. Returns (median, std, n) of the kept values."""
+    it = 0
+    while it < maxiters and m > 0:
+        it += 1
+        cen = _median_inplace(buf, m)
+        _, std = _mean_std(buf, m)
+        vmin = cen - std * sigma_lo
+        vmax = cen + std * sigma_hi
+        j = 0
+        for k in range(m):
+            v = buf[k]
+            if v >= vmin and v <= vmax:
+                buf[j] = v
+                j += 1
+        changed = m - j
+        m = j
+        if changed == 0:
+            break
+    if m == 0:
+        return np.nan, np.nan, 0
+    _, std = _mean_std(buf, m)
+    return _median_inplace(buf, m), std, m
+
+
+@nb.njit(cache=True, parallel=True)
+def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_hi, maxiters,
+                has_var, use_starmask):
+    """Sigma-clipped median sky in circular annuli ('center' pixels, r_in <= d < r_out).
+
+    Returns (median, clipped std, n used, n candidate pixels, mean variance of the candidates).
+    """
+    n = xs.size
+    ny, nx = data.shape
+    med = np.full(n, np.nan)
+    std = np.full(n, np.nan)
+    nused = np.zeros(n, dtype=np.int64)
+    ncand = np.zeros(n, dtype=np.int64)
+    mvar = np.full(n, np.nan)
+    for i in nb.prange(n):
+        x = xs[i]
+        y = ys[i]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        ro = r_out[i]
+        ri = r_in[i]
+        ro2 = ro * ro
+        ri2 = ri * ri
+        ix0 = max(int(math.ceil(x - ro)), 0)
+        ix1 = min(int(math.floor(x + ro)), nx - 1)
+        iy0 = max(int(math.ceil(y - ro)), 0)
+        iy1 = min(int(math.floor(y + ro)), ny - 1)
+        if ix1 < ix0 or iy1 < iy0:
+            continue
+        buf = np.empty((ix1 - ix0 + 1) * (iy1 - iy0 + 1))
+        k = 0
+        sv = 0.0
+        for iy in range(iy0, iy1 + 1):
+            dy = iy - y
+            for ix in range(ix0, ix1 + 1):
+                dx = ix - x
+                d2 = dx * dx + dy * dy
+                if d2 >= ro2 or d2 < ri2:
+                    continue
+                if bad[iy, ix]:
+                    continue
+                if use_starmask and starmask[iy, ix]:
+                    continue
+                v = data[iy, ix]
+                if not math.isfinite(v):
+                    continue
+                buf[k] = v
+                if has_var:
+                    sv += var[iy, ix]
+                k += 1
+        ncand[i] = k
+        if k == 0:
+            continue
+        m, s, u = _clipped_median(buf, k, sigma_lo, sigma_hi, maxiters)
+        med[i] = m
+        std[i] = s
+        nused[i] = u
+        if has_var:
+            mvar[i] = sv / k
+    return med, std, nused, ncand, mvar
+
+
+@nb.njit(cache=True, parallel=True)
+def windowed_centroids(data, bad, xs, ys, sky, sigma, maxiter, max_shift):
+    """Iterative Gaussian-windowed centroids (SExtractor's XWIN_IMAGE scheme).
+
+    ``x <- x + 2 sum(w I dx) / sum(w I)`` with ``w = exp(-d^2 / (2 sigma^2))`` over pixels
+    within 4 sigma, ``I`` the sky-subtracted data. Returns (x, y, ok); ``ok`` is False (and the
+    input position returned) when the weighted flux is not positive, the result is not finite,
+    or it moved more than ``max_shift`` pixels.
+    """
+    n = xs.size
+    ny, nx = data.shape
+    ox = xs.copy()
+    oy = ys.copy()
+    ok = np.zeros(n, dtype=np.bool_)
+    rw = 4.0 * sigma
+    inv2s2 = 0.5 / (sigma * sigma)
+    for i in nb.prange(n):
+        x = xs[i]
+        y = ys[i]
+        b = sky[i]
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(b)):
+            continue
+        good = True
+        for _ in range(maxiter):
+            ix0 = max(int(math.ceil(x - rw)), 0)
+            ix1 = min(int(math.floor(x + rw)), nx - 1)
+            iy0 = max(int(math.ceil(y - rw)), 0)
+            iy1 = min(int(math.floor(y + rw)), ny - 1)
+            sw = 0.0
+            sx = 0.0
+            sy = 0.0
+            for iy in range(iy0, iy1 + 1):
+                dy = iy - y
+                for ix in range(ix0, ix1 + 1):
+                    if bad[iy, ix]:
+                        continue
+                    v = data[iy, ix]
+                    if not math.isfinite(v):
+                        continue
+                    dx = ix - x
+                    d2 = dx * dx + dy * dy
+                    if d2 > rw * rw:
+                        continue
+                    wi = math.exp(-d2 * inv2s2) * (v - b)
+                    sw += wi
+                    sx += wi * dx
+                    sy += wi * dy
+            if not sw > 0.0:
+                good = False
+                break
+            ddx = 2.0 * sx / sw
+            ddy = 2.0 * sy / sw
+            # damp the first steps against overshoot on noisy faint stars
+            if abs(ddx) > sigma:
+                ddx = math.copysign(sigma, ddx)
+            if abs(ddy) > sigma:
+                ddy = math.copysign(sigma, ddy)
+            x += ddx
+            y += ddy
+            if ddx * ddx + ddy * ddy < 1e-8:
+                break
+        if good and math.isfinite(x) and math.isfinite(y):
+            if (x - xs[i]) ** 2 + (y - ys[i]) ** 2 <= max_shift * max_shift:
+                ox[i] = x
+                oy[i] = y
+                ok[i] = True
+    return ox, oy, ok
+
+
+@nb.njit(cache=True)
+def paint_disks(shape_y, shape_x, xs, ys, radius):
+    """Boolean image, True within ``radius[i]`` of any (xs[i], ys[i]) (pixel centres)."""
+    out = np.zeros((shape_y, shape_x), dtype=np.bool_)
+    for i in range(xs.size):
+        x = xs[i]
+        y = ys[i]
+        r = radius[i]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        ix0 = max(int(math.ceil(x - r)), 0)
+        ix1 = min(int(math.floor(x + r)), shape_x - 1)
+        iy0 = max(int(math.ceil(y - r)), 0)
+        iy1 = min(int(math.floor(y + r)), shape_y - 1)
+        for iy in range(iy0, iy1 + 1):
+            dy = iy - y
+            for ix in range(ix0, ix1 + 1):
+                dx = ix - x
+                if dx * dx + dy * dy < r * r:
+                    out[iy, ix] = True
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def mesh_stats(data, bad, box, stride, sigma, maxiters):
+    """Sigma-clipped median and std in boxes of ``box`` pixels (every ``stride``-th pixel).
+
+    Returns (median, std, n) arrays of shape (ceil(ny/box), ceil(nx/box)); NaN where a box has
+    fewer than 10 good samples.
+    """
+    ny, nx = data.shape
+    my = (ny + box - 1) // box
+    mx = (nx + box - 1) // box
+    med = np.full((my, mx), np.nan)
+    std = np.full((my, mx), np.nan)
+    cnt = np.zeros((my, mx), dtype=np.int64)
+    for k in nb.prange(my * mx):
+        by = k // mx
+        bx = k % mx
+        y0 = by * box
+        x0 = bx * box
+        y1 = min(y0 + box, ny)
+        x1 = min(x0 + box, nx)
+        buf = np.empty(((y1 - y0 + stride - 1) // stride) * ((x1 - x0 + stride - 1) // stride))
+        m = 0
+        for iy in range(y0, y1, stride):
+            for ix in range(x0, x1, stride):
+                v = data[iy, ix]
+                if bad[iy, ix] or not math.isfinite(v):
+                    continue
+                buf[m] = v
+                m += 1
+        if m < 10:
+            continue
+        a, s, u = _clipped_median(buf, m, sigma, sigma, maxiters)
+        med[by, bx] = a
+        std[by, bx] = s
+        cnt[by, bx] = u
+    return med, std, cnt
+
+
+@nb.njit(cache=True, parallel=True)
+def local_maxima(img, bad, threshold, half):
+    """Pixels above ``threshold`` that are the maximum of their (2 half + 1)^2 box
+    (ties: the first in raster order wins). Returns (y, x) index arrays."""
+    ny, nx = img.shape
+    flag = np.zeros((ny, nx), dtype=np.bool_)
+    for iy in nb.prange(ny):
+        for ix in range(nx):
+            v = img[iy, ix]
+            if not (v > threshold) or bad[iy, ix]:
+                continue
+            is_max = True
+            for jy in range(max(iy - half, 0), min(iy + half + 1, ny)):
+                for jx in range(max(ix - half, 0), min(ix + half + 1, nx)):
+                    w = img[jy, jx]
+                    if w > v or (w == v and (jy < iy or (jy == iy and jx < ix))):
+                        is_max = False
+                        break
+                if not is_max:
+                    break
+            flag[iy, ix] = is_max
+    return np.nonzero(flag)
+
+
+@nb.njit(cache=True, parallel=True)
+def smooth_separable(img, kern):
+    """Correlate an image with ``outer(kern, kern)`` (zero outside the image)."""
+    ny, nx = img.shape
+    h = kern.size // 2
+    tmp = np.zeros((ny, nx))
+    out = np.zeros((ny, nx))
+    for iy in nb.prange(ny):
+        for ix in range(nx):
+            s = 0.0
+            for k in range(-h, h + 1):
+                j = ix + k
+                if 0 <= j < nx:
+                    s += kern[k + h] * img[iy, j]
+            tmp[iy, ix] = s
+    for iy in nb.prange(ny):
+        for ix in range(nx):
+            s = 0.0
+            for k in range(-h, h + 1):
+                j = iy + k
+                if 0 <= j < ny:
+                    s += kern[k + h] * tmp[j, ix]
+            out[iy, ix] = s
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def bilinear_mesh(mesh, ny, nx, box):
+    """Bilinear interpolation of box-centred mesh values to every pixel (edges held)."""
+    my, mx = mesh.shape
+    out = np.empty((ny, nx))
+    for iy in nb.prange(ny):
+        fy = (iy + 0.5) / box - 0.5
+        if fy < 0.0:
+            fy = 0.0
+        if fy > my - 1:
+            fy = my - 1.0
+        j0 = min(int(fy), max(my - 2, 0))
+        ty = fy - j0 if my > 1 else 0.0
+        j1 = j0 + 1 if my > 1 else j0
+        for ix in range(nx):
+            fx = (ix + 0.5) / box - 0.5
+            if fx < 0.0:
+                fx = 0.0
+            if fx > mx - 1:
+                fx = mx - 1.0
+            i0 = min(int(fx), max(mx - 2, 0))
+            tx = fx - i0 if mx > 1 else 0.0
+            i1 = i0 + 1 if mx > 1 else i0
+            out[iy, ix] = ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
+                           + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
+    return out

@@ -1,0 +1,242 @@
+"""One view of an input image for the photometry: electrons, variance, bad pixels, header facts.
+
+:func:`prepare_image` accepts a calibrated product (a `~astropy.nddata.CCDData` in electrons
+with a ``StdDevUncertainty`` and a mask), a plain `~astropy.nddata.CCDData` in ADU (or without
+a unit) or a bare 2-D array, and returns a :class:`PreparedImage` in electrons. Every guess made
+on the way (gain, read noise, unit) is logged, never silent.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy import units as u
+from astropy.nddata import NDData, StdDevUncertainty, VarianceUncertainty
+
+from ..exceptions import InputError
+
+__all__ = ["PreparedImage", "prepare_image", "header_value", "EXPTIME_KEYS", "GAIN_KEYS",
+           "READ_NOISE_KEYS", "SATURATION_KEYS"]
+
+log = logging.getLogger(__name__)
+
+EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
+GAIN_KEYS = ("GAIN", "EGAIN")
+READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "READNOISE")
+SATURATION_KEYS = ("SATURATE", "SATLEVEL", "DATAMAX")
+_ELECTRON = u.electron
+
+
+def header_value(meta, keys):
+    """First finite numeric value of ``keys`` in a header/dict, with the key found.
+
+    Returns
+    -------
+    (value, key) : (float, str) or (None, None)
+
+    Examples
+    --------
+    >>> header_value({'EXPOSURE': '30'}, ('EXPTIME', 'EXPOSURE'))
+    (30.0, 'EXPOSURE')
+    """
+    if meta is None:
+        return None, None
+    for key in keys:
+        try:
+            value = meta.get(key)
+        except Exception:  # noqa: BLE001 - odd header objects
+            value = None
+        if value is None:
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            return value, key
+    return None, None
+
+
+@dataclass
+class PreparedImage:
+    """An image ready for photometry (all in electrons).
+
+    Attributes
+    ----------
+    data : ndarray (float64)
+        Pixel values in electrons.
+    variance : ndarray or None
+        Per-pixel variance (e-^2) from the uncertainty, or None (then the CCD equation is used).
+    bad : ndarray of bool
+        True for masked or non-finite pixels.
+    wcs : `~astropy.wcs.WCS` or None
+    meta : dict-like
+    exptime : float or None
+    gain : float
+        e-/ADU applied to the input (1 for an image already in electrons).
+    read_noise : float or None
+        e- rms, when known.
+    saturation : float or None
+        Saturation level in electrons, when known.
+    name : str
+        For messages (file name or 'image').
+    notes : list of str
+        Guesses made (also logged).
+    """
+
+    data: np.ndarray
+    variance: np.ndarray | None
+    bad: np.ndarray
+    wcs: object = None
+    meta: dict = field(default_factory=dict)
+    exptime: float | None = None
+    gain: float = 1.0
+    read_noise: float | None = None
+    saturation: float | None = None
+    name: str = "image"
+    notes: list = field(default_factory=list)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def require_exptime(self):
+        """The exposure time, or an :class:`InputError` that says how to give it."""
+        if self.exptime is None or not self.exptime > 0:
+            raise InputError(f"{self.name}: no usable EXPTIME or EXPOSURE keyword "
+                             f"(got {self.exptime!r}); pass exptime=... (--exptime on the "
+                             "command line)")
+        return self.exptime
+
+
+def _is_electrons(unit):
+    if unit is None:
+        return False
+    try:
+        return u.Unit(unit).is_equivalent(_ELECTRON) and u.Unit(unit).to(_ELECTRON) == 1.0
+    except (ValueError, u.UnitsError, TypeError):
+        return False
+
+
+def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=None, mask=None,
+                  name=None):
+    """Turn an image into a :class:`PreparedImage` in electrons.
+
+    Parameters
+    ----------
+    ccd : `~astropy.nddata.CCDData`, `~astropy.nddata.NDData` or 2-D array
+        In electrons (unit ``electron``) or ADU (any other unit, or none: multiplied by ``gain``).
+    gain : float, optional
+        e-/ADU for an image not in electrons; default from the header (``GAIN``, ``EGAIN``),
+        else 1 (logged as a guess). Ignored (with a log message) for an image in electrons.
+    read_noise : float, optional
+        e- rms; default from the header (``RDNOISE``, ``READNOIS``...).
+    saturation : float, optional
+        Saturation level in the *input's* units; default from ``SATURATE``/``SATLEVEL``/
+        ``DATAMAX``.
+    exptime : float, optional
+        Seconds; default from ``EXPTIME``/``EXPOSURE``.
+    mask : ndarray of bool, optional
+        Extra bad pixels (True = bad), OR-ed with the image's own mask.
+    name : str, optional
+        Used in messages; default from the header's ``FILENAME`` or ``'image'``.
+
+    Raises
+    ------
+    InputError
+        Not 2-D, a mask of the wrong shape, a non-positive gain, or no finite pixel at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> im = prepare_image(np.ones((4, 4)), gain=2.0, exptime=10.0)
+    >>> float(im.data[0, 0]), im.exptime
+    (2.0, 10.0)
+    """
+    if isinstance(ccd, NDData):
+        data = np.asarray(ccd.data, dtype=np.float64)
+        meta = ccd.meta if ccd.meta is not None else {}
+        unit = ccd.unit
+        wcs = ccd.wcs
+        own_mask = None if ccd.mask is None else np.asarray(ccd.mask, dtype=bool)
+        unc = ccd.uncertainty
+    else:
+        data = np.asarray(ccd, dtype=np.float64)
+        meta, unit, wcs, own_mask, unc = {}, None, None, None, None
+    name = name or str(meta.get("FILENAME", "") or "image")
+    if data.ndim != 2:
+        raise InputError(f"{name}: the image must be 2-D, got shape {data.shape}")
+    notes = []
+    if _is_electrons(unit):
+        if gain is not None and float(gain) != 1.0:
+            log.info("%s: image is already in electrons; gain=%s not applied", name, gain)
+        g = 1.0
+    else:
+        if gain is None:
+            g, key = header_value(meta, GAIN_KEYS)
+            if g is None:
+                g = 1.0
+                notes.append(f"{name}: no gain given and no GAIN/EGAIN keyword; assuming 1 e-/ADU")
+            else:
+                notes.append(f"{name}: gain {g:g} e-/ADU from {key}")
+        else:
+            g = float(gain)
+        if not g > 0:
+            raise InputError(f"{name}: gain must be > 0 e-/ADU, got {g!r}; pass --gain")
+    if read_noise is None:
+        rn, key = header_value(meta, READ_NOISE_KEYS)
+        if rn is not None:
+            notes.append(f"{name}: read noise {rn:g} e- from {key}")
+    else:
+        rn = float(read_noise)
+    if saturation is None:
+        sat, key = header_value(meta, SATURATION_KEYS)
+    else:
+        sat = float(saturation)
+    if exptime is None:
+        t, key = header_value(meta, EXPTIME_KEYS)
+    else:
+        t = float(exptime)
+    bad = ~np.isfinite(data)
+    if own_mask is not None:
+        if own_mask.shape != data.shape:
+            raise InputError(f"{name}: mask shape {own_mask.shape} differs from the image "
+                             f"shape {data.shape}")
+        bad |= own_mask
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape:
+            raise InputError(f"mask: shape {mask.shape} differs from the image shape "
+                             f"{data.shape}")
+        bad |= mask
+    if bad.all():
+        raise InputError(f"{name}: no finite, unmasked pixel in the image")
+    variance = None
+    if unc is not None:
+        arr = np.asarray(unc.array, dtype=np.float64)
+        if isinstance(unc, StdDevUncertainty):
+            variance = arr ** 2
+        elif isinstance(unc, VarianceUncertainty):
+            variance = arr.copy()
+        else:  # inverse variance or unknown: convert through the uncertainty machinery
+            try:
+                variance = np.asarray(unc.represent_as(VarianceUncertainty).array, float)
+            except Exception:  # noqa: BLE001
+                log.warning("%s: uncertainty of type %s not understood; using the CCD "
+                            "equation", name, type(unc).__name__)
+        if variance is not None:
+            if variance.shape != data.shape:
+                raise InputError(f"{name}: uncertainty shape {variance.shape} differs from "
+                                 f"the image shape {data.shape}")
+            variance *= g * g
+            bad |= ~np.isfinite(variance)
+    if g != 1.0:
+        data = data * g
+        if sat is not None:
+            sat = sat * g
+    for note in notes:
+        log.info(note)
+    return PreparedImage(data=data, variance=variance, bad=bad, wcs=wcs, meta=meta,
+                         exptime=t, gain=g, read_noise=rn, saturation=sat, name=name,
+                         notes=notes)

@@ -1,0 +1,672 @@
+"""The zero-point fit: weighted, iteratively clipped, intrinsic scatter, optional colour term.
+
+Model (DESIGN.md section 5): ``y_i = m_cat,i - m_inst,i = ZP + c (colour_i - colour_ref)``,
+``m_inst = -2.5 log10(F / t)`` with F the total (aperture-corrected) flux in electrons.
+
+Weights and the per-star floor
+------------------------------
+Each star's error is ``e_i = max(sqrt(sigma_inst^2 + sigma_cat^2), floor)``: the floor
+(default 0.01 mag) is a *minimum*, not added in quadrature, so one star with a tiny stated error
+cannot dominate while stars whose errors are already above the floor are not inflated (adding
+the floor in quadrature to everyone would overstate the ZP error when the catalog errors are
+honest). The weights are ``1 / (e_i^2 + sigma_int^2)`` with the intrinsic scatter
+``sigma_int >= 0`` solved so that chi^2/dof = 1 (``sigma_int = 0`` when the stated errors
+already explain the scatter; the errors are then not scaled down).
+
+Clipping
+--------
+Residuals are normalised, ``z_i = r_i / sqrt(e_i^2 + sigma_int^2)``, and stars with
+``|z_i - median(z)| > clip_sigma * 1.4826 MAD(z)`` are left out; the fit, sigma_int and the
+clipping are repeated (clipped stars may come back) until the set of stars does not change or
+``maxiter`` is reached. The first pass starts from the median of ``y``.
+
+Colour term
+-----------
+Fitted only when a colour is given, ``fit_color`` is not False, and the data support it: at
+least ``MIN_STARS_COLOR`` (10) stars and a colour spread (5-95 percentiles) of at least
+``MIN_COLOR_RANGE`` (0.3 mag). Otherwise the result says why (``color_term_reason``).
+``colour_ref`` defaults to the weighted mean colour of the stars (then ZP and c are
+uncorrelated).
+
+Errors
+------
+``zp_err`` is the statistical error of the ZP from the weighted fit (~ scatter / sqrt(N));
+``zp_err_total`` adds the aperture-correction error (in magnitudes) and a catalog systematic
+(``catalog_systematic``, default from the catalog's ``meta['zp_systematic']``, else 0) in
+quadrature. ``scatter`` is the rms of the used stars' residuals.
+"""
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.table import Table
+
+from ..exceptions import FitError, InputError
+
+__all__ = ["fit_zeropoint", "fit_zeropoint_arrays", "ZeroPoint", "ArrayFit",
+           "parse_color", "MIN_STARS", "MIN_STARS_COLOR", "MIN_COLOR_RANGE", "JSON_KEYS"]
+
+log = logging.getLogger(__name__)
+
+MIN_STARS = 3
+MIN_STARS_COLOR = 10
+MIN_COLOR_RANGE = 0.3
+_MAD = 1.482602218505602
+
+#: The keys of zeropoint.json required by DESIGN.md section 4, in order.
+JSON_KEYS = ("zp", "zp_err", "zp_err_total", "scatter", "n_matched", "n_used", "band", "color",
+             "color_term", "color_term_err", "aperture_correction", "sky_sb", "sky_sb_err",
+             "exptime", "catalog")
+
+
+@dataclass
+class ArrayFit:
+    """Result of :func:`fit_zeropoint_arrays`.
+
+    Attributes
+    ----------
+    zp, zp_err : float
+    color_term, color_term_err : float
+        0 and NaN when no colour term was fitted.
+    color_ref : float or None
+    sigma_int : float
+    scatter : float
+        rms of the used stars' residuals.
+    chi2_dof : float
+        At the solved sigma_int (1 unless sigma_int = 0).
+    used : ndarray of bool
+    clipped : ndarray of bool
+        Candidates removed by the clipping.
+    residual : ndarray
+        ``y - model`` for every star (NaN where y is not finite).
+    err : ndarray
+        Per-star error with the floor (without sigma_int).
+    n_used : int
+    fit_color : bool
+    color_term_reason : str
+        Why the colour term was not fitted ('' if it was).
+    iterations : int
+    """
+
+    zp: float
+    zp_err: float
+    color_term: float
+    color_term_err: float
+    color_ref: float | None
+    sigma_int: float
+    scatter: float
+    chi2_dof: float
+    used: np.ndarray
+    clipped: np.ndarray
+    residual: np.ndarray
+    err: np.ndarray
+    n_used: int
+    fit_color: bool
+    color_term_reason: str = ""
+    iterations: int = 0
+
+
+def _wls(y, e2, s2, col):
+    """Weighted least squares of y = a (+ b col) with variance e2 + s2.
+    Returns (a, b, cov, residuals)."""
+    w = 1.0 / (e2 + s2)
+    sw = w.sum()
+    sy = w @ y
+    if col is None:
+        a = float(sy / sw)
+        return a, 0.0, np.array([[1.0 / sw, 0.0], [0.0, np.nan]]), y - a
+    wc = w * col
+    sx = wc.sum()
+    sxx = wc @ col
+    sxy = wc @ y
+    det = sw * sxx - sx * sx
+    if not det > 0:
+        a = float(sy / sw)
+        return a, 0.0, np.array([[1.0 / sw, 0.0], [0.0, np.nan]]), y - a
+    a = (sxx * sy - sx * sxy) / det
+    b = (sw * sxy - sx * sy) / det
+    cov = np.array([[sxx, -sx], [-sx, sw]]) / det
+    return float(a), float(b), cov, y - a - b * col
+
+
+def _solve_sigma_int(y, e2, col, npar):
+    """sigma_int^2 >= 0 with chi2/dof = 1 (Brent's method; 0 if chi2/dof <= 1 already)."""
+    dof = y.size - npar
+    if dof <= 0:
+        return 0.0
+
+    def excess(s2):
+        _, _, _, r = _wls(y, e2, s2, col)
+        return float((r * r) @ (1.0 / (e2 + s2))) - dof
+
+    if excess(0.0) <= 0:
+        return 0.0
+    hi = max(float(np.var(y)) * 4.0, float(np.max(e2)), 1e-8)
+    while excess(hi) > 0 and hi < 1e4:
+        hi *= 4.0
+    if excess(hi) > 0:
+        return hi
+    from scipy.optimize import brentq
+
+    return float(brentq(excess, 0.0, hi, xtol=1e-10, rtol=1e-6, maxiter=100))
+
+
+def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.0, floor=0.01,
+                         maxiter=10, fit_color=None, use=None, min_stars=MIN_STARS):
+    """The zero-point fit on plain arrays (fast; used by the Glue viewer on brushed subsets).
+
+    Parameters
+    ----------
+    y : array
+        ``m_cat - m_inst`` per star.
+    y_err : array
+        ``sqrt(sigma_inst^2 + sigma_cat^2)`` per star (the floor is applied here).
+    colour : array, optional
+        Catalog colour per star (NaN = unknown; such stars are left out only when the colour
+        term is fitted).
+    color_ref : float, optional
+        Reference colour; default the weighted mean colour of the candidates.
+    clip_sigma : float
+        Clipping threshold on the MAD scale of the normalised residuals (None or inf: none).
+    floor : float
+        Minimum per-star error (mag).
+    maxiter : int
+        Clipping iterations.
+    fit_color : bool or None
+        None: fit the colour term when a colour is given and supported; True: the same but
+        log a warning when not supported; False: never.
+    use : array of bool, optional
+        Candidates (False = excluded before the fit, e.g. flagged or brushed away).
+    min_stars : int
+        Fewest stars for a fit.
+
+    Returns
+    -------
+    ArrayFit
+
+    Raises
+    ------
+    FitError
+        Fewer than ``min_stars`` usable stars.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = 21.5 + rng.normal(0, 0.02, 100)
+    >>> fit = fit_zeropoint_arrays(y, np.full(100, 0.02))
+    >>> abs(fit.zp - 21.5) < 3 * fit.zp_err, fit.n_used
+    (True, 100)
+    """
+    y = np.asarray(y, dtype=float)
+    y_err = np.asarray(y_err, dtype=float)
+    if y.shape != y_err.shape:
+        raise InputError(f"y and y_err differ in shape: {y.shape} vs {y_err.shape}")
+    cand = np.isfinite(y) & np.isfinite(y_err) & (y_err >= 0)
+    if use is not None:
+        use = np.asarray(use, dtype=bool)
+        if use.shape != y.shape:
+            raise InputError(f"use has shape {use.shape}, y has {y.shape}")
+        cand &= use
+    col = None if colour is None else np.asarray(colour, dtype=float)
+    reason = ""
+    want_color = col is not None and fit_color is not False
+    if want_color:
+        cc = cand & np.isfinite(col)
+        nc = int(cc.sum())
+        span = (float(np.subtract(*np.percentile(col[cc], [95, 5]))) if nc >= 2 else 0.0)
+        if nc < MIN_STARS_COLOR:
+            reason = f"too few stars with a colour ({nc} < {MIN_STARS_COLOR})"
+        elif span < MIN_COLOR_RANGE:
+            reason = (f"colour range too small ({span:.2f} mag between the 5th and 95th "
+                      f"percentiles < {MIN_COLOR_RANGE})")
+        if reason:
+            want_color = False
+            (log.warning if fit_color else log.info)("colour term not fitted: %s", reason)
+        else:
+            cand = cc
+    elif col is None:
+        reason = "no colour given"
+    else:
+        reason = "not asked (fit_color=False)"
+    if cand.sum() < min_stars:
+        raise FitError(f"only {int(cand.sum())} usable star(s) for the zero point (need "
+                       f"{min_stars}); check the matches, flags and exclusions")
+    err = np.maximum(np.where(np.isfinite(y_err), y_err, np.inf), float(floor))
+    e2_all = err * err
+    npar = 2 if want_color else 1
+    if want_color and color_ref is None:
+        w0 = 1.0 / e2_all[cand]
+        color_ref = float(np.sum(w0 * col[cand]) / np.sum(w0))
+    c_all = (col - color_ref) if want_color else None
+
+    # start: median, robust scale
+    used = cand.copy()
+    zp0 = float(np.median(y[cand]))
+    r0 = y - zp0
+    clipping = clip_sigma is not None and math.isfinite(clip_sigma)
+    if clipping:
+        z = r0 / err
+        zc = z[cand]
+        mad = _MAD * float(np.median(np.abs(zc - np.median(zc))))
+        if mad > 0:
+            used = cand & (np.abs(z - np.median(zc)) <= clip_sigma * mad)
+        if used.sum() < min_stars:
+            used = cand.copy()
+    it = 0
+    s2 = 0.0
+    a = zp0
+    b = 0.0
+    cov = np.full((2, 2), np.nan)
+    for _ in range(int(maxiter)):
+        it += 1
+        cu = None if c_all is None else c_all[used]
+        s2 = _solve_sigma_int(y[used], e2_all[used], cu, npar)
+        a, b, cov, _ = _wls(y[used], e2_all[used], s2, cu)
+        model = a + (b * c_all if c_all is not None else 0.0)
+        resid = y - model
+        if not clipping:
+            break
+        z = resid / np.sqrt(e2_all + s2)
+        zc = z[used]
+        med = float(np.median(zc))
+        mad = _MAD * float(np.median(np.abs(zc - med)))
+        if not mad > 0:
+            break
+        new = cand & (np.abs(z - med) <= clip_sigma * mad)
+        if new.sum() < min_stars or np.array_equal(new, used):
+            break
+        used = new
+    cu = None if c_all is None else c_all[used]
+    model = a + (b * c_all if c_all is not None else 0.0)
+    resid = np.where(np.isfinite(y), y - model, np.nan)
+    if c_all is not None:
+        resid = np.where(np.isfinite(c_all), resid, np.nan)
+    ru = resid[used]
+    dof = max(int(used.sum()) - npar, 1)
+    chi2 = float(np.sum(ru * ru / (e2_all[used] + s2))) / dof
+    return ArrayFit(
+        zp=a, zp_err=float(math.sqrt(cov[0, 0])),
+        color_term=b if want_color else 0.0,
+        color_term_err=float(math.sqrt(cov[1, 1])) if want_color else float("nan"),
+        color_ref=color_ref if want_color else color_ref,
+        sigma_int=float(math.sqrt(s2)), scatter=float(np.sqrt(np.mean(ru * ru))),
+        chi2_dof=chi2, used=used, clipped=cand & ~used, residual=resid, err=err,
+        n_used=int(used.sum()), fit_color=bool(want_color), color_term_reason=reason,
+        iterations=it)
+
+
+def parse_color(color):
+    """``'B-V'`` -> ``('B', 'V')``; None -> None.
+
+    Examples
+    --------
+    >>> parse_color('B-V'), parse_color("g-r")
+    (('B', 'V'), ('g', 'r'))
+    """
+    if color is None or color == "":
+        return None
+    if isinstance(color, (tuple, list)) and len(color) == 2:
+        return str(color[0]), str(color[1])
+    parts = str(color).split("-")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise InputError(f"color must look like 'B-V' (two bands and a minus), got {color!r}")
+    return parts[0].strip(), parts[1].strip()
+
+
+def _float_col(table, name):
+    if name not in table.colnames:
+        return None
+    col = table[name]
+    values = np.array(col, dtype=float)
+    mask = getattr(col, "mask", None)
+    if mask is not None and np.any(mask):
+        values[np.asarray(mask, bool)] = np.nan
+    return values
+
+
+def _bool_col(table, name):
+    if name not in table.colnames:
+        return np.zeros(len(table), bool)
+    col = table[name]
+    values = np.array(col)
+    mask = getattr(col, "mask", None)
+    if values.dtype.kind in "US":
+        values = np.isin(np.char.lower(values.astype(str)), ["true", "1", "yes", "t"])
+    else:
+        values = values.astype(bool)
+    if mask is not None and np.any(mask):
+        values[np.asarray(mask, bool)] = False
+    return values
+
+
+def _catalog_bands(table, prefix="cat_mag_"):
+    return sorted(c[len(prefix):] for c in table.colnames if c.startswith(prefix))
+
+
+@dataclass
+class ZeroPoint:
+    """A zero point with its errors, colour term and the per-star table behind it.
+
+    Attributes
+    ----------
+    zp, zp_err, zp_err_total : float
+        The ZP (mag giving 1 e-/s at ``color_ref``), its statistical error and the total error
+        (adds the aperture-correction and catalog systematic errors in quadrature).
+    scatter : float
+        rms of the used stars' residuals (mag).
+    sigma_int : float
+        Intrinsic scatter solved so that chi^2/dof = 1.
+    n_matched, n_used : int
+    band : str
+    color : str or None
+        E.g. ``'B-V'``.
+    color_term, color_term_err : float or None
+        None when no colour term was fitted.
+    color_ref : float or None
+    color_term_reason : str
+    aperture_correction : float
+        Multiplicative factor applied to the aperture fluxes (``aperture_correction_mag`` is
+        the same in magnitudes) and ``aperture_correction_err`` (mag).
+    catalog_systematic : float
+    sky_sb, sky_sb_err : float or None
+        Sky surface brightness (mag/arcsec^2), filled by :func:`measure_image`.
+    exptime : float or None
+    catalog : str
+    stars : `~astropy.table.Table`
+        Per star: ``star_id``, ``x_image``, ``y_image``, ``ra``, ``dec``, ``cat_id``,
+        ``mag_cat``, ``mag_cat_err``, ``mag_inst``, ``mag_inst_err``, ``colour``, ``y``,
+        ``y_err``, ``residual``, ``used``, ``reason``.
+    """
+
+    zp: float
+    zp_err: float
+    zp_err_total: float
+    scatter: float
+    sigma_int: float
+    n_matched: int
+    n_used: int
+    band: str
+    color: str | None = None
+    color_term: float | None = None
+    color_term_err: float | None = None
+    color_ref: float | None = None
+    color_term_reason: str = ""
+    aperture_correction: float = 1.0
+    aperture_correction_mag: float = 0.0
+    aperture_correction_err: float = 0.0
+    catalog_systematic: float = 0.0
+    sky_sb: float | None = None
+    sky_sb_err: float | None = None
+    exptime: float | None = None
+    catalog: str = ""
+    chi2_dof: float = float("nan")
+    n_clipped: int = 0
+    stars: Table = field(default=None, repr=False)
+
+    def to_dict(self):
+        """The zeropoint.json content: DESIGN section-4 keys first, then extras.
+
+        Examples
+        --------
+        >>> zp = ZeroPoint(zp=21.5, zp_err=0.003, zp_err_total=0.004, scatter=0.02,
+        ...                sigma_int=0.0, n_matched=50, n_used=48, band='V')
+        >>> list(zp.to_dict())[:4]
+        ['zp', 'zp_err', 'zp_err_total', 'scatter']
+        """
+        d = {key: getattr(self, key) for key in JSON_KEYS}
+        d.update({"sigma_int": self.sigma_int, "color_ref": self.color_ref,
+                  "color_term_reason": self.color_term_reason,
+                  "aperture_correction_mag": self.aperture_correction_mag,
+                  "aperture_correction_err": self.aperture_correction_err,
+                  "catalog_systematic": self.catalog_systematic,
+                  "chi2_dof": self.chi2_dof, "n_clipped": self.n_clipped})
+        return {k: _plain(v) for k, v in d.items()}
+
+    def to_json(self, **kwargs):
+        """JSON text of :meth:`to_dict` (NaN -> null)."""
+        from ..io import to_jsonable
+
+        kwargs.setdefault("indent", 2)
+        return json.dumps(to_jsonable(self.to_dict()), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d, stars=None):
+        """Rebuild from :meth:`to_dict` output (null -> None or NaN); ``stars`` optional."""
+        names = set(cls.__dataclass_fields__) - {"stars"}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        for key in ("zp", "zp_err", "zp_err_total", "scatter", "sigma_int"):
+            if kwargs.get(key) is None:
+                kwargs[key] = float("nan")
+        kwargs.setdefault("sigma_int", float("nan"))
+        for key in ("n_matched", "n_used", "band"):
+            if key not in kwargs:
+                raise InputError(f"zero point: key {key!r} missing from the dictionary")
+        return cls(**kwargs, stars=stars)
+
+    @classmethod
+    def from_json(cls, text, stars=None):
+        return cls.from_dict(json.loads(text), stars=stars)
+
+    def to_table(self):
+        """A one-row table of :meth:`to_dict` (None -> masked/NaN)."""
+        d = self.to_dict()
+        return Table({k: [np.nan if v is None else v] for k, v in d.items()})
+
+    def residual_model(self, colour):
+        """Model ``ZP + c (colour - colour_ref)``."""
+        c = self.color_term or 0.0
+        ref = self.color_ref or 0.0
+        return self.zp + c * (np.asarray(colour, float) - ref)
+
+
+def _plain(v):
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, floor=0.01,
+                  maxiter=10, fit_color=None, exclude=None, catalog_systematic=None,
+                  exptime=None, catalog=None):
+    """Fit the zero point of crossmatched stars.
+
+    Parameters
+    ----------
+    matches : `~astropy.table.Table`
+        :func:`~glue_zeropoint.catalogs.crossmatch.crossmatch` output of
+        :func:`~glue_zeropoint.photometry.measure_stars` stars: ``mag_inst``,
+        ``mag_inst_err``, ``flags``, ``match``, ``cat_mag_<band>``, ``cat_err_<band>``,
+        ``cat_variable``, ``cat_nonstellar``; ``meta`` with ``exptime`` and the aperture
+        correction.
+    band : str
+        Catalog band (``'V'``, ``'r'``...).
+    color : str, optional
+        ``'B-V'``-style colour from catalog bands; enables the colour term.
+    color_ref, clip_sigma, floor, maxiter, fit_color
+        See :func:`fit_zeropoint_arrays` and the module notes.
+    exclude : array of bool or sequence of star ids, optional
+        Stars the user excluded (e.g. brushed in Glue): a boolean array as long as
+        ``matches`` or values of its ``star_id`` column.
+    catalog_systematic : float, optional
+        Catalog zero-point systematic (mag) added to ``zp_err_total``; default
+        ``matches.meta['zp_systematic']`` or 0.
+    exptime : float, optional
+        Default ``matches.meta['exptime']``.
+    catalog : str, optional
+        Catalog name for the result; default from ``matches.meta['crossmatch']['catalog']``.
+
+    Returns
+    -------
+    ZeroPoint
+
+    Raises
+    ------
+    CatalogError
+        The band (or a colour band) is not in the catalog columns (the message lists those
+        there are).
+    FitError
+        Too few usable stars (the message counts why stars were left out).
+
+    Examples
+    --------
+    >>> from glue_zeropoint.simulate import simulate_image, reference_catalog
+    >>> from glue_zeropoint.photometry import find_stars, measure_stars
+    >>> from glue_zeropoint.catalogs.crossmatch import crossmatch
+    >>> ccd, truth = simulate_image(shape=(512, 512), n_stars=150, seed=1)
+    >>> cat = reference_catalog(truth['field'], style='normalised')
+    >>> stars = measure_stars(ccd, find_stars(ccd))
+    >>> zp = fit_zeropoint(crossmatch(stars, cat), 'V')
+    >>> abs(zp.zp - truth['filter'].zp) < 0.05
+    True
+    """
+    from ..exceptions import CatalogError
+
+    n = len(matches)
+    mcol, ecol = f"cat_mag_{band}", f"cat_err_{band}"
+    if mcol not in matches.colnames:
+        bands = _catalog_bands(matches)
+        raise CatalogError(f"catalog has no band {band!r} (bands: "
+                           f"{', '.join(bands) if bands else 'none'}); choose one of those "
+                           "with --band or another catalog")
+    pair = parse_color(color)
+    colour = None
+    colour_err = None
+    if pair is not None:
+        missing = [b for b in pair if f"cat_mag_{b}" not in matches.colnames]
+        if missing:
+            raise CatalogError(f"colour {color!r}: catalog has no band "
+                               f"{', '.join(missing)} (bands: {', '.join(_catalog_bands(matches))})")
+        colour = _float_col(matches, f"cat_mag_{pair[0]}") - _float_col(matches, f"cat_mag_{pair[1]}")
+        e1 = _float_col(matches, f"cat_err_{pair[0]}")
+        e2 = _float_col(matches, f"cat_err_{pair[1]}")
+        colour_err = (np.hypot(e1, e2) if e1 is not None and e2 is not None
+                      else np.full(n, np.nan))
+    m_cat = _float_col(matches, mcol)
+    e_cat = _float_col(matches, ecol)
+    if e_cat is None:
+        e_cat = np.full(n, np.nan)
+    m_inst = _float_col(matches, "mag_inst")
+    e_inst = _float_col(matches, "mag_inst_err")
+    if m_inst is None or e_inst is None:
+        raise InputError("matches: no mag_inst / mag_inst_err columns; measure the stars with "
+                         "photometry.measure_stars first")
+    # a missing catalog error: assume the floor (logged)
+    no_err = np.isfinite(m_cat) & ~np.isfinite(e_cat)
+    if no_err.any():
+        log.info("%d catalog stars have no %s error; the %.3f mag floor is used",
+                 no_err.sum(), band, floor)
+    e_cat_used = np.where(np.isfinite(e_cat), e_cat, 0.0)
+    y = m_cat - m_inst
+    y_err = np.hypot(e_inst, e_cat_used)
+
+    from ..photometry.flags import EXCLUDE_FROM_FIT, flag_text
+
+    match = (np.array(matches["match"]).astype(str) if "match" in matches.colnames
+             else np.full(n, "ok"))
+    flags = (np.array(matches["flags"]).astype(np.int64) if "flags" in matches.colnames
+             else np.zeros(n, np.int64))
+    variable = _bool_col(matches, "cat_variable")
+    nonstellar = _bool_col(matches, "cat_nonstellar")
+    user = np.zeros(n, bool)
+    if exclude is not None:
+        ex = np.asarray(exclude)
+        if ex.dtype == bool:
+            if ex.shape != (n,):
+                raise InputError(f"exclude: a boolean array must have {n} elements, got "
+                                 f"{ex.shape}")
+            user = ex.copy()
+        elif ex.size:
+            if "star_id" not in matches.colnames:
+                raise InputError("exclude: star ids given but matches has no star_id column")
+            user = np.isin(np.asarray(matches["star_id"]), ex)
+    reason = np.full(n, "", dtype=object)
+
+    def mark(cond, text):
+        sel = cond & (reason == "")
+        reason[sel] = text
+
+    mark(match == "none", "no match")
+    mark(match == "ambiguous", "ambiguous match")
+    mark(user, "excluded by user")
+    mark(variable, "variable")
+    mark(nonstellar, "non-stellar")
+    bad_flags = (flags & EXCLUDE_FROM_FIT) != 0
+    for i in np.nonzero(bad_flags & (reason == ""))[0]:
+        reason[i] = "flagged: " + flag_text(flags[i] & EXCLUDE_FROM_FIT)
+    mark(~np.isfinite(m_cat), f"no catalog {band} magnitude")
+    mark(~np.isfinite(m_inst) | ~np.isfinite(e_inst), "no instrumental magnitude")
+    cand = reason == ""
+    n_matched = int((match == "ok").sum())
+    if pair is not None and fit_color is not False:
+        # candidates without a colour are left out only if the term gets fitted (decided below)
+        pass
+    if cand.sum() < MIN_STARS:
+        counts = {}
+        for r in reason:
+            if r:
+                counts[r] = counts.get(r, 0) + 1
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        raise FitError(f"only {int(cand.sum())} usable star(s) of {n} for the {band} zero "
+                       f"point (need {MIN_STARS}); left out: {summary or 'none'}")
+    fit = fit_zeropoint_arrays(y, y_err, colour, color_ref=color_ref, clip_sigma=clip_sigma,
+                               floor=floor, maxiter=maxiter, fit_color=fit_color, use=cand)
+    if fit.fit_color:
+        mark(cand & ~np.isfinite(colour), f"no catalog {color} colour")
+    for i in np.nonzero(fit.clipped)[0]:
+        if reason[i] == "":
+            reason[i] = "clipped"
+    meta = matches.meta or {}
+    t = exptime if exptime is not None else meta.get("exptime")
+    ac = float(meta.get("aperture_correction", 1.0) or 1.0)
+    ac_err = meta.get("aperture_correction_err", 0.0)
+    ac_err_mag = (1.0857362047581294 * float(ac_err) / ac
+                  if ac_err is not None and math.isfinite(float(ac_err)) else 0.0)
+    if catalog_systematic is None:
+        catalog_systematic = float(meta.get("zp_systematic", 0.0) or 0.0)
+    total = math.sqrt(fit.zp_err ** 2 + ac_err_mag ** 2 + float(catalog_systematic) ** 2)
+    if catalog is None:
+        catalog = (meta.get("crossmatch") or {}).get("catalog") or meta.get("catalog", "")
+
+    stars = Table()
+    stars["star_id"] = (np.asarray(matches["star_id"]) if "star_id" in matches.colnames
+                        else np.arange(1, n + 1))
+    for src, dst in (("x", "x_image"), ("y", "y_image"), ("ra", "ra"), ("dec", "dec")):
+        if src in matches.colnames:
+            stars[dst] = np.asarray(matches[src], float)
+    if "cat_id" in matches.colnames:
+        stars["cat_id"] = np.asarray(matches["cat_id"].filled("") if hasattr(
+            matches["cat_id"], "filled") else matches["cat_id"]).astype(str)
+    stars["mag_cat"] = m_cat
+    stars["mag_cat_err"] = e_cat
+    stars["mag_inst"] = m_inst
+    stars["mag_inst_err"] = e_inst
+    if colour is not None:
+        stars["colour"] = colour
+        stars["colour_err"] = colour_err
+    stars["y"] = y
+    stars["y_err"] = y_err
+    stars["residual"] = fit.residual
+    stars["used"] = fit.used
+    stars["reason"] = reason.astype(str)
+    stars["flags"] = flags
+    stars["match"] = match
+    stars.meta.update({"band": band, "color": color, "zp": fit.zp})
+    return ZeroPoint(
+        zp=fit.zp, zp_err=fit.zp_err, zp_err_total=total, scatter=fit.scatter,
+        sigma_int=fit.sigma_int, n_matched=n_matched, n_used=fit.n_used, band=band,
+        color=color if pair is not None else None,
+        color_term=fit.color_term if fit.fit_color else None,
+        color_term_err=fit.color_term_err if fit.fit_color else None,
+        color_ref=fit.color_ref if fit.fit_color else color_ref,
+        color_term_reason=fit.color_term_reason, aperture_correction=ac,
+        aperture_correction_mag=-2.5 * math.log10(ac), aperture_correction_err=ac_err_mag,
+        catalog_systematic=float(catalog_systematic), exptime=t, catalog=str(catalog),
+        chi2_dof=fit.chi2_dof, n_clipped=int(fit.clipped.sum()), stars=stars)

@@ -1,0 +1,214 @@
+"""measure_stars / aperture_fluxes: agreement with photutils, honest errors, flags, strategies."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.stats import SigmaClip
+from astropy.table import Table
+from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture, aperture_photometry
+from scipy.spatial import cKDTree
+
+from glue_zeropoint.exceptions import InputError, PhotometryError
+from glue_zeropoint.photometry import (
+    FLAG_EDGE,
+    FLAG_MASKED,
+    FLAG_NEGATIVE,
+    FLAG_NONLINEAR,
+    FLAG_SATURATED,
+    AnnulusSky,
+    CurveOfGrowth,
+    aperture_fluxes,
+    default_radii,
+    flag_text,
+    measure_stars,
+)
+from glue_zeropoint.photometry import _kernels as K
+from glue_zeropoint.simulate import simulate_image
+from glue_zeropoint.simulate.field import _moffat_cdf, moffat_alpha
+
+
+@pytest.fixture(scope="module")
+def sim():
+    ccd, truth = simulate_image(shape=(512, 512), n_stars=150, seed=11)
+    return ccd, truth
+
+
+def _inside(stars, shape, margin=0):
+    ny, nx = shape
+    return stars[(stars["x"] > margin) & (stars["x"] < nx - 1 - margin)
+                 & (stars["y"] > margin) & (stars["y"] < ny - 1 - margin)]
+
+
+@pytest.mark.parametrize("radius", [0.3, 0.71, 1.5, 2.5, 5.25, 9.9])
+def test_exact_overlap_matches_photutils(radius):
+    c = 15
+    ap = CircularAperture((c + 0.3, c + 0.77), radius)
+    ref = ap.to_mask(method="exact").to_image((2 * c + 1, 2 * c + 1))
+    mine = np.array([[K._pixel_weight(ix - c - 0.3, iy - c - 0.77, radius)
+                      for ix in range(2 * c + 1)] for iy in range(2 * c + 1)])
+    assert np.abs(mine - ref).max() < 1e-9
+    assert mine.sum() == pytest.approx(np.pi * radius ** 2, rel=1e-12)
+
+
+def test_fluxes_agree_with_photutils_exact_and_annulus_median(sim):
+    ccd, truth = sim
+    stars = _inside(truth["field"].stars, ccd.shape, margin=-5)  # some off the edges too
+    xy = np.c_[stars["x"], stars["y"]]
+    r, (r_in, r_out) = 5.25, (10.5, 17.5)
+    ours = aperture_fluxes(ccd, xy, r, (r_in, r_out))
+    data = np.asarray(ccd.data, float)
+    err = np.asarray(ccd.uncertainty.array, float)
+    phot = aperture_photometry(data, CircularAperture(xy, r), error=err, mask=ccd.mask,
+                               method="exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ann = ApertureStats(data, CircularAnnulus(xy, r_in, r_out), mask=ccd.mask,
+                            sigma_clip=SigmaClip(sigma=3.0, maxiters=10))
+    ref_sum = np.asarray(phot["aperture_sum"], float)
+    ok = np.isfinite(ref_sum) & (ref_sum != 0)
+    assert ok.sum() > 100
+    assert np.max(np.abs(ours["aperture_sum"][ok] / ref_sum[ok] - 1)) < 1e-9
+    assert np.max(np.abs(np.sqrt(ours["var_sum"][ok]) / phot["aperture_sum_err"][ok] - 1)) < 1e-9
+    med = np.asarray(ann.median, float)
+    good = np.isfinite(med)
+    assert np.array_equal(good, np.isfinite(ours["sky"]))
+    assert np.max(np.abs(ours["sky"][good] - med[good]) / np.abs(med[good])) < 1e-12
+    area = CircularAperture(xy, r).area_overlap(data, mask=ccd.mask, method="exact")
+    ref_flux = ref_sum - med * area
+    sel = ok & good & (np.abs(ref_flux) > 1000)
+    assert np.max(np.abs(ours["flux"][sel] / ref_flux[sel] - 1)) < 1e-6
+
+
+def test_flux_pulls_have_unit_width(sim):
+    """(flux - true total flux) / flux_err for isolated unflagged stars: mean ~0, width ~1."""
+    ccd, truth = sim
+    field = truth["field"]
+    stars = _inside(field.stars, ccd.shape)
+    m = measure_stars(ccd, stars, fwhm=3.5)
+    true_flux = field.rates(truth["filter"]) * truth["exptime"]
+    _, idx = cKDTree(np.c_[field.stars["x"], field.stars["y"]]).query(np.c_[m["x_in"], m["y_in"]])
+    ok = m["flags"] == 0
+    pull = (m["flux"][ok] - true_flux[idx[ok]]) / m["flux_err"][ok]
+    assert ok.sum() > 60
+    assert abs(np.mean(pull)) < 0.35
+    assert 0.75 < np.std(pull) < 1.3
+    # the aperture correction of a Moffat(3.5) at 1.5 FWHM, recovered to < 0.5%
+    fwhm = field.fwhm
+    expect = 1.0 / _moffat_cdf(1.5 * fwhm, moffat_alpha(fwhm))
+    assert m.meta["aperture_correction"] == pytest.approx(expect, rel=5e-3)
+    assert m.meta["aperture_correction_err"] < 1e-2
+
+
+def test_columns_meta_and_contract(sim):
+    ccd, truth = sim
+    stars = _inside(truth["field"].stars, ccd.shape, margin=30)[:20]
+    m = measure_stars(ccd, stars, fwhm=3.5)
+    for name in ("star_id", "x", "y", "ra", "dec", "flux", "flux_err", "sky", "sky_err", "n_pix",
+                 "mag_inst", "mag_inst_err", "flags", "flag_text"):
+        assert name in m.colnames
+    for key in ("fwhm", "aperture_radius", "annulus_in", "annulus_out", "aperture_correction",
+                "aperture_correction_err", "exptime"):
+        assert key in m.meta
+    assert m.meta["aperture_radius"] == pytest.approx(1.5 * 3.5)
+    assert (m.meta["annulus_in"], m.meta["annulus_out"]) == pytest.approx(default_radii(3.5)[1])
+    t = m.meta["exptime"]
+    good = m["flux"] > 0
+    assert np.allclose(m["mag_inst"][good], -2.5 * np.log10(m["flux"][good] / t))
+    # centroids refined to the truth
+    assert np.median(np.hypot(m["x"] - stars["x"], m["y"] - stars["y"])) < 0.1
+
+
+def test_sky_positions_and_recentering(sim):
+    ccd, truth = sim
+    stars = _inside(truth["field"].stars, ccd.shape, margin=30)[:10]
+    sky = SkyCoord(stars["ra"], stars["dec"], unit="deg")
+    m = measure_stars(ccd, sky, fwhm=3.5, aperture_correction=False)
+    assert np.max(np.hypot(m["x"] - stars["x"], m["y"] - stars["y"])) < 0.3
+    # offset positions are pulled back by the centroiding
+    xy = np.c_[stars["x"] + 1.0, stars["y"] - 0.8]
+    m2 = measure_stars(ccd, xy, fwhm=3.5, aperture_correction=False)
+    assert np.median(np.hypot(m2["x"] - stars["x"], m2["y"] - stars["y"])) < 0.15
+    m3 = measure_stars(ccd, xy, fwhm=3.5, aperture_correction=False, recenter=False)
+    assert np.allclose(m3["x"], xy[:, 0])
+
+
+def test_flags_edge_masked_saturated_negative():
+    ccd, truth = simulate_image(shape=(256, 256), n_stars=60, seed=5, saturation=3000.0)
+    data = np.asarray(ccd.data, float)
+    positions = Table({"x": [1.0, 128.3, 60.0], "y": [128.0, 128.1, 60.0]})
+    ccd.mask[128, 126:131] = True  # a bad column piece through star 2's aperture
+    m = measure_stars(ccd, positions, fwhm=3.5, recenter=False, aperture_correction=False)
+    assert m["flags"][0] & FLAG_EDGE
+    assert m["flags"][1] & FLAG_MASKED
+    assert "masked" in m["flag_text"][1]
+    # the brightest star is saturated in this simulation (clipped at 3000 e-)
+    inside = _inside(truth["field"].stars, ccd.shape, margin=20)
+    bright = inside[np.argmin(inside["mag_V"])]
+    assert ccd.mask[int(round(bright["y"])), int(round(bright["x"]))]  # really saturated
+    ms = measure_stars(ccd, np.c_[[bright["x"]], [bright["y"]]], fwhm=3.5,
+                       aperture_correction=False)
+    assert ms["flags"][0] & FLAG_SATURATED
+    # non-linear: a peak above 85% of a given saturation level but below it
+    peak = float(np.max(data[int(bright["y"]) - 2:int(bright["y"]) + 3,
+                             int(bright["x"]) - 2:int(bright["x"]) + 3]))
+    mn = measure_stars(ccd, np.c_[[bright["x"]], [bright["y"]]], fwhm=3.5,
+                       aperture_correction=False, saturation=peak / 0.9)
+    assert mn["flags"][0] & FLAG_NONLINEAR
+    assert not mn["flags"][0] & FLAG_SATURATED
+    # an empty sky position: flux ~ 0, sometimes negative -> flagged and no magnitude
+    blank = np.c_[np.full(20, 200.0), np.linspace(20, 230, 20)]
+    mb = measure_stars(ccd, blank, fwhm=3.5, recenter=False, aperture_correction=False)
+    neg = (mb["flags"] & FLAG_NEGATIVE) != 0
+    assert np.all(np.isnan(mb["mag_inst"][neg]))
+    assert np.all(mb["flux"][neg] <= 0)
+    assert flag_text(FLAG_SATURATED | FLAG_EDGE) == "saturated,edge"
+
+
+def test_plain_image_in_adu_uses_gain_and_ccd_equation(sim):
+    ccd, truth = sim
+    gain = 2.0
+    adu = ccd.data / gain
+    stars = _inside(truth["field"].stars, ccd.shape, margin=30)
+    from astropy.nddata import CCDData
+
+    plain = CCDData(adu, unit="adu", meta={"EXPTIME": 30.0, "GAIN": gain, "RDNOISE": 8.0},
+                    wcs=ccd.wcs)
+    ref = measure_stars(ccd, stars, fwhm=3.5, aperture_correction=False, recenter=False)
+    m = measure_stars(plain, stars, fwhm=3.5, aperture_correction=False, recenter=False)
+    assert np.allclose(m["flux"], ref["flux"], rtol=1e-5)
+    assert m.meta["error_model"].startswith("CCD equation")
+    ok = (ref["flags"] == 0) & (ref["flux"] > 0)
+    # the CCD equation and the propagated uncertainty agree to ~10%
+    ratio = m["flux_err"][ok] / ref["flux_err"][ok]
+    assert 0.85 < np.median(ratio) < 1.15
+
+
+def test_strategies_and_validation(sim):
+    ccd, truth = sim
+    xy = np.c_[[100.0], [100.0]]
+    with pytest.raises(InputError, match="annulus"):
+        measure_stars(ccd, xy, fwhm=3.5, aperture_radius=5.0, annulus=(4.0, 8.0))
+    with pytest.raises(InputError, match="sigma must be > 0"):
+        AnnulusSky(sigma=0)
+    with pytest.raises(InputError, match="max_radius"):
+        CurveOfGrowth(max_radius=1.0)
+    with pytest.raises(InputError, match="positions"):
+        measure_stars(ccd, np.zeros((3, 3)), fwhm=3.5)
+    with pytest.raises(PhotometryError, match="no star positions"):
+        measure_stars(ccd, np.zeros((0, 2)), fwhm=3.5)
+    no_t = ccd.copy()
+    del no_t.meta["EXPTIME"]
+    with pytest.raises(InputError, match="EXPTIME.*exptime"):
+        measure_stars(no_t, xy, fwhm=3.5)
+    m = measure_stars(no_t, xy, fwhm=3.5, exptime=10.0, aperture_correction=1.1)
+    assert m.meta["exptime"] == 10.0
+    assert m["flux"][0] == pytest.approx(1.1 * m["flux_aper"][0])
+
+
+def test_fwhm_measured_when_not_given(sim):
+    ccd, truth = sim
+    stars = _inside(truth["field"].stars, ccd.shape, margin=30)
+    m = measure_stars(ccd, stars, aperture_correction=False)
+    assert m.meta["fwhm"] == pytest.approx(truth["field"].fwhm, rel=0.08)

@@ -1,0 +1,128 @@
+"""The ``glue-zeropoint measure`` command, through cli.main([...]) on files on disk."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from glue_zeropoint.cli import main
+from glue_zeropoint.simulate import FilterTruth, reference_catalog, simulate_image
+from glue_zeropoint.zeropoint import JSON_KEYS
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("measure")
+    filt = FilterTruth(zp=21.5, color_term=0.1)
+    ccd, truth = simulate_image(shape=(384, 384), n_stars=150, seed=31, filt=filt)
+    product = root / "M13_V_cal.fits"
+    ccd.write(product, hdu_uncertainty="UNCERT", hdu_mask="MASK", overwrite=True)
+    cat = reference_catalog(truth["field"], style="apass", seed=31)
+    csv = root / "apass.csv"
+    cat.write(csv, format="ascii.csv")
+    ecsv = root / "gaia.ecsv"
+    reference_catalog(truth["field"], style="gaia", seed=31).write(ecsv)
+    return root, product, csv, ecsv, ccd, truth, filt
+
+
+def _read_outputs(out):
+    d = json.loads((out / "zeropoint.json").read_text())
+    stars = Table.read(out / "stars.ecsv")
+    return d, stars
+
+
+def test_measure_calibrated_product(files, output_dir, capsys):
+    root, product, csv, _, _, _, filt = files
+    code = main(["measure", str(product), "--catalog", str(csv), "--band", "V", "--color",
+                 "B-V", "--out", str(output_dir)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "ZP(V) =" in out.out
+    d, stars = _read_outputs(output_dir)
+    assert list(d)[: len(JSON_KEYS)] == list(JSON_KEYS)
+    assert d["band"] == "V" and d["color"] == "B-V" and d["exptime"] == 30.0
+    zp_at_ref = filt.zp + filt.color_term * (d["color_ref"] - filt.color_ref)
+    assert abs(d["zp"] - zp_at_ref) < 3 * d["zp_err_total"] + 0.005
+    assert abs(d["color_term"] - filt.color_term) < 3 * d["color_term_err"] + 0.01
+    assert {"star_id", "x", "y", "ra", "dec", "flux", "mag_inst", "cat_mag_V", "match",
+            "used", "reason", "residual"} <= set(stars.colnames)
+    assert stars["used"].sum() == d["n_used"]
+    png = (output_dir / "zeropoint.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # no temporary files left behind
+    assert not [p for p in output_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_measure_plain_adu_image_with_wcs_file(files, tmp_path, capsys):
+    root, product, _, ecsv, ccd, truth, filt = files
+    gain = 1.6
+    header = fits.Header()
+    header["EXPTIME"] = 30.0
+    header["DATE-OBS"] = "2024-07-01T22:00:00"
+    plain = tmp_path / "plain.fits"
+    fits.PrimaryHDU((np.asarray(ccd.data) / gain).astype(np.float32),
+                    header).writeto(plain)
+    wcsfile = tmp_path / "solution.wcs"
+    wh = truth["field"].wcs.to_header()
+    wh["IMAGEW"] = 384
+    wh["IMAGEH"] = 384
+    fits.PrimaryHDU(header=wh).writeto(wcsfile)
+    code = main(["measure", str(plain), "--catalog", str(ecsv), "--band", "V", "--wcs",
+                 str(wcsfile), "--gain", str(gain), "--read-noise", "8", "--out",
+                 str(tmp_path / "out"), "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    d, _ = _read_outputs(tmp_path / "out")
+    # no colour term fitted: the ZP is at the stars' mean colour
+    assert abs(d["zp"] - filt.zp) < 0.1
+    assert not (tmp_path / "out" / "zeropoint.png").exists()
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("band", "no band 'R'; it has: B, V"),
+    ("exptime", "EXPTIME"),
+    ("wcs_size", "is for a 1000x800 image but the image is 384x384"),
+    ("no_wcs", "--wcs"),
+    ("nan", "NaN"),
+    ("no_file", "no such image file"),
+    ("catalog", "no such catalog file"),
+])
+def test_measure_bad_input_exit_2(files, tmp_path, capsys, case, expect):
+    root, product, csv, _, ccd, truth, _ = files
+    args = ["measure", str(product), "--catalog", str(csv), "--band", "V", "--out",
+            str(tmp_path / "out")]
+    if case == "band":
+        args[args.index("V")] = "R"
+    elif case == "exptime":
+        bare = tmp_path / "noexp.fits"
+        h = truth["field"].wcs.to_header()
+        fits.PrimaryHDU(np.asarray(ccd.data), h).writeto(bare)
+        args[1] = str(bare)
+    elif case == "wcs_size":
+        w = tmp_path / "other.wcs"
+        h = truth["field"].wcs.to_header()
+        h["IMAGEW"], h["IMAGEH"] = 1000, 800
+        fits.PrimaryHDU(header=h).writeto(w)
+        args += ["--wcs", str(w)]
+    elif case == "no_wcs":
+        bare = tmp_path / "nowcs.fits"
+        fits.PrimaryHDU(np.asarray(ccd.data), fits.Header({"EXPTIME": 30.0})).writeto(bare)
+        args[1] = str(bare)
+    elif case == "nan":
+        bare = tmp_path / "nan.fits"
+        h = truth["field"].wcs.to_header()
+        h["EXPTIME"] = 30.0
+        fits.PrimaryHDU(np.full(ccd.shape, np.nan, np.float32), h).writeto(bare)
+        args[1] = str(bare)
+    elif case == "no_file":
+        args[1] = str(tmp_path / "missing.fits")
+    elif case == "catalog":
+        args[3] = str(tmp_path / "missing.csv")
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expect in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "zeropoint.json").exists()

@@ -1,0 +1,115 @@
+"""measure_image: injection-recovery over many seeds, and every bad input's clear error."""
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+
+from glue_zeropoint.exceptions import CatalogError, FitError, InputError, PhotometryError
+from glue_zeropoint.simulate import FilterTruth, reference_catalog, simulate_image
+from glue_zeropoint.zeropoint import Measurement, measure_image
+
+N_SEEDS = 40
+
+
+def _run(seed, color_term):
+    filt = FilterTruth(zp=21.5, color_term=color_term, sky_sb=20.0)
+    ccd, truth = simulate_image(shape=(384, 384), n_stars=120, seed=1000 + seed, filt=filt)
+    cat = reference_catalog(truth["field"], style="normalised", seed=1000 + seed)
+    m = measure_image(ccd, cat, "V", color="B-V" if color_term else None, color_ref=0.6)
+    return m, filt
+
+
+def _coverage(dev, err):
+    dev, err = np.asarray(dev), np.asarray(err)
+    return np.mean(np.abs(dev) <= 3 * err), np.median(err) / np.std(dev)
+
+
+@pytest.mark.slow
+def test_injection_recovery_zero_point_colour_term_and_sky():
+    """Over 40 seeds with an injected colour term: the ZP (at colour_ref 0.6) and the colour
+    term lie within 3 stated errors of the truth in >= 95% of seeds, the stated errors are at
+    most 1.5x (and at least 0.5x) the actual spread, and the sky brightness is within 0.03 mag
+    in >= 95% of seeds."""
+    dev, err, cdev, cerr, sky = [], [], [], [], []
+    for seed in range(N_SEEDS):
+        m, filt = _run(seed, 0.12)
+        z = m.zeropoint
+        assert z.color == "B-V" and z.color_ref == 0.6
+        dev.append(z.zp - filt.zp)
+        err.append(z.zp_err_total)
+        cdev.append(z.color_term - filt.color_term)
+        cerr.append(z.color_term_err)
+        sky.append(m.sky_sb - filt.sky_sb)
+    cover, ratio = _coverage(dev, err)
+    assert cover >= 0.95, f"ZP coverage {cover:.2f}"
+    assert 0.5 <= ratio <= 1.5, f"ZP stated/actual {ratio:.2f}"
+    ccover, cratio = _coverage(cdev, cerr)
+    assert ccover >= 0.95, f"colour-term coverage {ccover:.2f}"
+    assert 0.5 <= cratio <= 1.5, f"colour-term stated/actual {cratio:.2f}"
+    sky = np.abs(sky)
+    assert np.mean(sky < 0.03) >= 0.95, f"sky deviations {np.sort(sky)[-3:]}"
+    assert np.median(sky) < 0.015
+
+
+@pytest.fixture(scope="module")
+def sim():
+    ccd, truth = simulate_image(shape=(384, 384), n_stars=120, seed=7)
+    cat = reference_catalog(truth["field"], style="normalised", seed=7)
+    return ccd, truth, cat
+
+
+def test_measurement_contents_and_given_positions(sim):
+    ccd, truth, cat = sim
+    calls = []
+    m = measure_image(ccd, cat, "V", progress=lambda d, t, msg: calls.append((d, t, msg)))
+    assert isinstance(m, Measurement)
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1]
+    assert len(m.matches) == len(m.stars) == len(m.zeropoint.stars)
+    d = m.to_dict()
+    assert d["sky_sb"] == m.sky_sb and d["fwhm"] > 0 and d["match_radius_arcsec"] > 0
+    s = truth["field"].stars
+    s = s[(s["x"] > 10) & (s["x"] < 373) & (s["y"] > 10) & (s["y"] < 373) & (s["mag_V"] < 16)]
+    sky = SkyCoord(s["ra"], s["dec"], unit="deg")
+    m2 = measure_image(ccd, cat, "V", positions=sky)
+    assert len(m2.stars) == len(s)
+    assert abs(m2.zeropoint.zp - m.zeropoint.zp) < 3 * m.zeropoint.zp_err_total
+
+
+@pytest.mark.filterwarnings("ignore:aperture correction")
+def test_bad_inputs_give_clear_errors(sim):
+    ccd, truth, cat = sim
+    no_t = ccd.copy()
+    del no_t.meta["EXPTIME"]
+    with pytest.raises(InputError, match="EXPTIME.*--exptime"):
+        measure_image(no_t, cat, "V")
+    no_wcs = ccd.copy()
+    no_wcs.wcs = None
+    with pytest.raises(InputError, match="WCS.*--wcs"):
+        measure_image(no_wcs, cat, "V")
+    with pytest.raises(CatalogError, match="no band 'R'; it has: B, V"):
+        measure_image(ccd, cat, "R")
+    far = cat.copy()
+    far["dec"] = far["dec"] - 2.0
+    with pytest.raises(CatalogError, match="none of the .* falls on the image"):
+        measure_image(ccd, far, "V")
+    shifted = cat.copy()
+    shifted["ra"] = shifted["ra"] + 15.0 / 3600 / np.cos(np.deg2rad(shifted["dec"]))
+    with pytest.raises(CatalogError, match="no star .* matches.*WCS is probably off"):
+        measure_image(ccd, shifted, "V", radius=2.0)
+    nan_cat = cat.copy()
+    nan_cat["mag_V"] = np.nan
+    with pytest.raises(CatalogError, match="no star has a V magnitude"):
+        measure_image(ccd, nan_cat, "V")
+    sat, _ = simulate_image(shape=(384, 384), n_stars=120, seed=7, saturation=200.0)
+    with pytest.raises(PhotometryError, match="stars are saturated"):
+        measure_image(sat, cat, "V")
+    with pytest.raises((PhotometryError, FitError), match="saturated"):
+        measure_image(sat, cat, "V", fwhm=3.5)
+    blank = ccd.copy()
+    blank.data = np.random.default_rng(0).normal(100, 10, ccd.shape).astype(np.float32)
+    with pytest.raises(PhotometryError, match="no stars found"):
+        measure_image(blank, cat, "V")
+    allnan = ccd.copy()
+    allnan.data = np.full(ccd.shape, np.nan, dtype=np.float32)
+    with pytest.raises(InputError, match="no finite"):
+        measure_image(allnan, cat, "V")
