@@ -220,7 +220,8 @@ def _build(table, label):
 def _aperture_meta(meta, previous=None):
     result = dict(previous or {})
     for key, name in (("r", "aperture_radius"), ("r_in", "annulus_in"), ("r_out", "annulus_out"),
-                      ("fwhm", "fwhm"), ("aperture_correction", "aperture_correction")):
+                      ("fwhm", "fwhm"), ("aperture_correction", "aperture_correction"),
+                      ("aperture_correction_err", "aperture_correction_err")):
         try:
             value = float(meta[name])
         except (KeyError, TypeError, ValueError):

@@ -485,6 +485,12 @@ class ZeroPointViewerState(ViewerState):
             for key_ in ("zp_systematic",):
                 if key_ in catalog.meta and key_ not in matches.meta:
                     matches.meta[key_] = catalog.meta[key_]
+            # the fluxes are aperture-corrected: the fit needs the correction and its error
+            # for the total error, exactly as in the headless measure_image
+            aperture = self.stars.meta.get("zp_aperture") or {}
+            for key_ in ("aperture_correction", "aperture_correction_err"):
+                if key_ in aperture:
+                    matches.meta[key_] = aperture[key_]
             self._matches = matches
             self._matches_key = key
             self._update_matches_data(matches)

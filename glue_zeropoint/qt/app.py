@@ -171,6 +171,10 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
 
     viewers = {}
     image_viewer = app.new_data_viewer(ImageViewer, data=first)
+    for layer in image_viewer.layers:
+        if layer.layer is first:
+            # glue's Min/Max stretch puts cosmic rays at white and every star at black
+            layer.state.percentile = 99.5
     show_stars_layer(image_viewer, star_data)
     show_catalog_layer(image_viewer, catalog)
     _overlay(image_viewer)
