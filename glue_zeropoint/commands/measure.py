@@ -1,20 +1,52 @@
 """``glue-zeropoint measure IMAGE --catalog SPEC --band B [...]``: the zero point of one image.
 
-Writes ``zeropoint.json`` (DESIGN.md section 4 keys), ``stars.ecsv`` (every measured star with
-its catalog match and fit residual) and ``zeropoint.png`` to ``--out``, atomically. Exit code 2
-with a one-line reason for input that cannot give a zero point.
+Measures the stars of IMAGE (a calibrated product ``<stem>_cal.fits`` with its ``UNCERT`` and
+``MASK`` extensions, or a plain FITS image: then the uncertainty is modelled from the gain,
+read noise and sky), matches them to the reference catalog, fits the zero point (with a colour
+term when ``--color`` is given) and the sky surface brightness. Writes to ``--out``,
+atomically: ``zeropoint.json`` (DESIGN.md section 4 keys plus the WCS source and quality),
+``stars.ecsv`` (every measured star with its catalog match and fit residual),
+``zeropoint.png`` (unless ``--no-plot``) and, when the WCS was solved here, ``<stem>.wcs`` (the
+solution as a header-only FITS file, usable with ``--wcs`` next time).
+
+Catalog (``--catalog SPEC``): ``vizier:<catalog id>`` (e.g. ``vizier:II/336/apass9``),
+``simbad`` (SIMBAD's B/V/R/I fluxes), ``default`` (chosen by ``--band``) or a local table file
+(ECSV/CSV/VOTable/FITS, magnitude columns found by band). Queries go through
+:func:`glue_zeropoint.catalogs.get_catalog`: one cone per field, cached on disk, the cache used
+when the service fails; ``--offline`` uses only the cache and local files.
+
+WCS: the image header's WCS is used as is; ``--wcs FILE`` takes it from another FITS header
+(e.g. a plate solver's ``.wcs`` solution; its image size must match), read by
+:func:`glue_zeropoint.astrometry.wcs_from_header`. Either way its quality is measured against
+the catalog (rms of the matched stars in arcsec and pixels, ``wcs_rms_arcsec``/``wcs_rms_pix``/
+``wcs_n_matched`` in ``zeropoint.json`` and on stdout); an rms over 2 pixels is reported as a
+WCS that looks off (the zero point may then rest on chance matches: use ``--solve always``). An
+image without a WCS is plate-solved first (:func:`glue_zeropoint.astrometry.solve`) from a
+rough centre and pixel scale: ``--center RA DEC`` / ``--scale ARCSEC_PER_PIX``, else the
+header's RA/DEC or OBJCTRA/OBJCTDEC and PIXSCALE/SECPIX or FOCALLEN with XPIXSZ/PIXSIZE1; the
+catalog is queried around that centre. ``--solve always`` solves even an image with a WCS (a
+mount's rough WCS then gives the centre); ``--solve never`` refuses to solve. ``wcs_source``
+in ``zeropoint.json`` says ``header``, ``file`` or ``solved``; a solved WCS also gives
+``wcs_solution`` (centre, scale, rotation, mirrored, false-alarm probability, where the hints
+came from).
+
+Exit code 0 on success; 2 with a one-line reason for input that cannot give a zero point: no
+WCS and no pointing to solve from (pass ``--center``/``--scale`` or ``--wcs``), no
+astrometric solution, no stars, a catalog without the band, no match, a service that failed
+with nothing cached...
 """
 
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import CatalogError, FitError, InputError, PhotometryError
+from ..exceptions import AstrometryError, CatalogError, FitError, InputError, PhotometryError
 
-__all__ = ["add_parser", "run", "read_image", "wcs_from_file"]
+__all__ = ["add_parser", "run", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +57,35 @@ def add_parser(sub):
         description="Measure the stars of IMAGE, match them to a reference catalog and fit the "
                     "photometric zero point (with a colour term when --color is given) and the "
                     "sky surface brightness. Writes zeropoint.json, stars.ecsv and "
-                    "zeropoint.png to --out.")
+                    "zeropoint.png to --out. The image's WCS (or --wcs FILE) is used as is and "
+                    "its quality reported; an image without a WCS is plate-solved against the "
+                    "catalog first, from --center/--scale or the header's RA/DEC (OBJCTRA/"
+                    "OBJCTDEC) and PIXSCALE (or FOCALLEN and XPIXSZ), and the solution is also "
+                    "written to --out as <image stem>.wcs. zeropoint.json adds wcs_source "
+                    "(header, file or solved), wcs_rms_arcsec, wcs_rms_pix and wcs_n_matched "
+                    "to the zero-point keys; a WCS whose stars match the catalog with an rms "
+                    "over 2 pixels is reported as off. Exit code 2 with a one-line reason "
+                    "when the input cannot give a zero point.")
     p.add_argument("image", help="calibrated product (<stem>_cal.fits) or a plain FITS image")
-    p.add_argument("--catalog", required=True,
-                   help="vizier:<catalog id>, simbad, default, or a local table file "
-                        "(ECSV/CSV/VOTable/FITS)")
+    p.add_argument("--catalog", required=True, metavar="SPEC",
+                   help="vizier:<catalog id> (e.g. vizier:II/336/apass9), simbad, default (by "
+                        "--band), or a local table file (ECSV/CSV/VOTable/FITS)")
     p.add_argument("--band", required=True, help="catalog band the image is tied to (e.g. V)")
     p.add_argument("--color", help="colour for the colour term, e.g. B-V")
-    p.add_argument("--wcs", help="FITS file whose header holds the WCS (e.g. a plate solution)")
+    p.add_argument("--wcs", metavar="FILE",
+                   help="FITS file whose header holds the WCS (e.g. a plate solver's .wcs "
+                        "solution); it must be for this image's size")
+    p.add_argument("--center", nargs=2, metavar=("RA", "DEC"), default=None,
+                   help="rough image centre for solving an image without a WCS: degrees, or "
+                        "sexagesimal (RA in hours), e.g. --center 16:41:41.6 +36:27:41 "
+                        "(default: header RA/DEC or OBJCTRA/OBJCTDEC)")
+    p.add_argument("--scale", type=float, default=None, metavar="ARCSEC_PER_PIX",
+                   help="approximate pixel scale for solving (default: header PIXSCALE/SECPIX, "
+                        "or FOCALLEN with XPIXSZ/PIXSIZE1; without any every scale is tried)")
+    p.add_argument("--solve", choices=("auto", "always", "never"), default="auto",
+                   help="plate-solve the image: auto = only when it has no WCS (default), "
+                        "always = also when it has one (e.g. a rough WCS from the mount), "
+                        "never = an image without a WCS is an error")
     p.add_argument("--gain", type=float, help="e-/ADU for a plain image (default: header)")
     p.add_argument("--read-noise", type=float, help="read noise in e- (default: header)")
     p.add_argument("--exptime", type=float, help="exposure time in s (default: EXPTIME)")
@@ -41,9 +94,13 @@ def add_parser(sub):
     p.add_argument("--threshold", type=float, default=5.0,
                    help="detection signal-to-noise (default 5)")
     p.add_argument("--radius", type=float, help="match radius in arcsec (default: measured)")
-    p.add_argument("--offline", action="store_true", help="catalogs: cache and files only")
+    p.add_argument("--offline", action="store_true",
+                   help="catalogs: use only the cache (from an earlier query of the same "
+                        "field) and local files, never the network")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="do not write zeropoint.png")
+    # a southern declination in sexagesimal ('-12:30:00') is a value, not an option
+    p._negative_number_matcher = re.compile(r"^-\d[\d:.hdms]*$")
     p.set_defaults(func=run)
     return p
 
@@ -57,11 +114,13 @@ def _image_hdu(hdul, path):
 
 def read_image(path):
     """A FITS image as CCDData: our calibrated product (with UNCERT and MASK), or a plain image
-    (unit from BUNIT, else ADU; no uncertainty)."""
+    (unit from BUNIT, else ADU; no uncertainty). The WCS is the header's, read by
+    :func:`glue_zeropoint.astrometry.wcs_from_header` (None when absent or unusable)."""
     from astropy import units as u
     from astropy.io import fits
     from astropy.nddata import CCDData, StdDevUncertainty
-    from astropy.wcs import WCS, FITSFixedWarning
+
+    from ..astrometry import wcs_from_header
 
     path = Path(path)
     if not path.is_file():
@@ -89,14 +148,12 @@ def read_image(path):
                 unit = u.adu
         except ValueError:
             unit = u.adu
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header)
-            if not wcs.has_celestial:
-                wcs = None
-        except Exception:  # noqa: BLE001 - a broken WCS is the same as none here
-            wcs = None
+    try:
+        wcs = wcs_from_header(header, data.shape)
+    except InputError as err:  # a broken header WCS is the same as none: solve or --wcs
+        warnings.warn(f"{path.name}: the header WCS is unusable ({err}); it is ignored",
+                      stacklevel=2)
+        wcs = None
     header["FILENAME"] = path.name
     if unc is not None and unc.array.shape != data.shape:
         raise InputError(f"{path}: the UNCERT extension has shape {unc.array.shape}, the image "
@@ -104,73 +161,80 @@ def read_image(path):
     return CCDData(data, unit=unit, wcs=wcs, meta=header, uncertainty=unc, mask=mask)
 
 
-def wcs_from_file(path, shape):
-    """The celestial WCS in the header of ``path``, checked against the image ``shape``.
+def _fmt(value, spec):
+    return format(value, spec) if value is not None and math.isfinite(value) else "?"
 
-    The size is taken from ``NAXIS1``/``NAXIS2`` (when the file holds an image) or
-    ``IMAGEW``/``IMAGEH`` (astrometry.net solution files).
-    """
-    from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--wcs {path}: no such file")
-    try:
-        header = fits.getheader(path)
-    except OSError as err:
-        raise InputError(f"--wcs {path}: cannot be read as FITS ({err})") from err
-    ny, nx = shape
-    size = None
-    if header.get("NAXIS", 0) >= 2 and header.get("NAXIS1") and header.get("NAXIS2"):
-        size = (int(header["NAXIS1"]), int(header["NAXIS2"]))
-    elif header.get("IMAGEW") and header.get("IMAGEH"):
-        size = (int(header["IMAGEW"]), int(header["IMAGEH"]))
-    if size is not None and size != (nx, ny):
-        raise InputError(f"--wcs {path}: the WCS is for a {size[0]}x{size[1]} image but the "
-                         f"image is {nx}x{ny}; use the solution of this image")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header)
-        except Exception as err:  # noqa: BLE001
-            raise InputError(f"--wcs {path}: the header has no usable WCS ({err})") from err
-    if not wcs.has_celestial:
-        raise InputError(f"--wcs {path}: the header has no celestial WCS (CTYPE RA---/DEC--)")
-    if size is None:
-        log.info("--wcs %s: no image size in the header; assuming it fits", path)
-    return wcs.celestial if wcs.naxis > 2 else wcs
+def _wcs_line(m, wcs_file):
+    """One line on the WCS used: where from, and its rms against the catalog."""
+    a = m.astrometry
+    quality = (f"rms {_fmt(a.get('wcs_rms_arcsec'), '.3f')} arcsec = "
+               f"{_fmt(a.get('wcs_rms_pix'), '.3f')} pixel over {a.get('wcs_n_used', 0)} "
+               f"stars ({a.get('wcs_n_matched', 0)} matched to the catalog)")
+    sol = m.solution
+    if sol is not None:
+        how = "; ".join(f"{k} from {v}" for k, v in sol.hints.items())
+        return (f"WCS: solved ({how}): centre {sol.center.to_string('hmsdms', precision=1)}, "
+                f"{sol.pixel_scale:.4f} arcsec/pixel, rotation {sol.rotation:.2f} deg"
+                f"{' (mirrored)' if sol.flipped else ''}, false-alarm probability "
+                f"10^{sol.log10_false_alarm:.0f}; {quality}")
+    source = a.get("wcs_source", "header")
+    where = f" {wcs_file}" if source == "file" and wcs_file else ""
+    return f"WCS: {source}{where}; {quality}"
 
 
 def run(args):
+    from ..astrometry import wcs_from_header, write_wcs
     from ..io import ensure_output_dir
     from ..zeropoint import measure_image
+    from .solve import parse_center
 
+    image = Path(args.image)
     out = ensure_output_dir(args.out)
-    ccd = read_image(args.image)
+    ccd = read_image(image)
+    source = "header"
     if args.wcs:
-        ccd.wcs = wcs_from_file(args.wcs, ccd.shape)
+        try:
+            ccd.wcs = wcs_from_header(args.wcs, ccd.shape, require=True)
+        except InputError as err:
+            raise InputError(f"--wcs {err}") from err
+        source = "file"
     if not np.isfinite(ccd.data).any():
         raise InputError(f"{args.image}: every pixel is NaN or infinite")
+    center = parse_center(*args.center) if args.center else None
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        raise InputError(f"--scale {args.scale}: give the pixel scale as a positive number of "
+                         "arcsec per pixel")
     try:
         m = measure_image(ccd, args.catalog, args.band, color=args.color, gain=args.gain,
                           read_noise=args.read_noise, exptime=args.exptime,
                           saturation=args.saturation, fwhm=args.fwhm,
-                          threshold=args.threshold, radius=args.radius, offline=args.offline)
-    except (PhotometryError, CatalogError, FitError) as err:
+                          threshold=args.threshold, radius=args.radius, offline=args.offline,
+                          solve_wcs=args.solve, center=center, scale=args.scale,
+                          wcs_source=source)
+    except (PhotometryError, CatalogError, FitError, AstrometryError) as err:
         # the user's input cannot give a zero point: exit 2 with the one-line reason
         raise InputError(str(err)) from err
-    written = m.write(out, plot=not args.no_plot, extra={"image": str(Path(args.image))},
-                      title=f"{Path(args.image).name}: {args.band}")
+    extra = {"image": str(image)}
+    if args.wcs:
+        extra["wcs_file"] = str(Path(args.wcs))
+    solved = []
+    if m.solution is not None:
+        solved = [write_wcs(out / f"{image.stem}.wcs", m.solution.wcs,
+                            header=m.solution.header())]
+        extra["wcs_file"] = str(solved[0])
+    written = m.write(out, plot=not args.no_plot, extra=extra,
+                      title=f"{image.name}: {args.band}")
     z = m.zeropoint
     sky = (f", sky {z.sky_sb:.2f} ± {z.sky_sb_err:.2f} mag/arcsec^2"
            if z.sky_sb is not None and math.isfinite(z.sky_sb) else "")
     ct = (f", colour term {z.color_term:+.3f} ± {z.color_term_err:.3f} ({z.color})"
           if z.color_term is not None else "")
-    print(f"{Path(args.image).name}: ZP({z.band}) = {z.zp:.3f} ± {z.zp_err:.3f} "
+    print(f"{image.name}: ZP({z.band}) = {z.zp:.3f} ± {z.zp_err:.3f} "
           f"(total {z.zp_err_total:.3f}) mag, scatter {z.scatter:.3f}, "
           f"{z.n_used}/{z.n_matched} stars{ct}{sky}")
+    print(_wcs_line(m, args.wcs))
     for note in m.notes:
         print(f"note: {note}")
-    print("wrote " + ", ".join(str(p) for p in written))
+    print("wrote " + ", ".join(str(p) for p in written + solved))
     return 0

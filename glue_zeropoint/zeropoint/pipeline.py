@@ -2,9 +2,20 @@
 
 :func:`measure_image` is a plain function used by the command line, the demo and the Glue
 layer. It checks the inputs first and stops with a one-line reason (an
-:class:`~glue_zeropoint.exceptions.InputError`, ``PhotometryError``, ``CatalogError`` or
-``FitError``) for: no exposure time, no WCS, no stars found, every star saturated, a catalog
-without the band, no catalog star on the image, no match.
+:class:`~glue_zeropoint.exceptions.InputError`, ``PhotometryError``, ``CatalogError``,
+``AstrometryError`` or ``FitError``) for: no exposure time, no WCS and no pointing to solve
+one from, no astrometric solution, no stars found, every star saturated, a catalog without the
+band, no catalog star on the image, no match.
+
+The WCS (``solve_wcs``): an image with a celestial WCS is measured with it as is (``'auto'``),
+and the WCS's quality is measured against the catalog (rms of the matched stars in arcsec and
+pixels); an rms above :data:`WCS_OFF_RMS_PIX` pixels is reported (note and warning) as a WCS
+that looks off, since the zero point may then rest on chance matches (``solve_wcs='always'``
+solves from it instead). An image without one is plate-solved first (:func:`glue_zeropoint.astrometry.solve`)
+from a rough centre and pixel scale (given, or from the header: RA/DEC, OBJCTRA/OBJCTDEC,
+PIXSCALE, FOCALLEN with the pixel size; see :func:`~glue_zeropoint.astrometry.rough_pointing`),
+against the catalog queried around that centre (or the local catalog table). The result says
+where the WCS came from in ``Measurement.astrometry`` (``wcs_source``, ``wcs_rms_arcsec``...).
 """
 
 import logging
@@ -46,6 +57,16 @@ class Measurement:
         Guesses and warnings worth showing to the user.
     image : ndarray or None
         The image in electrons (for the summary figure).
+    astrometry : dict
+        Where the WCS came from and how good it is: ``wcs_source`` (``'header'``, ``'file'``,
+        ``'solved'`` or what the caller said), ``wcs_rms_arcsec``, ``wcs_rms_pix``,
+        ``wcs_n_matched`` (stars matched to the catalog through the WCS; the rms is over the
+        ``wcs_n_used`` kept by a 3-sigma clip), ``wcs_pixel_scale`` (arcsec/pixel) and, for a
+        solved WCS, ``wcs_solution`` (centre, scale, rotation, false-alarm probability...).
+    solution : `~glue_zeropoint.astrometry.Solution` or None
+        The plate solution when the WCS was solved here.
+    wcs : `~astropy.wcs.WCS` or None
+        The WCS the stars were measured with.
     """
 
     stars: Table
@@ -55,6 +76,9 @@ class Measurement:
     sky_sb_err: float | None = None
     notes: list = field(default_factory=list)
     image: object = field(default=None, repr=False)
+    astrometry: dict = field(default_factory=dict)
+    solution: object = field(default=None, repr=False)
+    wcs: object = field(default=None, repr=False)
 
     def star_table(self):
         """Every measured star with its catalog match and fit columns (``zp_y``, ``y_err``,
@@ -106,11 +130,16 @@ class Measurement:
                   "match_radius_arcsec": self.matches.meta.get("crossmatch", {}).get(
                       "radius_arcsec"),
                   "notes": list(self.notes)})
+        d.update(self.astrometry)
         return d
 
 
-def _catalog_table(catalog, band, im, offline):
-    """A normalised catalog table from a Table, a path or a spec string."""
+def _catalog_table(catalog, band, im, offline, pointing=None):
+    """A normalised catalog table from a Table, a path or a spec string.
+
+    A query covers the image through its WCS (:func:`~glue_zeropoint.catalogs.field_of`), or,
+    when the WCS is still to be solved, the cone of ``pointing`` (:class:`_Pointing`).
+    """
     if isinstance(catalog, Table):
         if "ra" in catalog.colnames and any(c.startswith("mag_") for c in catalog.colnames):
             return catalog
@@ -120,9 +149,179 @@ def _catalog_table(catalog, band, im, offline):
     from ..catalogs import field_of, get_catalog
 
     center = radius = None
-    if im.wcs is not None and getattr(im.wcs, "has_celestial", False):
+    if pointing is not None:
+        center, radius = pointing.center, pointing.radius
+    elif im.wcs is not None and getattr(im.wcs, "has_celestial", False):
         center, radius = field_of(im.wcs, im.shape)
     return get_catalog(catalog, center, radius, band=band, offline=offline)
+
+
+# --------------------------------------------------------------------------- WCS
+
+SOLVE_MODES = ("auto", "always", "never")
+
+#: The solver looks for scales within scale * (0.8, 1.25) (astrometry.solve's default).
+_SCALE_HI = 1.25
+
+#: A WCS whose stars match the catalog with a larger rms (pixels) is reported as off.
+WCS_OFF_RMS_PIX = 2.0
+
+
+def _solve_mode(solve_wcs):
+    if solve_wcs is True:
+        return "always"
+    if solve_wcs is False or solve_wcs is None:
+        return "never"
+    mode = str(solve_wcs).strip().lower()
+    if mode not in SOLVE_MODES:
+        raise InputError(f"solve_wcs must be one of {', '.join(SOLVE_MODES)} (or True/False); "
+                         f"got {solve_wcs!r}")
+    return mode
+
+
+def _has_wcs(wcs):
+    return wcs is not None and bool(getattr(wcs, "has_celestial", False))
+
+
+def _as_center(center):
+    if center is None:
+        return None
+    if isinstance(center, SkyCoord):
+        if not center.isscalar:
+            raise InputError(f"center must be one sky position, got {len(center)}")
+        return center.icrs
+    try:
+        ra, dec = center
+        return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg), frame="icrs")
+    except (TypeError, ValueError, u.UnitsError) as err:
+        raise InputError(f"center must be a SkyCoord or (ra, dec) in degrees; got "
+                         f"{center!r}") from err
+
+
+def _as_scale(scale):
+    if scale is None:
+        return None
+    if isinstance(scale, u.Quantity):
+        scale = scale.to_value(u.arcsec / u.pix) if scale.unit.physical_type != "angle" \
+            else scale.to_value(u.arcsec)
+    scale = float(scale)
+    if not 1e-3 < scale < 3600:
+        raise InputError(f"scale={scale!r} is not a plausible pixel scale; give it in arcsec "
+                         "per pixel (--scale)")
+    return scale
+
+
+def _header_without_wcs(meta):
+    """The image header as a FITS header, without WCS keywords (stale once ``ccd.wcs`` is
+    None: CCDData keeps the WCS in ``.wcs``, not in ``meta``)."""
+    from astropy.io import fits
+
+    from ..astrometry.header import strip_wcs_keywords
+
+    if meta is None:
+        return fits.Header()
+    if isinstance(meta, fits.Header):
+        return strip_wcs_keywords(meta)
+    header = fits.Header()
+    for key, value in dict(meta).items():
+        try:
+            header[key] = value
+        except (ValueError, TypeError, KeyError):  # not representable as a FITS card
+            continue
+    return strip_wcs_keywords(header)
+
+
+@dataclass
+class _Pointing:
+    """Rough centre and scale of an image to be solved, and the catalog cone for it."""
+
+    center: SkyCoord
+    scale: float | None
+    radius: object  # Quantity (deg)
+    hints: dict
+
+
+def _pointing(im, center, scale):
+    """Rough centre and pixel scale for the solver: given, else the image's (rough) WCS, else
+    the header keywords (:func:`~glue_zeropoint.astrometry.rough_pointing`).
+
+    Raises InputError when no centre is known (the one-line reason of the command line)."""
+    from ..astrometry import rough_pointing
+
+    center, scale = _as_center(center), _as_scale(scale)
+    hints = {}
+    if center is not None:
+        hints["center"] = "given"
+    if scale is not None:
+        hints["scale"] = "given"
+    ny, nx = im.shape
+    if (center is None or scale is None) and _has_wcs(im.wcs):
+        if center is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c = im.wcs.pixel_to_world((nx - 1) / 2.0, (ny - 1) / 2.0)
+            if isinstance(c, SkyCoord) and np.isfinite(c.icrs.ra.deg):
+                center, hints["center"] = c.icrs, "image WCS"
+        if scale is None:
+            scale, hints["scale"] = math.sqrt(_pixel_area(im.wcs)), "image WCS"
+    if center is None or scale is None:
+        h_center, h_scale, how = rough_pointing(_header_without_wcs(im.meta))
+        parts = [p for p in how.split(", ") if p]
+        c_how = next((p for p in parts if "/" in p and "FOCALLEN" not in p), how)
+        s_how = next((p for p in parts if p != c_how), how)
+        if center is None and h_center is not None:
+            center, hints["center"] = h_center, f"header {c_how}"
+        if scale is None and h_scale is not None:
+            scale, hints["scale"] = h_scale, f"header {s_how}"
+    if center is None:
+        raise InputError(
+            f"{im.name}: no celestial WCS in the header and no rough pointing (RA/DEC or "
+            "OBJCTRA/OBJCTDEC keywords) to solve one from; pass --center RA DEC and --scale "
+            "ARCSEC_PER_PIX (center=, scale=) to solve it, or --wcs FILE with a plate "
+            "solver's solution")
+    if scale is not None:
+        # the solver's search region: the field (at the largest scale tried) around a centre
+        # that may be off by the field's size or 10 arcmin, whichever is larger
+        half_diag = 0.5 * math.hypot(nx, ny) * scale * _SCALE_HI
+        radius = (half_diag + max(half_diag, 600.0)) * u.arcsec
+    else:
+        hints["scale"] = "unknown (all scales tried)"
+        radius = 1.0 * u.deg
+    return _Pointing(center=center, scale=scale, radius=radius.to(u.deg), hints=hints)
+
+
+def _solve_image(im, cat, band, pointing, fwhm):
+    """Plate-solve the prepared image against the catalog; returns the Solution."""
+    from astropy.nddata import CCDData
+
+    from ..astrometry import solve
+
+    header = _header_without_wcs(im.meta)
+    if im.saturation is not None and np.isfinite(im.saturation):
+        header["SATURATE"] = float(im.saturation)  # electrons, like the data
+    image = CCDData(im.data, unit="electron", mask=im.bad, meta=header)
+    sol = solve(image, cat, center=pointing.center, scale=pointing.scale, band=band,
+                fwhm=fwhm, name=im.name)
+    sol.hints.update(pointing.hints)  # where the "given" centre and scale came from
+    return sol
+
+
+def _wcs_quality(wcs, stars, cat, date, radius_arcsec, shape):
+    """:func:`~glue_zeropoint.astrometry.wcs_quality` of the measured stars against the
+    catalog (at the observation date), within the crossmatch radius."""
+    from ..astrometry import wcs_quality
+    from ..catalogs.crossmatch import propagate_proper_motion
+
+    try:
+        ra, dec = propagate_proper_motion(cat, date)
+    except (ValueError, TypeError, InputError):
+        ra, dec = np.asarray(cat["ra"], float), np.asarray(cat["dec"], float)
+    xy = np.column_stack([np.asarray(stars["x"], float), np.asarray(stars["y"], float)])
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    radius = radius_arcsec if radius_arcsec and np.isfinite(radius_arcsec) else 2.0
+    return wcs_quality(wcs, xy, Table({"ra": np.asarray(ra, float),
+                                       "dec": np.asarray(dec, float)}),
+                       radius=float(radius) * u.arcsec, shape=shape)
 
 
 def _in_image(catalog, wcs, shape):
@@ -144,14 +343,15 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
                   fwhm=None, threshold=5.0, aperture_radius=None, annulus=None, gain=None,
                   read_noise=None, saturation=None, exptime=None, radius=None, exclude=None,
                   clip_sigma=3.0, floor=0.01, fit_color=None, catalog_systematic=None,
-                  pixel_scale=None, offline=False, max_stars=None):
+                  pixel_scale=None, offline=False, max_stars=None, solve_wcs="auto",
+                  center=None, scale=None, wcs_source=None):
     """Measure the zero point (and sky brightness) of one image against a catalog.
 
     Parameters
     ----------
     ccd : `~astropy.nddata.CCDData`
         Calibrated image in electrons (or a plain image in ADU: give ``gain``), with a
-        celestial WCS.
+        celestial WCS, or without one (then it is solved, see ``solve_wcs``).
     catalog : Table, str or Path
         A normalised catalog table, a raw table (normalised here), or a spec for
         :func:`glue_zeropoint.catalogs.get_catalog` (``'vizier:II/336/apass9'``, ``'simbad'``,
@@ -179,10 +379,31 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
         Catalog layer: only cache and local files.
     max_stars : int, optional
         Measure at most the brightest ``max_stars`` detections.
+    solve_wcs : {'auto', 'always', 'never'} or bool
+        ``'auto'``: use the image's WCS as is, solve when it has none; ``'always'`` (True):
+        solve even when it has one (a mount's rough WCS then gives the starting point);
+        ``'never'`` (False): an image without a WCS is an InputError.
+    center : `~astropy.coordinates.SkyCoord` or (ra, dec) in degrees, optional
+        Rough image centre for solving (default: the image WCS, else the header's RA/DEC or
+        OBJCTRA/OBJCTDEC). Without any, an image that needs solving is an InputError.
+    scale : float, optional
+        Approximate pixel scale in arcsec/pixel for solving (default: the header's PIXSCALE,
+        SECPIX..., or FOCALLEN with XPIXSZ/PIXSIZE1; without any, every scale is tried).
+    wcs_source : str, optional
+        Where ``ccd.wcs`` came from, for the report (default ``'header'``; the command line
+        says ``'file'`` for ``--wcs``). A solved WCS is reported as ``'solved'``.
 
     Returns
     -------
     Measurement
+        With ``astrometry`` (WCS source and quality) and, when solved, ``solution``.
+
+    Raises
+    ------
+    InputError, PhotometryError, CatalogError, FitError
+        See the module docstring.
+    AstrometryError
+        The image had to be solved and no significant solution was found.
 
     Examples
     --------
@@ -199,9 +420,16 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
                        exptime=exptime)
     notes = list(im.notes)
     t = im.require_exptime()
-    if im.wcs is None or not getattr(im.wcs, "has_celestial", False):
+    mode = _solve_mode(solve_wcs)
+    need_solve = mode == "always" or not _has_wcs(im.wcs)
+    if need_solve and mode == "never":
         raise InputError(f"{im.name}: no celestial WCS in the header; pass --wcs FILE (e.g. a "
-                         "plate solver's solution) or solve the image first")
+                         "plate solver's solution) or let it be plate-solved (--solve auto, "
+                         "with --center/--scale when the header has no pointing)")
+    pointing = _pointing(im, center, scale) if need_solve else None
+    if not need_solve and (center is not None or scale is not None):
+        notes.append("the image has a WCS, so --center/--scale are not used (--solve always "
+                     "solves from them)")
     frac_bad = float(im.bad.mean())
     if frac_bad > 0.5:
         notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
@@ -209,7 +437,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     date = im.meta.get("DATE-OBS") if im.meta is not None else None
 
     report(progress, 1, steps, "reading the catalog")
-    cat = _catalog_table(catalog, band, im, offline)
+    cat = _catalog_table(catalog, band, im, offline, pointing=pointing)
     name = str(cat.meta.get("catalog", "catalog"))
     if f"mag_{band}" not in cat.colnames:
         bands = sorted(c[4:] for c in cat.colnames if c.startswith("mag_"))
@@ -218,6 +446,15 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     mags = np.asarray(cat[f"mag_{band}"], float)
     if not np.isfinite(mags).any():
         raise CatalogError(f"catalog {name}: no star has a {band} magnitude (all NaN/empty)")
+    solution = None
+    source = wcs_source or "header"
+    if need_solve:
+        report(progress, 1, steps, "solving the WCS")
+        solution = _solve_image(im, cat, band, pointing, fwhm)
+        im.wcs = solution.wcs
+        source = "solved"
+        how = "; ".join(f"{k} from {v}" for k, v in pointing.hints.items())
+        notes.append(f"WCS plate-solved against the catalog ({how})")
     inside = _in_image(cat, im.wcs, im.shape)
     if not inside.any():
         c = im.wcs.pixel_to_world((im.shape[1] - 1) / 2, (im.shape[0] - 1) / 2)
@@ -254,10 +491,25 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
             f"no star of {im.name} matches catalog {name} within {xm['radius_arcsec']:.2g} "
             f"arcsec ({len(stars)} stars, {int(inside.sum())} catalog stars on the image; "
             f"median nearest separation {xm['median_sep_arcsec']:.3g} arcsec): the WCS is "
-            "probably off (--wcs FILE) or the match radius too small")
+            "probably off (--wcs FILE, or --solve always to plate-solve the image) or the "
+            "match radius too small")
     matches.meta["catalog"] = name
     if "zp_systematic" in cat.meta and "zp_systematic" not in matches.meta:
         matches.meta["zp_systematic"] = cat.meta["zp_systematic"]
+    quality = _wcs_quality(im.wcs, stars, cat, date, xm["radius_arcsec"], im.shape)
+    astrometry = {"wcs_source": source, "wcs_rms_arcsec": quality.rms_arcsec,
+                  "wcs_rms_pix": quality.rms_pix, "wcs_n_matched": quality.n_matched,
+                  "wcs_n_used": quality.n_used, "wcs_pixel_scale": quality.pixel_scale}
+    if not quality.rms_pix <= WCS_OFF_RMS_PIX:
+        notes.append(
+            f"the {source} WCS looks off: {quality.n_matched} stars match the catalog "
+            f"({name}) with rms {quality.rms_arcsec:.2f} arcsec = {quality.rms_pix:.1f} pixels; the "
+            "zero point may rest on chance matches: plate-solve the image (--solve always) or "
+            "give a better WCS (--wcs FILE)")
+        warnings.warn(notes[-1], stacklevel=2)
+    if solution is not None:
+        astrometry["wcs_solution"] = {k: v for k, v in solution.to_dict().items()
+                                      if k != "quality"}
 
     report(progress, 4, steps, "fitting the zero point")
     zp = fit_zeropoint(matches, band, color=color, color_ref=color_ref, clip_sigma=clip_sigma, floor=floor,
@@ -278,7 +530,8 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     zp.sky_sb, zp.sky_sb_err = mu, mu_err
     report(progress, 5, steps, "done")
     return Measurement(stars=stars, matches=matches, zeropoint=zp, sky_sb=mu,
-                       sky_sb_err=mu_err, notes=notes, image=im.data)
+                       sky_sb_err=mu_err, notes=notes, image=im.data, astrometry=astrometry,
+                       solution=solution, wcs=im.wcs)
 
 
 def _pixel_area(wcs):
