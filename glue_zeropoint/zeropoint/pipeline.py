@@ -7,11 +7,13 @@ layer. It checks the inputs first and stops with a one-line reason (an
 one from, no astrometric solution, no stars found, every star saturated, a catalog without the
 band, no catalog star on the image, no match.
 
-The WCS (``solve_wcs``): an image with a celestial WCS is measured with it as is (``'auto'``),
-and the WCS's quality is measured against the catalog (rms of the matched stars in arcsec and
-pixels); an rms above :data:`WCS_OFF_RMS_PIX` pixels is reported (note and warning) as a WCS
-that looks off, since the zero point may then rest on chance matches (``solve_wcs='always'``
-solves from it instead). An image without one is plate-solved first (:func:`glue_zeropoint.astrometry.solve`)
+The WCS (``solve_wcs``): the WCS's quality is always measured against the catalog (rms of the
+matched stars in arcsec and pixels). With ``'auto'``, a header WCS with too few matches
+(:data:`MIN_WCS_MATCHES`, :data:`WCS_MIN_MATCH_FRACTION`) or an rms above
+:data:`WCS_OFF_RMS_PIX` pixels (a mount's rough WCS) is used as the starting point of a
+plate solve and the image is measured again with the solution, which the notes say; a WCS the
+user gave (``--wcs``) or kept (``'never'``) is only reported as off (note and warning), since
+the zero point may then rest on chance matches. An image without one is plate-solved first (:func:`glue_zeropoint.astrometry.solve`)
 from a rough centre and pixel scale (given, or from the header: RA/DEC, OBJCTRA/OBJCTDEC,
 PIXSCALE, FOCALLEN with the pixel size; see :func:`~glue_zeropoint.astrometry.rough_pointing`),
 against the catalog queried around that centre (or the local catalog table). The result says
@@ -28,7 +30,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import CatalogError, InputError, PhotometryError
+from ..exceptions import AstrometryError, CatalogError, InputError, PhotometryError
 from ..photometry import FLAG_SATURATED, find_stars, measure_stars, prepare_image
 from ..photometry.detection import estimate_background
 from ..progress import report
@@ -165,6 +167,10 @@ _SCALE_HI = 1.25
 
 #: A WCS whose stars match the catalog with a larger rms (pixels) is reported as off.
 WCS_OFF_RMS_PIX = 2.0
+#: A header WCS is also taken to be off when fewer stars than this match the catalog...
+MIN_WCS_MATCHES = 5
+#: ... or fewer than this fraction of the stars that could (detected and in the catalog).
+WCS_MIN_MATCH_FRACTION = 0.2
 
 
 def _solve_mode(solve_wcs):
@@ -338,6 +344,20 @@ def _in_image(catalog, wcs, shape):
     return inside
 
 
+def _measure_with_solved_wcs(call, why):
+    """Measure again, plate-solving from the header WCS that failed its quality check.
+
+    A mount's rough WCS (arcseconds to arcminutes off) otherwise gives chance matches and a
+    wrong zero point; the header WCS still gives the solver its centre and scale.
+    """
+    log.info("the header WCS looks off (%s); plate-solving from it", why)
+    call = dict(call, solve_wcs="always")
+    result = measure_image(**call)
+    result.notes.insert(0, f"the header WCS looked off ({why}); the image was plate-solved "
+                           "from it instead (--solve never keeps the header WCS)")
+    return result
+
+
 def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=None,
                   progress=None,
                   fwhm=None, threshold=5.0, aperture_radius=None, annulus=None, gain=None,
@@ -380,7 +400,9 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     max_stars : int, optional
         Measure at most the brightest ``max_stars`` detections.
     solve_wcs : {'auto', 'always', 'never'} or bool
-        ``'auto'``: use the image's WCS as is, solve when it has none; ``'always'`` (True):
+        ``'auto'``: use the image's header WCS when it passes its quality check against the
+        catalog, plate-solve (starting from it) when it does not or when there is none;
+        ``'always'`` (True):
         solve even when it has one (a mount's rough WCS then gives the starting point);
         ``'never'`` (False): an image without a WCS is an InputError.
     center : `~astropy.coordinates.SkyCoord` or (ra, dec) in degrees, optional
@@ -414,6 +436,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     >>> abs(m.zeropoint.zp - truth['filter'].zp) < 0.05
     True
     """
+    call = dict(locals())  # to measure again with a solved WCS if the header's is off
     steps = 5
     report(progress, 0, steps, "preparing the image")
     im = prepare_image(ccd, gain=gain, read_noise=read_noise, saturation=saturation,
@@ -486,7 +509,11 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
 
     matches = crossmatch(stars, cat, radius=radius, obstime=date)
     xm = matches.meta["crossmatch"]
+    retry = mode == "auto" and source == "header" and not need_solve
     if xm["n_ok"] == 0:
+        if retry:
+            return _measure_with_solved_wcs(call, f"no star matched the catalog within "
+                                                  f"{xm['radius_arcsec']:.2g} arcsec")
         raise CatalogError(
             f"no star of {im.name} matches catalog {name} within {xm['radius_arcsec']:.2g} "
             f"arcsec ({len(stars)} stars, {int(inside.sum())} catalog stars on the image; "
@@ -500,6 +527,15 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     astrometry = {"wcs_source": source, "wcs_rms_arcsec": quality.rms_arcsec,
                   "wcs_rms_pix": quality.rms_pix, "wcs_n_matched": quality.n_matched,
                   "wcs_n_used": quality.n_used, "wcs_pixel_scale": quality.pixel_scale}
+    expected = min(len(stars), int(inside.sum()))
+    too_few = quality.n_matched < max(MIN_WCS_MATCHES, WCS_MIN_MATCH_FRACTION * expected)
+    if retry and (too_few or not quality.rms_pix <= WCS_OFF_RMS_PIX):
+        try:
+            return _measure_with_solved_wcs(
+                call, f"{quality.n_matched} of about {expected} stars matched, rms "
+                      f"{quality.rms_pix:.1f} pixels")
+        except AstrometryError as err:
+            notes.append(f"plate-solving from the header WCS failed too: {err}")
     if not quality.rms_pix <= WCS_OFF_RMS_PIX:
         notes.append(
             f"the {source} WCS looks off: {quality.n_matched} stars match the catalog "

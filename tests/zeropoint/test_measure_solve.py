@@ -203,9 +203,9 @@ def test_wrong_field_is_not_solved(bare_frame, tmp_path, capsys):
     assert not (out / "zeropoint.json").exists() and not (out / "bare.wcs").exists()
 
 
-def test_rough_header_wcs_reported_then_solved_with_solve_always(tmp_path, capsys):
-    """A mount's WCS 40 arcsec off: used as is (auto) its quality says so; --solve always
-    starts from it and solves."""
+def test_rough_header_wcs_solved_from_unless_never(tmp_path, capsys):
+    """A mount's WCS 40 arcsec off: --solve never keeps it and its quality says so; auto and
+    --solve always start from it and solve."""
     filt = FilterTruth(zp=21.5, color_term=0.1)
     ccd, truth = simulate_image(shape=SHAPE, n_stars=150, seed=48, filt=filt, rotation=-70.0,
                                 mag_range=(10.0, 17.5))
@@ -216,10 +216,18 @@ def test_rough_header_wcs_reported_then_solved_with_solve_always(tmp_path, capsy
     reference_catalog(truth["field"], style="apass", seed=48).write(catalog, format="ascii.csv")
     args = ["measure", str(path), "--catalog", str(catalog), "--band", "V", "--color", "B-V",
             "--no-plot"]
-    code, stdout, stderr = _run(args + ["--out", str(tmp_path / "auto")], capsys)
-    d = json.loads((tmp_path / "auto" / "zeropoint.json").read_text())
+    code, stdout, stderr = _run(args + ["--out", str(tmp_path / "never"), "--solve", "never"],
+                                capsys)
+    d = json.loads((tmp_path / "never" / "zeropoint.json").read_text())
     assert code == 0 and d["wcs_source"] == "header" and d["wcs_rms_pix"] > 2
     assert "note: the header WCS looks off:" in stdout and "--solve always" in stdout
+
+    code, stdout, stderr = _run(args + ["--out", str(tmp_path / "auto")], capsys)
+    assert code == 0, stderr
+    d = json.loads((tmp_path / "auto" / "zeropoint.json").read_text())
+    assert d["wcs_source"] == "solved" and d["wcs_rms_arcsec"] < 0.3
+    assert "the header WCS looked off" in stdout
+    _zp_ok(d, filt)
 
     code, stdout, stderr = _run(args + ["--out", str(tmp_path / "always"), "--solve",
                                         "always"], capsys)

@@ -95,7 +95,7 @@ def test_bad_inputs_give_clear_errors(sim):
     shifted = cat.copy()
     shifted["ra"] = shifted["ra"] + 15.0 / 3600 / np.cos(np.deg2rad(shifted["dec"]))
     with pytest.raises(CatalogError, match="no star .* matches.*WCS is probably off"):
-        measure_image(ccd, shifted, "V", radius=2.0)
+        measure_image(ccd, shifted, "V", radius=2.0, solve_wcs="never")
     nan_cat = cat.copy()
     nan_cat["mag_V"] = np.nan
     with pytest.raises(CatalogError, match="no star has a V magnitude"):
@@ -113,3 +113,17 @@ def test_bad_inputs_give_clear_errors(sim):
     allnan.data = np.full(ccd.shape, np.nan, dtype=np.float32)
     with pytest.raises(InputError, match="no finite"):
         measure_image(allnan, cat, "V")
+
+
+def test_rough_header_wcs_is_plate_solved_from(tmp_path):
+    """A mount's WCS 15 arcsec off: 'auto' solves from it and recovers the zero point."""
+    ccd, truth = simulate_image(shape=(384, 384), n_stars=150, seed=21)
+    cat = reference_catalog(truth["field"], bands=("B", "V"), seed=21, style="normalised")
+    off = cat.copy()  # moving the catalog 15" east is the same as a header WCS 15" west
+    off["ra"] = off["ra"] + 15.0 / 3600 / np.cos(np.deg2rad(off["dec"]))
+    result = measure_image(ccd, off, "V", radius=2.0)
+    assert result.astrometry["wcs_source"] == "solved"
+    assert result.astrometry["wcs_rms_pix"] < 0.3
+    assert any("header WCS looked off" in note for note in result.notes)
+    zp = result.zeropoint
+    assert abs(zp.zp - truth["filter"].zp) < 3 * zp.zp_err_total
