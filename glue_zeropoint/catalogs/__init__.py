@@ -17,7 +17,13 @@ progress=None)``
     Centre and radius covering an image.
 ``query_vizier``, ``query_simbad``
     The queries themselves, through astroquery's clients.
-``normalize_catalog``, ``read_catalog``, ``write_catalog``, ``catalog_bands``,
+``normalize_catalog``, ``crossmatch(sources, catalog, *, radius=None, obstime=None, ...)``
+    Match measured sources to a normalised catalog (proper motions to the observation date).
+``identify(stars, simbad_table, *, radius=None, obstime=None)``, ``identify_field(stars,
+center=None, radius=None, *, offline=False, cache=None, timeout=30)``
+    SIMBAD identification of measured stars: ``simbad_id``, ``simbad_otype``,
+    ``simbad_sep_arcsec``, ``variable``, ``nonstellar`` (one cached cone query per field).
+``read_catalog``, ``write_catalog``, ``catalog_bands``,
 ``require_band``; ``CatalogSpec``, ``CATALOG_SPECS``, ``get_spec``; ``CatalogCache``.
 
 Configuration by environment
@@ -37,6 +43,9 @@ astroquery is imported only when a query is made, so importing this package is f
 """
 
 import importlib
+import inspect
+import sys
+import types
 
 __all__ = [
     "get_catalog", "field_of", "parse_spec",
@@ -46,6 +55,7 @@ __all__ = [
     "CatalogSpec", "CATALOG_SPECS", "SIMBAD_SPEC", "get_spec", "default_catalogs_for_band",
     "CatalogCache", "cache_key",
     "is_variable_otype", "is_nonstellar_otype",
+    "crossmatch", "identify", "identify_field",
 ]
 
 _WHERE = {
@@ -58,7 +68,38 @@ _WHERE = {
     "CatalogSpec": "specs", "CATALOG_SPECS": "specs", "SIMBAD_SPEC": "specs",
     "get_spec": "specs", "default_catalogs_for_band": "specs",
     "CatalogCache": "cache", "cache_key": "cache",
+    "identify": "identify", "identify_field": "identify",
 }
+
+
+class _CallableModule(types.ModuleType):
+    """The ``crossmatch`` submodule, callable as its ``crossmatch`` function.
+
+    ``crossmatch`` names both a submodule and the function exported here. Python sets the
+    package attribute to the submodule whenever that is imported, so the attribute is the module,
+    made callable: ``catalogs.crossmatch(sources, catalog, radius=...)`` and
+    ``from glue_zeropoint.catalogs.crossmatch import propagate_proper_motion`` both work.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return self.crossmatch(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    @property
+    def crossmatch(self):
+        module = importlib.import_module(".crossmatch", __name__)
+        if not isinstance(module, _CallableModule):
+            module.__class__ = _CallableModule
+            module.__signature__ = inspect.signature(module.crossmatch)
+        return module
+
+    @crossmatch.setter
+    def crossmatch(self, value):
+        """The import system sets the submodule here; the property above returns it."""
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name):

@@ -8,11 +8,28 @@ catalog again for the same image updates that dataset in place. Errors from our 
 the dialog and as a non-modal message.
 
 :func:`fetch_catalog` does the same without the dialog (scripts, tests).
+
+Offline work
+------------
+The glue setting ``ZEROPOINT_CATALOG_OFFLINE`` (registered by :func:`register`; glue keeps it in
+``~/.glue/settings.cfg`` with its other settings) and ``GLUE_ZEROPOINT_OFFLINE=1`` make the
+dialog's "Offline (cache and local files only)" box checked by default and are what
+:func:`fetch_catalog` and :func:`identify_stars` use when ``offline`` is not given: only the
+catalog cache and local files are used, never a service.
+
+SIMBAD identification
+---------------------
+:func:`identify_stars` (the dialog's "Identify stars in SIMBAD" button) makes the one SIMBAD cone
+query of the image field in a worker thread (cached, so the answer is shared with a SIMBAD
+catalog fetched for the same image) and adds ``simbad_id``, ``simbad_otype``,
+``simbad_sep_arcsec``, ``variable`` and ``nonstellar`` (0/1) components to the image's stars
+dataset, in place (:func:`add_identification`): links, subsets and viewers stay.
 """
 
 import logging
 from pathlib import Path
 
+import numpy as np
 from glue.config import viewer_tool
 from glue.viewers.common.tool import Tool
 from qtpy import QtCore, QtWidgets
@@ -20,15 +37,34 @@ from qtpy import QtCore, QtWidgets
 from ..exceptions import CatalogError, ZeropointError
 from ..glue.catalog_data import catalog_to_data, catalogs_for, link_catalog
 from ..glue.loader import wcs_from_meta
+from ..glue.stars import stars_for
 from .menus import BackgroundTask, describe_error, show_message
 from .tools import image_of
 
-__all__ = ["CatalogTool", "CatalogDialog", "fetch_catalog", "catalog_field", "register"]
+__all__ = ["CatalogTool", "CatalogDialog", "fetch_catalog", "catalog_field", "identify_stars",
+           "add_identification", "offline_default", "OFFLINE_SETTING",
+           "IDENTIFICATION_COMPONENTS", "register"]
 
 log = logging.getLogger(__name__)
 
 MARKER_COLOR = "#ff7f0e"
 SOURCES = (("VizieR catalog", "vizier"), ("SIMBAD", "simbad"), ("Local file", "file"))
+
+#: The glue setting (``glue.config.settings``) of offline catalog work.
+OFFLINE_SETTING = "ZEROPOINT_CATALOG_OFFLINE"
+#: Components :func:`add_identification` adds to a stars dataset (strings, then numbers).
+IDENTIFICATION_COMPONENTS = ("simbad_id", "simbad_otype", "simbad_sep_arcsec", "variable",
+                             "nonstellar")
+
+
+def offline_default():
+    """True when the glue setting or ``GLUE_ZEROPOINT_OFFLINE=1`` asks for offline work."""
+    from glue.config import settings
+
+    from ..catalogs.config import offline_from_env
+
+    setting = getattr(settings, OFFLINE_SETTING) if OFFLINE_SETTING in settings else False
+    return bool(setting) or offline_from_env()
 
 
 def catalog_field(image):
@@ -66,14 +102,17 @@ def show_catalog_layer(viewer, catalog):
             layer.alpha = 0.8
 
 
-def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=None, offline=False):
+def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=None, offline=None):
     """Query a catalog for the field of ``image`` (default: the viewer's reference image).
 
     ``spec`` is ``'simbad'``, ``'vizier:<id>'``, ``'default'`` or a local file path. Runs in a
     worker thread; returns the :class:`~glue_zeropoint.qt.menus.BackgroundTask` (or ``None`` if
-    it could not start). ``on_done(data_or_None)`` is called at the end.
+    it could not start). ``on_done(data_or_None)`` is called at the end. ``offline=None``:
+    :func:`offline_default` (the glue setting or ``GLUE_ZEROPOINT_OFFLINE``).
     """
     from ..catalogs import get_catalog
+
+    offline = offline_default() if offline is None else bool(offline)
 
     image = image if image is not None else image_of(viewer)
     if image is None:
@@ -122,6 +161,142 @@ def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=Non
     return task.start()
 
 
+def add_identification(stars_data, table):
+    """Put :func:`~glue_zeropoint.catalogs.identify` columns into a stars dataset, in place.
+
+    ``table`` rows are matched to the dataset's rows by ``star_id``; stars it does not have
+    (added while the query ran) get ``''``/NaN/0. Existing components are updated (their ids,
+    hence subsets and links on them, stay); missing ones are added. Returns the number of
+    stars identified.
+    """
+    from glue.core.component import CategoricalComponent, Component
+
+    ids = np.asarray(stars_data["star_id"]).astype(np.int64)
+    n = ids.size
+    rows = {int(k): i for i, k in enumerate(np.asarray(table["star_id"]).astype(np.int64))}
+    take = np.array([rows.get(int(k), -1) for k in ids], dtype=np.int64)
+    have = take >= 0
+    values = {}
+    for name in IDENTIFICATION_COMPONENTS:
+        src = np.asarray(table[name])
+        if name in ("simbad_id", "simbad_otype"):
+            column = np.array([""] * n, dtype=object)
+            column[have] = src.astype(str)[take[have]]
+            values[name] = np.array(column.tolist() if n else [], dtype=str)
+        elif name == "simbad_sep_arcsec":
+            column = np.full(n, np.nan)
+            column[have] = src.astype(float)[take[have]]
+            values[name] = column
+        else:
+            column = np.zeros(n, dtype=np.int8)
+            column[have] = src.astype(bool)[take[have]]
+            values[name] = column
+    labels = {cid.label: cid for cid in stars_data.components}
+    numeric = {}
+    for name, column in values.items():
+        categorical = column.dtype.kind == "U"
+        new = (CategoricalComponent(column) if categorical
+               else Component(column, units="arcsec" if name == "simbad_sep_arcsec" else ""))
+        if name not in labels:
+            stars_data.add_component(new, name)
+        elif categorical:
+            # update_components cannot set categorical values: swap the values as glue's
+            # update_values_from_data does; the message below goes out with the numbers
+            stars_data.get_component(labels[name])._data = new._data
+        else:
+            numeric[labels[name]] = column
+    if numeric:
+        stars_data.update_components(numeric)
+    elif labels.keys() & set(IDENTIFICATION_COMPONENTS):
+        stars_data.update_components({})
+    return int(np.count_nonzero(values["simbad_id"] != "")) if n else 0
+
+
+def _pixel_scale_arcsec(image):
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    wcs = wcs_from_meta(image)
+    if wcs is None or not wcs.has_celestial:
+        return None
+    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+    return scale if np.isfinite(scale) and scale > 0 else None
+
+
+def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radius=None):
+    """Identify the stars of ``image`` (default: the viewer's reference image) in SIMBAD.
+
+    One SIMBAD cone query for the image field (the same cone as a SIMBAD catalog fetched for
+    the image, so a cached answer is reused) in a worker thread, then
+    :func:`add_identification` on the image's stars dataset. ``offline=None``:
+    :func:`offline_default`. Errors are non-modal messages. Returns the
+    :class:`~glue_zeropoint.qt.menus.BackgroundTask` or ``None`` if it could not start;
+    ``on_done(stars_data_or_None)`` is called at the end.
+    """
+    from astropy.table import Table
+
+    from ..catalogs import identify_field
+
+    def give_up(text, error=True):
+        show_message(viewer, text, error=error)
+        if on_done is not None:
+            on_done(None)
+        return None
+
+    image = image if image is not None else image_of(viewer)
+    if image is None:
+        return give_up("Stars are identified on an image loaded by glue-zeropoint: make one "
+                       "the reference data of this viewer.", error=False)
+    dc = viewer.session.data_collection
+    stars = stars_for(dc, image)
+    if stars is None or stars.size == 0:
+        return give_up(f"{image.label}: no stars measured yet; measure some with the Stars "
+                       f"tool or 'Detect all stars', then identify them in SIMBAD.",
+                       error=False)
+    try:
+        center, radius = catalog_field(image)
+        if center is None:
+            raise CatalogError(f"{image.label}: the image has no celestial WCS, so its stars "
+                               f"have no sky position; solve it first")
+    except ZeropointError as err:
+        return give_up(f"SIMBAD identification: {describe_error(err)}")
+    offline = offline_default() if offline is None else bool(offline)
+    snapshot = Table({"star_id": np.asarray(stars["star_id"]).astype(np.int64),
+                      "ra": np.asarray(stars["ra"], float),
+                      "dec": np.asarray(stars["dec"], float)})
+    scale = _pixel_scale_arcsec(image)
+    if scale:
+        snapshot.meta["pixel_scale"] = scale  # sets crossmatch's smallest and search radius
+    task = BackgroundTask(
+        lambda progress: identify_field(snapshot, center, radius, offline=offline,
+                                        match_radius=match_radius, progress=progress),
+        f"SIMBAD identification for {image.label}", viewer, abandon_on_cancel=True)
+
+    def succeeded(table):
+        target = stars_for(dc, image)
+        if target is None:
+            if on_done is not None:
+                on_done(None)
+            return
+        n_found = add_identification(target, table)
+        info = table.meta.get("identify", {})
+        cached = " (from cache)" if info.get("from_cache") else ""
+        viewer.set_status(f"SIMBAD{cached}: {n_found} of {target.size} stars identified, "
+                          f"{info.get('n_variable', 0)} variable, "
+                          f"{info.get('n_nonstellar', 0)} non-stellar")
+        if on_done is not None:
+            on_done(target)
+
+    def failed(exc):
+        show_message(viewer, f"SIMBAD identification: {describe_error(exc)}")
+        if on_done is not None:
+            on_done(None)
+
+    task.succeeded.connect(succeeded)
+    task.failed.connect(failed)
+    task.cancelled.connect(lambda: on_done(None) if on_done is not None else None)
+    return task.start()
+
+
 class CatalogDialog(QtWidgets.QDialog):
     """Non-modal dialog: choose SIMBAD, a VizieR catalog id or a local file, then Fetch."""
 
@@ -145,6 +320,17 @@ class CatalogDialog(QtWidgets.QDialog):
         self.button_browse = QtWidgets.QPushButton("Browse…")
         self.bool_show = QtWidgets.QCheckBox("Show markers on the image")
         self.bool_show.setChecked(True)
+        self.bool_offline = QtWidgets.QCheckBox("Offline (cache and local files only)")
+        self.bool_offline.setChecked(offline_default())
+        self.bool_offline.setToolTip(
+            "Use only answers cached by earlier queries and local files; never contact "
+            "VizieR or SIMBAD (default: the ZEROPOINT_CATALOG_OFFLINE glue setting or "
+            "GLUE_ZEROPOINT_OFFLINE=1)")
+        self.button_identify = QtWidgets.QPushButton("Identify stars in SIMBAD")
+        self.button_identify.setToolTip(
+            "Query SIMBAD once for the image field and add simbad_id, simbad_otype, variable "
+            "and nonstellar to the image's stars table")
+        self.identify_task = None
         self.text_status = QtWidgets.QLabel("")
         self.text_status.setWordWrap(True)
         self.button_fetch = QtWidgets.QPushButton("Fetch")
@@ -158,18 +344,21 @@ class CatalogDialog(QtWidgets.QDialog):
         row.addWidget(self.button_browse)
         form.addRow("File", row)
         buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.button_identify)
         buttons.addStretch(1)
         buttons.addWidget(self.button_fetch)
         buttons.addWidget(self.button_close)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.bool_show)
+        layout.addWidget(self.bool_offline)
         layout.addWidget(self.text_status)
         layout.addLayout(buttons)
 
         self.combosel_source.currentIndexChanged.connect(self._update_enabled)
         self.button_browse.clicked.connect(self._browse)
         self.button_fetch.clicked.connect(self.fetch)
+        self.button_identify.clicked.connect(self.identify)
         self.button_close.clicked.connect(self.close)
         self._update_enabled()
 
@@ -226,8 +415,33 @@ class CatalogDialog(QtWidgets.QDialog):
         self.button_fetch.setEnabled(False)
         self.text_status.setText(f"Fetching {spec}…")
         self.task = fetch_catalog(self.viewer, spec, show=self.bool_show.isChecked(),
-                                  on_done=self._done)
+                                  on_done=self._done, offline=self.bool_offline.isChecked())
         return self.task
+
+    def identify(self):
+        """Identify the image's stars in SIMBAD (see :func:`identify_stars`)."""
+        if self.identify_task is not None and not self.identify_task.finished:
+            return self.identify_task
+        self.button_identify.setEnabled(False)
+        self.text_status.setText("Identifying the stars in SIMBAD…")
+        self.identify_task = identify_stars(self.viewer, offline=self.bool_offline.isChecked(),
+                                            on_done=self._identified)
+        return self.identify_task
+
+    def _identified(self, stars):
+        try:
+            self.button_identify.setEnabled(True)
+            if stars is None:
+                task = self.identify_task
+                error = task.error if task is not None else None
+                self.text_status.setText(describe_error(error) if error else
+                                         "No star identified.")
+            else:
+                found = int(np.count_nonzero(np.asarray(stars["simbad_id"]) != ""))
+                self.text_status.setText(f"{stars.label}: {found} of {stars.size} stars "
+                                         f"identified in SIMBAD.")
+        except RuntimeError:  # the dialog was closed meanwhile
+            pass
 
     def _done(self, data):
         self.result_data = data
@@ -273,9 +487,23 @@ class CatalogTool(Tool):
         self.dialog = None
 
 
+def register_setting():
+    """Register the ``ZEROPOINT_CATALOG_OFFLINE`` glue setting (default False).
+
+    glue reads saved settings (``~/.glue/settings.cfg``) again after loading the plugins, so a
+    saved value applies; glue saves all settings when its preferences are accepted.
+    """
+    from glue.config import settings
+
+    if OFFLINE_SETTING not in settings:
+        settings.add(OFFLINE_SETTING, False, validator=bool)
+
+
 def register():
-    """Register the tool and add it to the stock image viewer's toolbar."""
+    """Register the offline setting and the tool; add the tool to the stock image viewer."""
     from glue_qt.viewers.image import ImageViewer
+
+    register_setting()
 
     if CatalogTool.tool_id not in viewer_tool.members:
         viewer_tool.add(CatalogTool)
