@@ -32,6 +32,7 @@ from astropy import units as u
 from astropy.table import Column, Table
 
 from ..exceptions import CatalogError
+from .otypes import is_nonstellar, is_variable
 from .specs import CatalogSpec, get_spec, spec_for
 
 __all__ = ["normalize_catalog", "catalog_bands", "require_band", "parse_sexagesimal",
@@ -69,51 +70,9 @@ _MAG_PATTERNS = [  # (regex, priority: lower wins)
 ]
 _COLOUR_RE = re.compile(rf"^\(?(?P<a>{_BAND_RE})-(?P<b>{_BAND_RE})\)?(?:mag)?$")
 
-# SIMBAD object types (short codes of SIMBAD 4 / TAP, and the older long names).
-_VARIABLE_OTYPES = {
-    "V*", "Ir*", "Or*", "Er*", "RC*", "Ro*", "BY*", "RS*", "a2*", "El*", "Pu*", "RR*", "Ce*",
-    "cC*", "WV*", "dS*", "bC*", "SX*", "gD*", "LP*", "Mi*", "sr*", "EB*", "Al*", "bL*", "WU*",
-    "CV*", "No*", "DN*", "NL*", "Fl*", "FU*", "SN*", "RV*", "ZZ*", "s*r", "s*y", "s*b",
-    "OH*", "pA*", "TT*", "Be*", "AM*", "DQ*",
-    "Variable*", "Irregular_V*", "Orion_V*", "Eruptive*", "RCrB_V*", "Rotating*", "BYDra",
-    "RSCVn", "alf2CVn", "Pulsating*", "RRLyr", "Cepheid", "deltaCep", "WVir", "delSct",
-    "betCep", "SXPhe", "gammaDor", "LPV*", "Mira", "semi-regV*", "EB*Algol", "EB*betLyr",
-    "EB*WUMa", "CataclyV*", "Nova", "DwarfNova", "Nova-like", "Flare*", "FUOr", "RVTauV*",
-    "ZZCet", "Ellipsoidal", "TTau*", "RotV*", "PulsV*", "BYDraV*", "RSCVnV*",
-}
-_NONSTELLAR_OTYPES = {
-    "G", "GiG", "GiC", "GiP", "BiC", "IG", "PaG", "GrG", "CGG", "ClG", "SCG", "PCG", "rG",
-    "H2G", "EmG", "SBG", "bCG", "LSB", "AGN", "SyG", "Sy1", "Sy2", "LIN", "QSO", "Bla", "BLL",
-    "LeG", "LeQ", "LeI", "gLe", "GNe", "BNe", "DNe", "RNe", "HII", "PN", "SNR", "ISM", "MoC",
-    "Cld", "glb", "cor", "bub", "sh", "EmO", "HVC", "Cl*", "GlC", "OpC", "As*", "St*", "MGr",
-    "reg", "vid", "SFR", "PoG", "Galaxy", "Seyfert", "Seyfert_1", "Seyfert_2", "Blazar",
-    "BLLac", "Cluster*", "GlobCluster", "OpenCluster", "Association", "PartofG", "HIIReg",
-    "PlanetaryNeb", "SNRemnant", "Nebula", "RefNeb", "DarkNeb", "EmObj", "GroupG",
-    "Compact_Gr_G", "PairG", "InteractingG", "RadioG", "HII_G", "EmissionG", "StarburstG",
-    "BlueCompG", "LowSurfBrghtG",
-}
-
-
-def is_variable_otype(otype):
-    """True if a SIMBAD object type is V* or one of its children (candidates included)."""
-    code = str(otype).strip()
-    if not code:
-        return False
-    base = code.rstrip("?")
-    if base.endswith("_Candidate"):
-        base = base[: -len("_Candidate")]
-    return base in _VARIABLE_OTYPES or "V*" in code
-
-
-def is_nonstellar_otype(otype):
-    """True if a SIMBAD object type is a galaxy, nebula, cluster or interstellar matter."""
-    code = str(otype).strip()
-    if not code:
-        return False
-    base = code.rstrip("?")
-    if base.endswith("_Candidate"):
-        base = base[: -len("_Candidate")]
-    return base in _NONSTELLAR_OTYPES
+# SIMBAD object types: one classification for the package (see .otypes)
+is_variable_otype = is_variable
+is_nonstellar_otype = is_nonstellar
 
 
 # --------------------------------------------------------------------------- helpers

@@ -254,8 +254,39 @@ def _write(dc, image_data, table, next_id):
     stars.meta["zp_next_star_id"] = int(next_id)
     stars.meta["zp_warnings"] = list(table.meta.get("zp_warnings", []))
     _remap_row_selections(dc, stars, np.asarray(stars["star_id"]), np.asarray(table["star_id"]))
-    stars.update_values_from_data(_build(table, stars.label))
+    new = _build(table, stars.label)
+    _carry_extra_components(stars, new, np.asarray(table["star_id"]))
+    stars.update_values_from_data(new)
     return stars
+
+
+def _carry_extra_components(old, new, new_ids):
+    """Copy components added to a stars table (e.g. SIMBAD identifications) into its rewrite.
+
+    glue's ``update_values_from_data`` drops components the new data lacks, so a star added,
+    removed or re-measured would lose them. Values follow the stars by ``star_id``; new stars
+    get ``''`` (text) or NaN / 0 (numbers).
+    """
+    from glue.core.component import CategoricalComponent, Component
+
+    old_ids = np.asarray(old["star_id"]).astype(np.int64)
+    rows = {int(k): i for i, k in enumerate(old_ids)}
+    take = np.array([rows.get(int(k), -1) for k in new_ids], dtype=np.int64)
+    have = take >= 0
+    for cid in old.main_components:
+        if cid.label in STAR_COLUMNS:
+            continue
+        comp = old.get_component(cid)
+        if comp.categorical:
+            values = np.array([""] * take.size, dtype=object)
+            values[have] = np.asarray(comp.labels, dtype=object)[take[have]]
+            new.add_component(CategoricalComponent(values.astype(str)), cid.label)
+            continue
+        src = np.asarray(comp.data)
+        fill = np.nan if src.dtype.kind == "f" else 0
+        values = np.full(take.size, fill, dtype=src.dtype if src.dtype.kind != "b" else bool)
+        values[have] = src[take[have]]
+        new.add_component(Component(values, units=comp.units), cid.label)
 
 
 def _element_states(state):

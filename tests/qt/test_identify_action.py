@@ -258,3 +258,36 @@ def test_add_identification_aligns_rows_by_star_id():
     assert add_identification(stars, result) == 2
     assert stars.id["simbad_otype"] is cid
     assert list(np.asarray(stars["simbad_otype"]).astype(str)) == ["RR*", "", "QSO"]
+
+
+def test_identifications_survive_star_edits(glue_app):
+    """SIMBAD components follow their stars when stars are added or removed."""
+    from astropy.table import Table
+
+    from glue_zeropoint.glue.loader import ccd_to_data
+    from glue_zeropoint.glue.stars import add_stars, remove_stars
+    from glue_zeropoint.qt.catalog_action import add_identification
+    from glue_zeropoint.simulate import simulate_image
+
+    ccd, truth = simulate_image(seed=5, shape=(160, 160), n_stars=12, mag_range=(11, 13))
+    dc = glue_app.data_collection
+    image = ccd_to_data(ccd, "img")
+    dc.append(image)
+    field = truth["field"].stars
+    inside = [(x, y) for x, y in zip(field["x"], field["y"], strict=True)
+              if 10 < x < 150 and 10 < y < 150]
+    stars = add_stars(dc, image, Table(rows=inside[:3], names=("x", "y")))
+    ids = [int(i) for i in stars["star_id"]]
+    ident = Table({"star_id": ids, "simbad_id": ["A", "B", "C"], "simbad_otype": ["*", "RR*", "*"],
+                   "simbad_sep_arcsec": [0.1, 0.2, 0.3], "variable": [False, True, False],
+                   "nonstellar": [False, False, False], "simbad_match": ["ok"] * 3})
+    add_identification(stars, ident)
+    add_stars(dc, image, Table(rows=inside[3:4], names=("x", "y")))
+    remove_stars(dc, image, [ids[0]])
+    kept = {int(i): (str(s), int(v)) for i, s, v in
+            zip(stars["star_id"], stars.get_component("simbad_id").labels, stars["variable"],
+                strict=True)}
+    assert kept[ids[1]] == ("B", 1) and kept[ids[2]] == ("C", 0)
+    assert ids[0] not in kept and len(kept) == 3
+    new_id = (set(kept) - set(ids)).pop()
+    assert kept[new_id] == ("", 0)
