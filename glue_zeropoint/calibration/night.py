@@ -1,0 +1,540 @@
+"""Calibrate a whole night: find and group the frames, make the masters, calibrate the lights.
+
+:func:`calibrate_night` is the one call the command line, the Glue loader and the demo use. It
+returns a :class:`Night` whose ``report`` is what ``calibration.json`` holds: the groups found,
+the frames used for each master, what was matched to what, the gain and read noise used and
+their source, every guess, and every frame or step skipped and why.
+"""
+
+import logging
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import InputError
+from ..io import ensure_output_dir, write_json
+from .camera import CameraNoise, photon_transfer, read_noise_from_biases
+from .frames import scan_frames
+from .lights import calibrate_light, prepare_masters
+from .masters import make_master_bias, make_master_dark, make_master_flat
+from .products import read_product, write_product
+
+__all__ = ["Night", "calibrate_night"]
+
+log = logging.getLogger(__name__)
+
+_PTC_MAX_SIDE = 1024  # photon transfer uses at most the central 1024 x 1024 pixels
+_PTC_MAX_FRAMES = 8
+# calibrated lights beyond this many bytes in total are memory-mapped from their products
+IN_MEMORY_BYTES = 512 * 2 ** 20
+# write products in a worker thread while the next light is computed
+BACKGROUND_WRITES = True
+
+
+@dataclass
+class Night:
+    """A calibrated night.
+
+    Attributes
+    ----------
+    lights : list of `~astropy.nddata.CCDData`
+        Calibrated lights (electrons, uncertainty, mask, WCS, meta), in memory. When products
+        are written and the lights together exceed ``IN_MEMORY_BYTES`` (512 MB), their
+        pixels are memory-mapped read-only from the product files instead (big-endian
+        float32 arrays), so the memory used stays bounded however many lights there are.
+    masters : dict
+        Name (``'bias'``, ``'dark'``, ``'flat_V'``; ``'dark_20s'`` with several dark exposure
+        times; a ``_<nx>x<ny>[_bin..]`` suffix for extra frame groups) -> CCDData.
+    products : list of Path
+        Files written (masters, calibrated lights, ``calibration.json``).
+    report : dict
+        The content of ``calibration.json``.
+    """
+
+    lights: list = field(default_factory=list)
+    masters: dict = field(default_factory=dict)
+    products: list = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        """The calibration report (JSON-ready once passed through ``io.to_jsonable``)."""
+        return self.report
+
+
+class _Progress:
+    """Counts steps across the stages and forwards them to the user's callback."""
+
+    def __init__(self, callback, total):
+        self.callback = callback
+        self.total = max(int(total), 1)
+        self.done = 0
+
+    def sub(self, n):
+        """A callback for a stage of ``n`` steps: ``(k, n, message)`` -> overall progress."""
+        base = self.done
+
+        def forward(k, _n, message=""):
+            if self.callback is not None:
+                self.callback(min(base + int(k), self.total), self.total, message)
+
+        self.done += n
+        return forward
+
+    def step(self, message):
+        self.done += 1
+        if self.callback is not None:
+            self.callback(min(self.done, self.total), self.total, message)
+
+
+class _SerialWriter:
+    """Same interface as :class:`_BackgroundWriter`, writing at once in the calling thread."""
+
+    def submit(self, ccd, path, on_done=None):
+        path = write_product(ccd, path)
+        if on_done is not None:
+            on_done(path)
+
+    def wait(self):
+        pass
+
+    def close(self, *, failed=False):
+        pass
+
+
+class _BackgroundWriter:
+    """Writes products in a worker thread while the next one is computed (I/O overlaps work).
+
+    At most one write is in flight (bounded memory). ``on_done(path)`` callbacks run in the
+    calling thread, in submission order, from :meth:`wait`. Every write is atomic
+    (:func:`~.products.write_product`): whatever stops the calibration, each product on disk
+    is complete or absent.
+    """
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glue-zeropoint-write")
+        self._pending = None
+
+    def submit(self, ccd, path, on_done=None):
+        """Write ``ccd`` to ``path`` after the previous write has finished."""
+        self.wait()
+        self._pending = (self._pool.submit(write_product, ccd, path), on_done)
+
+    def wait(self):
+        """Finish the write in flight (re-raising its error) and run its callback."""
+        if self._pending is not None:
+            future, on_done = self._pending
+            self._pending = None
+            path = future.result()
+            if on_done is not None:
+                on_done(path)
+
+    def close(self, *, failed=False):
+        """Finish and stop; after a failure elsewhere, a write error is only logged."""
+        try:
+            if failed and self._pending is not None:
+                try:
+                    self._pending[0].result()
+                except Exception as err:  # noqa: BLE001 - the first error is the one to report
+                    log.warning("writing a product failed too: %s", err)
+                self._pending = None
+            else:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _group_label(key):
+    (ny, nx), (bx, by) = key
+    return f"{nx}x{ny}" + (f"_bin{bx}x{by}" if (bx, by) != (1, 1) else "")
+
+
+def _fmt_t(t):
+    return f"{t * 1000:g}ms" if 0 < t < 1 else f"{t:g}s"
+
+
+def _camera_noise(group, gain, read_noise, notes):
+    """Gain and read noise for a group: given, else header, else measured (photon transfer)."""
+    lights = [f for f in group if f.kind == "light"]
+    ordered = lights + [f for f in group if f.kind != "light"]
+    biases = [f for f in group if f.kind == "bias"]
+    flats_by_filter = {}
+    for f in group:
+        if f.kind == "flat":
+            flats_by_filter.setdefault(f.filter, []).append(f)
+    g_src = rn_src = None
+    g_err = rn_err = None
+    if gain is not None:
+        g, g_src = float(gain), "given"
+    else:
+        hdr = next((f for f in ordered if f.gain is not None), None)
+        g, g_src = (hdr.gain, hdr.gain_source) if hdr is not None else (None, None)
+    if read_noise is not None:
+        rn, rn_src = float(read_noise), "given"
+    else:
+        hdr = next((f for f in ordered if f.read_noise is not None), None)
+        rn, rn_src = (hdr.read_noise, hdr.read_noise_source) if hdr is not None else (None, None)
+    if g is None:
+        flats = max(flats_by_filter.values(), key=len, default=[])
+        if len(flats) < 2 or len(biases) < 2:
+            return None
+        nf = min(len(flats), _PTC_MAX_FRAMES) // 2 * 2
+        nb = min(len(biases), _PTC_MAX_FRAMES) // 2 * 2
+        try:
+            ptc = photon_transfer([_central(f, True) for f in flats[:nf]],
+                                  [_central(f, True) for f in biases[:nb]])
+        except ValueError as err:
+            notes.append(f"gain could not be measured: {err}")
+            return None
+        g, g_err = ptc["gain"], ptc["gain_err"]
+        g_src = f"measured: photon transfer from {nf} flats + {nb} biases"
+        if rn is None:
+            rn, rn_err = ptc["read_noise"], ptc["read_noise_err"]
+            rn_src = g_src
+    if rn is None:
+        nb = min(len(biases), _PTC_MAX_FRAMES) // 2 * 2
+        if nb >= 2:
+            rn, rn_err, nb = read_noise_from_biases([_central(f, False) for f in biases[:nb]],
+                                                    g)
+            rn_src = f"measured: {nb} biases (gain x std(B1 - B2) / sqrt 2)"
+        else:  # no biases: the shortest darks, whose dark-current noise adds a little
+            by_t = {}
+            for f in group:
+                if f.kind == "dark":
+                    by_t.setdefault(f.exptime, []).append(f)
+            pairs = [(t, fs) for t, fs in sorted(by_t.items()) if len(fs) >= 2]
+            if not pairs:
+                return CameraNoise(g, g_src, None, None, g_err, None)
+            t, darks = pairs[0]
+            nd = min(len(darks), _PTC_MAX_FRAMES) // 2 * 2
+            rn, rn_err, nd = read_noise_from_biases([_central(f, True) for f in darks[:nd]], g)
+            rn_src = (f"measured: {nd} darks of {_fmt_t(t)} (no biases; includes their "
+                      "dark-current noise)")
+    return CameraNoise(float(g), g_src, float(rn), rn_src, g_err, rn_err)
+
+
+def _central(frame, nan_saturated):
+    """The central (at most 1024 x 1024) pixels of a frame, ADU, saturated values NaN."""
+    reader = frame.reader()
+    ny, nx = reader.shape
+    h, w = min(ny, _PTC_MAX_SIDE), min(nx, _PTC_MAX_SIDE)
+    y0, x0 = (ny - h) // 2, (nx - w) // 2
+    data, saturated = reader.rows(y0, y0 + h)
+    data, saturated = data[:, x0:x0 + w], saturated[:, x0:x0 + w]
+    if nan_saturated:
+        data[saturated] = np.nan
+    reader.close()
+    return np.ascontiguousarray(data)
+
+
+def _pick_dark(darks, t, has_bias):
+    """The dark for an exposure ``t``: matching exposure, else the longest one scaled."""
+    if not darks:
+        return None, "no darks: dark current not subtracted"
+    for td, name in darks:
+        if abs(td - t) <= max(1e-3, 1e-3 * t):
+            return name, f"matched exposure {_fmt_t(td)}"
+    if not has_bias:
+        return None, (f"no dark of {_fmt_t(t)} and no bias frames to scale another: dark "
+                      "not subtracted")
+    td, name = max(darks)
+    return name, f"scaled from {_fmt_t(td)} to {_fmt_t(t)}"
+
+
+def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_noise=None,
+                    progress=None):
+    """Calibrate every light frame of a raw night.
+
+    Parameters
+    ----------
+    raw_dir : path
+        Folder of raw frames (sub-folders searched; see :func:`.scan_frames`).
+    out_dir : path, optional
+        Where to write ``master_*.fits``, ``<light stem>_cal.fits`` and ``calibration.json``
+        (created; must be writable). Nothing is written without it.
+    combine : {'median', 'mean'}
+        How the sigma-clipped masters are combined.
+    gain : float, optional
+        e-/ADU; overrides the headers and the measurement.
+    read_noise : float, optional
+        e-; overrides the headers and the measurement.
+    progress : callable, optional
+        ``progress(done, total, message)``; it may raise
+        :class:`~glue_zeropoint.exceptions.Cancelled`, which stops the calibration: files
+        already written stay complete, none is left half-written.
+
+    Returns
+    -------
+    Night
+
+    Raises
+    ------
+    InputError
+        Empty or missing folder, a frame without exposure time, an unwritable ``out_dir``,
+        or lights whose gain or read noise is nowhere to be found (pass ``gain=``).
+
+    Examples
+    --------
+    >>> night = calibrate_night("raw/2024-07-01", "calibrated")  # doctest: +SKIP
+    >>> night.lights[0].uncertainty.array  # doctest: +SKIP
+    """
+    if combine not in ("median", "mean"):
+        raise InputError(f"combine must be 'median' or 'mean', not {combine!r}")
+    for name, value in (("gain", gain), ("read_noise", read_noise)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number, not {value!r}")
+    out = ensure_output_dir(out_dir) if out_dir is not None else None
+    raw_dir = Path(raw_dir)
+    frames = scan_frames(raw_dir, exclude=[out] if out is not None else (), progress=progress)
+    night = Night()
+    report = {
+        "raw_dir": str(raw_dir), "out_dir": None if out is None else str(out),
+        "combine": combine, "groups": [], "masters": {}, "lights": [], "gain": None,
+        "read_noise": None, "guesses": frames.guesses, "skipped": list(frames.skipped),
+        "notes": [], "products": [],
+    }
+    night.report = report
+    groups = {}
+    for frame in frames:
+        groups.setdefault(frame.group_key, []).append(frame)
+    main_key = max(groups, key=lambda k: (sum(f.kind == "light" for f in groups[k]),
+                                          len(groups[k])))
+    if len(groups) > 1:
+        note = ("frames of different shapes or binning were found; they are grouped apart and "
+                "never combined: " + ", ".join(f"{_group_label(k)} ({len(v)} frames)"
+                                               for k, v in groups.items()))
+        report["notes"].append(note)
+        warnings.warn(note, stacklevel=2)
+    steps = _Progress(progress, len(frames))
+    _product_names(frames, raw_dir)
+    writer = None
+    if out is not None:
+        writer = _BackgroundWriter() if BACKGROUND_WRITES else _SerialWriter()
+    try:
+        for key, group in groups.items():
+            suffix = "" if key == main_key else f"_{_group_label(key)}"
+            _calibrate_group(group, key, suffix, night, out, steps, writer, combine=combine,
+                             gain=gain, read_noise=read_noise)
+    except BaseException:
+        if writer is not None:
+            writer.close(failed=True)
+        raise
+    if writer is not None:
+        writer.close()
+    if not night.lights:
+        report["notes"].append("no light frames were calibrated")
+    if out is not None:
+        path = out / "calibration.json"
+        report["products"] = [p.name for p in night.products] + [path.name]
+        write_json(path, report)
+        night.products.append(path)
+    return night
+
+
+def _record_master(night, out, writer, name, ccd, info):
+    night.masters[name] = ccd
+    entry = dict(info)
+    night.report["masters"][name] = entry
+    if out is not None:
+        def written(path):
+            night.products.append(path)
+            entry["file"] = path.name
+
+        writer.submit(ccd, out / f"master_{name}.fits", written)
+
+
+def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, gain,
+                     read_noise):
+    report = night.report
+    kinds = {k: [f for f in group if f.kind == k] for k in ("bias", "dark", "flat", "light")}
+    entry = {"name": _group_label(key), "shape": list(key[0]), "binning": list(key[1]),
+             "counts": {k: len(v) for k, v in kinds.items()},
+             "filters": sorted({str(f.filter) for f in kinds["flat"] + kinds["light"]}),
+             "exptimes": {k: sorted({f.exptime for f in v}) for k, v in kinds.items() if v},
+             "skipped_steps": [], "notes": []}
+    report["groups"].append(entry)
+    skipped_steps = entry["skipped_steps"]
+
+    def skip_step(message):
+        skipped_steps.append(message)
+        log.warning("%s: %s", entry["name"], message)
+
+    notes = []
+    noise = _camera_noise(group, gain, read_noise, notes)
+    for n in notes:
+        skip_step(n)
+    if noise is None or noise.read_noise is None:
+        what = "gain" if noise is None else "read noise"
+        if kinds["light"]:
+            first = kinds["light"][0]
+            option = "--gain/gain=" if what == "gain" else "--read-noise/read_noise="
+            raise InputError(
+                f"{first.path}: no {what} in the headers ({'GAIN/EGAIN' if what == 'gain' else 'RDNOISE/READNOIS'}) "
+                f"and not enough flats and biases (2 + 2) to measure it; pass {option}")
+        skip_step(f"no {what} known and no lights: group not calibrated")
+        steps.sub(len(group))
+        return
+    entry["gain"] = {"value": noise.gain, "source": noise.gain_source, "error": noise.gain_err}
+    entry["read_noise"] = {"value": noise.read_noise, "source": noise.read_noise_source,
+                           "error": noise.read_noise_err}
+    if report["gain"] is None or not suffix:
+        report["gain"] = entry["gain"]
+        report["read_noise"] = entry["read_noise"]
+    log.info("%s: gain %.4g e-/ADU (%s), read noise %.3g e- (%s)", entry["name"], noise.gain,
+             noise.gain_source, noise.read_noise, noise.read_noise_source)
+
+    # master bias
+    bias = None
+    if kinds["bias"]:
+        bias = make_master_bias(kinds["bias"], noise, method=combine,
+                                progress=steps.sub(len(kinds["bias"])))
+        _record_master(night, out, writer, "bias" + suffix, bias, {
+            "frames": [f.name for f in kinds["bias"]], "n": len(kinds["bias"]),
+            "method": combine, "exptime": sorted({f.exptime for f in kinds["bias"]})})
+        if any(f.exptime > 0 for f in kinds["bias"]):
+            entry["notes"].append(
+                "short darks used as biases: their dark current (rate x "
+                f"{max(f.exptime for f in kinds['bias']):g} s) stays in the master bias")
+    else:
+        skip_step("no bias frames: bias not subtracted (the overscan, where present, is)")
+
+    # master darks, one per exposure time
+    darks = []
+    by_t = {}
+    for f in kinds["dark"]:
+        by_t.setdefault(round(f.exptime, 6), []).append(f)
+    for t, members in sorted(by_t.items()):
+        name = ("dark" if len(by_t) == 1 else f"dark_{_fmt_t(t)}") + suffix
+        dark = make_master_dark(members, bias, noise, method=combine,
+                                progress=steps.sub(len(members)))
+        _record_master(night, out, writer, name, dark, {
+            "frames": [f.name for f in members], "n": len(members), "method": combine,
+            "exptime": t, "unit": "electron / s", "hot_pixels": int(dark.mask.sum()),
+            "bias_subtracted": bias is not None})
+        darks.append((t, name))
+    if not kinds["dark"]:
+        skip_step("no dark frames: dark current not subtracted, hot pixels not flagged")
+
+    # master flats, one per filter
+    flats = {}
+    by_filter = {}
+    for f in kinds["flat"]:
+        by_filter.setdefault(f.filter, []).append(f)
+    for filt, members in by_filter.items():
+        t_f = float(np.median([f.exptime for f in members]))
+        dark_name, how = _pick_dark(darks, t_f, bias is not None)
+        dark = night.masters.get(dark_name) if dark_name else None
+        flat, info = make_master_flat(members, bias, dark, noise, method=combine,
+                                      progress=steps.sub(len(members)))
+        report["skipped"] += info["skipped"]
+        if flat is None:
+            skip_step(f"no usable flat of filter {filt!r}")
+            continue
+        name = f"flat_{filt if filt is not None else 'none'}{suffix}"
+        _record_master(night, out, writer, name, flat, {
+            "frames": info["used"], "n": len(info["used"]), "method": combine, "filter": filt,
+            "levels_e": info["levels"], "dark": dark_name, "dark_match": how,
+            "bias": ("bias" + suffix) if bias is not None else None,
+            "low_response_pixels": int(flat.mask.sum()),
+            "nonpositive_pixels": info["n_nonpositive"]})
+        flats[filt] = name
+
+    # lights
+    n_pixels = sum(int(np.prod(f.shape)) for f in kinds["light"])
+    memmap = out is not None and n_pixels * 9 > IN_MEMORY_BYTES
+    prepared = None
+    done = []  # (file order, ccd, report entry): calibrated grouped by filter and exposure
+    order = {id(f): i for i, f in enumerate(kinds["light"])}
+    for frame in sorted(kinds["light"], key=lambda f: (str(f.filter), f.exptime)):
+        dark_name, how = _pick_dark(darks, frame.exptime, bias is not None)
+        flat_name = flats.get(frame.filter)
+        masters = {"bias": bias, "dark": night.masters.get(dark_name) if dark_name else None,
+                   "flat": night.masters.get(flat_name) if flat_name else None}
+        key = (id(bias), id(masters["dark"]), id(masters["flat"]), float(frame.exptime),
+               noise.gain, noise.read_noise)
+        if prepared is None or prepared["key"] != key:
+            prepared = None  # free the previous one first
+            prepared = prepare_masters(noise, frame.exptime, **masters)
+        ccd, counts = calibrate_light(frame, noise, prepared=prepared, **masters)
+        _annotate(ccd, frame, noise, bias is not None and ("bias" + suffix), dark_name, how,
+                  flat_name, counts, out)
+        light_entry = {
+            "file": str(frame.path.name), "path": str(frame.path), "filter": frame.filter,
+            "exptime": frame.exptime, "bias": ("bias" + suffix) if bias is not None else None,
+            "dark": dark_name, "dark_match": how, "flat": flat_name,
+            "flat_match": (f"flat of filter {frame.filter!r}" if flat_name else
+                           f"no flat of filter {frame.filter!r}: not flat-fielded"),
+            "masked": counts}
+        if flat_name is None:
+            skip_step(f"{frame.name}: no flat of filter {frame.filter!r}; not flat-fielded")
+        item = [order[id(frame)], ccd, light_entry]
+        done.append(item)
+        if out is not None:
+            def written(path, item=item):
+                night.products.append(path)
+                item[2]["product"] = path.name
+                if memmap:  # keep memory bounded over many big lights
+                    item[1] = read_product(path, memmap=True)
+
+            writer.submit(ccd, out / frame.product_name, written)
+        del ccd
+        steps.step(f"calibrated {frame.name}")
+    if writer is not None:
+        writer.wait()
+    for _, ccd, light_entry in sorted(done, key=lambda item: item[0]):
+        night.lights.append(ccd)
+        report["lights"].append(light_entry)
+
+
+def _product_names(frames, root):
+    """``<light stem>_cal.fits``; lights of the same name in different sub-folders get the
+    folder in front (``night2_M13_001_cal.fits``) so that no product overwrites another."""
+    lights = [f for f in frames if f.kind == "light"]
+    counts = {}
+    for f in lights:
+        counts[_stem(f.path).lower()] = counts.get(_stem(f.path).lower(), 0) + 1
+    for f in lights:
+        stem = _stem(f.path)
+        if counts[stem.lower()] > 1:
+            parts = f.path.parent.relative_to(root).parts
+            stem = "_".join([*parts, stem]) if parts else stem
+        f.product_name = f"{stem}_cal.fits"
+
+
+def _stem(path):
+    name = path.name
+    for suffix in (".fits.gz", ".fit.gz", ".fits.fz", ".fits", ".fit", ".fts", ".fz"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _annotate(ccd, frame, noise, bias_name, dark_name, how, flat_name, counts, out):
+    h = ccd.meta
+
+    def fname(name):
+        return f"master_{name}.fits" if name else "none"
+
+    h["GAIN"] = (1.0, "e-/e-: data are in electrons")
+    h["RAWGAIN"] = (noise.gain, "e-/ADU used to convert the raw frame")
+    h["GAINSRC"] = noise.gain_source[:68]
+    h["RDNOISE"] = (noise.read_noise, "read noise (e-)")
+    h["RDNSRC"] = noise.read_noise_source[:68]
+    h.remove("EGAIN", ignore_missing=True)
+    h["MBIAS"] = (fname(bias_name), "master bias subtracted")
+    h["MDARK"] = (fname(dark_name), "master dark-current rate subtracted")
+    h["MFLAT"] = (fname(flat_name), "master flat divided")
+    h["BUNIT"] = "electron"
+    h.add_history(f"calibrated by glue-zeropoint from {frame.name}")
+    h.add_history(f"gain {noise.gain:.4g} e-/ADU ({noise.gain_source})")
+    h.add_history(f"read noise {noise.read_noise:.3g} e- ({noise.read_noise_source})")
+    h.add_history(f"bias: {fname(bias_name)}")
+    h.add_history(f"dark: {fname(dark_name)} ({how})")
+    h.add_history(f"flat: {fname(flat_name)}")
+    h.add_history("uncertainty: [max(S-B-dt,0) + R^2 + sB^2 + t^2 sd^2]/f^2 + C^2 sf^2/f^2")
+    h.add_history(f"mask: {counts['saturated']} saturated, {counts['hot']} hot, "
+                  f"{counts['low_response']} low-response, {counts['nonfinite']} non-finite")
+    for guess in frame.guesses:
+        h.add_history(f"guess: {guess}")

@@ -1,0 +1,67 @@
+"""``glue-zeropoint calibrate RAW_DIR --out OUT_DIR``: calibrate a raw night on disk.
+
+Writes one ``<light stem>_cal.fits`` per light frame, the masters (``master_bias.fits``,
+``master_dark.fits``, ``master_flat_<filter>.fits``) and ``calibration.json``; prints a short
+summary. Exit code 0 on success, 2 on bad input with a one-line reason.
+"""
+
+from pathlib import Path
+
+from ..progress import TerminalProgress
+
+__all__ = ["add_parser", "run", "summary"]
+
+
+def add_parser(sub):
+    p = sub.add_parser("calibrate", help="calibrate a folder of raw frames",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("raw_dir", type=Path, metavar="RAW_DIR",
+                   help="folder of raw bias/dark/flat/light frames (sub-folders searched)")
+    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR",
+                   help="folder for the calibrated products and calibration.json")
+    p.add_argument("--combine", choices=("median", "mean"), default="median",
+                   help="combination of the sigma-clipped masters (default: %(default)s)")
+    p.add_argument("--gain", type=float, default=None, metavar="G",
+                   help="gain in e-/ADU (default: header GAIN/EGAIN, else measured)")
+    p.add_argument("--read-noise", type=float, default=None, metavar="R",
+                   help="read noise in e- (default: header RDNOISE, else measured)")
+    p.set_defaults(func=run)
+
+
+def summary(night):
+    """A few lines saying what was done (for the terminal)."""
+    rep = night.report
+    lines = [f"calibrated {len(night.lights)} light frame(s) from {rep['raw_dir']}"]
+    for group in rep["groups"]:
+        counts = ", ".join(f"{n} {k}" for k, n in group["counts"].items() if n)
+        lines.append(f"  group {group['name']}: {counts}")
+        if group.get("gain"):
+            lines.append(f"    gain {group['gain']['value']:.4g} e-/ADU "
+                         f"({group['gain']['source']}), read noise "
+                         f"{group['read_noise']['value']:.3g} e- "
+                         f"({group['read_noise']['source']})")
+        for note in group.get("notes", []):
+            lines.append(f"    note: {note}")
+        for step in group["skipped_steps"]:
+            lines.append(f"    skipped: {step}")
+    for light in rep["lights"]:
+        lines.append(f"  {light['file']}: dark {light['dark'] or '-'} ({light['dark_match']}), "
+                     f"flat {light['flat'] or '-'}, {light['masked']['masked']} pixels masked")
+    if rep["guesses"]:
+        lines.append(f"  {len(rep['guesses'])} guess(es) from file names, see calibration.json")
+    if rep["skipped"]:
+        lines.append("  skipped: " + "; ".join(f"{s['file']} ({s['reason']})"
+                                               for s in rep["skipped"]))
+    if rep["out_dir"]:
+        lines.append(f"  wrote {len(night.products)} file(s) to {rep['out_dir']}")
+    return "\n".join(lines)
+
+
+def run(args):
+    from ..calibration import calibrate_night
+
+    with TerminalProgress("calibrating") as progress:
+        night = calibrate_night(args.raw_dir, args.out, combine=args.combine, gain=args.gain,
+                                read_noise=args.read_noise, progress=progress)
+    print(summary(night))
+    return 0
