@@ -87,7 +87,7 @@ def _names(style, kind, i, exptime, filt, obj):
                 "light": f"{obj}-{filt}-{exptime:g}s-{n}.fit"}[kind]
     if style == "iraf":
         return {"bias": f"zero{n}.fits", "dark": f"dark{exptime:g}s{n}.fits",
-                "flat": f"skyflat{filt}{n}.fits", "light": f"obj{filt}{n}.fits"}[kind]
+                "flat": f"skyflat{filt}{n}.fits", "light": f"obj{filt}{exptime:g}s{n}.fits"}[kind]
     # thin: only the file name (and folder) tells
     t = _fmt_exptime(exptime)
     return {"bias": f"Darks/dark_{t}{n}.FIT", "dark": f"Darks/dark_{t}{n}.FIT",
@@ -135,7 +135,9 @@ def _header(style, kind, exptime, filt, camera, date, obj, field_, write_wcs, sh
                 h.update(field_.wcs.to_header(relax=True))
     if camera.overscan:
         ny, nx = shape
-        h["BIASSEC"] = f"[{nx + 3}:{nx + camera.overscan},1:{ny}]"
+        # skip the first overscan columns (charge-transfer tail) when there are enough of them
+        first = nx + 1 + min(2, camera.overscan - 1)
+        h["BIASSEC"] = f"[{first}:{nx + camera.overscan},1:{ny}]"
         h["TRIMSEC"] = f"[1:{nx},1:{ny}]"
     return h
 

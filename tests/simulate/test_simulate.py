@@ -61,3 +61,13 @@ def test_simulated_image_and_catalog():
     assert len(cat) == 35 and {"RAJ2000", "Vmag", "e_Vmag", "B-V"} <= set(cat.colnames)
     resid = (cat["Vmag"][:30] - truth["field"].stars["mag_V"]) / cat["e_Vmag"][:30]
     assert abs(np.mean(resid)) < 1.0
+
+
+def test_iraf_names_do_not_collide_and_small_overscan_is_valid(tmp_path):
+    truth = simulate_night(tmp_path, style="iraf", shape=(32, 32), n_bias=1, n_dark=1,
+                           n_flat=1, lights=(("V", 10.0, 1), ("V", 20.0, 1)), cosmic_rays=0,
+                           camera=Camera(overscan=1), field_kwargs={"n_stars": 2})
+    paths = [f.path for f in truth.frames]
+    assert len(set(paths)) == len(paths)
+    hdr = fits.getheader(truth.of_kind("light")[0].path)
+    assert hdr["BIASSEC"] == "[33:33,1:32]"
