@@ -238,7 +238,8 @@ def render_stars(shape, x, y, flux, fwhm, beta=MOFFAT_BETA, subsample=3, radius=
     radius = int(np.ceil(6 * fwhm)) if radius is None else int(radius)
     off = (np.arange(subsample) + 0.5) / subsample - 0.5
     grid = np.arange(-radius, radius + 1)
-    for xi, yi, fi in zip(np.asarray(x, float), np.asarray(y, float), np.asarray(flux, float)):
+    for xi, yi, fi in zip(np.asarray(x, float), np.asarray(y, float), np.asarray(flux, float),
+                          strict=True):
         cx, cy = int(np.round(xi)), int(np.round(yi))
         x0, x1 = max(cx - radius, 0), min(cx + radius + 1, nx)
         y0, y1 = max(cy - radius, 0), min(cy + radius + 1, ny)

@@ -3,8 +3,15 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from glue_zeropoint.simulate import (Camera, FilterTruth, make_field, reference_catalog,
-                                     render_stars, simulate_image, simulate_night)
+from glue_zeropoint.simulate import (
+    Camera,
+    FilterTruth,
+    make_field,
+    reference_catalog,
+    render_stars,
+    simulate_image,
+    simulate_night,
+)
 
 
 def test_render_conserves_total_flux():
