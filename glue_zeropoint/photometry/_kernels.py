@@ -250,12 +250,43 @@ def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
     return _median_inplace(buf, m), std, m
 
 
+@nb.njit(cache=True)
+def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
+    """The same clipping as :func:`_clipped_median` (bounds about the median), but the
+    *mean* of the kept values is returned: (mean, std, n) -- astropy
+    ``SigmaClip(cenfunc='median')`` followed by ``np.mean`` of the survivors, as photutils'
+    ``ApertureStats(..., sigma_clip=...).mean``."""
+    it = 0
+    while it < maxiters and m > 0:
+        it += 1
+        cen = _median_inplace(buf, m)
+        _, std = _mean_std(buf, m)
+        vmin = cen - std * sigma_lo
+        vmax = cen + std * sigma_hi
+        j = 0
+        for k in range(m):
+            v = buf[k]
+            if v >= vmin and v <= vmax:
+                buf[j] = v
+                j += 1
+        changed = m - j
+        m = j
+        if changed == 0:
+            break
+    if m == 0:
+        return np.nan, np.nan, 0
+    mean, std = _mean_std(buf, m)
+    return mean, std, m
+
+
 @nb.njit(cache=True, parallel=True)
 def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_hi, maxiters,
-                has_var, use_starmask):
-    """Sigma-clipped median sky in circular annuli ('center' pixels, r_in <= d < r_out).
+                has_var, use_starmask, use_mean=False):
+    """Sigma-clipped median (``use_mean``: mean) sky in circular annuli ('center' pixels,
+    r_in <= d < r_out).
 
-    Returns (median, clipped std, n used, n candidate pixels, mean variance of the candidates).
+    Returns (median or mean, clipped std, n used, n candidate pixels, mean variance of the
+    candidates).
     """
     n = xs.size
     ny, nx = data.shape
@@ -303,7 +334,10 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
         ncand[i] = k
         if k == 0:
             continue
-        m, s, u = _clipped_median(buf, k, sigma_lo, sigma_hi, maxiters)
+        if use_mean:
+            m, s, u = _clipped_mean(buf, k, sigma_lo, sigma_hi, maxiters)
+        else:
+            m, s, u = _clipped_median(buf, k, sigma_lo, sigma_hi, maxiters)
         med[i] = m
         std[i] = s
         nused[i] = u

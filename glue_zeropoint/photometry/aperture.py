@@ -80,7 +80,20 @@ def default_radii(fwhm):
 
 
 class AnnulusSky:
-    """Local sky: the sigma-clipped median of an annulus, with other stars masked.
+    """Local sky: the sigma-clipped mean (or median) of an annulus, with other stars masked.
+
+    Why the mean by default: a star's flux is ``sum(data) - area * E[sky]``, so the sky
+    estimator must estimate the *mean* sky per pixel. The sky of a calibrated frame in
+    electrons is Poisson (skewness ``1/sqrt(sky)``) plus read noise, and the median of a skewed
+    distribution lies below its mean by ``~ mu_3 / (6 sigma^2)`` = ``sky / (6 (sky + RN^2))``
+    electrons: 0.11 e- for a 120 e- sky with 8 e- read noise. Tiny per pixel, but it is
+    multiplied by the aperture area (~90 pixels) and made every flux too high -- by 5 mmag at
+    2000 e- -- and the large apertures of the curve of growth even more (the zero point came
+    out ~+3 mmag high, tests/benchmarks/diagnose_zp_bias.py). The mean of the 3-sigma-clipped
+    pixels (the clip bounds about the median, astropy ``SigmaClip`` semantics) keeps the
+    robustness against stars and cosmics and is unbiased to ~0.02 e- for such a sky; its
+    variance is that of a mean (``k = 1`` in the CCD equation instead of pi/2).
+    ``statistic='median'`` gives photutils' ``ApertureStats(...).median`` exactly.
 
     Parameters
     ----------
@@ -95,30 +108,44 @@ class AnnulusSky:
     min_pixels : int
         Fewer usable annulus pixels than this: the star masking is dropped for that star (flag
         ``crowded``); still fewer: flag ``bad_sky``.
+    statistic : {'mean', 'median'}
+        Centre of the clipped annulus pixels (see above). ``k`` (the variance of the sky
+        estimate relative to a plain mean) is 1 for the mean and pi/2 for the median.
 
     Examples
     --------
     >>> AnnulusSky(sigma=3.0, mask_radius=None)
-    AnnulusSky(sigma=3.0, maxiters=10, mask_radius=None, min_pixels=20)
+    AnnulusSky(sigma=3.0, maxiters=10, mask_radius=None, min_pixels=20, statistic='mean')
+    >>> AnnulusSky(statistic='median').k == MEDIAN_SKY_K
+    True
     """
 
-    k = MEDIAN_SKY_K
-
-    def __init__(self, sigma=3.0, maxiters=10, mask_radius=2.5, min_pixels=20):
+    def __init__(self, sigma=3.0, maxiters=10, mask_radius=2.5, min_pixels=20,
+                 statistic="mean"):
         if not sigma > 0:
             raise InputError(f"AnnulusSky: sigma must be > 0, got {sigma!r}")
         if int(maxiters) < 1:
             raise InputError(f"AnnulusSky: maxiters must be >= 1, got {maxiters!r}")
         if mask_radius is not None and mask_radius < 0:
             raise InputError(f"AnnulusSky: mask_radius must be >= 0 or None, got {mask_radius!r}")
+        if statistic not in ("mean", "median"):
+            raise InputError(f"AnnulusSky: statistic must be 'mean' or 'median', got "
+                             f"{statistic!r}")
         self.sigma = float(sigma)
         self.maxiters = int(maxiters)
         self.mask_radius = None if not mask_radius else float(mask_radius)
         self.min_pixels = int(min_pixels)
+        self.statistic = statistic
+
+    @property
+    def k(self):
+        """Variance of the sky estimate relative to a plain mean of the same pixels."""
+        return 1.0 if self.statistic == "mean" else MEDIAN_SKY_K
 
     def __repr__(self):
         return (f"AnnulusSky(sigma={self.sigma}, maxiters={self.maxiters}, "
-                f"mask_radius={self.mask_radius}, min_pixels={self.min_pixels})")
+                f"mask_radius={self.mask_radius}, min_pixels={self.min_pixels}, "
+                f"statistic={self.statistic!r})")
 
     def star_mask(self, shape, xs, ys, fwhm):
         """Boolean image of the pixels within ``mask_radius * fwhm`` of the stars (or None)."""
@@ -141,14 +168,15 @@ class AnnulusSky:
         ys = np.ascontiguousarray(ys, float)
         med, std, nused, ncand, mvar = K.annulus_sky(
             im.data, var, im.bad, sm, xs, ys, rin, rout, self.sigma, self.sigma,
-            self.maxiters, im.variance is not None, use)
+            self.maxiters, im.variance is not None, use, self.statistic == "mean")
         unmasked = np.zeros(n, bool)
         if use:
             redo = nused < self.min_pixels
             if redo.any():
                 m2, s2, n2, _, v2 = K.annulus_sky(
                     im.data, var, im.bad, im.bad, xs[redo], ys[redo], rin[redo], rout[redo],
-                    self.sigma, self.sigma, self.maxiters, im.variance is not None, False)
+                    self.sigma, self.sigma, self.maxiters, im.variance is not None, False,
+                    self.statistic == "mean")
                 med[redo], std[redo], nused[redo], mvar[redo] = m2, s2, n2, v2
                 unmasked[redo] = True
         return {"sky": med, "std": std, "n": nused, "mean_var": mvar, "unmasked": unmasked}
@@ -247,8 +275,11 @@ class CurveOfGrowth:
                 f"min_stars={self.min_stars}, min_snr={self.min_snr}, "
                 f"isolation={self.isolation})")
 
-    def __call__(self, im, table, fwhm, sky, starmask):
-        """Compute the correction for measured stars ``table`` (flux_aper, flags...)."""
+    def __call__(self, im, table, fwhm, sky, starmask, neighbours=None):
+        """Compute the correction for measured stars ``table`` (flux_aper, flags...).
+
+        ``neighbours``: optional ``(x, y, flux)`` arrays of other stars (e.g. catalog stars
+        not detected, with predicted fluxes) counted in the isolation test."""
         r_big = self.max_radius * fwhm
         x = np.asarray(table["x"], float)
         y = np.asarray(table["y"], float)
@@ -257,7 +288,12 @@ class CurveOfGrowth:
         flags = np.asarray(table["flags"], int)
         with np.errstate(invalid="ignore", divide="ignore"):
             snr = f / ferr
-        cont_big = _contamination(x, y, f, fwhm, r_big)
+        if neighbours is not None and len(neighbours[0]):
+            nx_, ny_, nf_ = (np.asarray(v, float) for v in neighbours)
+            cont_big = _contamination(np.r_[x, nx_], np.r_[y, ny_], np.r_[f, nf_], fwhm,
+                                      r_big)[: x.size]
+        else:
+            cont_big = _contamination(x, y, f, fwhm, r_big)
         ok = (flags == 0) & (snr >= self.min_snr) & (cont_big <= self.isolation)
         idx = np.nonzero(ok)[0]
         idx = idx[np.argsort(-f[idx])][: self.n_stars]
@@ -283,7 +319,7 @@ class CurveOfGrowth:
                 sig2 = (s["std"] / _CLIP3_STD_RATIO) ** 2
                 var_big = (np.clip(curves[:, j], 0, None) + area * sig2
                            + k * area ** 2 * sig2 / np.maximum(s["n"], 1))
-        idx, curves, var_big = idx[good], curves[good], var_big[good]
+        idx, curves, var_big, sig2 = idx[good], curves[good], var_big[good], sig2[good]
         if idx.size == 0:
             warnings.warn("aperture correction: no bright star with a clean large aperture; "
                           "no correction applied", stacklevel=3)
@@ -315,12 +351,24 @@ class CurveOfGrowth:
             mad_c = 1.4826 * float(np.median(np.abs(conc - med_c)))
             star_like = np.abs(conc - med_c) <= 3.0 * max(mad_c, 0.005)
             if star_like.sum() >= 1:
-                idx, curves, var_big = idx[star_like], curves[star_like], var_big[star_like]
+                idx, curves, var_big, sig2 = (idx[star_like], curves[star_like],
+                                              var_big[star_like], sig2[star_like])
         f_std = f[idx]
         ratio = curves[:, -1] / tail / f_std
-        # error of each ratio: large-aperture noise and standard-aperture noise, correlated
-        # (same photons); the large aperture dominates, so add them conservatively
-        r_err = ratio * np.sqrt(var_big / curves[:, -1] ** 2 + (ferr[idx] / f_std) ** 2)
+        # error of each ratio R = C / f: the large aperture C contains the standard one f, so
+        # their noise is correlated through the photons and pixels inside r_ap (the two sky
+        # estimates come from separate annuli and are independent):
+        # var(R)/R^2 = var(C)/C^2 + var(f)/f^2 - 2 cov(C, f)/(C f), cov = f + n_ap sigma^2.
+        # (Adding the two in quadrature double-counted the inner pixels and overstated the
+        # correction's error by ~1.6x over the injection-recovery seeds.)
+        c_big = curves[:, -1]
+        n_ap = np.asarray(table["n_pix"], float)[idx]
+        cov = np.clip(f_std, 0, None) + n_ap * sig2
+        rel2 = var_big / c_big ** 2 + (ferr[idx] / f_std) ** 2 - 2.0 * cov / (c_big * f_std)
+        # never below the noise of the ring between r_ap and the large radius alone
+        ring = (np.clip(c_big - f_std, 0, None)
+                + np.clip(math.pi * r_big ** 2 - n_ap, 0, None) * sig2) / f_std ** 2
+        r_err = ratio * np.sqrt(np.maximum(rel2, ring))
         use = np.isfinite(ratio) & np.isfinite(r_err) & (r_err > 0)
         value, err, n = _robust_weighted_mean(ratio[use], r_err[use])
         if n < self.min_stars:
@@ -341,9 +389,17 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     """Weighted mean after clipping about a weighted median: values farther than
     ``clip * sqrt(err^2 + floor^2)`` from the reference are dropped (a blend has a tiny error
     and a deviant ratio, so it is dropped, not followed), the reference becomes the weighted
-    mean of the survivors, until stable. ``floor`` allows for PSF changes across the field.
-    Returns (mean, error, n used); the error is the weighted-mean error scaled up by
-    sqrt(chi2/dof) when > 1 (with two stars, at least half their difference)."""
+    mean of the survivors, until stable; ``floor`` (in the clipping tolerance only) allows
+    for PSF changes across the field.
+
+    The mean uses the weights ``1 / (err^2 + floor^2)`` (stable against per-star systematics
+    the stated errors miss); its error is the sandwich estimate
+    ``sqrt(sum(w^2 (err^2 + s^2))) / sum(w)`` with the extra per-star scatter ``s >= 0``
+    solved so that chi^2/dof = 1 (as the zero-point fit does): PSF changes that are there
+    widen the error, a floor that is not there does not (the plain weighted-mean error scaled
+    by ``max(1, sqrt(chi^2/dof))`` overstated the correction's error by ~1.5x over the
+    injection-recovery seeds, tests/benchmarks/diagnose_zp_bias.py). With two stars the error
+    is at least half their difference. Returns (mean, error, n used)."""
     n = values.size
     if n == 0:
         return float("nan"), float("nan"), 0
@@ -362,12 +418,25 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
         if np.array_equal(new, keep):
             break
         keep = new
-    v, e = values[keep], tol[keep]
-    w = 1.0 / e ** 2
-    mean = float(np.sum(w * v) / np.sum(w))
+    v, e2 = values[keep], errors[keep] ** 2
     m = v.size
-    chi2 = float(np.sum(w * (v - mean) ** 2)) / max(m - 1, 1)
-    err = math.sqrt(1.0 / np.sum(w)) * max(1.0, math.sqrt(chi2))
+
+    def excess(s2):
+        w = 1.0 / (e2 + s2)
+        mu = np.sum(w * v) / np.sum(w)
+        return float(np.sum(w * (v - mu) ** 2)) - (m - 1)
+
+    s2 = 0.0
+    if m > 2 and excess(0.0) > 0:
+        hi = float(np.var(v)) * 4.0 + float(np.max(e2))
+        from scipy.optimize import brentq
+
+        s2 = float(brentq(excess, 0.0, hi, xtol=1e-14, rtol=1e-8)) if excess(hi) < 0 else hi
+    # the mean keeps the floored weights (stable against per-star systematics the stated
+    # errors miss); its error is the sandwich estimate with the solved per-star variance
+    w = 1.0 / tol[keep] ** 2
+    mean = float(np.sum(w * v) / np.sum(w))
+    err = math.sqrt(float(np.sum(w * w * (e2 + s2))) / float(np.sum(w)) ** 2)
     if m == 2:
         err = max(err, abs(float(v[0] - v[-1])) / 2.0)
     return mean, err, m
@@ -516,7 +585,10 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         for none.
     mask_positions : Table or (N, 2) array, optional
         More stars to mask out of the sky annuli and to count as neighbours (e.g. every
-        detected star when measuring a few).
+        detected star when measuring a few, or the catalog stars that were not detected). A
+        table with a ``flux`` column (total flux, e-) gives their brightness for the crowding
+        flag and the isolation of the aperture-correction stars; otherwise each is assumed as
+        bright as the median measured star (for the crowding flag only).
     nonlinear : float
         Fraction of saturation above which the peak is flagged ``nonlinear``.
     crowding_limit : float
@@ -592,9 +664,12 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         aperture_correction = CurveOfGrowth()
 
     # neighbours: the measured stars plus any extra positions
+    extra_flux = None
     if mask_positions is not None:
         mx, my = _positions_xy(mask_positions)
         allx, ally = np.r_[xs, mx], np.r_[ys, my]
+        if isinstance(mask_positions, Table) and "flux" in mask_positions.colnames:
+            extra_flux = np.asarray(mask_positions["flux"], float)
     else:
         allx, ally = xs, ys
     starmask = sky.star_mask(im.shape, allx[np.isfinite(allx)], ally[np.isfinite(ally)], fwhm)
@@ -656,8 +731,10 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
     flags[~(f_ap > 0)] |= FLAG_NEGATIVE
     cont_fl = np.r_[f_ap, np.zeros(allx.size - n)] if allx.size > n else f_ap
     if allx.size > n:
-        # extra mask positions: unknown fluxes; assume as bright as the median measured star
-        cont_fl = np.r_[f_ap, np.full(allx.size - n, np.nanmedian(f_ap))]
+        # extra mask positions: their given fluxes, else assume as bright as the median
+        # measured star
+        cont_fl = np.r_[f_ap, extra_flux if extra_flux is not None
+                        else np.full(allx.size - n, np.nanmedian(f_ap))]
     cont = _contamination(np.r_[x_out, allx[n:]], np.r_[y_out, ally[n:]], cont_fl, fwhm,
                           r_ap)[:n]
     flags[cont > crowding_limit] |= FLAG_CROWDED
@@ -689,7 +766,10 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
                      "saturation": im.saturation})
 
     if isinstance(aperture_correction, CurveOfGrowth):
-        corr = aperture_correction(im, out, fwhm, sky, starmask)
+        neighbours = None
+        if extra_flux is not None:
+            neighbours = (allx[n:], ally[n:], extra_flux)
+        corr = aperture_correction(im, out, fwhm, sky, starmask, neighbours=neighbours)
     elif aperture_correction is False:
         corr = ApertureCorrection(1.0, 0.0, 0, "none")
     elif isinstance(aperture_correction, ApertureCorrection):

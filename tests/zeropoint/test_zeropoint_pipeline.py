@@ -19,17 +19,34 @@ def _run(seed, color_term):
     return m, filt
 
 
-def _coverage(dev, err):
+def _check(name, dev, err):
+    """Coverage, stated/actual error and the pull distribution over the seeds.
+
+    The bounds for 40 seeds: the mean of 40 unit-width pulls has a standard error of 0.16, so
+    |mean| < 0.35 is ~2 sigma (a bias of ~0.6 sigma, as the zero point had before the fixes of
+    tests/benchmarks/diagnose_zp_bias.py, fails it in nearly every draw); the sample standard
+    deviation of 40 unit pulls has a standard error of 0.11, so 0.6 - 1.3 allows for the spread
+    of the stated errors themselves (the aperture-correction error rests on a few stars)."""
     dev, err = np.asarray(dev), np.asarray(err)
-    return np.mean(np.abs(dev) <= 3 * err), np.median(err) / np.std(dev)
+    pull = dev / err
+    cover = np.mean(np.abs(pull) <= 3)
+    ratio = np.median(err) / np.std(dev)
+    msg = (f"{name}: coverage {cover:.3f}, stated/actual {ratio:.2f}, pull mean "
+           f"{pull.mean():+.2f} std {pull.std():.2f}, bias {dev.mean():+.4f}")
+    assert cover >= 0.95, msg
+    assert 0.5 <= ratio <= 1.5, msg
+    assert abs(pull.mean()) < 0.35, msg
+    assert 0.6 <= pull.std() <= 1.3, msg
+    return msg
 
 
 @pytest.mark.slow
 def test_injection_recovery_zero_point_colour_term_and_sky():
-    """Over 40 seeds with an injected colour term: the ZP (at colour_ref 0.6) and the colour
-    term lie within 3 stated errors of the truth in >= 95% of seeds, the stated errors are at
-    most 1.5x (and at least 0.5x) the actual spread, and the sky brightness is within 0.03 mag
-    in >= 95% of seeds."""
+    """Over 40 seeds with an injected colour term (V 10-18): the ZP (at colour_ref 0.6) and the
+    colour term lie within 3 stated errors of the truth in >= 95% of seeds, the stated errors
+    are at most 1.5x (and at least 0.5x) the actual spread, the pulls (value - truth) / stated
+    error are centred (|mean| < 0.35) with a width of 0.6 - 1.3, and the sky brightness is
+    within 0.03 mag in >= 95% of seeds."""
     dev, err, cdev, cerr, sky = [], [], [], [], []
     for seed in range(N_SEEDS):
         m, filt = _run(seed, 0.12)
@@ -40,12 +57,8 @@ def test_injection_recovery_zero_point_colour_term_and_sky():
         cdev.append(z.color_term - filt.color_term)
         cerr.append(z.color_term_err)
         sky.append(m.sky_sb - filt.sky_sb)
-    cover, ratio = _coverage(dev, err)
-    assert cover >= 0.95, f"ZP coverage {cover:.2f}"
-    assert 0.5 <= ratio <= 1.5, f"ZP stated/actual {ratio:.2f}"
-    ccover, cratio = _coverage(cdev, cerr)
-    assert ccover >= 0.95, f"colour-term coverage {ccover:.2f}"
-    assert 0.5 <= cratio <= 1.5, f"colour-term stated/actual {cratio:.2f}"
+    print(_check("ZP", dev, err))
+    print(_check("colour term", cdev, cerr))
     sky = np.abs(sky)
     assert np.mean(sky < 0.03) >= 0.95, f"sky deviations {np.sort(sky)[-3:]}"
     assert np.median(sky) < 0.015
