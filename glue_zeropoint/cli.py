@@ -4,18 +4,28 @@
 ``main([...])`` directly. Each sub-command lives in :mod:`glue_zeropoint.commands` as a module
 with ``add_parser(subparsers)``; the parser sets ``func(args) -> int``.
 
-Exit codes: 0 success, 2 bad input (one-line reason on stderr), 1 any other failure of a step
-(one-line reason), 130 interrupted.
+Exit codes (one policy for every command, applied here):
+
+- 0: success;
+- 2: the input cannot give a result: bad files or options, no stars, no match, a catalog
+  without the band, no astrometric solution, offline with nothing cached
+  (:class:`~glue_zeropoint.exceptions.InputError` and every other
+  :class:`~glue_zeropoint.exceptions.ZeropointError`), with a one-line reason;
+- 1: a catalog service failed with nothing cached
+  (:class:`~glue_zeropoint.exceptions.CatalogServiceError`), or an internal error (one line;
+  the traceback with ``-v``);
+- 130: interrupted or cancelled.
 """
 
 import argparse
 import importlib
 import logging
 import sys
+import traceback
 import warnings
 
 from . import __version__
-from .exceptions import InputError, ZeropointError
+from .exceptions import Cancelled, CatalogServiceError, ZeropointError
 
 COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve"]
 
@@ -56,17 +66,30 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    name = f"glue-zeropoint {args.command}"
     try:
         return int(args.func(args) or 0)
-    except InputError as err:
-        print(f"glue-zeropoint {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except ZeropointError as err:
-        print(f"glue-zeropoint {args.command}: failed: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"glue-zeropoint {args.command}: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Cancelled):
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except CatalogServiceError as err:
+        print(f"{name}: failed: {err}", file=sys.stderr)
+        return 1
+    except ZeropointError as err:
+        print(f"{name}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug or an unforeseen failure: one line, traceback on -v
+        logging.getLogger(__name__).debug("traceback", exc_info=True)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(f"{name}: internal error: {type(err).__name__}: {_one_line(err)}{hint}",
+              file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        return 1
+
+
+def _one_line(err):
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

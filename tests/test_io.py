@@ -52,3 +52,11 @@ def test_output_folder_under_a_file_is_a_clear_input_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="cannot create the output folder"):
         ensure_output_dir(blocker / "out")
+
+
+def test_atomic_outputs_get_the_users_normal_file_mode(tmp_path, monkeypatch):
+    import glue_zeropoint.io as zio
+
+    monkeypatch.setattr(zio, "_UMASK", 0o022)
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

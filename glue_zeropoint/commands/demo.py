@@ -84,8 +84,22 @@ def _summary(result):
     return "\n".join(lines)
 
 
+def has_display():
+    """Whether a Qt window can be shown here (a Linux machine without X or Wayland cannot)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return os.environ["QT_QPA_PLATFORM"] not in ("offscreen", "minimal")
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run(args):
-    if args.no_gui and not os.environ.get("DISPLAY"):
+    if not args.no_gui and not has_display():
+        print("no display here: running with --no-gui (the Glue session and screenshots are "
+              f"written to {args.out}; open the session with: glue {args.out / 'demo.glu'})",
+              file=sys.stderr)
+        args.no_gui = True
+    if args.no_gui and not has_display():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with TerminalProgress("calibrating") as progress:
         result = build_demo_night(args.out, size=args.size, seed=args.seed, progress=progress)

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..exceptions import AstrometryError, CatalogError, InputError
+from ..exceptions import InputError
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,12 @@ def _load_catalog(spec, center, radius_deg, band, offline):
 
     from .. import catalogs
 
-    kind = "file" if Path(spec).is_file() else None
-    try:
-        if kind == "file":
-            return catalogs.read_catalog(spec)
-        if center is None:
-            raise InputError(f"--catalog {spec}: a catalog query needs the field centre; the "
-                             "header has no WCS, RA/DEC or OBJCTRA/OBJCTDEC: give --center "
-                             "RA DEC")
-        return catalogs.get_catalog(spec, center, radius_deg * u.deg, band=band,
-                                    offline=offline)
-    except CatalogError as err:
-        raise InputError(str(err)) from err
+    if Path(spec).is_file():
+        return catalogs.read_catalog(spec)
+    if center is None:
+        raise InputError(f"--catalog {spec}: a catalog query needs the field centre; the "
+                         "header has no WCS, RA/DEC or OBJCTRA/OBJCTDEC: give --center RA DEC")
+    return catalogs.get_catalog(spec, center, radius_deg * u.deg, band=band, offline=offline)
 
 
 def run(args):
@@ -128,15 +122,11 @@ def run(args):
 
     ccd = CCDData(data, unit="adu", meta=header)
     flip = {"auto": None, "yes": True, "no": False}[args.flip]
-    try:
-        with TerminalProgress("solve") as bar:
-            sol = astrometry.solve(ccd, catalog, center=center, scale=scale,
-                                   scale_range=(1.0 / (1.0 + tol), 1.0 + tol), flip=flip,
-                                   sip_degree=args.sip_degree, band=args.band, progress=bar,
-                                   name=image.name)
-    except AstrometryError as err:
-        # no solution is a property of the input (field, scale, catalog): exit code 2
-        raise InputError(str(err)) from err
+    with TerminalProgress("solve") as bar:  # no solution: AstrometryError -> exit 2
+        sol = astrometry.solve(ccd, catalog, center=center, scale=scale,
+                               scale_range=(1.0 / (1.0 + tol), 1.0 + tol), flip=flip,
+                               sip_degree=args.sip_degree, band=args.band, progress=bar,
+                               name=image.name)
     astrometry.write_wcs(out, sol.wcs, header=sol.header())
     q = sol.quality
     print(f"{image.name}: {sol}")
