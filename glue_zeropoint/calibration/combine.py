@@ -48,7 +48,12 @@ def median_variance_factor(n):
     table = np.empty(top)
     table[: _MEDIAN_FACTOR.size] = _MEDIAN_FACTOR
     extra = np.arange(_MEDIAN_FACTOR.size, top)
-    table[_MEDIAN_FACTOR.size:] = np.where(extra % 2 == 1, math.pi / 2, 1.50)
+    # beyond the table: pi/2 (1 - c/n), with c per parity matched to the last tabulated
+    # value, so the factor keeps rising towards pi/2 (even n approach it much more slowly)
+    last = _MEDIAN_FACTOR.size - 1
+    c = {k % 2: k * (1.0 - _MEDIAN_FACTOR[k] / (math.pi / 2)) for k in (last - 1, last)}
+    table[_MEDIAN_FACTOR.size:] = (math.pi / 2) * (1.0 - np.where(extra % 2 == 1, c[1], c[0])
+                                                   / extra)
     result = table[np.maximum(n, 0)]
     return result if result.ndim else float(result)
 

@@ -228,7 +228,9 @@ def light_header(frame, reader=None):
         header.append(card, end=True)
     if reader is not None:
         y0, x0 = reader.trim[0].start, reader.trim[1].start
-        for key, offset in (("CRPIX1", x0), ("CRPIX2", y0), ("LTV1", -x0), ("LTV2", -y0)):
+        # trimming x0 columns moves every pixel x0 down: CRPIX and IRAF's LTV (logical =
+        # physical + LTV) both lose x0
+        for key, offset in (("CRPIX1", x0), ("CRPIX2", y0), ("LTV1", x0), ("LTV2", y0)):
             if offset and key in header:
                 header[key] = header[key] - offset
         if reader.biassec is not None:

@@ -285,8 +285,11 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
     for name, value in (("gain", gain), ("read_noise", read_noise)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive number, not {value!r}")
-    out = ensure_output_dir(out_dir) if out_dir is not None else None
     raw_dir = Path(raw_dir)
+    if out_dir is not None and raw_dir.exists() and Path(out_dir).resolve() == raw_dir.resolve():
+        raise InputError(f"{out_dir}: the output folder must not be the raw folder (raw files "
+                         f"are never written over); use e.g. {raw_dir / 'calibrated'}")
+    out = ensure_output_dir(out_dir) if out_dir is not None else None
     frames = scan_frames(raw_dir, exclude=[out] if out is not None else (), progress=progress)
     night = Night()
     report = {

@@ -112,14 +112,16 @@ def _read_mapped(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            hdul = fits.open(path, memmap=True, mode="readonly")
-            header = hdul[0].header.copy()
-            data = hdul[0].data
-            sigma = hdul["UNCERT"].data if "UNCERT" in hdul else None
-            mask = hdul["MASK"].data if "MASK" in hdul else None
-            if mask is not None:  # 0/1 bytes: a bool view, nothing read until used
-                mask = mask.view(bool) if mask.dtype.itemsize == 1 and \
-                    int(hdul["MASK"].header.get("BZERO", 0)) == 0 else mask.astype(bool)
+            # the arrays keep their memory maps after the file is closed (astropy), so the
+            # file handle is not held for the life of the night
+            with fits.open(path, memmap=True, mode="readonly") as hdul:
+                header = hdul[0].header.copy()
+                data = hdul[0].data
+                sigma = hdul["UNCERT"].data if "UNCERT" in hdul else None
+                mask = hdul["MASK"].data if "MASK" in hdul else None
+                if mask is not None:  # 0/1 bytes: a bool view, nothing read until used
+                    mask = mask.view(bool) if mask.dtype.itemsize == 1 and \
+                        int(hdul["MASK"].header.get("BZERO", 0)) == 0 else mask.astype(bool)
     except (OSError, ValueError, KeyError) as err:
         raise InputError(f"{path}: not a calibrated product ({err}); give a file written by "
                          "'glue-zeropoint calibrate'") from err

@@ -78,3 +78,26 @@ def test_light_with_masters_follows_the_ccd_equation(calibrated):
            / flat.data[j, i] ** 2
            + expected[j, i] ** 2 * flat.uncertainty.array[j, i] ** 2 / flat.data[j, i] ** 2)
     assert ccd.uncertainty.array[j, i] == pytest.approx(np.sqrt(var), rel=1e-4)
+
+
+def test_trim_shifts_crpix_and_iraf_ltv_the_same_way():
+    from astropy.io import fits
+
+    from glue_zeropoint.calibration.lights import light_header
+
+    class Reader:  # what light_header reads of a PixelReader: the trim and no overscan
+        trim = (slice(3, 100), slice(16, 528))
+        biassec = None
+
+    class Frame:
+        header = fits.Header({"CRPIX1": 100.0, "CRPIX2": 50.0, "LTV1": 0.0, "LTV2": -2.0,
+                              "EXPTIME": 10.0})
+        name = "x.fits"
+        exptime = 10.0
+        filter = "V"
+        guesses = []
+
+    h = light_header(Frame(), Reader())
+    assert (h["CRPIX1"], h["CRPIX2"]) == (84.0, 47.0)
+    # IRAF: logical = physical + LTV; the trimmed image starts 16 columns, 3 rows in
+    assert (h["LTV1"], h["LTV2"]) == (-16.0, -5.0)

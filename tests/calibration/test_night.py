@@ -339,3 +339,11 @@ def test_failed_write_stops_cleanly_and_keeps_earlier_products(tmp_path, monkeyp
     assert not [n for n in names if n.endswith(".tmp")]
     for name in names:
         read_product(out / name)
+
+
+def test_output_folder_must_not_be_the_raw_folder(tmp_path):
+    raw = _night(tmp_path).root
+    before = checksums(raw)
+    with pytest.raises(InputError, match="must not be the raw folder.*calibrated"):
+        calibrate_night(raw, raw)
+    assert checksums(raw) == before
