@@ -6,6 +6,8 @@ glue-core side (loaders, links, viewer state, savers) and ``qt`` the widgets. :f
 glue plugin entry point: it only imports and registers.
 """
 
+import logging
+
 __version__ = "0.1.0"
 
 __all__ = ["setup", "__version__"]
@@ -21,7 +23,11 @@ def setup():
 
     _register_core()
     try:
-        from .qt import register as _register_qt
-    except ImportError:  # glue-qt or a Qt binding is missing: the core plugin still works
+        import glue_qt  # noqa: F401
+        import qtpy.QtWidgets  # noqa: F401
+    except ImportError as err:  # no glue-qt or no Qt binding: the glue-core part still works
+        logging.getLogger(__name__).warning("glue-zeropoint: Qt tools not registered (%s)", err)
         return
+    from .qt import register as _register_qt  # an error in our own Qt code must show
+
     _register_qt()

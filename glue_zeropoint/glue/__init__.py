@@ -1,7 +1,7 @@
 """glue-core side of the plugin: data loader, links, viewer states, session savers (no Qt).
 
 Each feature module here has a ``register()`` that adds its pieces to glue's registries;
-:func:`register` calls them in order. Modules not written yet are skipped.
+:func:`register` calls them in order.
 
 Datasets the plugin makes (the contract other features build on; details in each module)
 ---------------------------------------------------------------------------------------
@@ -37,10 +37,4 @@ FEATURES = ("loader", "links", "stars", "catalog_data", "wcs_update", "viewer_st
 
 def register():
     for name in FEATURES:
-        try:
-            module = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as err:
-            if err.name == f"{__name__}.{name}":
-                continue
-            raise
-        module.register()
+        importlib.import_module(f".{name}", __name__).register()
