@@ -281,9 +281,12 @@ def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
 
 @nb.njit(cache=True, parallel=True)
 def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_hi, maxiters,
-                has_var, use_starmask, use_mean=False):
+                has_var, use_starmask, use_mean, wx, wy, wr, self_idx):
     """Sigma-clipped median (``use_mean``: mean) sky in circular annuli ('center' pixels,
     r_in <= d < r_out).
+
+    ``wx, wy, wr``: more disks to leave out (the wings of bright stars; may be empty), except
+    the disk ``self_idx[i]`` (the star's own, -1 for none) for annulus ``i``.
 
     Returns (median or mean, clipped std, n used, n candidate pixels, mean variance of the
     candidates).
@@ -295,6 +298,7 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
     nused = np.zeros(n, dtype=np.int64)
     ncand = np.zeros(n, dtype=np.int64)
     mvar = np.full(n, np.nan)
+    nw = wx.size
     for i in nb.prange(n):
         x = xs[i]
         y = ys[i]
@@ -304,6 +308,19 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
         ri = r_in[i]
         ro2 = ro * ro
         ri2 = ri * ri
+        # wing disks reaching this annulus (not the star's own)
+        cand = np.empty(nw, dtype=np.int64)
+        nc = 0
+        own = self_idx[i]
+        for j in range(nw):
+            if j == own:
+                continue
+            ddx = wx[j] - x
+            ddy = wy[j] - y
+            reach = ro + wr[j]
+            if ddx * ddx + ddy * ddy < reach * reach:
+                cand[nc] = j
+                nc += 1
         ix0 = max(int(math.ceil(x - ro)), 0)
         ix1 = min(int(math.floor(x + ro)), nx - 1)
         iy0 = max(int(math.ceil(y - ro)), 0)
@@ -324,6 +341,17 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
                     continue
                 if use_starmask and starmask[iy, ix]:
                     continue
+                if nc > 0:
+                    hit = False
+                    for c in range(nc):
+                        j = cand[c]
+                        ddx = ix - wx[j]
+                        ddy = iy - wy[j]
+                        if ddx * ddx + ddy * ddy < wr[j] * wr[j]:
+                            hit = True
+                            break
+                    if hit:
+                        continue
                 v = data[iy, ix]
                 if not math.isfinite(v):
                     continue

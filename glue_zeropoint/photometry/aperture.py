@@ -111,17 +111,24 @@ class AnnulusSky:
     statistic : {'mean', 'median'}
         Centre of the clipped annulus pixels (see above). ``k`` (the variance of the sky
         estimate relative to a plain mean) is 1 for the mean and pi/2 for the median.
+    wing_sigma : float or None
+        With star masking: the wings of bright stars are masked out to where their
+        (Moffat) profile falls below ``wing_sigma`` times the sky noise, when that is beyond
+        ``mask_radius`` (:meth:`wing_disks`; not in a star's own annulus). A mean, unlike a
+        median, follows the ~2-sigma wing light a fixed 2.5-FWHM mask leaves in the
+        neighbours' annuli: in a field of bright stars (V 10-15.5) the fluxes came out
+        ~0.5 mmag and the curve-of-growth correction ~1 mmag too faint without it.
 
     Examples
     --------
     >>> AnnulusSky(sigma=3.0, mask_radius=None)
-    AnnulusSky(sigma=3.0, maxiters=10, mask_radius=None, min_pixels=20, statistic='mean')
+    AnnulusSky(sigma=3.0, maxiters=10, mask_radius=None, min_pixels=20, statistic='mean', wing_sigma=0.1)
     >>> AnnulusSky(statistic='median').k == MEDIAN_SKY_K
     True
     """
 
     def __init__(self, sigma=3.0, maxiters=10, mask_radius=2.5, min_pixels=20,
-                 statistic="mean"):
+                 statistic="mean", wing_sigma=0.1):
         if not sigma > 0:
             raise InputError(f"AnnulusSky: sigma must be > 0, got {sigma!r}")
         if int(maxiters) < 1:
@@ -136,6 +143,7 @@ class AnnulusSky:
         self.mask_radius = None if not mask_radius else float(mask_radius)
         self.min_pixels = int(min_pixels)
         self.statistic = statistic
+        self.wing_sigma = None if not wing_sigma else float(wing_sigma)
 
     @property
     def k(self):
@@ -145,7 +153,7 @@ class AnnulusSky:
     def __repr__(self):
         return (f"AnnulusSky(sigma={self.sigma}, maxiters={self.maxiters}, "
                 f"mask_radius={self.mask_radius}, min_pixels={self.min_pixels}, "
-                f"statistic={self.statistic!r})")
+                f"statistic={self.statistic!r}, wing_sigma={self.wing_sigma})")
 
     def star_mask(self, shape, xs, ys, fwhm):
         """Boolean image of the pixels within ``mask_radius * fwhm`` of the stars (or None)."""
@@ -155,9 +163,35 @@ class AnnulusSky:
         return K.paint_disks(shape[0], shape[1], np.ascontiguousarray(xs, float),
                              np.ascontiguousarray(ys, float), r)
 
-    def __call__(self, im, xs, ys, r_in, r_out, starmask=None):
+    def wing_disks(self, xs, ys, peaks, fwhm, noise):
+        """Disks over the wings of bright stars: out to where a Moffat (beta 3.5) profile of
+        the given ``peaks`` (e-/pixel above the sky) falls below ``wing_sigma * noise``,
+        where that is beyond the fixed ``mask_radius * fwhm`` (at most 30 FWHM). Returns
+        ``(x, y, r, index)`` of those stars (empty arrays when ``wing_sigma`` is None)."""
+        xs = np.asarray(xs, float)
+        ys = np.asarray(ys, float)
+        empty = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64))
+        if not self.mask_radius or not self.wing_sigma or not (noise > 0) or xs.size == 0:
+            return empty
+        beta = 3.5
+        alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ratio = np.asarray(peaks, float) / (self.wing_sigma * noise)
+            r = alpha * np.sqrt(np.clip(ratio, 1.0, None) ** (1.0 / beta) - 1.0)
+        r = np.minimum(np.nan_to_num(r, nan=0.0), 30.0 * fwhm)
+        big = (r > self.mask_radius * fwhm) & np.isfinite(xs) & np.isfinite(ys)
+        idx = np.nonzero(big)[0]
+        return (np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
+                np.ascontiguousarray(r[idx]), idx.astype(np.int64))
+
+    def __call__(self, im, xs, ys, r_in, r_out, starmask=None, wings=None, self_index=None):
         """Sky per pixel at (xs, ys): dict of arrays ``sky``, ``std``, ``n``, ``mean_var``,
-        ``unmasked`` (True where the star masking had to be dropped)."""
+        ``unmasked`` (True where the star masking had to be dropped).
+
+        ``wings``: :meth:`wing_disks` output, left out of the annuli too (with the star
+        masking); ``self_index[i]``: the index (in the list the disks were made from) of the
+        star measured at ``(xs[i], ys[i])``, whose own wing disk is not applied to its own
+        annulus (-1 or None: none)."""
         n = len(xs)
         rin = np.broadcast_to(np.asarray(r_in, float), (n,)).copy()
         rout = np.broadcast_to(np.asarray(r_out, float), (n,)).copy()
@@ -166,9 +200,23 @@ class AnnulusSky:
         sm = starmask if use else im.bad
         xs = np.ascontiguousarray(xs, float)
         ys = np.ascontiguousarray(ys, float)
+        mean = self.statistic == "mean"
+        e0, e1 = np.empty(0), np.empty(0, np.int64)
+        if use and wings is not None and len(wings[0]):
+            wx, wy, wr, widx = wings
+            self_idx = np.full(n, -1, np.int64)
+            if self_index is not None:
+                pos = np.full(int(max(np.max(self_index, initial=-1), np.max(widx)) + 1), -1,
+                              np.int64)
+                pos[widx] = np.arange(widx.size)
+                si = np.asarray(self_index, np.int64)
+                ok = si >= 0
+                self_idx[ok] = pos[si[ok]]
+        else:
+            wx, wy, wr, self_idx = e0, e0, e0, np.full(n, -1, np.int64)
         med, std, nused, ncand, mvar = K.annulus_sky(
             im.data, var, im.bad, sm, xs, ys, rin, rout, self.sigma, self.sigma,
-            self.maxiters, im.variance is not None, use, self.statistic == "mean")
+            self.maxiters, im.variance is not None, use, mean, wx, wy, wr, self_idx)
         unmasked = np.zeros(n, bool)
         if use:
             redo = nused < self.min_pixels
@@ -176,7 +224,7 @@ class AnnulusSky:
                 m2, s2, n2, _, v2 = K.annulus_sky(
                     im.data, var, im.bad, im.bad, xs[redo], ys[redo], rin[redo], rout[redo],
                     self.sigma, self.sigma, self.maxiters, im.variance is not None, False,
-                    self.statistic == "mean")
+                    mean, e0, e0, e0, np.full(int(redo.sum()), -1, np.int64))
                 med[redo], std[redo], nused[redo], mvar[redo] = m2, s2, n2, v2
                 unmasked[redo] = True
         return {"sky": med, "std": std, "n": nused, "mean_var": mvar, "unmasked": unmasked}
@@ -275,11 +323,13 @@ class CurveOfGrowth:
                 f"min_stars={self.min_stars}, min_snr={self.min_snr}, "
                 f"isolation={self.isolation})")
 
-    def __call__(self, im, table, fwhm, sky, starmask, neighbours=None):
+    def __call__(self, im, table, fwhm, sky, starmask, neighbours=None, wings=None):
         """Compute the correction for measured stars ``table`` (flux_aper, flags...).
 
         ``neighbours``: optional ``(x, y, flux)`` arrays of other stars (e.g. catalog stars
-        not detected, with predicted fluxes) counted in the isolation test."""
+        not detected, with predicted fluxes) counted in the isolation test; ``wings``: the
+        sky's :meth:`AnnulusSky.wing_disks` of the table's stars (and those neighbours, after
+        them)."""
         r_big = self.max_radius * fwhm
         x = np.asarray(table["x"], float)
         y = np.asarray(table["y"], float)
@@ -303,7 +353,7 @@ class CurveOfGrowth:
             return ApertureCorrection(1.0, float("nan"), 0, "none")
         xs, ys = x[idx], y[idx]
         far_in, far_out = r_big + fwhm, r_big + 3.0 * fwhm
-        s = sky(im, xs, ys, far_in, far_out, starmask)
+        s = sky(im, xs, ys, far_in, far_out, starmask, wings=wings, self_index=idx)
         r_ap = float(table.meta["aperture_radius"])
         radii = np.unique(np.r_[np.linspace(0.5 * fwhm, r_big, 14), r_ap, fwhm])
         curves = np.empty((idx.size, radii.size))
@@ -487,7 +537,8 @@ def _contamination(x, y, flux, fwhm, radius, beta=3.5):
         return np.where(fl > 0, out / (fl * own), np.inf)
 
 
-def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starmask=None):
+def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starmask=None,
+                    wings=None, self_index=None):
     """Sky-subtracted exact-aperture fluxes at fixed positions (no recentring, no correction).
 
     The fast core of :func:`measure_stars`, for callers that already have final positions
@@ -505,6 +556,8 @@ def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starm
         Default ``AnnulusSky(mask_radius=None)``.
     starmask : ndarray of bool, optional
         Pixels left out of the annuli.
+    wings, self_index : optional
+        Bright stars' wing disks left out of the annuli too (:meth:`AnnulusSky.__call__`).
 
     Returns
     -------
@@ -525,7 +578,7 @@ def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starm
     xs = np.ascontiguousarray(xs)
     ys = np.ascontiguousarray(ys)
     r_in, r_out = annulus
-    s = sky(im, xs, ys, r_in, r_out, starmask)
+    s = sky(im, xs, ys, r_in, r_out, starmask, wings=wings, self_index=self_index)
     var = im.variance if im.variance is not None else im.data
     sm, sv, area, abad, aoff, peak = K.aperture_sums(
         im.data, var, im.bad, xs, ys, np.full(xs.size, float(aperture_radius)),
@@ -680,8 +733,18 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
 
     x_out, y_out = xs.copy(), ys.copy()
     flags = np.zeros(n, dtype=np.int64)
+    s0 = sky(im, xs, ys, r_in, r_out, starmask)
+    wings = None
+    if starmask is not None and getattr(sky, "wing_sigma", None):
+        # the bright stars' wings, from their peak pixels (given fluxes for the extras)
+        peaks = np.zeros(allx.size)
+        peaks[:n] = _peak_above(im, xs, ys, s0["sky"])
+        if extra_flux is not None:
+            alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / 3.5) - 1.0))
+            peaks[n:] = np.clip(np.nan_to_num(extra_flux), 0, None) * 2.5 / (math.pi * alpha ** 2)
+        noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
+        wings = sky.wing_disks(allx, ally, peaks, fwhm, noise)
     if recenter:
-        s0 = sky(im, xs, ys, r_in, r_out, starmask)
         cx, cy, ok = K.windowed_centroids(im.data, im.bad, np.ascontiguousarray(xs),
                                           np.ascontiguousarray(ys),
                                           np.where(np.isfinite(s0["sky"]), s0["sky"], np.nan),
@@ -689,7 +752,7 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         x_out, y_out = cx, cy
         flags[~ok & finite] |= FLAG_CENTROID
     res = aperture_fluxes(im, np.c_[x_out, y_out], r_ap, (r_in, r_out), sky=sky,
-                          starmask=starmask)
+                          starmask=starmask, wings=wings, self_index=np.arange(n))
     area = res["area"]
     n_sky = res["n_sky"]
     f_ap = res["flux"]
@@ -769,7 +832,8 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         neighbours = None
         if extra_flux is not None:
             neighbours = (allx[n:], ally[n:], extra_flux)
-        corr = aperture_correction(im, out, fwhm, sky, starmask, neighbours=neighbours)
+        corr = aperture_correction(im, out, fwhm, sky, starmask, neighbours=neighbours,
+                                   wings=wings)
     elif aperture_correction is False:
         corr = ApertureCorrection(1.0, 0.0, 0, "none")
     elif isinstance(aperture_correction, ApertureCorrection):
@@ -805,6 +869,23 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
     for c in ("x", "y", "flux", "flux_err", "sky", "sky_err"):
         out[c].info.format = ".4f" if c in ("x", "y") else ".6g"
     return out
+
+
+def _peak_above(im, xs, ys, sky):
+    """Highest pixel of the 3x3 box at each position minus the sky (0 where unknown)."""
+    ny, nx = im.shape
+    out = np.zeros(xs.size)
+    ok = np.isfinite(xs) & np.isfinite(ys) & np.isfinite(sky)
+    ix = np.clip(np.round(np.where(ok, xs, 0)).astype(int), 0, nx - 1)
+    iy = np.clip(np.round(np.where(ok, ys, 0)).astype(int), 0, ny - 1)
+    best = np.full(xs.size, -np.inf)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            jx, jy = np.clip(ix + dx, 0, nx - 1), np.clip(iy + dy, 0, ny - 1)
+            v = np.where(im.bad[jy, jx], -np.inf, im.data[jy, jx])
+            best = np.maximum(best, np.nan_to_num(v, nan=-np.inf))
+    out[ok] = np.clip(best[ok] - sky[ok], 0, None)
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def _rough_brightness_order(im, xs, ys):
