@@ -54,13 +54,14 @@ def test_exact_overlap_matches_photutils(radius):
 
 @pytest.mark.parametrize("statistic", ["mean", "median"])
 def test_fluxes_agree_with_photutils_exact_and_annulus_median(sim, statistic):
-    """Exact-aperture sums and the clipped annulus sky (mean by default, or median) agree
-    with photutils' aperture_photometry and ApertureStats(...).mean / .median."""
+    """Exact-aperture sums and the clipped annulus sky (median by default in aperture_fluxes,
+    or the mean measure_stars uses) agree with photutils' aperture_photometry and
+    ApertureStats(...).median / .mean."""
     ccd, truth = sim
     stars = _inside(truth["field"].stars, ccd.shape, margin=-5)  # some off the edges too
     xy = np.c_[stars["x"], stars["y"]]
     r, (r_in, r_out) = 5.25, (10.5, 17.5)
-    sky = None if statistic == "mean" else AnnulusSky(mask_radius=None, statistic="median")
+    sky = None if statistic == "median" else AnnulusSky(mask_radius=None, statistic="mean")
     ours = aperture_fluxes(ccd, xy, r, (r_in, r_out), sky=sky)
     data = np.asarray(ccd.data, float)
     err = np.asarray(ccd.uncertainty.array, float)
@@ -93,9 +94,9 @@ def test_mean_sky_is_unbiased_for_a_poisson_sky():
     data = rng.poisson(level, (600, 600)).astype(float) + rng.normal(0, rn, (600, 600))
     g = np.arange(40, 560, 40.0)
     xy = np.array([(x, y) for x in g for y in g])
-    mean_sky = aperture_fluxes(data, xy, 5.0, (10.0, 17.5))["sky"]
-    med_sky = aperture_fluxes(data, xy, 5.0, (10.0, 17.5),
-                              sky=AnnulusSky(mask_radius=None, statistic="median"))["sky"]
+    mean_sky = aperture_fluxes(data, xy, 5.0, (10.0, 17.5),
+                               sky=AnnulusSky(mask_radius=None))["sky"]
+    med_sky = aperture_fluxes(data, xy, 5.0, (10.0, 17.5))["sky"]  # photutils' median
     n = xy.shape[0]
     expect = level / (6 * (level + rn ** 2))  # 0.11 e-
     assert abs(np.mean(mean_sky) - level) < 4 * np.std(mean_sky) / np.sqrt(n) + 0.03
@@ -236,3 +237,28 @@ def test_fwhm_measured_when_not_given(sim):
     stars = _inside(truth["field"].stars, ccd.shape, margin=30)
     m = measure_stars(ccd, stars, aperture_correction=False)
     assert m.meta["fwhm"] == pytest.approx(truth["field"].fwhm, rel=0.08)
+
+
+def test_undetected_neighbour_given_with_flux_flags_crowded_and_leaves_growth_curve():
+    """A neighbour only the catalog knows (mask_positions with a flux) counts for the crowding
+    flag and the isolation of the curve-of-growth stars (diagnosed: such neighbours made the
+    fitted stars and the aperture correction read high)."""
+    from glue_zeropoint.simulate.field import render_stars
+
+    rng = np.random.default_rng(4)
+    shape = (200, 200)
+    xs = np.array([50.3, 150.6, 50.2, 150.1])
+    ys = np.array([50.7, 50.2, 150.4, 150.8])
+    flux = np.array([2e5, 2e5, 2e5, 2e5])
+    # a faint companion 3 px from the first star: not in the positions
+    img = render_stars(shape, np.r_[xs, 53.3], np.r_[ys, 50.7], np.r_[flux, 6e3], 3.5)
+    data = rng.poisson(img + 100.0).astype(float) + rng.normal(0, 5, shape)
+    ccd = np.asarray(data)
+    kw = dict(fwhm=3.5, exptime=10.0, read_noise=5.0, recenter=False)
+    plain = measure_stars(ccd, np.c_[xs, ys], **kw)
+    assert plain["flags"][0] == 0
+    nb = Table({"x": [53.3], "y": [50.7], "flux": [6e3]})
+    m = measure_stars(ccd, np.c_[xs, ys], mask_positions=nb, **kw)
+    assert m["flags"][0] & 8  # crowded
+    assert m["contamination"][0] > 0.01 and np.all(m["flags"][1:] == 0)
+    assert m.meta["aperture_correction_n"] == plain.meta["aperture_correction_n"] - 1
