@@ -242,7 +242,8 @@ class ApertureCorrection:
     n_stars : int
         Stars it rests on.
     method : str
-        ``'curve of growth'``, ``'fixed'`` or ``'none'``.
+        ``'curve of growth'``, ``'psf model'`` (no star to measure it on: see
+        :func:`psf_model_correction`), ``'fixed'`` or ``'none'``.
     radii, growth : list of float
         The median curve of growth (fraction of the flux at the largest radius).
     tail : float
@@ -269,6 +270,37 @@ class ApertureCorrection:
 
 def _moffat_growth(r, alpha, beta):
     return 1.0 - (1.0 + (np.asarray(r) / alpha) ** 2) ** (1.0 - beta)
+
+
+#: Moffat beta of real seeing profiles: 2.5 (poor optics, guiding) to 4.765 (pure Kolmogorov
+#: turbulence, Trujillo et al. 2001, MNRAS 328, 977).
+SEEING_BETA_RANGE = (2.5, 4.765)
+#: The broadest profile a curve-of-growth correction may imply before it is taken to be
+#: contaminated (a neighbour, a galaxy, a cosmic ray in the large aperture).
+IMPLAUSIBLE_BETA = 2.0
+
+
+def moffat_correction(r_ap, fwhm, beta):
+    """Total / aperture flux of a circular Moffat star of ``fwhm`` in an aperture of ``r_ap``."""
+    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    return 1.0 / float(_moffat_growth(r_ap, alpha, beta))
+
+
+def psf_model_correction(r_ap, fwhm, why):
+    """The correction a seeing profile of the measured FWHM implies, when none can be measured.
+
+    The value is the middle of the Moffat corrections over :data:`SEEING_BETA_RANGE` and its
+    error half their spread, so the zero point's total error honestly carries the unknown wings
+    instead of treating aperture fluxes as total fluxes (a ~0.07 mag bias for beta = 3.5 at
+    1.5 FWHM).
+    """
+    lo, hi = (moffat_correction(r_ap, fwhm, b) for b in SEEING_BETA_RANGE)
+    value, err = 0.5 * (lo + hi), 0.5 * abs(lo - hi)
+    warnings.warn(f"aperture correction: {why}; using a seeing-profile model instead "
+                  f"({-2.5 * math.log10(value):+.3f} +/- {1.0857 * err / value:.3f} mag for "
+                  f"FWHM {fwhm:.2f} px, Moffat beta {SEEING_BETA_RANGE[0]}-"
+                  f"{SEEING_BETA_RANGE[1]})", stacklevel=4)
+    return ApertureCorrection(value, err, 0, "psf model")
 
 
 class CurveOfGrowth:
@@ -355,14 +387,12 @@ class CurveOfGrowth:
         ok = (flags == 0) & (snr >= self.min_snr) & (cont_big <= self.isolation)
         idx = np.nonzero(ok)[0]
         idx = idx[np.argsort(-f[idx])][: self.n_stars]
+        r_ap = float(table.meta["aperture_radius"])
         if idx.size == 0:
-            warnings.warn("aperture correction: no bright isolated unflagged star; fluxes are "
-                          "aperture fluxes (no correction applied)", stacklevel=3)
-            return ApertureCorrection(1.0, float("nan"), 0, "none")
+            return psf_model_correction(r_ap, fwhm, "no bright isolated unflagged star")
         xs, ys = x[idx], y[idx]
         far_in, far_out = r_big + fwhm, r_big + 3.0 * fwhm
         s = sky(im, xs, ys, far_in, far_out, starmask, wings=wings, self_index=idx)
-        r_ap = float(table.meta["aperture_radius"])
         radii = np.unique(np.r_[np.linspace(0.5 * fwhm, r_big, 14), r_ap, fwhm])
         curves = np.empty((idx.size, radii.size))
         good = np.isfinite(s["sky"]) & (s["n"] >= sky.min_pixels)
@@ -379,9 +409,7 @@ class CurveOfGrowth:
                            + k * area ** 2 * sig2 / np.maximum(s["n"], 1))
         idx, curves, var_big, sig2 = idx[good], curves[good], var_big[good], sig2[good]
         if idx.size == 0:
-            warnings.warn("aperture correction: no bright star with a clean large aperture; "
-                          "no correction applied", stacklevel=3)
-            return ApertureCorrection(1.0, float("nan"), 0, "none")
+            return psf_model_correction(r_ap, fwhm, "no bright star with a clean large aperture")
         # brightest first: the curve shape from the best stars
         norm = curves / curves[:, -1:]
         growth = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
@@ -429,6 +457,11 @@ class CurveOfGrowth:
         r_err = ratio * np.sqrt(np.maximum(rel2, ring))
         use = np.isfinite(ratio) & np.isfinite(r_err) & (r_err > 0)
         value, err, n = _robust_weighted_mean(ratio[use], r_err[use])
+        broadest = moffat_correction(r_ap, fwhm, IMPLAUSIBLE_BETA)
+        if not (value - 3.0 * err <= broadest and value + 3.0 * err >= 1.0):
+            return psf_model_correction(
+                r_ap, fwhm, f"the curve of growth of {n} star(s) gives {value:.3f} +/- "
+                            f"{err:.3f}, outside what a star can have (1 to {broadest:.3f})")
         if n < self.min_stars:
             warnings.warn(f"aperture correction rests on only {n} star(s) (wanted "
                           f"{self.min_stars}); its error is uncertain", stacklevel=3)

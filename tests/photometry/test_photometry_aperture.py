@@ -262,3 +262,28 @@ def test_undetected_neighbour_given_with_flux_flags_crowded_and_leaves_growth_cu
     assert m["flags"][0] & 8  # crowded
     assert m["contamination"][0] > 0.01 and np.all(m["flags"][1:] == 0)
     assert m.meta["aperture_correction_n"] == plain.meta["aperture_correction_n"] - 1
+
+
+def test_no_star_for_a_curve_of_growth_falls_back_to_a_seeing_model():
+    """Only faint stars: the correction comes from the measured FWHM with an error that
+    covers real seeing profiles, never 1 +/- 0 (aperture fluxes labelled as total)."""
+    import warnings
+
+    from glue_zeropoint.photometry.aperture import SEEING_BETA_RANGE, moffat_correction
+    from glue_zeropoint.simulate import FilterTruth, simulate_image
+
+    ccd, truth = simulate_image(seed=3, shape=(200, 200), n_stars=15, mag_range=(18.5, 19.5),
+                                filt=FilterTruth(zp=21.5))
+    stars = truth["field"].stars
+    inside = (stars["x"] > 20) & (stars["x"] < 180) & (stars["y"] > 20) & (stars["y"] < 180)
+    pos = Table({"x": stars["x"][inside], "y": stars["y"][inside]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = measure_stars(ccd, pos, fwhm=truth["field"].fwhm, recenter=False)
+    assert any("seeing-profile model" in str(w.message) for w in caught)
+    value, err = out.meta["aperture_correction"], out.meta["aperture_correction_err"]
+    r_ap, fwhm = out.meta["aperture_radius"], truth["field"].fwhm
+    true = moffat_correction(r_ap, fwhm, 3.5)  # the simulator's PSF
+    assert err > 0 and abs(value - true) < err
+    lo, hi = (moffat_correction(r_ap, fwhm, b) for b in SEEING_BETA_RANGE)
+    assert value == pytest.approx(0.5 * (lo + hi))
