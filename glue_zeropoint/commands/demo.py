@@ -53,10 +53,12 @@ def build_demo_night(out, *, size=1024, seed=1, progress=None):
     night = calibrate_night(raw, out / "calibrated", progress=progress)
     catalog = read_catalog(catalog_path)
     light = next(ccd for ccd in night.lights if ccd.meta.get("FILTER") == DEMO_BAND)
-    measurement = measure_image(light, catalog, DEMO_BAND, color=DEMO_COLOR)
+    filt = truth.filters[DEMO_BAND]
+    # quote the zero point at the simulator's reference colour, so it compares with the truth
+    measurement = measure_image(light, catalog, DEMO_BAND, color=DEMO_COLOR,
+                                color_ref=filt.color_ref)
     measure_dir = ensure_output_dir(out / "measure")
     measurement.write(measure_dir)
-    filt = truth.filters[DEMO_BAND]
     write_json(out / "truth.json", {
         "band": DEMO_BAND, "zp": filt.zp, "color_term": filt.color_term,
         "color_ref": filt.color_ref, "sky_sb": filt.sky_sb, "gain": truth.camera.gain,
