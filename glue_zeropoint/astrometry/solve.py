@@ -180,19 +180,10 @@ def _sources_and_header(obj, shape, fwhm):
 
 
 def _obs_epoch(header):
-    if header is None:
-        return None
-    from astropy.time import Time
+    from ..obstime import observation_time
 
-    for key in ("DATE-OBS", "DATE_OBS", "MJD-OBS"):
-        if key in header:
-            try:
-                val = header[key]
-                t = Time(val, format="mjd") if key == "MJD-OBS" else Time(str(val))
-                return float(t.jyear)
-            except ValueError:
-                continue
-    return None
+    t = observation_time(header)
+    return None if t is None else float(t.jyear)
 
 
 def _catalog_positions(catalog, header):

@@ -461,12 +461,9 @@ class ZeroPointViewerState(ViewerState):
             value = header_from_meta(self.image).get("DATE-OBS")
         if not value:
             return None
-        from astropy.time import Time
+        from ..obstime import observation_time
 
-        try:
-            return Time(value)
-        except ValueError:
-            return None
+        return observation_time({"DATE-OBS": value}, self.image.label)
 
     def matches(self):
         """The crossmatch of the stars with the catalog (cached), an astropy Table."""

@@ -38,6 +38,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..exceptions import AstrometryError, CatalogError, InputError, PhotometryError
+from ..obstime import observation_time
 from ..photometry import FLAG_SATURATED, find_stars, measure_stars, prepare_image
 from ..photometry.detection import estimate_background
 from ..progress import report
@@ -464,7 +465,8 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     if frac_bad > 0.5:
         notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
         warnings.warn(notes[-1], stacklevel=2)
-    date = im.meta.get("DATE-OBS") if im.meta is not None else None
+    obstime = observation_time(im.meta, im.name)
+    date = None if obstime is None else obstime.isot
 
     report(progress, 1, steps, "reading the catalog")
     cat = _catalog_table(catalog, band, im, offline, pointing=pointing)
