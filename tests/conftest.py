@@ -17,22 +17,58 @@ iers.conf.auto_download = False
 iers.conf.auto_max_age = None
 
 _real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+class NetworkAccessError(BaseException):
+    """A test tried to reach a host other than the loopback interface.
+
+    A ``BaseException`` on purpose: requests, urllib and our catalog layer catch ``OSError``
+    (and ``Exception``) and would answer from cache with a warning, so a test reaching a
+    real host could pass. This one propagates and fails the test.
+    """
+
+
+def _is_loopback(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return host is None or (isinstance(host, str)
+                            and (host.startswith("127.") or host in ("localhost", "::1")))
+
+
+def _check_address(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        if not _is_loopback(address[0]):
+            raise NetworkAccessError(f"tests may only connect to 127.0.0.1, not {address[0]!r}")
 
 
 def _loopback_only_connect(self, address):
-    host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
-        if not (host.startswith("127.") or host in ("localhost", "::1")):
-            raise OSError(f"tests may only connect to 127.0.0.1, not {host!r}")
+    _check_address(self, address)
     return _real_connect(self, address)
+
+
+def _loopback_only_connect_ex(self, address):
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):
+    if not _is_loopback(host):
+        raise NetworkAccessError(f"tests may only look up loopback names, not {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_internet():
-    """Refuse any socket connection that is not to the loopback interface."""
+    """Fail any test that connects to, or looks up, a host that is not the loopback interface."""
     socket.socket.connect = _loopback_only_connect
+    socket.socket.connect_ex = _loopback_only_connect_ex
+    socket.getaddrinfo = _loopback_only_getaddrinfo
     yield
     socket.socket.connect = _real_connect
+    socket.socket.connect_ex = _real_connect_ex
+    socket.getaddrinfo = _real_getaddrinfo
 
 
 @pytest.fixture
@@ -60,6 +96,19 @@ def no_modal_dialogs(monkeypatch):
         for name in ("exec", "exec_"):
             if hasattr(cls, name):
                 monkeypatch.setattr(cls, name, refuse)
+
+    # the static conveniences run their own C++ event loop, past the patched exec
+    def refuse_static(kind):
+        def raiser(*args, **kwargs):
+            texts = [a for a in args if isinstance(a, str)]
+            raise ModalDialogOpened(f"modal {kind} opened: {texts!r}")
+        return staticmethod(raiser)
+
+    for name in ("warning", "question", "critical", "information", "about"):
+        monkeypatch.setattr(QtWidgets.QMessageBox, name, refuse_static(f"QMessageBox.{name}"))
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName",
+                 "getExistingDirectory"):
+        monkeypatch.setattr(QtWidgets.QFileDialog, name, refuse_static(f"QFileDialog.{name}"))
 
 
 @pytest.fixture

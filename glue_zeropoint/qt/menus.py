@@ -17,6 +17,7 @@
 """
 
 import logging
+import sys
 from pathlib import Path
 
 from qtpy import QtCore, QtWidgets
@@ -86,6 +87,31 @@ def describe_error(exc):
     return f"Unexpected error ({type(exc).__name__}): {exc}"
 
 
+class _Worker(QtCore.QThread):
+    """Run ``func(*args)`` in a thread; emit ``result(value)`` or ``error(exc_info)``, always.
+
+    Unlike glue's ``Worker`` this also reports a ``BaseException`` (``SystemExit``,
+    ``KeyboardInterrupt``, a test's network guard), so that whoever waits for the task is
+    always told it ended.
+    """
+
+    result = QtCore.Signal(object)
+    error = QtCore.Signal(object)
+
+    def __init__(self, func, *args):
+        super().__init__()
+        self.func = func
+        self.args = args
+
+    def run(self):
+        try:
+            value = self.func(*self.args)
+        except BaseException:  # noqa: BLE001 - reported to the GUI thread, never swallowed
+            self.error.emit(sys.exc_info())
+        else:
+            self.result.emit(value)
+
+
 class BackgroundTask(QtCore.QObject):
     """Run ``func(progress)`` in a worker thread, with a non-modal progress dialog and Cancel.
 
@@ -117,8 +143,6 @@ class BackgroundTask(QtCore.QObject):
     def __init__(self, func, title, parent=None, *, dialog=True, min_duration_ms=300,
                  abandon_on_cancel=False):
         super().__init__()
-        from glue_qt.utils.threading import Worker
-
         self.title = title
         self.parent_widget = parent
         self._cancel_requested = False
@@ -126,7 +150,7 @@ class BackgroundTask(QtCore.QObject):
         self.finished = False
         self.result = None
         self.error = None
-        self._worker = Worker(func, self._progress)
+        self._worker = _Worker(func, self._progress)
         self._worker.result.connect(self._on_result)
         self._worker.error.connect(self._on_error)
         # keep this object (and its QThread) alive until the thread has really ended
@@ -173,6 +197,11 @@ class BackgroundTask(QtCore.QObject):
             self.dialog.setLabelText(f"{self.title}: cancelling…")
 
     def _on_thread_end(self):
+        if not self.finished:
+            # the thread ended without emitting result or error (cannot happen with _Worker,
+            # kept so that a waiting event loop can never be left hanging)
+            exc = RuntimeError(f"{self.title}: the worker thread ended without a result")
+            self._on_error((type(exc), exc, None))
         if self.finished:
             _alive.discard(self)
 
@@ -199,7 +228,10 @@ class BackgroundTask(QtCore.QObject):
         if wait:
             self._worker.wait()
         if self.dialog is not None:
-            self.dialog.canceled.disconnect(self.cancel)
+            try:
+                self.dialog.canceled.disconnect(self.cancel)
+            except (TypeError, RuntimeError):  # already disconnected
+                pass
             self.dialog.close()
             self.dialog.deleteLater()
             self.dialog = None
@@ -210,26 +242,30 @@ class BackgroundTask(QtCore.QObject):
         if self.finished:  # abandoned
             return
         self.result = result
-        self._finish()
-        _status(self.parent_widget, f"{self.title}: done")
-        self.succeeded.emit(result)
-        self.done.emit()
+        try:
+            self._finish()
+            _status(self.parent_widget, f"{self.title}: done")
+            self.succeeded.emit(result)
+        finally:  # whoever waits (a local event loop) is always released
+            self.done.emit()
 
     def _on_error(self, exc_info):
         if self.finished:  # abandoned
             return
         exc = exc_info[1]
         self.error = exc
-        self._finish()
-        if isinstance(exc, Cancelled):
-            _status(self.parent_widget, f"{self.title}: cancelled")
-            self.cancelled.emit()
-        else:
-            if not isinstance(exc, ZeropointError):
-                log.error("%s failed", self.title, exc_info=exc_info)
-            _status(self.parent_widget, f"{self.title}: failed")
-            self.failed.emit(exc)
-        self.done.emit()
+        try:
+            self._finish()
+            if isinstance(exc, Cancelled):
+                _status(self.parent_widget, f"{self.title}: cancelled")
+                self.cancelled.emit()
+            else:
+                if not isinstance(exc, ZeropointError):
+                    log.error("%s failed", self.title, exc_info=exc_info)
+                _status(self.parent_widget, f"{self.title}: failed")
+                self.failed.emit(exc)
+        finally:
+            self.done.emit()
 
     def wait(self, timeout_ms=None):
         """Block in a local event loop (the GUI keeps running) until the task is done."""
