@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import AstrometryError, CatalogError, FitError, InputError, PhotometryError
+from ..exceptions import InputError
 
 __all__ = ["add_parser", "run", "read_image"]
 
@@ -72,6 +72,9 @@ def add_parser(sub):
                         "--band), or a local table file (ECSV/CSV/VOTable/FITS)")
     p.add_argument("--band", required=True, help="catalog band the image is tied to (e.g. V)")
     p.add_argument("--color", help="colour for the colour term, e.g. B-V")
+    p.add_argument("--color-ref", type=float, default=None, metavar="VALUE",
+                   help="colour at which the zero point is quoted (with --color; default: "
+                        "the used stars' weighted mean colour)")
     p.add_argument("--wcs", metavar="FILE",
                    help="FITS file whose header holds the WCS (e.g. a plate solver's .wcs "
                         "solution); it must be for this image's size")
@@ -205,16 +208,17 @@ def run(args):
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
         raise InputError(f"--scale {args.scale}: give the pixel scale as a positive number of "
                          "arcsec per pixel")
-    try:
-        m = measure_image(ccd, args.catalog, args.band, color=args.color, gain=args.gain,
-                          read_noise=args.read_noise, exptime=args.exptime,
-                          saturation=args.saturation, fwhm=args.fwhm,
-                          threshold=args.threshold, radius=args.radius, offline=args.offline,
-                          solve_wcs=args.solve, center=center, scale=args.scale,
-                          wcs_source=source)
-    except (PhotometryError, CatalogError, FitError, AstrometryError) as err:
-        # the user's input cannot give a zero point: exit 2 with the one-line reason
-        raise InputError(str(err)) from err
+    if args.color_ref is not None and not args.color:
+        raise InputError("--color-ref needs --color (the colour it is a value of)")
+    # our errors reach cli.main: the input cannot give a zero point -> exit 2 with the reason;
+    # a catalog service that failed (network, HTTP) -> exit 1
+    m = measure_image(ccd, args.catalog, args.band, color=args.color,
+                      color_ref=args.color_ref, gain=args.gain,
+                      read_noise=args.read_noise, exptime=args.exptime,
+                      saturation=args.saturation, fwhm=args.fwhm,
+                      threshold=args.threshold, radius=args.radius, offline=args.offline,
+                      solve_wcs=args.solve, center=center, scale=args.scale,
+                      wcs_source=source)
     extra = {"image": str(image)}
     if args.wcs:
         extra["wcs_file"] = str(Path(args.wcs))

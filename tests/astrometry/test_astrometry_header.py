@@ -37,7 +37,7 @@ def test_write_and_read_solution_file(tmp_path, sip_wcs):
     out = write_wcs(tmp_path / "sol.wcs", sip_wcs, header={"ZP_NMAT": 42})
     h = fits.getheader(out)
     assert h["IMAGEW"] == 800 and h["IMAGEH"] == 600 and h["ZP_NMAT"] == 42
-    assert h["A_ORDER"] == 3 and "AP_ORDER" not in h or True
+    assert h["A_ORDER"] == 3
     back = wcs_from_header(out, shape=(600, 800))
     gx, gy = np.meshgrid(np.linspace(0, 799, 7), np.linspace(0, 599, 7))
     a = sip_wcs.pixel_to_world(gx, gy)

@@ -93,10 +93,8 @@ def test_wrong_field_fails_with_a_clear_error():
     other = make_field((1024, 1024), n_stars=300, seed=99, rotation=20.0,
                        mag_range=(10.0, 17.0))  # same centre and scale, other stars
     wrong = reference_catalog(other, style="normalised", seed=99)
-    t0 = time.perf_counter()
     with pytest.raises(AstrometryError, match=r"no astrometric solution.*catalog covers"):
         astrometry.solve(without_wcs(ccd), wrong, scale=1.0, center=offset_center(field, 3))
-    assert time.perf_counter() - t0 < 10
 
 
 def test_wrong_field_fails_even_without_a_scale(plain):

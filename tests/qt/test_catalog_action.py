@@ -141,8 +141,6 @@ def test_image_without_wcs_asks_for_a_file(glue_app, qtbot, tmp_path):
 
 
 def test_cancel_a_slow_query_returns_at_once(glue_app, loaded, qtbot, cds_stub):
-    import time
-
     viewer, light, truth = loaded
     cds_stub.set_vizier("II/336/apass9", reference_catalog(truth["field"], style="apass"))
     cds_stub.fail("timeout", service="vizier", delay=1.5)
@@ -151,10 +149,10 @@ def test_cancel_a_slow_query_returns_at_once(glue_app, loaded, qtbot, cds_stub):
     qtbot.mouseClick(dialog.button_fetch, QtCore.Qt.MouseButton.LeftButton)
     task = dialog.task
     qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.isVisible(), timeout=3000)
-    start = time.perf_counter()
     qtbot.mouseClick(task.dialog.findChild(QtWidgets.QPushButton),
                      QtCore.Qt.MouseButton.LeftButton)
-    assert task.finished and time.perf_counter() - start < 0.5
+    # reported cancelled on the click itself, while the query is still waiting on the socket
+    assert task.finished and task.running
     assert dialog.button_fetch.isEnabled()
     qtbot.waitUntil(lambda: not task.running, timeout=10000)  # the abandoned query ends
     qtbot.wait(50)

@@ -129,6 +129,42 @@ def test_measure_offline_without_cache_exit_2(sim, cds_stub, tmp_path, capsys):
     assert cds_stub.requests == []
 
 
+def test_measure_service_failure_without_cache_exit_1(sim, cds_stub, tmp_path, capsys):
+    """A service that fails (HTTP 500, nothing cached) is not the user's input: exit 1, and
+    the message names the service; nothing is written."""
+    cds_stub.fail("http500", service="vizier")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(["measure", str(sim["product"]), "--catalog",
+                                 "vizier:II/336/apass9", "--band", "V", "--out", str(out),
+                                 "--no-plot"], capsys)
+    assert code == 1, stderr
+    assert "failed:" in stderr and "VizieR" in stderr and "500" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert len(cds_stub.requests) >= 1
+    assert not (out / "zeropoint.json").exists()
+
+
+def test_measure_color_ref_quotes_the_zp_at_that_colour(sim, tmp_path, capsys):
+    cat = tmp_path / "apass.ecsv"
+    sim["apass"].write(cat)
+    outs = {}
+    for ref in (0.0, 1.0):
+        out = tmp_path / f"ref{ref}"
+        code, _stdout, stderr = _run(["measure", str(sim["product"]), "--catalog", str(cat),
+                                      "--band", "V", "--color", "B-V", "--color-ref", str(ref),
+                                      "--out", str(out), "--no-plot"], capsys)
+        assert code == 0, stderr
+        outs[ref] = json.loads((out / "zeropoint.json").read_text())
+        assert outs[ref]["color_ref"] == ref
+        _check_zp(outs[ref], sim["filt"])
+    # same fit, quoted one colour unit apart: the ZPs differ by the colour term
+    assert outs[1.0]["zp"] - outs[0.0]["zp"] == pytest.approx(outs[0.0]["color_term"], abs=1e-9)
+    code, _stdout, stderr = _run(["measure", str(sim["product"]), "--catalog", str(cat),
+                                  "--band", "V", "--color-ref", "0.5", "--out",
+                                  str(tmp_path / "bad")], capsys)
+    assert code == 2 and "--color-ref needs --color" in stderr
+
+
 def test_measure_simbad(sim, cds_stub, tmp_path, capsys):
     cds_stub.set_simbad(sim["simbad"])
     out = tmp_path / "simbad"

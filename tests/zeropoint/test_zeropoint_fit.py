@@ -1,7 +1,6 @@
 """fit_zeropoint_arrays / fit_zeropoint / ZeroPoint: statistics, reasons, JSON, speed."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -78,7 +77,7 @@ def test_color_term_recovered_and_refused_when_unsupported():
     assert fit_zeropoint_arrays(y, err, col, fit_color=False).color_term == 0.0
 
 
-def test_arrays_errors_and_speed():
+def test_arrays_errors():
     with pytest.raises(FitError, match="usable star"):
         fit_zeropoint_arrays([21.0, 21.1], [0.01, 0.01])
     with pytest.raises(InputError, match="shape"):
@@ -86,12 +85,8 @@ def test_arrays_errors_and_speed():
     rng = np.random.default_rng(4)
     y, err, col = _draw(rng, n=500, ct=0.1, sig_int=0.02, outliers=10)
     use = rng.random(500) > 0.1
-    fit_zeropoint_arrays(y, err, col, use=use)
-    t0 = time.perf_counter()
-    for _ in range(20):
-        fit_zeropoint_arrays(y, err, col, use=use)
-    per_fit = (time.perf_counter() - t0) / 20
-    assert per_fit < 0.005, f"{per_fit * 1e3:.2f} ms per fit of 500 stars"
+    res = fit_zeropoint_arrays(y, err, col, use=use)
+    assert not np.any(res.used[~use])  # a star the caller excluded is never used
 
 
 def _matches(rng, n=120, ct=0.0):
