@@ -16,7 +16,43 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["atomic_path", "write_json", "to_jsonable", "ensure_output_dir"]
+__all__ = ["atomic_path", "write_json", "to_jsonable", "ensure_output_dir", "user_cache_dir",
+           "human_age", "FITS_SUFFIXES", "fits_stem"]
+
+
+#: File name endings read as FITS (plain, gzipped, fpack-compressed).
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
+
+
+def fits_stem(name):
+    """File name without its FITS suffix (``M13_001.fits.gz`` -> ``M13_001``)."""
+    name = Path(name).name
+    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def user_cache_dir(name, env_var):
+    """``$env_var`` if set, else ``$XDG_CACHE_HOME/glue-zeropoint/<name>`` (``~/.cache``)."""
+    value = os.environ.get(env_var, "").strip()
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return root / "glue-zeropoint" / name
+
+
+def human_age(seconds):
+    """``42 s``, ``17 min``, ``5.2 h``, ``3.0 days``."""
+    seconds = float(seconds or 0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def ensure_output_dir(path):

@@ -15,7 +15,7 @@ from ..exceptions import InputError
 from ..io import atomic_path
 
 __all__ = ["wcs_from_header", "rough_pointing", "write_wcs", "read_header", "read_image",
-           "wcs_shape", "strip_wcs_keywords", "update_fits_wcs"]
+           "wcs_shape", "strip_wcs_keywords", "update_fits_wcs", "as_sky_center", "as_pixel_scale"]
 
 _WCS_KEY = re.compile(r"^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|"
                       r"PC\d_\d|PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|RADESYS|EQUINOX|EPOCH|"
@@ -157,6 +157,39 @@ def wcs_from_header(header_or_path, shape=None, *, require=False):
 
 
 _NUM = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
+
+
+def as_sky_center(center):
+    """``None``, a scalar ``SkyCoord`` or ``(ra, dec)`` in degrees -> ICRS ``SkyCoord``."""
+    if center is None:
+        return None
+    if isinstance(center, SkyCoord):
+        if not center.isscalar:
+            raise InputError(f"center must be one sky position, got {len(center)}")
+        return center.icrs
+    try:
+        ra, dec = center
+    except (TypeError, ValueError) as err:
+        raise InputError(f"center must be a SkyCoord or (ra, dec) in degrees; got "
+                         f"{center!r}") from err
+    try:
+        return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg), frame="icrs")
+    except (TypeError, ValueError, u.UnitsError) as err:
+        raise InputError(f"center {center!r}: {err}") from err
+
+
+def as_pixel_scale(scale):
+    """``None``, a number (arcsec/pixel) or an angle(/pixel) ``Quantity`` -> arcsec/pixel."""
+    if scale is None:
+        return None
+    if isinstance(scale, u.Quantity):
+        scale = scale.to_value(u.arcsec / u.pix) if scale.unit.physical_type != "angle" \
+            else scale.to_value(u.arcsec)
+    scale = float(scale)
+    if not 1e-3 < scale < 3600:
+        raise InputError(f"scale={scale!r} is not a plausible pixel scale; give it in arcsec "
+                         "per pixel (--scale)")
+    return scale
 
 
 def _angle(value, hours):

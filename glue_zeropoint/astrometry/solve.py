@@ -29,7 +29,7 @@ from ..progress import report
 from ._geometry import project
 from .detect import detect_sources
 from .fit import fit_tan_sip, match_xy, refine_wcs
-from .header import read_image, rough_pointing
+from .header import as_pixel_scale, as_sky_center, read_image, rough_pointing
 from .match import false_alarm_log10, propose
 from .quality import WCSQuality, catalog_radec, wcs_quality
 
@@ -230,33 +230,6 @@ def _catalog_mags(catalog, band, header):
                       for c in cols]
             name = cols[int(np.argmax(counts))]
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], float), np.nan))
-
-
-def _as_center(center):
-    if center is None or isinstance(center, SkyCoord):
-        return None if center is None else center.icrs
-    try:
-        ra, dec = center
-    except (TypeError, ValueError) as err:
-        raise InputError(f"center must be a SkyCoord or (ra, dec) in degrees; got "
-                         f"{center!r}") from err
-    try:
-        return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg), frame="icrs")
-    except (ValueError, u.UnitsError) as err:
-        raise InputError(f"center {center!r}: {err}") from err
-
-
-def _as_scale(scale):
-    if scale is None:
-        return None
-    if isinstance(scale, u.Quantity):
-        scale = scale.to_value(u.arcsec / u.pix) if scale.unit.physical_type != "angle" \
-            else scale.to_value(u.arcsec)
-    scale = float(scale)
-    if not (1e-3 < scale < 3600):
-        raise InputError(f"scale={scale!r} arcsec/pixel is not plausible; give the pixel "
-                         "scale in arcsec per pixel")
-    return scale
 
 
 def _wcs_hints(w, shape):
@@ -482,8 +455,8 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
 
     # hints
     hints = {}
-    center = _as_center(center)
-    scale = _as_scale(scale)
+    center = as_sky_center(center)
+    scale = as_pixel_scale(scale)
     if center is not None:
         hints["center"] = "given"
     if scale is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from ..exceptions import InputError
+from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
 from .sections import PixelReader, find_image_hdu
 
@@ -30,7 +31,6 @@ EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
 GAIN_KEYS = ("GAIN", "EGAIN")
 READ_NOISE_KEYS = ("RDNOISE", "READNOIS")
 SHORT_DARK_MAX = 0.1  # s: darks this short stand in for biases when there are none
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
 
 _TYPE_WORDS = [  # (kind, words), searched in order in the keyword value
     ("bias", ("bias", "zero")),
@@ -160,7 +160,7 @@ def frame_type_from_name(path, root=None):
 
 def exptime_from_name(name):
     """Exposure time (s) written in a file name (``20s``, ``40ms``, ``0.5s``), else None."""
-    stem = _stem(name)
+    stem = fits_stem(name)
     for match in _EXPOSURE.finditer(stem):
         value = float(match.group(1))
         return value / 1000.0 if match.group(2).lower().startswith("ms") else value
@@ -173,7 +173,7 @@ def filter_from_name(name):
     A token (split on ``_``, ``-``, spaces, trailing digits removed) that is a known filter name
     wins, the last one first; else a token right after the exposure token.
     """
-    tokens = [t for t in re.split(r"[_\-\s.]+", _stem(name)) if t]
+    tokens = [t for t in re.split(r"[_\-\s.]+", fits_stem(name)) if t]
     cleaned = [re.sub(r"\d+$", "", t) for t in tokens]
     for token in reversed(cleaned[1:] if len(cleaned) > 1 else cleaned):
         if token in _FILTERS:  # exact case first: 'R' (Johnson) is not 'r' (SDSS)
@@ -187,14 +187,6 @@ def filter_from_name(name):
                     frame_type_from_name(candidate) is None:
                 return candidate
     return None
-
-
-def _stem(name):
-    name = Path(name).name
-    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def _number(header, keys):

@@ -9,6 +9,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from ..exceptions import CatalogError, CatalogServiceError
+from ..io import human_age
 from ..progress import report
 from .cache import CatalogCache, cache_key
 from .config import offline_from_env
@@ -56,17 +57,6 @@ def parse_spec(spec):
                            f"(e.g. vizier:II/336/apass9), 'simbad', 'default' or a table file "
                            f"(ECSV, CSV, VOTable, FITS)")
     return "file", path
-
-
-def _human_age(seconds):
-    seconds = float(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def _resolve_cache(cache):
@@ -134,7 +124,7 @@ def _one(service, catalog, center, radius, *, offline, cache, timeout, row_limit
         if hit is not None:
             table, age = hit
             if offline or cache.max_age is None or age <= cache.max_age:
-                log.info("%s: using the cached answer (%s old)", what, _human_age(age))
+                log.info("%s: using the cached answer (%s old)", what, human_age(age))
                 report(progress, step + 1, steps, f"{what}: from cache")
                 return _mark_cached(table, age)
     if offline:
@@ -160,7 +150,7 @@ def _one(service, catalog, center, radius, *, offline, cache, timeout, row_limit
             raise
         table, age = hit
         warnings.warn(f"{what} failed ({err}); using the cached answer from "
-                      f"{_human_age(age)} ago (retrieved {table.meta.get('retrieved', '?')})",
+                      f"{human_age(age)} ago (retrieved {table.meta.get('retrieved', '?')})",
                       stacklevel=3)
         return _mark_cached(table, age)
     if cache is not None:

@@ -19,7 +19,8 @@ environment variables before a query:
 """
 
 import os
-from pathlib import Path
+
+from ..io import user_cache_dir
 
 __all__ = ["vizier_base_url", "simbad_base_url", "default_cache_dir", "offline_from_env",
            "DEFAULT_VIZIER_URL", "DEFAULT_SIMBAD_URL"]
@@ -45,12 +46,7 @@ def simbad_base_url():
 
 def default_cache_dir():
     """Folder of the query cache (``GLUE_ZEROPOINT_CACHE_DIR`` or the user cache folder)."""
-    value = os.environ.get("GLUE_ZEROPOINT_CACHE_DIR", "").strip()
-    if value:
-        return Path(value).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return root / "glue-zeropoint" / "catalogs"
+    return user_cache_dir("catalogs", "GLUE_ZEROPOINT_CACHE_DIR")
 
 
 def offline_from_env():

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from ..exceptions import CatalogError, CatalogServiceError, InputError
+from ..io import human_age
 
 log = logging.getLogger(__name__)
 
@@ -127,21 +128,10 @@ def run(args):
         raise InputError(f"{out}: cannot be written ({err.strerror or err}); choose another "
                          f"--out") from err
     meta = table.meta
-    origin = "cache, " + _age(meta.get("cache_age_s", 0)) + " old" if meta.get("from_cache") \
+    origin = "cache, " + human_age(meta.get("cache_age_s", 0)) + " old" if meta.get("from_cache") \
         else meta.get("service", "")
     flags = " (TRUNCATED at the row limit)" if meta.get("truncated") else ""
     print(f"{out}: {len(table)} stars from {meta.get('catalog')} "
           f"[{', '.join(meta.get('bands', [])) or 'no bands'}] ({origin}){flags}",
           file=sys.stdout)
     return 0
-
-
-def _age(seconds):
-    seconds = float(seconds or 0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -67,6 +67,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..exceptions import Cancelled, InputError, ZeropointError
+from ..io import FITS_SUFFIXES, fits_stem, user_cache_dir
 
 __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "load_night",
            "products_dir_for", "is_raw_night_dir", "is_product_file", "find_products",
@@ -76,7 +77,7 @@ __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "l
 
 log = logging.getLogger(__name__)
 
-FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+FITS_EXTENSIONS = FITS_SUFFIXES  # the name glue-side code has used
 MANIFEST_NAME = "zp_products.json"
 PRODUCT_SUFFIX = "_cal"
 MASTER_PREFIX = "master_"
@@ -271,20 +272,12 @@ def find_products(folder):
     for path in sorted(folder.iterdir()):
         if not (path.is_file() and _is_fits_name(path.name)):
             continue
-        stem = _stem(path)
+        stem = fits_stem(path)
         if stem.startswith(MASTER_PREFIX) and is_product_file(path):
             masters.append(path)
         elif stem.endswith(PRODUCT_SUFFIX) and is_product_file(path):
             lights.append(path)
     return lights, masters
-
-
-def _stem(path):
-    name = Path(path).name
-    for ext in sorted(FITS_EXTENSIONS, key=len, reverse=True):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return Path(name).stem
 
 
 def _raw_files(folder):
@@ -317,12 +310,7 @@ def is_raw_night_dir(path):
 # products of a raw folder
 
 def _products_root():
-    value = os.environ.get("GLUE_ZEROPOINT_PRODUCTS_DIR", "").strip()
-    if value:
-        return Path(value).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return root / "glue-zeropoint" / "products"
+    return user_cache_dir("products", "GLUE_ZEROPOINT_PRODUCTS_DIR")
 
 
 def products_dir_for(raw_dir):
@@ -420,7 +408,7 @@ def _read_product(path):
         return read_product(path, memmap=Path(path).stat().st_size > MEMMAP_BYTES)
     except InputError:
         # a master flat is dimensionless and may carry no BUNIT, which CCDData.read refuses
-        if not _stem(path).startswith(MASTER_PREFIX):
+        if not fits_stem(path).startswith(MASTER_PREFIX):
             raise
         return _read_product_fallback(path, default_unit="")
 
@@ -474,11 +462,11 @@ def _calibrate_into_cache(raw_dir, progress):
     fingerprint = _fingerprint(raw_dir)
     night = _calibrate(raw_dir, out_dir, progress)
     written = [Path(p) for p in night.products if Path(p).is_file() and _is_fits_name(str(p))]
-    lights = sorted(p for p in written if _stem(p).endswith(PRODUCT_SUFFIX))
+    lights = sorted(p for p in written if fits_stem(p).endswith(PRODUCT_SUFFIX))
     if not lights:
         lights = find_products(out_dir)[0]
-    masters = {_stem(p)[len(MASTER_PREFIX):]: p for p in written
-               if _stem(p).startswith(MASTER_PREFIX)}
+    masters = {fits_stem(p)[len(MASTER_PREFIX):]: p for p in written
+               if fits_stem(p).startswith(MASTER_PREFIX)}
     for name, master in getattr(night, "masters", {}).items():
         safe = re.sub(r"[^\w.\-]+", "_", str(name))
         if safe not in masters:  # the calibration layer did not write it: do it here
@@ -497,7 +485,7 @@ def _calibrate_into_cache(raw_dir, progress):
 
 
 def _label_of(path, kind):
-    stem = _stem(path)
+    stem = fits_stem(path)
     if kind == "master":
         return "master " + stem[len(MASTER_PREFIX):]
     return stem[: -len(PRODUCT_SUFFIX)] if stem.endswith(PRODUCT_SUFFIX) else stem

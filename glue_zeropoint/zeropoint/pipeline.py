@@ -197,34 +197,6 @@ def _has_wcs(wcs):
     return wcs is not None and bool(getattr(wcs, "has_celestial", False))
 
 
-def _as_center(center):
-    if center is None:
-        return None
-    if isinstance(center, SkyCoord):
-        if not center.isscalar:
-            raise InputError(f"center must be one sky position, got {len(center)}")
-        return center.icrs
-    try:
-        ra, dec = center
-        return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg), frame="icrs")
-    except (TypeError, ValueError, u.UnitsError) as err:
-        raise InputError(f"center must be a SkyCoord or (ra, dec) in degrees; got "
-                         f"{center!r}") from err
-
-
-def _as_scale(scale):
-    if scale is None:
-        return None
-    if isinstance(scale, u.Quantity):
-        scale = scale.to_value(u.arcsec / u.pix) if scale.unit.physical_type != "angle" \
-            else scale.to_value(u.arcsec)
-    scale = float(scale)
-    if not 1e-3 < scale < 3600:
-        raise InputError(f"scale={scale!r} is not a plausible pixel scale; give it in arcsec "
-                         "per pixel (--scale)")
-    return scale
-
-
 def _header_without_wcs(meta):
     """The image header as a FITS header, without WCS keywords (stale once ``ccd.wcs`` is
     None: CCDData keeps the WCS in ``.wcs``, not in ``meta``)."""
@@ -260,9 +232,9 @@ def _pointing(im, center, scale):
     the header keywords (:func:`~glue_zeropoint.astrometry.rough_pointing`).
 
     Raises InputError when no centre is known (the one-line reason of the command line)."""
-    from ..astrometry import rough_pointing
+    from ..astrometry.header import as_pixel_scale, as_sky_center, rough_pointing
 
-    center, scale = _as_center(center), _as_scale(scale)
+    center, scale = as_sky_center(center), as_pixel_scale(scale)
     hints = {}
     if center is not None:
         hints["center"] = "given"
