@@ -55,7 +55,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -67,9 +66,9 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..exceptions import Cancelled, InputError, ZeropointError
-from ..io import FITS_SUFFIXES, fits_stem, user_cache_dir
+from ..io import FITS_SUFFIXES, atomic_path, fits_stem, user_cache_dir
 
-__all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "load_night",
+__all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "WCS_META_KEY", "load_night",
            "products_dir_for", "is_raw_night_dir", "is_product_file", "find_products",
            "raw_night_factory", "calibrated_product_factory", "run_task", "set_task_runner",
            "set_error_reporter",
@@ -77,6 +76,9 @@ __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "l
 
 log = logging.getLogger(__name__)
 
+#: ``data.meta`` key of the full WCS header (SIP included) of an image dataset: glue's own
+#: session format drops SIP terms, a string in meta survives.
+WCS_META_KEY = "zp_wcs_header"
 FITS_EXTENSIONS = FITS_SUFFIXES  # the name glue-side code has used
 MANIFEST_NAME = "zp_products.json"
 PRODUCT_SUFFIX = "_cal"
@@ -161,7 +163,7 @@ def ccd_to_data(ccd, label, *, product=None, kind="light"):
     data.meta.update({
         "zp_kind": kind,
         "zp_product": None if product is None else str(product),
-        "zp_wcs_header": None if wcs is None else wcs.to_header_string(relax=True),
+        WCS_META_KEY: None if wcs is None else wcs.to_header_string(relax=True),
         "zp_header": header.tostring(),
         "exptime": None if exptime is None else float(exptime),
         "filter": None if filter_name is None else str(filter_name).strip(),
@@ -184,12 +186,16 @@ def wcs_from_meta(data):
     """
     import warnings
 
-    text = data.meta.get("zp_wcs_header")
+    text = data.meta.get(WCS_META_KEY) if hasattr(data, "meta") else None
     if text:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            return WCS(fits.Header.fromstring(text))
-    return data.coords if isinstance(data.coords, WCS) else None
+            w = WCS(fits.Header.fromstring(text), relax=True)
+        if getattr(data, "ndim", None) == 2:
+            w.pixel_shape = (data.shape[1], data.shape[0])
+        return w
+    coords = getattr(data, "coords", None)
+    return coords if isinstance(coords, WCS) else None
 
 
 def data_to_ccd(data):
@@ -350,82 +356,20 @@ def _manifest_products(manifest, out_dir, raw_dir):
     return lights, masters
 
 
-def _atomic_write_text(path, text):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_product(ccd, path):
     """Write a CCDData as a product (primary e-, ``UNCERT``, ``MASK``), atomically."""
-    try:
-        from ..calibration import write_product as calibration_write_product
-    except ImportError:  # TODO(calibration): drop the fallback below once merged everywhere
-        return _write_product_fallback(ccd, path)
+    from ..calibration import write_product as calibration_write_product
+
     return Path(calibration_write_product(ccd, path))
-
-
-def _write_product_fallback(ccd, path):
-    path = Path(path)
-    header = fits.Header(ccd.meta) if not isinstance(ccd.meta, fits.Header) else ccd.meta.copy()
-    if ccd.wcs is not None:
-        header.update(ccd.wcs.to_header(relax=True))
-    header["BUNIT"] = str(ccd.unit) if ccd.unit is not None else "electron"
-    hdus = [fits.PrimaryHDU(np.asarray(ccd.data, dtype=np.float32), header=header)]
-    if ccd.uncertainty is not None:
-        sigma = ccd.uncertainty.represent_as(StdDevUncertainty).array
-        hdus.append(fits.ImageHDU(np.asarray(sigma, dtype=np.float32), name="UNCERT"))
-    else:
-        hdus.append(fits.ImageHDU(np.full(ccd.shape, np.nan, np.float32), name="UNCERT"))
-    mask = np.zeros(ccd.shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
-    hdus.append(fits.ImageHDU(mask.astype(np.uint8), name="MASK"))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".fits")
-    os.close(fd)
-    try:
-        fits.HDUList(hdus).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 MEMMAP_BYTES = 256 * 2 ** 20  # products bigger than this are memory-mapped, not read
 
 
 def _read_product(path):
-    try:
-        from ..calibration import read_product
-    except ImportError:  # TODO(calibration): drop once calibration.read_product is merged
-        return _read_product_fallback(path)
-    try:
-        return read_product(path, memmap=Path(path).stat().st_size > MEMMAP_BYTES)
-    except InputError:
-        # a master flat is dimensionless and may carry no BUNIT, which CCDData.read refuses
-        if not fits_stem(path).startswith(MASTER_PREFIX):
-            raise
-        return _read_product_fallback(path, default_unit="")
+    from ..calibration import read_product
 
-
-def _read_product_fallback(path, default_unit="electron"):
-    import warnings
-
-    with fits.open(path) as hdul, warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        header = hdul[0].header.copy()
-        data = np.asarray(hdul[0].data, dtype=np.float32)
-        sigma = np.asarray(hdul["UNCERT"].data, dtype=np.float32)
-        mask = np.asarray(hdul["MASK"].data) != 0
-        wcs = WCS(header)
-    return CCDData(data, unit=header.get("BUNIT", default_unit),
-                   wcs=wcs if wcs.has_celestial else None,
-                   uncertainty=StdDevUncertainty(sigma), mask=mask, meta=header)
+    return read_product(path, memmap=Path(path).stat().st_size > MEMMAP_BYTES)
 
 
 def _kept_products(raw_dir):
@@ -442,11 +386,8 @@ def _kept_products(raw_dir):
 
 
 def _calibrate(raw_dir, out_dir, progress):
-    try:
-        from ..calibration import calibrate_night
-    except ImportError as err:  # TODO(calibration): the calibration layer is being written
-        raise InputError(f"{raw_dir}: cannot calibrate a raw night, the calibration layer is "
-                         f"not available ({err}); open calibrated products instead") from err
+    from ..calibration import calibrate_night
+
     return calibrate_night(raw_dir, out_dir, progress=progress)
 
 
@@ -480,7 +421,8 @@ def _calibrate_into_cache(raw_dir, progress):
         "lights": [os.path.relpath(p, out_dir) for p in lights],
         "masters": [p.name for p in masters],
     }
-    _atomic_write_text(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=1))
+    with atomic_path(out_dir / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return lights, masters
 
 

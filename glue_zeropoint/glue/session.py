@@ -39,11 +39,12 @@ import warnings
 
 import numpy as np
 
+from .loader import WCS_META_KEY
+
 __all__ = ["restore_sip_from_meta", "meta_value", "register", "WCS_META_KEY"]
 
 log = logging.getLogger(__name__)
 
-WCS_META_KEY = "zp_wcs_header"
 _STR = "st__"
 
 

@@ -60,7 +60,7 @@ from astropy.table import Table, vstack
 
 from ..exceptions import PhotometryError
 from .links import link_pixels, link_sky
-from .loader import data_to_ccd
+from .loader import WCS_META_KEY, data_to_ccd
 
 __all__ = ["STAR_COLUMNS", "DUPLICATE_RADIUS", "stars_for", "stars_label", "add_stars",
            "remove_stars", "detect_stars", "remeasure_stars", "measure_positions",
@@ -121,7 +121,7 @@ def _prepare(image_data):
     from ..photometry import prepare_image
 
     key = (image_data.get_component("flux").data, image_data.get_component("mask").data,
-           image_data.coords, image_data.meta.get("zp_wcs_header"))
+           image_data.coords, image_data.meta.get(WCS_META_KEY))
     cached = _PREPARED.get(image_data.uuid)
     if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
         return cached[1]

@@ -18,13 +18,14 @@ from glue.core.data_collection import DataCollection
 from glue.core.message import NumericalDataChangedMessage
 
 from ..exceptions import InputError
+from .loader import WCS_META_KEY, wcs_from_meta
 
 __all__ = ["attach_wcs", "wcs_from_meta", "register", "META_KEY"]
 
 log = logging.getLogger(__name__)
 
 #: ``data.meta`` key holding the attached WCS as a FITS header string (SIP included).
-META_KEY = "zp_wcs_header"
+META_KEY = WCS_META_KEY
 
 
 def _find_collection(data):
@@ -103,22 +104,6 @@ def attach_wcs(data, wcs, *, data_collection=None):
         data.hub.broadcast(NumericalDataChangedMessage(data))
     log.info("%s: new WCS attached", data.label)
     return data
-
-
-def wcs_from_meta(data):
-    """The WCS stored by :func:`attach_wcs` in ``data.meta`` (SIP included), or None."""
-    text = data.meta.get(META_KEY) if hasattr(data, "meta") else None
-    if not text:
-        return None
-    from astropy.io import fits
-    from astropy.wcs import WCS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        w = WCS(fits.Header.fromstring(text), relax=True)
-    if getattr(data, "ndim", None) == 2:
-        w.pixel_shape = (data.shape[1], data.shape[0])
-    return w
 
 
 def register():
