@@ -2,7 +2,8 @@
 
 Frame type from ``IMAGETYP``/``FRAMETYP``/``OBSTYPE``, else the file name and folder; exposure
 from ``EXPTIME``/``EXPOSURE``, else the file name (``20s``, ``40ms``, ``0.5s``); filter from
-``FILTER``, else the file name; gain ``GAIN``/``EGAIN``; read noise ``RDNOISE``/``READNOIS``.
+``FILTER``, else the file name; gain ``GAIN``/``EGAIN``; read noise ``RDNOISE``/``READNOIS``/
+``RON``/``READNOISE`` (the keyword chains of :mod:`glue_zeropoint.headers`).
 Every guess is logged and kept on the frame (:attr:`RawFrame.guesses`), never silent.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from ..exceptions import InputError
+from ..headers import EXPTIME_KEYS, GAIN_KEYS, READ_NOISE_KEYS, header_value, unusable_values
 from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
 from .sections import PixelReader, find_image_hdu
@@ -27,9 +29,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("bias", "dark", "flat", "light")
 TYPE_KEYS = ("IMAGETYP", "FRAMETYP", "OBSTYPE")
-EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
-GAIN_KEYS = ("GAIN", "EGAIN")
-READ_NOISE_KEYS = ("RDNOISE", "READNOIS")
 SHORT_DARK_MAX = 0.1  # s: darks this short stand in for biases when there are none
 
 _TYPE_WORDS = [  # (kind, words), searched in order in the keyword value
@@ -189,21 +188,6 @@ def filter_from_name(name):
     return None
 
 
-def _number(header, keys):
-    for key in keys:
-        value = header.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            return float(value), key
-        if isinstance(value, str):
-            try:
-                return float(value), key
-            except ValueError:
-                continue
-    return None, None
-
-
 def _binning(header):
     if "XBINNING" in header or "YBINNING" in header:
         return (int(header.get("XBINNING", 1)), int(header.get("YBINNING", 1)))
@@ -267,7 +251,7 @@ def read_frame(path, root=None):
                         "bias/dark/flat in the name)")
     frame.kind = kind
 
-    exptime, _ = _number(header, EXPTIME_KEYS)
+    exptime, _ = header_value(header, EXPTIME_KEYS)
     if exptime is None:
         exptime = exptime_from_name(path.name)
         if exptime is not None:
@@ -276,10 +260,12 @@ def read_frame(path, root=None):
             exptime = 0.0
             frame.guess("exposure 0 s assumed for a bias (no EXPTIME or EXPOSURE)")
         else:
+            bad = unusable_values(header, EXPTIME_KEYS)
+            what = ("no EXPTIME or EXPOSURE keyword" if not bad else
+                    ", ".join(f"{k} = {v!r} is not a number" for k, v in bad.items()))
             raise InputError(
-                f"{path}: no EXPTIME or EXPOSURE keyword and no exposure time (like '20s') in "
-                "the file name; add EXPTIME to the header of a copy or rename the file "
-                "(e.g. dark_20s001.fits)")
+                f"{path}: {what} and no exposure time (like '20s') in the file name; add "
+                "EXPTIME to the header of a copy or rename the file (e.g. dark_20s001.fits)")
     frame.exptime = float(exptime)
 
     filt = header.get("FILTER")
@@ -292,10 +278,10 @@ def read_frame(path, root=None):
         else:
             frame.guess("no filter in the header or the file name (filter None)")
 
-    gain, gkey = _number(header, GAIN_KEYS)
+    gain, gkey = header_value(header, GAIN_KEYS)
     if gain is not None and gain > 0:
         frame.gain, frame.gain_source = gain, f"header {gkey}"
-    rn, rkey = _number(header, READ_NOISE_KEYS)
+    rn, rkey = header_value(header, READ_NOISE_KEYS)
     if rn is not None and rn >= 0:
         frame.read_noise, frame.read_noise_source = rn, f"header {rkey}"
     return frame
@@ -373,8 +359,7 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
 
 def _skip(frames, rel, reason):
     message = f"{rel}: {reason}; skipped"
-    warnings.warn(message, stacklevel=3)
-    log.warning(message)
+    warnings.warn(message, stacklevel=3)  # shown once: the CLI prints warnings, not this log
     frames.skipped.append({"file": str(rel), "reason": reason})
 
 

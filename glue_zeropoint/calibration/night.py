@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import InputError
+from ..headers import GAIN_KEYS, READ_NOISE_KEYS
 from ..io import ensure_output_dir, write_json
 from .camera import CameraNoise, photon_transfer, read_noise_from_biases
 from .frames import scan_frames
@@ -374,7 +375,8 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
             first = kinds["light"][0]
             option = "--gain/gain=" if what == "gain" else "--read-noise/read_noise="
             raise InputError(
-                f"{first.path}: no {what} in the headers ({'GAIN/EGAIN' if what == 'gain' else 'RDNOISE/READNOIS'}) "
+                f"{first.path}: no {what} in the headers "
+                f"({'/'.join(GAIN_KEYS if what == 'gain' else READ_NOISE_KEYS)}) "
                 f"and not enough flats and biases (2 + 2) to measure it; pass {option}")
         skip_step(f"no {what} known and no lights: group not calibrated")
         steps.sub(len(group))

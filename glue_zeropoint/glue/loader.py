@@ -66,6 +66,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..exceptions import Cancelled, InputError, ZeropointError
+from ..headers import EXPTIME_KEYS, FILTER_KEYS, header_text, header_value
 from ..io import FITS_SUFFIXES, atomic_path, fits_stem, user_cache_dir
 
 __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "WCS_META_KEY", "load_night",
@@ -88,13 +89,6 @@ _MANIFEST_VERSION = 1
 
 # ---------------------------------------------------------------------------------------------
 # CCDData <-> glue Data
-
-def _header_value(header, *keys):
-    for key in keys:
-        if key in header and header[key] not in (None, ""):
-            return header[key]
-    return None
-
 
 def _band_of(filter_name):
     """A normalised band name from a FILTER value ('V', 'Johnson V', "r'", 'SDSS r'...)."""
@@ -158,8 +152,8 @@ def ccd_to_data(ccd, label, *, product=None, kind="light"):
     data.add_component(Component(sigma, units=unit), "uncertainty")
     data.add_component(Component(mask), "mask")
 
-    filter_name = _header_value(header, "FILTER", "FILTNAME", "FILT")
-    exptime = _header_value(header, "EXPTIME", "EXPOSURE")
+    filter_name = header_text(header, FILTER_KEYS)
+    exptime, _ = header_value(header, EXPTIME_KEYS)
     data.meta.update({
         "zp_kind": kind,
         "zp_product": None if product is None else str(product),

@@ -7,7 +7,6 @@ on the way (gain, read noise, unit) is logged, never silent.
 """
 
 import logging
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,47 +14,14 @@ from astropy import units as u
 from astropy.nddata import NDData, StdDevUncertainty, VarianceUncertainty
 
 from ..exceptions import InputError
+from ..headers import EXPTIME_KEYS, GAIN_KEYS, READ_NOISE_KEYS, SATURATION_KEYS, header_value
 
 __all__ = ["PreparedImage", "prepare_image", "header_value", "EXPTIME_KEYS", "GAIN_KEYS",
            "READ_NOISE_KEYS", "SATURATION_KEYS"]
 
 log = logging.getLogger(__name__)
 
-EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
-GAIN_KEYS = ("GAIN", "EGAIN")
-READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "READNOISE")
-SATURATION_KEYS = ("SATURATE", "SATLEVEL", "DATAMAX")
 _ELECTRON = u.electron
-
-
-def header_value(meta, keys):
-    """First finite numeric value of ``keys`` in a header/dict, with the key found.
-
-    Returns
-    -------
-    (value, key) : (float, str) or (None, None)
-
-    Examples
-    --------
-    >>> header_value({'EXPOSURE': '30'}, ('EXPTIME', 'EXPOSURE'))
-    (30.0, 'EXPOSURE')
-    """
-    if meta is None:
-        return None, None
-    for key in keys:
-        try:
-            value = meta.get(key)
-        except Exception:  # noqa: BLE001 - odd header objects
-            value = None
-        if value is None:
-            continue
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(value):
-            return value, key
-    return None, None
 
 
 @dataclass

@@ -37,6 +37,17 @@ def test_calibrate_writes_products_and_report(raw_night, output_dir, capsys):
         assert {"UNCERT", "MASK"} <= {h.name for h in hdul}
 
 
+def test_a_skipped_file_is_reported_once(raw_night, tmp_path, capsys):
+    (raw_night / "notes é.fits").write_text("an observing log, not FITS")
+    out = tmp_path / "out"
+    assert main(["calibrate", str(raw_night), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("notes é.fits") == 1, err
+    report = json.loads((out / "calibration.json").read_text())
+    assert [s["file"] for s in report["skipped"]] == ["notes é.fits"]
+    assert (raw_night / "notes é.fits").read_text() == "an observing log, not FITS"
+
+
 def test_options_are_used(raw_night, tmp_path):
     out = tmp_path / "out"
     assert main(["calibrate", str(raw_night), "--out", str(out), "--combine", "mean",

@@ -116,6 +116,18 @@ def test_missing_exptime_names_the_file(tmp_path):
         scan_frames(tmp_path)
 
 
+def test_exptime_that_is_not_a_number_is_named(tmp_path):
+    write(tmp_path / "light_V001.fits", {"IMAGETYP": "LIGHT", "EXPTIME": "abc"})
+    with pytest.raises(InputError, match=r"light_V001.fits: EXPTIME = 'abc' is not a number"):
+        scan_frames(tmp_path)
+    # the file name still gives it when it can
+    other = tmp_path / "b"
+    other.mkdir()
+    write(other / "M13_20s_V001.fits", {"IMAGETYP": "LIGHT", "EXPTIME": "abc"})
+    (frame,) = scan_frames(other)
+    assert frame.exptime == 20.0 and any("file name" in g for g in frame.guesses)
+
+
 def test_bias_without_exptime_is_zero_and_reported(tmp_path):
     write(tmp_path / "b1.fits", {"IMAGETYP": "BIAS"})
     (frame,) = scan_frames(tmp_path)

@@ -1,0 +1,80 @@
+"""FITS header keywords that observers' software writes, and one way to read a number from them.
+
+Every layer (calibration, photometry, the glue loader) reads exposure time, gain, read noise,
+saturation and filter through these chains, so a keyword one of them understands all do.
+"""
+
+import math
+
+__all__ = ["EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS", "FILTER_KEYS",
+           "header_value", "header_text", "unusable_values"]
+
+EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
+GAIN_KEYS = ("GAIN", "EGAIN")
+READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "READNOISE")
+SATURATION_KEYS = ("SATURATE", "SATLEVEL", "DATAMAX")
+FILTER_KEYS = ("FILTER", "FILTNAME", "FILT")
+
+
+def header_value(meta, keys):
+    """First finite numeric value of ``keys`` in a header/dict, with the key found.
+
+    Booleans and text that is not a number are passed over (``EXPTIME = 'abc'`` is no
+    exposure time).
+
+    Returns
+    -------
+    (value, key) : (float, str) or (None, None)
+
+    Examples
+    --------
+    >>> header_value({'EXPOSURE': '30'}, ('EXPTIME', 'EXPOSURE'))
+    (30.0, 'EXPOSURE')
+    >>> header_value({'EXPTIME': 'abc'}, ('EXPTIME',))
+    (None, None)
+    """
+    if meta is None:
+        return None, None
+    for key in keys:
+        try:
+            value = meta.get(key)
+        except Exception:  # noqa: BLE001 - odd header objects
+            value = None
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            return value, key
+    return None, None
+
+
+def header_text(meta, keys):
+    """First non-empty text value of ``keys`` (stripped), or None."""
+    if meta is None:
+        return None
+    for key in keys:
+        try:
+            value = meta.get(key)
+        except Exception:  # noqa: BLE001
+            value = None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def unusable_values(meta, keys):
+    """``{key: value}`` of the ``keys`` present but not a finite number (for error messages)."""
+    if meta is None:
+        return {}
+    bad = {}
+    for key in keys:
+        try:
+            value = meta.get(key)
+        except Exception:  # noqa: BLE001
+            continue
+        if value is not None and header_value({key: value}, (key,))[0] is None:
+            bad[key] = value
+    return bad
