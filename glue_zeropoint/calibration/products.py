@@ -82,15 +82,24 @@ def read_product(path, *, memmap=False):
         If the file cannot be read as a product.
     """
     path = Path(path)
-    if memmap:
-        return _read_mapped(path)
+    ccd = _read_mapped(path) if memmap else _read_whole(path)
+    for name, part in (("UNCERT", ccd.uncertainty), ("MASK", ccd.mask)):
+        shape = None if part is None else np.shape(getattr(part, "array", part))
+        if shape is not None and shape != ccd.shape:
+            raise InputError(f"{path}: the {name} extension is {shape[::-1]} pixels but the "
+                             f"image is {ccd.shape[::-1]}; not a calibrated product of "
+                             "'glue-zeropoint calibrate'")
+    return ccd
+
+
+def _read_whole(path):
     try:
         unit = None if str(fits.getheader(path).get("BUNIT", "")).strip() else \
             u.dimensionless_unscaled
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             ccd = CCDData.read(path, hdu_uncertainty="UNCERT", hdu_mask="MASK", format="fits",
-                               memmap=memmap, unit=unit)
+                               unit=unit)
     except (OSError, ValueError, KeyError) as err:
         raise InputError(f"{path}: not a calibrated product ({err}); give a file written by "
                          "'glue-zeropoint calibrate'") from err

@@ -487,9 +487,13 @@ def raw_night_factory(path, **kwargs):
     an error reporter is installed (:func:`set_error_reporter`, done by the Qt side): then
     they are reported to it and no data is returned, so that glue shows no traceback dialog.
     """
+    return _reporting_errors(path, lambda: run_task(
+        lambda progress: load_night(path, progress=progress), f"Loading {Path(path).name}"))
+
+
+def _reporting_errors(path, load):
     try:
-        return run_task(lambda progress: load_night(path, progress=progress),
-                        f"Loading {Path(path).name}")
+        return load()
     except Cancelled:
         log.info("loading %s was cancelled", path)
         return []
@@ -514,8 +518,11 @@ def set_error_reporter(reporter):
 
 
 def calibrated_product_factory(path, **kwargs):
-    """glue data factory: one calibrated product file -> one image dataset."""
-    return load_night(path)
+    """glue data factory: one calibrated product file -> one image dataset.
+
+    Errors are handled as in :func:`raw_night_factory` (a broken product is a non-modal
+    message in the app, not glue's traceback dialog)."""
+    return _reporting_errors(path, lambda: load_night(path))
 
 
 def register():

@@ -205,3 +205,19 @@ def test_file_import_data_entry(glue_app, fake_calibration, tmp_path):
     raw = fake_raw_dir(tmp_path / "raw")
     datasets = import_raw_night(raw)
     assert [d.label for d in datasets] == ["light_000", "light_001", "master bias"]
+
+
+def test_broken_product_file_through_glue_load_data_is_a_non_modal_message(glue_app, tmp_path):
+    from astropy.io import fits
+
+    path = tmp_path / "M13_V_001_cal.fits"
+    fits.HDUList([fits.PrimaryHDU(np.zeros((20, 20), np.float32)),
+                  fits.ImageHDU(np.zeros((10, 10), np.float32), name="UNCERT"),
+                  fits.ImageHDU(np.zeros((20, 20), np.uint8), name="MASK")]).writeto(path)
+    datasets = glue_app.load_data(str(path))  # glue_app's report_error raises: none is opened
+    assert not datasets and len(glue_app.data_collection) == 0
+    boxes = visible_message_boxes()
+    assert boxes and not boxes[-1].isModal()
+    assert "UNCERT extension is (10, 10) pixels but the image is (20, 20)" in boxes[-1].text()
+    for box in boxes:
+        box.close()
