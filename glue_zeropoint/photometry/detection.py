@@ -17,7 +17,8 @@ from scipy.optimize import least_squares
 from ..exceptions import InputError, PhotometryError
 from .image import PreparedImage, prepare_image
 
-__all__ = ["find_stars", "measure_fwhm", "estimate_background", "Background"]
+__all__ = ["find_stars", "measure_fwhm", "estimate_background", "Background", "disk_mask",
+           "box_statistics"]
 
 log = logging.getLogger(__name__)
 
@@ -392,3 +393,27 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         out = out[:int(max_stars)]
     out.add_column(np.arange(1, len(out) + 1), name="id", index=0)
     return out
+
+
+def disk_mask(shape, x, y, radius):
+    """Boolean image of ``shape``, True within ``radius`` (scalar or per position) of any
+    ``(x, y)`` (pixel centres; non-finite positions are passed over)."""
+    from . import _kernels as K
+
+    x = np.ascontiguousarray(x, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    r = np.ascontiguousarray(np.broadcast_to(np.asarray(radius, float), x.shape))
+    return K.paint_disks(int(shape[0]), int(shape[1]), x, y, r)
+
+
+def box_statistics(data, bad, box, *, stride=1, sigma=3.0, maxiters=5):
+    """Sigma-clipped median, std and count of the good pixels in boxes of ``box`` pixels.
+
+    Every ``stride``-th pixel of a box is sampled. Returns ``(median, std, n)`` arrays of
+    shape ``(ceil(ny/box), ceil(nx/box))``, NaN where a box has fewer than 10 good samples.
+    """
+    from . import _kernels as K
+
+    return K.mesh_stats(np.ascontiguousarray(data),
+                        np.ascontiguousarray(bad, dtype=bool), int(box), int(stride),
+                        float(sigma), int(maxiters))

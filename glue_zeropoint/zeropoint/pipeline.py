@@ -622,7 +622,7 @@ def _pixel_area(wcs):
 def _star_mask(im, stars):
     """Sources to leave out of the sky level: photutils segmentation of the image, plus a
     disk of 4 FWHM (more for bright stars) around every measured star."""
-    from ..photometry import _kernels as K
+    from ..photometry.detection import disk_mask
     from .sky import source_mask
 
     fwhm = float(stars.meta["fwhm"])
@@ -637,5 +637,5 @@ def _star_mask(im, stars):
     r = alpha * np.sqrt(ratio ** (1.0 / 3.5) - 1.0)
     r = np.clip(np.nan_to_num(r, nan=4 * fwhm), 4 * fwhm, 30 * fwhm)
     good = np.isfinite(x) & np.isfinite(y)
-    mask = K.paint_disks(im.shape[0], im.shape[1], x[good], y[good], r[good])
+    mask = disk_mask(im.shape, x[good], y[good], r[good])
     return mask | source_mask(im.data, im.bad)

@@ -111,7 +111,7 @@ def sky_level(ccd, *, mask_sources=True, nboxes=8, max_samples=500_000):
     -------
     (s, s_err) : (float, float)
     """
-    from ..photometry import _kernels as K
+    from ..photometry.detection import box_statistics
 
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(ccd)
     bad = im.bad
@@ -136,8 +136,7 @@ def sky_level(ccd, *, mask_sources=True, nboxes=8, max_samples=500_000):
     ny, nx = im.shape
     box = int(math.ceil(max(ny, nx) / nboxes))
     stride = max(1, int(math.ceil(box / 64)))
-    meds, _, cnt = K.mesh_stats(np.ascontiguousarray(im.data), np.ascontiguousarray(bad), box,
-                                stride, 3.0, 5)
+    meds, _, cnt = box_statistics(im.data, bad, box, stride=stride, sigma=3.0, maxiters=5)
     meds = meds[np.isfinite(meds) & (cnt >= 50)]
     err_box = float(np.std(meds, ddof=1)) / math.sqrt(meds.size) if meds.size >= 4 else 0.0
     return s, max(err_pix, err_box)
