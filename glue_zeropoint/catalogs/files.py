@@ -9,7 +9,7 @@ from astropy.table import Table
 from ..exceptions import CatalogError
 from .normalize import normalize_catalog
 
-__all__ = ["read_catalog", "write_catalog", "FORMATS"]
+__all__ = ["read_catalog", "read_table", "write_catalog", "FORMATS"]
 
 #: File suffix -> astropy format name.
 FORMATS = {
@@ -63,6 +63,20 @@ def _read_table(path, fmt):
                            f"a FITS table (BINTABLE)")
     kwargs = {"format": fmt} if fmt else {"format": "ascii"}
     return Table.read(path, **kwargs)
+
+
+def read_table(path):
+    """A plain table file (ECSV, CSV, VOTable, FITS) as it is, not normalised.
+
+    Raises CatalogError for an unknown type or a file that cannot be read."""
+    path = Path(path)
+    fmt = _format_of(path)
+    try:
+        return _read_table(path, fmt)
+    except CatalogError:
+        raise
+    except Exception as err:  # noqa: BLE001 - astropy readers raise many kinds
+        raise CatalogError(f"{path}: cannot be read as a table ({err})") from err
 
 
 def read_catalog(path):

@@ -89,6 +89,11 @@ def add_parser(sub):
                    help="plate-solve the image: auto = only when it has no WCS (default), "
                         "always = also when it has one (e.g. a rough WCS from the mount), "
                         "never = an image without a WCS is an error")
+    p.add_argument("--positions", metavar="FILE",
+                   help="measure these stars instead of detecting them: a ds9 region file "
+                        "(circles/points, image or sky coordinates) or a table (ECSV/CSV) with "
+                        "x, y (0-based pixels) or ra, dec (degrees) columns; positions are "
+                        "recentred")
     p.add_argument("--gain", type=float, help="e-/ADU for a plain image (default: header)")
     p.add_argument("--read-noise", type=float, help="read noise in e- (default: header)")
     p.add_argument("--exptime", type=float, help="exposure time in s (default: EXPTIME)")
@@ -212,8 +217,9 @@ def run(args):
         raise InputError("--color-ref needs --color (the colour it is a value of)")
     # our errors reach cli.main: the input cannot give a zero point -> exit 2 with the reason;
     # a catalog service that failed (network, HTTP) -> exit 1
+    positions = _read_positions(args.positions, ccd.wcs) if args.positions else None
     m = measure_image(ccd, args.catalog, args.band, color=args.color,
-                      color_ref=args.color_ref, gain=args.gain,
+                      color_ref=args.color_ref, positions=positions, gain=args.gain,
                       read_noise=args.read_noise, exptime=args.exptime,
                       saturation=args.saturation, fwhm=args.fwhm,
                       threshold=args.threshold, radius=args.radius, offline=args.offline,
@@ -242,3 +248,30 @@ def run(args):
         print(f"note: {note}")
     print("wrote " + ", ".join(str(p) for p in written + solved))
     return 0
+
+
+def _read_positions(path, wcs):
+    """``--positions``: a ds9 region file, else a table with x/y or ra/dec columns."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from ..catalogs.files import read_table
+    from ..photometry.regions_io import read_positions
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--positions {path}: no such file")
+    if path.suffix.lower() == ".reg":
+        return read_positions(path, wcs=wcs)
+    table = read_table(path)
+    names = {c.lower(): c for c in table.colnames}
+    if "x" in names and "y" in names:
+        t = table.__class__()
+        t["x"] = np.asarray(table[names["x"]], float)
+        t["y"] = np.asarray(table[names["y"]], float)
+        return t
+    if "ra" in names and "dec" in names:
+        return SkyCoord(np.asarray(table[names["ra"]], float) * u.deg,
+                        np.asarray(table[names["dec"]], float) * u.deg)
+    raise InputError(f"--positions {path}: needs x, y (pixels) or ra, dec (degrees) columns; "
+                     f"has {', '.join(table.colnames)}")

@@ -107,7 +107,8 @@ class Measurement:
         return t
 
     def write(self, out_dir, *, plot=True, title=None, extra=None):
-        """Write ``zeropoint.json``, ``stars.ecsv`` and (``plot``) ``zeropoint.png`` into
+        """Write ``zeropoint.json``, ``stars.ecsv``, ``stars.reg`` (ds9 apertures, see
+        :meth:`write_regions`) and (``plot``) ``zeropoint.png`` into
         ``out_dir`` atomically; returns the paths written. ``extra`` entries are added to the
         JSON."""
         from pathlib import Path
@@ -123,12 +124,23 @@ class Measurement:
         with atomic_path(out / "stars.ecsv") as tmp:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
         paths.append(out / "stars.ecsv")
+        paths.append(self.write_regions(out / "stars.reg"))
         if plot:
             from .plot import save_summary_png
 
             paths.append(save_summary_png(self, out / "zeropoint.png", image=self.image,
                                           title=title))
         return paths
+
+    def write_regions(self, path):
+        """Every measured star's aperture as a ds9 circle: green if the fit used it, red
+        (tagged ``rejected``) otherwise; sky coordinates when the image has a WCS."""
+        from ..photometry.regions_io import write_apertures
+
+        zs = self.zeropoint.stars
+        used_ids = np.asarray(zs["star_id"])[np.asarray(zs["used"], bool)]
+        used = np.isin(np.asarray(self.stars["star_id"]), used_ids)
+        return write_apertures(self.stars, path, used=used, wcs=self.wcs)
 
     def to_dict(self):
         """The zero point's JSON dictionary (DESIGN section 4) plus photometry facts."""

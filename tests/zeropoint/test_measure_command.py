@@ -126,3 +126,72 @@ def test_measure_bad_input_exit_2(files, tmp_path, capsys, case, expect):
     assert expect in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out" / "zeropoint.json").exists()
+
+
+def _bright_isolated(truth, n=25, margin=20):
+    field = truth["field"]
+    ny, nx = field.shape
+    x, y = np.asarray(field.stars["x"]), np.asarray(field.stars["y"])
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(d, np.inf)
+    ok = (x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin) & (d.min(1) > 12)
+    order = [i for i in np.argsort(np.asarray(field.stars["mag_V"])) if ok[i]]
+    return order[:n]
+
+
+@pytest.mark.parametrize("system", ["image", "sky"])
+def test_measure_positions_from_ds9_regions_and_regions_out(files, tmp_path, capsys, system):
+    from astropy.coordinates import SkyCoord
+    from regions import CirclePixelRegion, PixCoord, Regions
+
+    root, product, csv, _, ccd, truth, filt = files
+    chosen = _bright_isolated(truth)
+    xs = np.asarray(truth["field"].stars["x"])[chosen]
+    ys = np.asarray(truth["field"].stars["y"])[chosen]
+    # marked by hand: each a pixel or so off the star, as a click would be
+    rng = np.random.default_rng(5)
+    regs = [CirclePixelRegion(PixCoord(x + rng.uniform(-1, 1), y + rng.uniform(-1, 1)), 6.0)
+            for x, y in zip(xs, ys, strict=True)]
+    if system == "sky":
+        regs = [r.to_sky(ccd.wcs) for r in regs]
+    reg = tmp_path / "my stars.reg"
+    Regions(regs).write(str(reg), format="ds9")
+    out = tmp_path / "out"
+    code = main(["measure", str(product), "--catalog", str(csv), "--band", "V",
+                 "--color", "B-V", "--positions", str(reg), "--out", str(out), "--no-plot"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    d, stars = _read_outputs(out)
+    assert d["n_stars"] == len(chosen)
+    # recentred onto the stars
+    got = np.c_[np.asarray(stars["x"]), np.asarray(stars["y"])]
+    for x, y in zip(xs, ys, strict=True):
+        assert np.min(np.hypot(got[:, 0] - x, got[:, 1] - y)) < 0.2
+    assert abs(d["zp"] - (filt.zp + filt.color_term * (d["color_ref"] - filt.color_ref))) \
+        < 3 * d["zp_err_total"] + 0.005
+    # the apertures come back as ds9 sky circles: green used, red rejected
+    back = Regions.read(str(out / "stars.reg"), format="ds9")
+    assert len(back) == len(chosen)
+    assert all(isinstance(r.center, SkyCoord) for r in back)
+    rejected = [r for r in back if "rejected" in r.meta.get("tag", [])]
+    assert len(back) - len(rejected) == d["n_used"]
+    assert all(r.visual.get("edgecolor") == "red" for r in rejected)
+    bx, by = ccd.wcs.world_to_pixel(SkyCoord([r.center for r in back]))
+    for x, y in zip(bx, by, strict=True):
+        assert np.min(np.hypot(got[:, 0] - x, got[:, 1] - y)) < 1e-3
+
+
+def test_measure_positions_bad_files_exit_2(files, tmp_path, capsys):
+    root, product, csv, *_ = files
+    empty = tmp_path / "lines.reg"
+    empty.write_text("# Region file format: DS9\nimage\nline(1,1,20,20)\n")
+    table = tmp_path / "pos.csv"
+    table.write_text("a,b\n1,2\n")
+    cases = [(tmp_path / "missing.reg", "no such file"),
+             (empty, "no region with a centre"),
+             (table, "needs x, y (pixels) or ra, dec (degrees) columns; has a, b")]
+    for path, message in cases:
+        code = main(["measure", str(product), "--catalog", str(csv), "--band", "V",
+                     "--positions", str(path), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
