@@ -1,6 +1,6 @@
 """Benchmark: photometry of 10,000 stars on 4096x4096, and the whole ``measure`` step.
 
-Run:  /work/venv/bin/python tests/benchmarks/bench_photometry.py [--stars 10000] [--repeat 3]
+Run:  python tests/benchmarks/bench_photometry.py [--stars 10000] [--repeat 3]
 
 1. photutils baseline: ``aperture_photometry(method='exact')`` + ``ApertureStats`` annulus
    median (``SigmaClip(3, maxiters=10)``) at fixed positions, vs our compiled
