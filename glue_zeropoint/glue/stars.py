@@ -56,16 +56,17 @@ import logging
 import warnings
 
 import numpy as np
+from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
-from ..exceptions import PhotometryError
+from ..exceptions import InputError, PhotometryError
 from .links import link_pixels, link_sky
 from .loader import WCS_META_KEY, data_to_ccd
 
 __all__ = ["STAR_COLUMNS", "DUPLICATE_RADIUS", "stars_for", "stars_label", "add_stars",
            "remove_stars", "detect_stars", "remeasure_stars", "measure_positions",
            "find_positions", "merge_stars", "stars_table", "star_at", "update_sky",
-           "MIN_STARS_FOR_CORRECTION",
+           "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "write_star_regions",
            "register"]
 
 log = logging.getLogger(__name__)
@@ -492,6 +493,54 @@ def update_sky(dc, image_data):
             link_sky(dc, catalog, image_data)
             link_sky(dc, catalog, stars)
     return stars
+
+
+def add_stars_from_regions(dc, image_data, path):
+    """Measure the stars marked in a ds9 region file (image or sky coordinates) and add them.
+
+    Positions are recentred and duplicates of listed stars dropped, as for drawn stars.
+    Returns ``(stars_data, added_ids)``.
+
+    Raises
+    ------
+    InputError
+        The file is not a usable region file, or holds sky regions and the image has no WCS.
+    """
+    from ..photometry.regions_io import read_positions
+    from .loader import wcs_from_meta
+
+    wcs = wcs_from_meta(image_data)
+    positions = read_positions(path, wcs=wcs)
+    if isinstance(positions, SkyCoord):
+        if wcs is None or not wcs.has_celestial:
+            raise InputError(f"{path}: the regions are on the sky and {image_data.label} has "
+                             "no WCS; match it to the sky first (or save the regions in image "
+                             "coordinates)")
+        x, y = wcs.celestial.world_to_pixel(positions)
+        positions = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]).astype(float)
+    return merge_stars(dc, image_data, positions, recenter=True)
+
+
+def write_star_regions(dc, image_data, path):
+    """Write the image's listed stars as ds9 circles of the measuring aperture (sky
+    coordinates when the image has a WCS). Returns the path.
+
+    Raises
+    ------
+    InputError
+        No stars are listed for the image.
+    """
+    from ..photometry.regions_io import write_apertures
+    from .loader import wcs_from_meta
+
+    stars = stars_for(dc, image_data)
+    if stars is None or stars.size == 0:
+        raise InputError(f"{image_data.label}: no stars listed yet; pick or detect some first")
+    table = stars_table(stars)
+    radius = (stars.meta.get("zp_aperture") or {}).get("r")
+    wcs = wcs_from_meta(image_data)
+    return write_apertures(table, path, radius=radius,
+                           wcs=wcs if wcs is not None and wcs.has_celestial else None)
 
 
 def star_at(stars_data, x, y, radius=None):

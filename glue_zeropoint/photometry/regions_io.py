@@ -7,6 +7,7 @@ measured apertures back as ds9 circles, so the result can be overlaid on the fra
 Nothing here imports Qt or glue.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ def read_positions(path, wcs=None):
 
     path = Path(path)
     try:
-        regions = Regions.read(str(path), format="ds9")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            regions = Regions.read(str(path), format="ds9")
     except FileNotFoundError as err:
         raise InputError(f"{path}: no such region file") from err
     except Exception as err:  # noqa: BLE001 - regions raises many kinds for a bad file
@@ -57,9 +60,14 @@ def read_positions(path, wcs=None):
         if center is None:
             continue
         (sky if isinstance(center, SkyCoord) else pixel).append(center)
+    skipped = [str(w.message) for w in caught]
     if not pixel and not sky:
+        why = f" ({skipped[0]})" if skipped else ""
         raise InputError(f"{path}: no region with a centre (circle, point, ellipse, box) in "
-                         f"its {len(regions)} region(s)")
+                         f"its {len(regions)} region(s){why}; is it a ds9 region file?")
+    if skipped:
+        warnings.warn(f"{path}: {len(skipped)} line(s) not understood and passed over, e.g. "
+                      f"{skipped[0]}", stacklevel=2)
     if sky and not pixel:
         return SkyCoord(sky) if len(sky) > 1 else SkyCoord([sky[0]])
     xy = [(float(c.x), float(c.y)) for c in pixel]

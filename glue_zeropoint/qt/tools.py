@@ -5,6 +5,9 @@
   remove that star.
 - ``zp:detect`` (:class:`DetectStarsTool`): find and measure all stars (worker thread, progress,
   Cancel); stars already picked stay.
+- ``zp:regions`` (:class:`RegionsMenu`): a drop-down with "Add stars from a ds9 region file…"
+  (circles or points, image or sky coordinates; recentred like drawn stars) and "Save
+  apertures as ds9 regions…" (sky circles when the image has a WCS).
 - :class:`ApertureOverlay`: the apertures of the reference image's stars dataset drawn as one
   matplotlib ``EllipseCollection`` on the viewer axes, redrawn when the stars change. The stars
   dataset itself is added to the viewer as a scatter layer, so subsets of stars (brushed in
@@ -29,19 +32,29 @@ from glue.core.message import (
     DataCollectionDeleteMessage,
     NumericalDataChangedMessage,
 )
-from glue.viewers.common.tool import Tool
+from glue.viewers.common.tool import SimpleToolMenu, Tool
 from glue.viewers.matplotlib.toolbar_mode import ToolbarModeBase
 
 from ..exceptions import ZeropointError
-from ..glue.stars import add_stars, find_positions, merge_stars, remove_stars, star_at, stars_for
+from ..glue.stars import (
+    add_stars,
+    add_stars_from_regions,
+    find_positions,
+    merge_stars,
+    remove_stars,
+    star_at,
+    stars_for,
+    write_star_regions,
+)
 from .menus import BackgroundTask, describe_error, show_message
 
-__all__ = ["StarTool", "DetectStarsTool", "ApertureOverlay", "TableResizeGuard", "image_of",
-           "show_stars_layer", "TOOL_IDS", "register"]
+__all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
+           "ExportRegionsTool", "import_regions_file", "export_regions_file", "ApertureOverlay",
+           "TableResizeGuard", "image_of", "show_stars_layer", "TOOL_IDS", "register"]
 
 log = logging.getLogger(__name__)
 
-TOOL_IDS = ("zp:star", "zp:detect")
+TOOL_IDS = ("zp:star", "zp:detect", "zp:regions")
 CLICK_RADIUS = 3.0  # screen-independent: a drag shorter than this (pixels of the image) is a click
 APERTURE_COLOR = "#00d5ff"
 
@@ -370,13 +383,114 @@ class DetectStarsTool(Tool):
         return task
 
 
+REGION_FILTER = "ds9 regions (*.reg);;All files (*)"
+
+
+def _regions_image(viewer):
+    image = image_of(viewer)
+    if image is None:
+        show_message(viewer, "ds9 regions work on images loaded by glue-zeropoint: make one the "
+                             "reference data of this viewer.", error=False)
+    return image
+
+
+def import_regions_file(viewer, path):
+    """Add the stars of a ds9 region file to the viewer's image; errors are a non-modal
+    message. Returns the new star ids (``None`` on error)."""
+    image = _regions_image(viewer)
+    if image is None:
+        return None
+    try:
+        stars, added = add_stars_from_regions(viewer.session.data_collection, image, path)
+    except ZeropointError as err:
+        show_message(viewer, describe_error(err))
+        return None
+    if stars is not None:
+        _overlay(viewer)
+        show_stars_layer(viewer, stars)
+    viewer.set_status(f"{len(added)} star(s) added from {path}")
+    return added
+
+
+def export_regions_file(viewer, path):
+    """Save the image's apertures as ds9 circles; errors are a non-modal message. Returns the
+    path written (``None`` on error)."""
+    image = _regions_image(viewer)
+    if image is None:
+        return None
+    try:
+        written = write_star_regions(viewer.session.data_collection, image, path)
+    except ZeropointError as err:
+        show_message(viewer, describe_error(err))
+        return None
+    except OSError as err:
+        show_message(viewer, f"{path}: cannot be written ({err.strerror or err})")
+        return None
+    viewer.set_status(f"apertures saved to {written}")
+    return written
+
+
+@viewer_tool
+class RegionsMenu(SimpleToolMenu):
+    """Toolbar drop-down: stars from, and apertures to, ds9 region files."""
+
+    icon = "glue_open"
+    tool_id = "zp:regions"
+    action_text = "ds9 regions"
+    tool_tip = "Stars from a ds9 region file, or the apertures saved as one"
+
+
+@viewer_tool
+class ImportRegionsTool(Tool):
+    """Add the stars marked in a ds9 region file (image or sky coordinates; recentred)."""
+
+    icon = "glue_open"
+    tool_id = "zp:regions:import"
+    action_text = "Add stars from a ds9 region file…"
+    tool_tip = "Measure the stars marked in a ds9 region file (circles or points)"
+
+    def activate(self):
+        from qtpy import QtWidgets
+
+        if _regions_image(self.viewer) is None:
+            return None
+        path, _filter = QtWidgets.QFileDialog.getOpenFileName(
+            self.viewer, "Stars from a ds9 region file", "", REGION_FILTER)
+        return import_regions_file(self.viewer, path) if path else None
+
+
+@viewer_tool
+class ExportRegionsTool(Tool):
+    """Save the apertures of the listed stars as ds9 circles (sky coordinates with a WCS)."""
+
+    icon = "glue_filesave"
+    tool_id = "zp:regions:export"
+    action_text = "Save apertures as ds9 regions…"
+    tool_tip = "Write the stars' apertures as a ds9 region file"
+
+    def activate(self):
+        from qtpy import QtWidgets
+
+        image = _regions_image(self.viewer)
+        if image is None:
+            return None
+        path, _filter = QtWidgets.QFileDialog.getSaveFileName(
+            self.viewer, "Save apertures as ds9 regions", f"{image.label}.reg", REGION_FILTER)
+        return export_regions_file(self.viewer, path) if path else None
+
+
+REGION_SUBTOOLS = ["zp:regions:import", "zp:regions:export"]
+
+
 def register():
     """Make sure the tools are registered and in the stock image viewer's toolbar."""
     from glue_qt.viewers.image import ImageViewer
 
-    for cls in (StarTool, DetectStarsTool):
+    for cls in (StarTool, DetectStarsTool, RegionsMenu, ImportRegionsTool, ExportRegionsTool):
         if cls.tool_id not in viewer_tool.members:
             viewer_tool.add(cls)
     missing = [tool_id for tool_id in TOOL_IDS if tool_id not in ImageViewer.tools]
     if missing:
         ImageViewer.tools = list(ImageViewer.tools) + missing
+    if "zp:regions" not in ImageViewer.subtools:
+        ImageViewer.subtools = {**ImageViewer.subtools, "zp:regions": list(REGION_SUBTOOLS)}

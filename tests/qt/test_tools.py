@@ -68,7 +68,7 @@ def drag(qtbot, viewer, start, end):
 
 def test_tools_are_in_the_stock_image_viewer(image_viewer):
     viewer, _light, _truth = image_viewer
-    for tool_id in ("zp:star", "zp:detect", "zp:catalog"):
+    for tool_id in ("zp:star", "zp:detect", "zp:catalog", "zp:regions"):
         assert tool_id in viewer.toolbar.tools
 
 
@@ -180,3 +180,69 @@ def test_rows_selected_in_a_table_viewer_show_on_the_image(glue_app, image_viewe
     click(qtbot, viewer, stars["x"][0], stars["y"][0])
     assert stars.size == 2
     assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
+
+
+def _menu_action(viewer, tool_id, text):
+    """The entry ``text...`` of a toolbar drop-down button, as the user sees it."""
+    button = viewer.toolbar.widgetForAction(viewer.toolbar.actions[tool_id])
+    return next(a for a in button.menu().actions() if a.text().startswith(text))
+
+
+def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer, qtbot,
+                                                         tmp_path, monkeypatch):
+    from astropy.coordinates import SkyCoord
+    from qtpy import QtWidgets
+    from regions import CirclePixelRegion, PixCoord, Regions
+
+    from glue_zeropoint.glue.loader import wcs_from_meta
+
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    picked = isolated_bright_stars(truth, n=3)
+    wcs = wcs_from_meta(light)
+    # marked in ds9 on the sky, each a pixel off its star
+    regs = [CirclePixelRegion(PixCoord(x + 0.8, y - 0.7), 5.0).to_sky(wcs) for x, y, _f in picked]
+    reg_in = tmp_path / "marked in ds9 é.reg"
+    Regions(regs).write(str(reg_in), format="ds9")
+    before = reg_in.read_bytes()
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(reg_in), "")))
+    _menu_action(viewer, "zp:regions", "Add stars from").trigger()
+    stars = stars_for(dc, light)
+    assert stars is not None and stars.size == 3
+    for (x, y, flux), sx, sy, sf in zip(picked, stars["x"], stars["y"], stars["flux"],
+                                        strict=True):
+        assert abs(sx - x) < 0.25 and abs(sy - y) < 0.25  # recentred onto the star
+        assert sf == pytest.approx(flux, rel=0.06)
+    assert viewer._zp_aperture_overlay.n_apertures == 3
+    OUTPUT.mkdir(exist_ok=True)
+    viewer.figure.canvas.draw()
+    glue_app.screenshot(str(OUTPUT / "stars_from_ds9_regions.png"))
+    assert reg_in.read_bytes() == before  # the user's file is never touched
+
+    reg_out = tmp_path / "apertures.reg"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(reg_out), "")))
+    _menu_action(viewer, "zp:regions", "Save apertures").trigger()
+    back = Regions.read(str(reg_out), format="ds9")
+    assert len(back) == 3 and all(isinstance(r.center, SkyCoord) for r in back)
+    bx, by = wcs.world_to_pixel(SkyCoord([r.center for r in back]))
+    np.testing.assert_allclose(bx, stars["x"], atol=1e-3)
+    np.testing.assert_allclose(by, stars["y"], atol=1e-3)
+    r_pix = back[0].radius.to_value("arcsec") / (wcs.proj_plane_pixel_scales()[0].to_value("arcsec"))
+    # the aperture radius, in arcsec through the local scale (SIP: within a per cent)
+    assert r_pix == pytest.approx(stars.meta["zp_aperture"]["r"], rel=0.01)
+
+    # a file that is not a region file: a non-modal message, nothing added
+    junk = tmp_path / "junk.reg"
+    junk.write_text("not regions (((")
+    from glue_zeropoint.qt.tools import import_regions_file
+
+    assert import_regions_file(viewer, str(junk)) is None
+    boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
+             if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
+    assert boxes and not boxes[-1].isModal() and "junk.reg" in boxes[-1].text()
+    for box in boxes:
+        box.close()
+    assert stars.size == 3
