@@ -23,6 +23,7 @@ are multiplied by the aperture correction; its own error is kept apart (in ``met
 is common to all stars.
 """
 
+import functools
 import logging
 import math
 import warnings
@@ -533,9 +534,13 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     return mean, err, m
 
 
+@functools.lru_cache(maxsize=32)
 def _psf_fraction_table(fwhm, radius, beta=3.5, dmax=None, n=96):
     """Fraction of a Moffat (given FWHM, ``beta``) star's light inside a circle of ``radius``
-    whose centre is ``d`` from the star, tabulated in ``d``."""
+    whose centre is ``d`` from the star, tabulated in ``d``.
+
+    Cached (a star picked in Glue re-uses its table's FWHM and radius): the returned arrays
+    are read-only."""
     alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
     dmax = radius + 8.0 * fwhm if dmax is None else dmax
     d = np.linspace(0.0, dmax, n)
@@ -549,7 +554,10 @@ def _psf_fraction_table(fwhm, radius, beta=3.5, dmax=None, n=96):
     norm = (beta - 1.0) / (np.pi * alpha ** 2)
     frac = np.array([np.sum(norm * (1.0 + ((px + di) ** 2 + py ** 2) / alpha ** 2) ** (-beta) * dA)
                      for di in d])
-    return d, np.clip(frac, 0.0, 1.0)
+    frac = np.clip(frac, 0.0, 1.0)
+    d.flags.writeable = False
+    frac.flags.writeable = False
+    return d, frac
 
 
 def _contamination(x, y, flux, fwhm, radius, beta=3.5):
@@ -559,7 +567,7 @@ def _contamination(x, y, flux, fwhm, radius, beta=3.5):
     out = np.zeros(n)
     if n < 2:
         return out
-    d_tab, f_tab = _psf_fraction_table(fwhm, radius, beta)
+    d_tab, f_tab = _psf_fraction_table(float(fwhm), float(radius), float(beta))
     ok = np.isfinite(x) & np.isfinite(y)
     pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
     tree = cKDTree(pos)
