@@ -54,7 +54,20 @@ def main_window():
     return None
 
 
+def _live(widget):
+    """``widget`` if its Qt object still exists, else ``None`` (a viewer or window closed while
+    a background task ran: touching it would raise RuntimeError inside a Qt slot)."""
+    if widget is None:
+        return None
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return None
+    return widget
+
+
 def _status(parent, text, timeout_ms=8000):
+    parent = _live(parent)
     window = parent if isinstance(parent, QtWidgets.QMainWindow) else main_window()
     if window is not None:
         window.statusBar().showMessage(text, timeout_ms)
@@ -65,6 +78,7 @@ def show_message(parent, text, *, title="glue-zeropoint", error=True, detail=Non
 
     Returns the message box (already shown; it deletes itself when closed).
     """
+    parent = _live(parent)
     _status(parent, text.splitlines()[0] if text else "")
     icon = QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information
     box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok,
@@ -177,7 +191,7 @@ class BackgroundTask(QtCore.QObject):
     def start(self):
         _alive.add(self)
         _status(self.parent_widget, f"{self.title}…", 0)
-        if self.dialog is not None:
+        if _live(self.dialog) is not None:
             self.dialog.setValue(0)
         self._worker.start()
         return self
@@ -193,7 +207,7 @@ class BackgroundTask(QtCore.QObject):
             _status(self.parent_widget, f"{self.title}: cancelled")
             self.cancelled.emit()
             self.done.emit()
-        elif self.dialog is not None:
+        elif _live(self.dialog) is not None:
             self.dialog.setLabelText(f"{self.title}: cancelling…")
 
     def _on_thread_end(self):
@@ -215,26 +229,27 @@ class BackgroundTask(QtCore.QObject):
         return self._cancel_requested
 
     def _on_progress(self, done, total, message):
-        if self.dialog is not None and not self.finished:
-            self.dialog.setMaximum(max(total, 0))
-            self.dialog.setValue(min(done, total) if total > 0 else 0)
+        dialog = _live(self.dialog)
+        if dialog is not None and not self.finished:
+            dialog.setMaximum(max(total, 0))
+            dialog.setValue(min(done, total) if total > 0 else 0)
             if message and not self._cancel_requested:
-                self.dialog.setLabelText(f"{self.title}\n{message}")
-        if message:
+                dialog.setLabelText(f"{self.title}\n{message}")
+        if message and not self.finished:
             _status(self.parent_widget, f"{self.title}: {message}", 0)
 
     def _finish(self, wait=True):
         self.finished = True
         if wait:
             self._worker.wait()
-        if self.dialog is not None:
+        dialog, self.dialog = _live(self.dialog), None
+        if dialog is not None:  # (gone with its parent when the viewer was closed)
             try:
-                self.dialog.canceled.disconnect(self.cancel)
+                dialog.canceled.disconnect(self.cancel)
             except (TypeError, RuntimeError):  # already disconnected
                 pass
-            self.dialog.close()
-            self.dialog.deleteLater()
-            self.dialog = None
+            dialog.close()
+            dialog.deleteLater()
         if not self._worker.isRunning():
             _alive.discard(self)
 

@@ -221,3 +221,37 @@ def test_broken_product_file_through_glue_load_data_is_a_non_modal_message(glue_
     assert "UNCERT extension is (10, 10) pixels but the image is (20, 20)" in boxes[-1].text()
     for box in boxes:
         box.close()
+
+
+def test_background_task_outlives_its_closed_window(qapp, qtbot):
+    """A viewer closed while its task runs: progress, the result and the messages must not
+    touch the deleted widgets (a RuntimeError inside a Qt slot failed an unrelated test, and
+    before done.emit() was in a finally, left a waiting event loop hanging)."""
+    import threading
+
+    window = QtWidgets.QMainWindow()
+    window.show()
+    release = threading.Event()
+
+    def work(progress):
+        progress(1, 3, "first")
+        release.wait(5)
+        progress(2, 3, "second")  # the window is gone by now
+        return "result"
+
+    task = BackgroundTask(work, "outlived", window, min_duration_ms=0).start()
+    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.value() == 1, timeout=3000)
+    window.deleteLater()  # takes the progress dialog (its child) with it
+    qtbot.waitUntil(lambda: menus_live(window) is None, timeout=3000)
+    release.set()
+    task.wait()
+    assert task.finished and task.result == "result" and task.error is None
+    box = show_message(window, "the window is gone")  # falls back to no parent
+    assert box.isVisible() and box.parent() is None
+    box.close()
+
+
+def menus_live(widget):
+    from glue_zeropoint.qt.menus import _live
+
+    return _live(widget)
