@@ -38,7 +38,7 @@ from ..exceptions import CatalogError, ZeropointError
 from ..glue.catalog_data import catalog_to_data, catalogs_for, link_catalog
 from ..glue.loader import wcs_from_meta
 from ..glue.stars import stars_for
-from .menus import BackgroundTask, describe_error, show_message
+from .menus import BackgroundTask, describe_error, live_widget, show_message
 from .tools import image_of
 
 __all__ = ["CatalogTool", "CatalogDialog", "fetch_catalog", "catalog_field", "identify_stars",
@@ -143,10 +143,11 @@ def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=Non
         if image in dc:
             catalog = Path(spec).name if is_file else str(table.meta.get("catalog") or name)
             data = _add_or_update(dc, image, table, f"{catalog}: {image.label}")
-            if show and viewer.state is not None:
-                show_catalog_layer(viewer, data)
-            cached = " (from cache)" if table.meta.get("from_cache") else ""
-            viewer.set_status(f"{catalog}: {len(table)} sources{cached}")
+            if live_widget(viewer) is not None and viewer.state is not None:  # not closed
+                if show:
+                    show_catalog_layer(viewer, data)
+                cached = " (from cache)" if table.meta.get("from_cache") else ""
+                viewer.set_status(f"{catalog}: {len(table)} sources{cached}")
         if on_done is not None:
             on_done(data)
 
@@ -280,9 +281,10 @@ def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radi
         n_found = add_identification(target, table)
         info = table.meta.get("identify", {})
         cached = " (from cache)" if info.get("from_cache") else ""
-        viewer.set_status(f"SIMBAD{cached}: {n_found} of {target.size} stars identified, "
-                          f"{info.get('n_variable', 0)} variable, "
-                          f"{info.get('n_nonstellar', 0)} non-stellar")
+        if live_widget(viewer) is not None:
+            viewer.set_status(f"SIMBAD{cached}: {n_found} of {target.size} stars identified, "
+                              f"{info.get('n_variable', 0)} variable, "
+                              f"{info.get('n_nonstellar', 0)} non-stellar")
         if on_done is not None:
             on_done(target)
 

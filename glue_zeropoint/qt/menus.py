@@ -54,7 +54,7 @@ def main_window():
     return None
 
 
-def _live(widget):
+def live_widget(widget):
     """``widget`` if its Qt object still exists, else ``None`` (a viewer or window closed while
     a background task ran: touching it would raise RuntimeError inside a Qt slot)."""
     if widget is None:
@@ -67,7 +67,7 @@ def _live(widget):
 
 
 def _status(parent, text, timeout_ms=8000):
-    parent = _live(parent)
+    parent = live_widget(parent)
     window = parent if isinstance(parent, QtWidgets.QMainWindow) else main_window()
     if window is not None:
         window.statusBar().showMessage(text, timeout_ms)
@@ -78,7 +78,7 @@ def show_message(parent, text, *, title="glue-zeropoint", error=True, detail=Non
 
     Returns the message box (already shown; it deletes itself when closed).
     """
-    parent = _live(parent)
+    parent = live_widget(parent)
     _status(parent, text.splitlines()[0] if text else "")
     icon = QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information
     box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok,
@@ -191,7 +191,7 @@ class BackgroundTask(QtCore.QObject):
     def start(self):
         _alive.add(self)
         _status(self.parent_widget, f"{self.title}…", 0)
-        if _live(self.dialog) is not None:
+        if live_widget(self.dialog) is not None:
             self.dialog.setValue(0)
         self._worker.start()
         return self
@@ -207,7 +207,7 @@ class BackgroundTask(QtCore.QObject):
             _status(self.parent_widget, f"{self.title}: cancelled")
             self.cancelled.emit()
             self.done.emit()
-        elif _live(self.dialog) is not None:
+        elif live_widget(self.dialog) is not None:
             self.dialog.setLabelText(f"{self.title}: cancelling…")
 
     def _on_thread_end(self):
@@ -229,7 +229,7 @@ class BackgroundTask(QtCore.QObject):
         return self._cancel_requested
 
     def _on_progress(self, done, total, message):
-        dialog = _live(self.dialog)
+        dialog = live_widget(self.dialog)
         if dialog is not None and not self.finished:
             dialog.setMaximum(max(total, 0))
             dialog.setValue(min(done, total) if total > 0 else 0)
@@ -242,7 +242,7 @@ class BackgroundTask(QtCore.QObject):
         self.finished = True
         if wait:
             self._worker.wait()
-        dialog, self.dialog = _live(self.dialog), None
+        dialog, self.dialog = live_widget(self.dialog), None
         if dialog is not None:  # (gone with its parent when the viewer was closed)
             try:
                 dialog.canceled.disconnect(self.cancel)

@@ -46,7 +46,7 @@ from ..glue.stars import (
     stars_for,
     write_star_regions,
 )
-from .menus import BackgroundTask, describe_error, show_message
+from .menus import BackgroundTask, describe_error, live_widget, show_message
 
 __all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
            "ExportRegionsTool", "import_regions_file", "export_regions_file", "ApertureOverlay",
@@ -363,7 +363,7 @@ class DetectStarsTool(Tool):
                               f"Detecting stars in {image.label}", viewer)
 
         def succeeded(found):
-            if self.viewer is None:
+            if self.viewer is None or live_widget(viewer) is None:  # the viewer was closed
                 return
             dc = viewer.session.data_collection
             if image not in dc:

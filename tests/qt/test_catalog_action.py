@@ -158,3 +158,22 @@ def test_cancel_a_slow_query_returns_at_once(glue_app, loaded, qtbot, cds_stub):
     qtbot.wait(50)
     assert catalogs_for(glue_app.data_collection, light) == []
     dialog.close()
+
+
+def test_viewer_closed_while_its_query_runs(glue_app, loaded, qtbot, cds_stub):
+    """The catalog arrives after its viewer was closed: it is still added and linked, and
+    nothing touches the dead viewer (no exception in the Qt event loop)."""
+    from glue_zeropoint.qt.catalog_action import fetch_catalog
+
+    viewer, light, truth = loaded
+    cds_stub.set_vizier("II/336/apass9", reference_catalog(truth["field"], style="apass"))
+    cds_stub.fail("timeout", service="vizier", delay=1.0, times=1)  # answers after 1 s
+    done = []
+    task = fetch_catalog(viewer, "vizier:II/336/apass9", band="V", on_done=done.append)
+    qtbot.waitUntil(lambda: task.dialog is not None, timeout=3000)
+    viewer.close(warn=False)
+    qtbot.waitUntil(lambda: task.finished, timeout=20000)
+    qtbot.wait(50)
+    assert task.error is None
+    (catalog,) = catalogs_for(glue_app.data_collection, light)
+    assert done == [catalog] and catalog.size > 0

@@ -252,6 +252,6 @@ def test_background_task_outlives_its_closed_window(qapp, qtbot):
 
 
 def menus_live(widget):
-    from glue_zeropoint.qt.menus import _live
+    from glue_zeropoint.qt.menus import live_widget
 
-    return _live(widget)
+    return live_widget(widget)
