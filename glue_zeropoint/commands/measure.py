@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import InputError
+from ..exceptions import InputError, ZeropointError
 
 __all__ = ["add_parser", "run", "read_image"]
 
@@ -263,15 +263,24 @@ def _read_positions(path, wcs):
         raise InputError(f"--positions {path}: no such file")
     if path.suffix.lower() == ".reg":
         return read_positions(path, wcs=wcs)
-    table = read_table(path)
+    try:
+        table = read_table(path)
+    except ZeropointError as err:
+        raise InputError(f"--positions {err}") from err
     names = {c.lower(): c for c in table.colnames}
-    if "x" in names and "y" in names:
-        t = table.__class__()
-        t["x"] = np.asarray(table[names["x"]], float)
-        t["y"] = np.asarray(table[names["y"]], float)
-        return t
-    if "ra" in names and "dec" in names:
-        return SkyCoord(np.asarray(table[names["ra"]], float) * u.deg,
-                        np.asarray(table[names["dec"]], float) * u.deg)
+    try:
+        if "x" in names and "y" in names:
+            t = table.__class__()
+            t["x"] = np.asarray(table[names["x"]], float)
+            t["y"] = np.asarray(table[names["y"]], float)
+            return t
+        if "ra" in names and "dec" in names:
+            ra, dec = table[names["ra"]], table[names["dec"]]
+            if ra.dtype.kind in "iuf":
+                return SkyCoord(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg)
+            return SkyCoord(np.asarray(ra).astype(str), np.asarray(dec).astype(str),
+                            unit=(u.hourangle, u.deg))  # sexagesimal: RA in hours
+    except (ValueError, TypeError) as err:
+        raise InputError(f"--positions {path}: cannot read the positions ({err})") from err
     raise InputError(f"--positions {path}: needs x, y (pixels) or ra, dec (degrees) columns; "
                      f"has {', '.join(table.colnames)}")

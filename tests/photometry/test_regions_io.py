@@ -19,12 +19,48 @@ def test_pixel_regions_round_trip_zero_based(tmp_path):
     stars = Table({"star_id": [7, 8, 9], "x": [10.0, 20.5, 30.25], "y": [5.0, 6.0, 7.5]})
     stars.meta["aperture_radius"] = 4.2
     path = write_apertures(stars, tmp_path / "a b é.reg", used=[True, False, True])
-    text = path.read_text()
-    assert "circle(11.00000000,6.00000000,4.20000000)" in text  # ds9 pixels are 1-based
-    assert "text={8} tag={rejected} color=red" in text
+    assert "circle(11.0000,6.0000,4.2000)" in path.read_text()  # ds9 pixels are 1-based
     back = read_positions(path)
     np.testing.assert_allclose(back["x"], stars["x"])
     np.testing.assert_allclose(back["y"], stars["y"])
+    # what regions itself reads from our file: the same circles, labels, colours and tags
+    regs = Regions.read(str(path), format="ds9")
+    assert [str(r.meta["text"]) for r in regs] == ["7", "8", "9"]
+    assert [r.radius for r in regs] == pytest.approx([4.2] * 3)
+    assert [r.visual.get("edgecolor", r.visual.get("color")) for r in regs] == \
+        ["green", "red", "green"]
+    assert [r.meta.get("tag", []) for r in regs] == [[], ["rejected"], []]
+
+
+def test_text_labels_and_excluded_regions_are_not_stars(tmp_path):
+    path = tmp_path / "marked.reg"
+    path.write_text("# Region file format: DS9 version 4.1\nimage\n"
+                    "circle(10,10,5)\ncircle(30,40,5) # text={a label on a star}\n"
+                    "# text(50,50) text={just a label}\n-circle(60,60,5)\n"
+                    "point(70,80) # point=cross\n")
+    t = read_positions(path)
+    np.testing.assert_allclose(np.c_[t["x"], t["y"]], [[9, 9], [29, 39], [69, 79]])
+
+
+def test_sky_regions_in_several_frames_are_one_icrs_set(tmp_path):
+    path = tmp_path / "frames.reg"
+    path.write_text("# Region file format: DS9 version 4.1\n"
+                    "fk5\ncircle(250.4,36.4,3\")\n"
+                    "galactic\ncircle(59.0,40.9,3\")\n"
+                    "icrs\npoint(250.5,36.5)\n")
+    sky = read_positions(path)
+    assert isinstance(sky, SkyCoord) and len(sky) == 3 and sky.frame.name == "icrs"
+    assert sky[0].ra.deg == pytest.approx(250.4, abs=1e-4)
+
+
+def test_writing_many_sky_circles(tmp_path, wcs):
+    rng = np.random.default_rng(1)
+    stars = Table({"x": rng.uniform(0, 200, 2000), "y": rng.uniform(0, 200, 2000)})
+    path = write_apertures(stars, tmp_path / "many.reg", radius=3.0, wcs=wcs)
+    sky = read_positions(path)
+    x, y = wcs.world_to_pixel(sky)
+    np.testing.assert_allclose(x, stars["x"], atol=1e-4)
+    np.testing.assert_allclose(y, stars["y"], atol=1e-4)
 
 
 def test_sky_regions_give_skycoords_and_mixed_need_a_wcs(tmp_path, wcs):

@@ -187,7 +187,12 @@ def test_measure_positions_bad_files_exit_2(files, tmp_path, capsys):
     empty.write_text("# Region file format: DS9\nimage\nline(1,1,20,20)\n")
     table = tmp_path / "pos.csv"
     table.write_text("a,b\n1,2\n")
+    sexa = tmp_path / "sexa.csv"
+    sexa.write_text("ra,dec\nnot,angles\n")
+    (tmp_path / "pos.fits").write_text("not a FITS table")
     cases = [(tmp_path / "missing.reg", "no such file"),
+             (sexa, "--positions " + str(sexa) + ": cannot read the positions"),
+             (tmp_path / "pos.fits", "--positions " + str(tmp_path / "pos.fits") + ": "),
              (empty, "no region with a centre"),
              (table, "needs x, y (pixels) or ra, dec (degrees) columns; has a, b")]
     for path, message in cases:
