@@ -82,25 +82,24 @@ def read_product(path, *, memmap=False):
         If the file cannot be read as a product.
     """
     path = Path(path)
-    ccd = _read_mapped(path) if memmap else _read_whole(path)
-    for name, part in (("UNCERT", ccd.uncertainty), ("MASK", ccd.mask)):
-        shape = None if part is None else np.shape(getattr(part, "array", part))
-        if shape is not None and shape != ccd.shape:
-            raise InputError(f"{path}: the {name} extension is {shape[::-1]} pixels but the "
-                             f"image is {ccd.shape[::-1]}; not a calibrated product of "
-                             "'glue-zeropoint calibrate'")
-    return ccd
+    return _read_mapped(path) if memmap else _read_whole(path)
 
 
 def _read_whole(path):
     try:
+        with fits.open(path, memmap=True) as hdul:  # shapes from the headers, nothing read
+            _check_shapes(path, _HeaderShape(hdul[0].header),
+                          _HeaderShape(hdul["UNCERT"].header) if "UNCERT" in hdul else None,
+                          _HeaderShape(hdul["MASK"].header) if "MASK" in hdul else None)
         unit = None if str(fits.getheader(path).get("BUNIT", "")).strip() else \
             u.dimensionless_unscaled
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             ccd = CCDData.read(path, hdu_uncertainty="UNCERT", hdu_mask="MASK", format="fits",
                                unit=unit)
-    except (OSError, ValueError, KeyError) as err:
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{path}: not a calibrated product ({err}); give a file written by "
                          "'glue-zeropoint calibrate'") from err
     if ccd.uncertainty is not None and not isinstance(ccd.uncertainty, StdDevUncertainty):
@@ -131,9 +130,40 @@ def _read_mapped(path):
                 if mask is not None:  # 0/1 bytes: a bool view, nothing read until used
                     mask = mask.view(bool) if mask.dtype.itemsize == 1 and \
                         int(hdul["MASK"].header.get("BZERO", 0)) == 0 else mask.astype(bool)
-    except (OSError, ValueError, KeyError) as err:
+        _check_shapes(path, data, sigma, mask)
+        unit = str(header.get("BUNIT", "")).strip() or u.dimensionless_unscaled
+        return CCDData(data, unit=unit, meta=header, mask=mask,
+                       wcs=light_wcs(header, path.name),
+                       uncertainty=None if sigma is None else StdDevUncertainty(sigma,
+                                                                                copy=False))
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{path}: not a calibrated product ({err}); give a file written by "
                          "'glue-zeropoint calibrate'") from err
-    unit = str(header.get("BUNIT", "")).strip() or u.dimensionless_unscaled
-    return CCDData(data, unit=unit, meta=header, mask=mask, wcs=light_wcs(header, path.name),
-                   uncertainty=None if sigma is None else StdDevUncertainty(sigma, copy=False))
+
+
+class _HeaderShape:
+    """The array shape a FITS header describes (NAXISn), for :func:`_check_shapes`."""
+
+    def __init__(self, header):
+        n = int(header.get("NAXIS", 0))
+        self.shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(n, 0, -1))
+        self.ndim = n
+
+
+def _check_shapes(path, data, sigma, mask):
+    """An image with UNCERT and MASK of its own shape, else InputError naming the file."""
+    if data is None or _shape(data) is None or len(_shape(data)) != 2:
+        raise InputError(f"{path}: no 2-D image in the primary HDU; not a calibrated product "
+                         "of 'glue-zeropoint calibrate'")
+    for name, part in (("UNCERT", sigma), ("MASK", mask)):
+        if part is not None and _shape(part) != _shape(data):
+            raise InputError(f"{path}: the {name} extension is {_shape(part)[::-1]} pixels "
+                             f"but the image is {_shape(data)[::-1]}; not a calibrated "
+                             "product of 'glue-zeropoint calibrate'")
+
+
+def _shape(obj):
+    shape = getattr(obj, "shape", None)
+    return None if shape is None else tuple(shape)

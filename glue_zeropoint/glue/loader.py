@@ -55,6 +55,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -73,7 +74,7 @@ __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "W
            "products_dir_for", "is_raw_night_dir", "is_product_file", "find_products",
            "raw_night_factory", "calibrated_product_factory", "run_task", "set_task_runner",
            "set_error_reporter",
-           "progress_override", "FITS_EXTENSIONS", "MANIFEST_NAME", "register"]
+           "progress_override", "raising_load_errors", "FITS_EXTENSIONS", "MANIFEST_NAME", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -498,10 +499,38 @@ def _reporting_errors(path, load):
         log.info("loading %s was cancelled", path)
         return []
     except ZeropointError as err:
-        if _error_reporter is None or getattr(_local, "progress", None) is not None:
-            raise  # no GUI, or a caller with its own progress display handles it
+        if (_error_reporter is None or getattr(_local, "progress", None) is not None
+                or getattr(_local, "raise_errors", False) or _restoring_a_session()):
+            # no GUI; a caller with its own progress display; a caller that needs the data
+            # (raising_load_errors); or glue restoring a session, whose LoadLog takes [0]
+            raise
         _error_reporter(f"Could not load {path}:\n{err}")
         return []
+
+
+@contextmanager
+def raising_load_errors():
+    """Within this block (on this thread) the factories raise their errors, also in the GUI,
+    instead of reporting them and returning no data (for callers that index the result)."""
+    previous = getattr(_local, "raise_errors", False)
+    _local.raise_errors = True
+    try:
+        yield
+    finally:
+        _local.raise_errors = previous
+
+
+def _restoring_a_session(max_depth=40):
+    """True when glue's session restore (``LoadLog.__setgluestate__``) called the factory."""
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "__setgluestate__" and "data_factories" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 _error_reporter = None

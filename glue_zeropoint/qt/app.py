@@ -53,14 +53,15 @@ def image_datasets(dc, images):
     from glue.core import Data
     from glue.core.data_factories import load_data
 
-    from ..glue.loader import calibrated_product_factory, ccd_to_data
+    from ..glue.loader import calibrated_product_factory, ccd_to_data, raising_load_errors
 
     result = []
     for i, item in enumerate(_as_list(images)):
         if isinstance(item, Data):
             data = item
         elif isinstance(item, (str, os.PathLike)):
-            loaded = load_data(str(item), factory=calibrated_product_factory)
+            with raising_load_errors():  # a broken product is the caller's error, not a message
+                loaded = load_data(str(item), factory=calibrated_product_factory)
             data = loaded[0] if isinstance(loaded, list) else loaded
         elif isinstance(item, CCDData):
             meta = item.meta or {}

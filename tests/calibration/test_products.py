@@ -91,3 +91,26 @@ def test_writing_never_touches_the_arrays(tmp_path, monkeypatch):
         np.testing.assert_array_equal(data, make_ccd().data)
         np.testing.assert_array_equal(sigma, make_ccd().uncertainty.array)
     assert ccd.data.flags.writeable
+
+
+@pytest.mark.parametrize("memmap", [False, True])
+def test_broken_products_are_input_errors_naming_the_file(tmp_path, memmap):
+    def write(name, primary, uncert, mask):
+        path = tmp_path / name
+        fits.HDUList([fits.PrimaryHDU(primary, header=fits.Header({"BUNIT": "electron"})),
+                      fits.ImageHDU(uncert, name="UNCERT"),
+                      fits.ImageHDU(mask, name="MASK")]).writeto(path)
+        return path
+
+    good = np.zeros((20, 30), np.float32)
+    cases = {
+        write("mask_cal.fits", good, good, np.zeros((10, 10), np.uint8)):
+            r"the MASK extension is \(10, 10\) pixels but the image is \(30, 20\)",
+        write("uncert_cal.fits", good, np.zeros((20, 31), np.float32), good.astype(np.uint8)):
+            r"the UNCERT extension is \(31, 20\) pixels",
+        write("empty_cal.fits", None, good, good.astype(np.uint8)):
+            "no 2-D image in the primary HDU",
+    }
+    for path, message in cases.items():
+        with pytest.raises(InputError, match=f"{path.name}: {message}"):
+            read_product(path, memmap=memmap)

@@ -135,6 +135,24 @@ def test_session_by_reference_restores_everything(glue_app, tmp_path, no_recalib
         restored_app.close()
 
 
+def test_broken_product_is_a_clear_error_for_callers_that_need_the_data(glue_app, tmp_path,
+                                                                        no_recalibration):
+    """In the app, File > Open of a broken product is a non-modal message and no data; but
+    image_datasets and glue's session restore index the result: they get our error, not an
+    IndexError from an empty list."""
+    from glue_zeropoint.exceptions import InputError
+
+    image, stars, catalog, viewer = _scene(glue_app, tmp_path / "products")
+    session = tmp_path / "by reference.glu"
+    glue_app.save_session(str(session))
+    product = tmp_path / "products" / "M13_V_001_cal.fits"
+    product.write_bytes(product.read_bytes()[:5000])  # truncated on disk since
+    with pytest.raises(InputError, match="M13_V_001_cal.fits"):
+        image_datasets(glue_app.data_collection, [product])
+    with pytest.raises(InputError, match="M13_V_001_cal.fits"):
+        _restore(session)
+
+
 def test_session_with_data_works_without_the_products(glue_app, tmp_path, no_recalibration):
     image, stars, catalog, viewer = _scene(glue_app, tmp_path / "products")
     original = _snapshot(glue_app)
