@@ -1,18 +1,23 @@
 """FITS header keywords that observers' software writes, and one way to read a number from them.
 
-Every layer (calibration, photometry, the glue loader) reads exposure time, gain, read noise,
-saturation and filter through these chains, so a keyword one of them understands all do.
+Calibration, photometry, astrometry's detection and the glue loader read exposure time, gain,
+read noise, saturation and filter through these chains, so a keyword one of them understands
+all do.
 """
 
 import math
 
-__all__ = ["EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS", "FILTER_KEYS",
+__all__ = ["EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS",
+           "RAW_SATURATION_KEYS", "FILTER_KEYS",
            "header_value", "header_text", "unusable_values"]
 
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
 GAIN_KEYS = ("GAIN", "EGAIN")
 READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "READNOISE")
+#: Saturation of a (reduced) image; DATAMAX is IRAF/DAOPHOT's "maximum good value".
 SATURATION_KEYS = ("SATURATE", "SATLEVEL", "DATAMAX")
+#: Saturation of a raw frame: not DATAMAX, which a camera may write as the frame's maximum.
+RAW_SATURATION_KEYS = ("SATURATE", "SATLEVEL")
 FILTER_KEYS = ("FILTER", "FILTNAME", "FILT")
 
 

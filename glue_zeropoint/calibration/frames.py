@@ -16,7 +16,15 @@ from pathlib import Path
 from astropy.io import fits
 
 from ..exceptions import InputError
-from ..headers import EXPTIME_KEYS, GAIN_KEYS, READ_NOISE_KEYS, header_value, unusable_values
+from ..headers import (
+    EXPTIME_KEYS,
+    FILTER_KEYS,
+    GAIN_KEYS,
+    READ_NOISE_KEYS,
+    header_text,
+    header_value,
+    unusable_values,
+)
 from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
 from .sections import PixelReader, find_image_hdu
@@ -268,9 +276,9 @@ def read_frame(path, root=None):
                 "EXPTIME to the header of a copy or rename the file (e.g. dark_20s001.fits)")
     frame.exptime = float(exptime)
 
-    filt = header.get("FILTER")
-    if isinstance(filt, str) and filt.strip():
-        frame.filter = filt.strip()
+    filt = header_text(header, FILTER_KEYS)
+    if filt is not None:
+        frame.filter = filt
     elif kind in ("flat", "light"):
         frame.filter = filter_from_name(path.name)
         if frame.filter is not None:

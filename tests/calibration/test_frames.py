@@ -162,3 +162,10 @@ def test_progress_is_called(tmp_path):
     calls = []
     scan_frames(tmp_path, progress=lambda d, t, m: calls.append((d, t)))
     assert calls[-1] == (3, 3) and len(calls) == 4
+
+
+def test_filter_from_filtname_as_the_loader_reads_it(tmp_path):
+    write(tmp_path / "flat_001.fits", {"IMAGETYP": "FLAT", "EXPTIME": 1.0, "FILTNAME": "V"})
+    write(tmp_path / "flat_002.fits", {"IMAGETYP": "FLAT", "EXPTIME": 1.0, "FILTNAME": "B"})
+    frames = scan_frames(tmp_path)
+    assert [f.filter for f in frames] == ["V", "B"]  # never one flat of both filters
