@@ -30,6 +30,11 @@ class NetworkAccessError(BaseException):
     """
 
 
+#: every refused attempt, so a test is failed even when the code under test caught the error
+#: (a worker thread reports any exception as a failed task)
+NETWORK_ATTEMPTS = []
+
+
 def _is_loopback(host):
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
@@ -40,6 +45,7 @@ def _is_loopback(host):
 def _check_address(sock, address):
     if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
         if not _is_loopback(address[0]):
+            NETWORK_ATTEMPTS.append(f"connect {address[0]!r}")
             raise NetworkAccessError(f"tests may only connect to 127.0.0.1, not {address[0]!r}")
 
 
@@ -55,6 +61,7 @@ def _loopback_only_connect_ex(self, address):
 
 def _loopback_only_getaddrinfo(host, *args, **kwargs):
     if not _is_loopback(host):
+        NETWORK_ATTEMPTS.append(f"look up {host!r}")
         raise NetworkAccessError(f"tests may only look up loopback names, not {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
@@ -69,6 +76,23 @@ def _no_internet():
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_network_attempts():
+    """Fail a test that tried to reach a real host, even if the error was caught."""
+    NETWORK_ATTEMPTS.clear()
+    yield
+    attempts, NETWORK_ATTEMPTS[:] = list(NETWORK_ATTEMPTS), []
+    if attempts:
+        pytest.fail(f"the test tried to reach the network: {', '.join(attempts)}")
+
+
+@pytest.fixture
+def network_attempts():
+    """The refused attempts of this test (a test of the guard itself clears them)."""
+    yield NETWORK_ATTEMPTS
+    NETWORK_ATTEMPTS.clear()
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def add_parser(sub):
     p.add_argument("--color", help="colour for the colour term, e.g. B-V")
     p.add_argument("--color-ref", type=float, default=None, metavar="VALUE",
                    help="colour at which the zero point is quoted (with --color; default: "
-                        "the used stars' weighted mean colour)")
+                        "the candidate stars' 1/error^2-weighted mean colour)")
     p.add_argument("--wcs", metavar="FILE",
                    help="FITS file whose header holds the WCS (e.g. a plate solver's .wcs "
                         "solution); it must be for this image's size")

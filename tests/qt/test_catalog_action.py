@@ -143,7 +143,7 @@ def test_image_without_wcs_asks_for_a_file(glue_app, qtbot, tmp_path):
 def test_cancel_a_slow_query_returns_at_once(glue_app, loaded, qtbot, cds_stub):
     viewer, light, truth = loaded
     cds_stub.set_vizier("II/336/apass9", reference_catalog(truth["field"], style="apass"))
-    cds_stub.fail("timeout", service="vizier", delay=1.5)
+    cds_stub.fail("timeout", service="vizier", delay=60.0)  # held until released below
     dialog = open_dialog(viewer)
     dialog.set_source("vizier")
     qtbot.mouseClick(dialog.button_fetch, QtCore.Qt.MouseButton.LeftButton)
@@ -154,6 +154,7 @@ def test_cancel_a_slow_query_returns_at_once(glue_app, loaded, qtbot, cds_stub):
     # reported cancelled on the click itself, while the query is still waiting on the socket
     assert task.finished and task.running
     assert dialog.button_fetch.isEnabled()
+    cds_stub.release()
     qtbot.waitUntil(lambda: not task.running, timeout=10000)  # the abandoned query ends
     qtbot.wait(50)
     assert catalogs_for(glue_app.data_collection, light) == []
@@ -167,11 +168,14 @@ def test_viewer_closed_while_its_query_runs(glue_app, loaded, qtbot, cds_stub):
 
     viewer, light, truth = loaded
     cds_stub.set_vizier("II/336/apass9", reference_catalog(truth["field"], style="apass"))
-    cds_stub.fail("timeout", service="vizier", delay=1.0, times=1)  # answers after 1 s
+    cds_stub.fail("timeout", service="vizier", delay=60.0, times=1)  # held until released
     done = []
     task = fetch_catalog(viewer, "vizier:II/336/apass9", band="V", on_done=done.append)
-    qtbot.waitUntil(lambda: task.dialog is not None, timeout=3000)
+    qtbot.waitUntil(lambda: len(cds_stub.requests) == 1, timeout=5000)
     viewer.close(warn=False)
+    qtbot.wait(50)
+    assert not task.finished
+    cds_stub.release()
     qtbot.waitUntil(lambda: task.finished, timeout=20000)
     qtbot.wait(50)
     assert task.error is None

@@ -128,13 +128,13 @@ def test_background_task_reports_errors_of_any_kind(qapp):
     assert box.isVisible() and not box.isModal()
     box.close()
 
-    # even a BaseException in the worker releases whoever waits (no timeout here on purpose:
-    # before, glue's Worker emitted nothing and this wait never returned)
+    # even a BaseException in the worker releases whoever waits (before, glue's Worker emitted
+    # nothing and this wait ran to its timeout)
     def leave(progress):
         raise SystemExit(3)
 
     task = BackgroundTask(leave, "leave", dialog=False).start()
-    task.wait()
+    task.wait(10000)
     assert task.finished and isinstance(task.error, SystemExit)
 
 
@@ -244,7 +244,7 @@ def test_background_task_outlives_its_closed_window(qapp, qtbot):
     window.deleteLater()  # takes the progress dialog (its child) with it
     qtbot.waitUntil(lambda: menus_live(window) is None, timeout=3000)
     release.set()
-    task.wait()
+    task.wait(10000)
     assert task.finished and task.result == "result" and task.error is None
     box = show_message(window, "the window is gone")  # falls back to no parent
     assert box.isVisible() and box.parent() is None
