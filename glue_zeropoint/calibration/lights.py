@@ -206,8 +206,8 @@ def calibrate_light(frame, noise, *, bias=None, dark=None, flat=None, reader=Non
               "nonfinite": int(np.count_nonzero(flags & NONFINITE)),
               "masked": int(np.count_nonzero(mask))}
     header = light_header(frame, reader)
-    return CCDData(out, unit="electron", uncertainty=StdDevUncertainty(sigma), mask=mask,
-                   meta=header, wcs=light_wcs(header, frame.name)), counts
+    return CCDData(out, unit="electron", uncertainty=StdDevUncertainty(sigma, copy=False),
+                   mask=mask, meta=header, wcs=light_wcs(header, frame.name)), counts
 
 
 _RAW_LAYOUT = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "BZERO",

@@ -82,7 +82,7 @@ def _ccd(data, variance, mask, unit, meta):
     mask |= ~np.isfinite(data)
     mask |= ~np.isfinite(sigma)
     return CCDData(data.astype(np.float32, copy=False), unit=unit,
-                   uncertainty=StdDevUncertainty(sigma), mask=mask, meta=meta)
+                   uncertainty=StdDevUncertainty(sigma, copy=False), mask=mask, meta=meta)
 
 
 def _meta(kind, frames, method, extra=()):
