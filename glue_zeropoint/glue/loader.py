@@ -230,12 +230,19 @@ def progress_override(progress):
 
     Used when the caller already runs in a worker thread and shows its own progress.
     """
-    previous = getattr(_local, "progress", None)
-    _local.progress = progress
+    with _thread_setting("progress", progress):
+        yield
+
+
+@contextmanager
+def _thread_setting(name, value):
+    """Set ``_local.<name>`` on this thread for the block (restored after)."""
+    previous = getattr(_local, name, None)
+    setattr(_local, name, value)
     try:
         yield
     finally:
-        _local.progress = previous
+        setattr(_local, name, previous)
 
 
 def run_task(task, title):
@@ -512,12 +519,8 @@ def _reporting_errors(path, load):
 def raising_load_errors():
     """Within this block (on this thread) the factories raise their errors, also in the GUI,
     instead of reporting them and returning no data (for callers that index the result)."""
-    previous = getattr(_local, "raise_errors", False)
-    _local.raise_errors = True
-    try:
+    with _thread_setting("raise_errors", True):
         yield
-    finally:
-        _local.raise_errors = previous
 
 
 def _restoring_a_session(max_depth=40):
