@@ -66,7 +66,8 @@ from .loader import WCS_META_KEY, data_to_ccd
 __all__ = ["STAR_COLUMNS", "DUPLICATE_RADIUS", "stars_for", "stars_label", "add_stars",
            "remove_stars", "detect_stars", "remeasure_stars", "measure_positions",
            "find_positions", "merge_stars", "stars_table", "star_at", "update_sky",
-           "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "write_star_regions",
+           "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "region_positions",
+           "write_star_regions",
            "register"]
 
 log = logging.getLogger(__name__)
@@ -495,11 +496,10 @@ def update_sky(dc, image_data):
     return stars
 
 
-def add_stars_from_regions(dc, image_data, path):
-    """Measure the stars marked in a ds9 region file (image or sky coordinates) and add them.
+def region_positions(image_data, path):
+    """Pixel positions ``(N, 2)`` of the regions in a ds9 region file, for ``image_data``.
 
-    Positions are recentred and duplicates of listed stars dropped, as for drawn stars.
-    Returns ``(stars_data, added_ids)``.
+    Sky regions go through the image's WCS. Reads only (safe in a worker thread).
 
     Raises
     ------
@@ -517,8 +517,17 @@ def add_stars_from_regions(dc, image_data, path):
                              "no WCS; match it to the sky first (or save the regions in image "
                              "coordinates)")
         x, y = wcs.celestial.world_to_pixel(positions)
-        positions = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]).astype(float)
-    return merge_stars(dc, image_data, positions, recenter=True)
+        return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]).astype(float)
+    return _as_positions(positions)
+
+
+def add_stars_from_regions(dc, image_data, path):
+    """Measure the stars marked in a ds9 region file (image or sky coordinates) and add them.
+
+    Positions are recentred and duplicates of listed stars dropped, as for drawn stars.
+    Returns ``(stars_data, added_ids)``; errors as :func:`region_positions`.
+    """
+    return merge_stars(dc, image_data, region_positions(image_data, path), recenter=True)
 
 
 def write_star_regions(dc, image_data, path):

@@ -23,6 +23,7 @@ Stars made through the API (not the tool) show on an image viewer after
 """
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from glue.config import viewer_tool
@@ -38,9 +39,9 @@ from glue.viewers.matplotlib.toolbar_mode import ToolbarModeBase
 from ..exceptions import ZeropointError
 from ..glue.stars import (
     add_stars,
-    add_stars_from_regions,
     find_positions,
     merge_stars,
+    region_positions,
     remove_stars,
     star_at,
     stars_for,
@@ -395,21 +396,40 @@ def _regions_image(viewer):
 
 
 def import_regions_file(viewer, path):
-    """Add the stars of a ds9 region file to the viewer's image; errors are a non-modal
-    message. Returns the new star ids (``None`` on error)."""
+    """Add the stars of a ds9 region file to the viewer's image.
+
+    The file is read in a worker thread (regions' parser takes ~1 s for 2,000 regions), the
+    stars are then measured in the GUI thread, as a detection's are. Errors are a non-modal
+    message. Returns the :class:`~.menus.BackgroundTask` (``None`` when there is no image);
+    its ``result`` is the pixel positions read, ``added_ids`` the new stars' ids.
+    """
     image = _regions_image(viewer)
     if image is None:
         return None
-    try:
-        stars, added = add_stars_from_regions(viewer.session.data_collection, image, path)
-    except ZeropointError as err:
-        show_message(viewer, describe_error(err))
-        return None
-    if stars is not None:
-        _overlay(viewer)
-        show_stars_layer(viewer, stars)
-    viewer.set_status(f"{len(added)} star(s) added from {path}")
-    return added
+    task = BackgroundTask(lambda progress: region_positions(image, path),
+                          f"Reading {Path(path).name}", viewer)
+    task.added_ids = None
+
+    def succeeded(xy):
+        if live_widget(viewer) is None or viewer.state is None:  # the viewer was closed
+            return
+        dc = viewer.session.data_collection
+        if image not in dc:
+            return
+        try:
+            stars, added = merge_stars(dc, image, xy, recenter=True)
+        except ZeropointError as err:
+            show_message(viewer, describe_error(err))
+            return
+        task.added_ids = added
+        if stars is not None:
+            _overlay(viewer)
+            show_stars_layer(viewer, stars)
+        viewer.set_status(f"{len(added)} star(s) added from {path}")
+
+    task.succeeded.connect(succeeded)
+    task.failed.connect(lambda exc: show_message(viewer, describe_error(exc)))
+    return task.start()
 
 
 def export_regions_file(viewer, path):

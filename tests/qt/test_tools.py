@@ -209,8 +209,9 @@ def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer,
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName",
                         staticmethod(lambda *a, **k: (str(reg_in), "")))
     _menu_action(viewer, "zp:regions", "Add stars from").trigger()
+    qtbot.waitUntil(lambda: stars_for(dc, light) is not None, timeout=10000)  # read in a thread
     stars = stars_for(dc, light)
-    assert stars is not None and stars.size == 3
+    assert stars.size == 3
     for (x, y, flux), sx, sy, sf in zip(picked, stars["x"], stars["y"], stars["flux"],
                                         strict=True):
         assert abs(sx - x) < 0.25 and abs(sy - y) < 0.25  # recentred onto the star
@@ -239,7 +240,9 @@ def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer,
     junk.write_text("not regions (((")
     from glue_zeropoint.qt.tools import import_regions_file
 
-    assert import_regions_file(viewer, str(junk)) is None
+    task = import_regions_file(viewer, str(junk))
+    task.wait(10000)
+    assert task.finished and task.error is not None and task.added_ids is None
     boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
              if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
     assert boxes and not boxes[-1].isModal() and "junk.reg" in boxes[-1].text()
