@@ -135,6 +135,7 @@ def test_session_by_reference_restores_everything(glue_app, tmp_path, no_recalib
         restored_app.close()
 
 
+@pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")  # the truncation
 def test_broken_product_is_a_clear_error_for_callers_that_need_the_data(glue_app, tmp_path,
                                                                         no_recalibration):
     """In the app, File > Open of a broken product is a non-modal message and no data; but
