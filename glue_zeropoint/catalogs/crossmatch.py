@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
@@ -137,6 +136,29 @@ def estimate_match_radius(sep_arcsec, search_radius, min_radius=1.0):
     return radius, sigma
 
 
+def _unit_vectors(ra_deg, dec_deg):
+    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
+    cosd = np.cos(dec)
+    return np.column_stack([cosd * np.cos(ra), cosd * np.sin(ra), np.sin(dec)])
+
+
+def _two_nearest(sra, sdec, cra, cdec):
+    """For each source: index of the nearest catalog star, its separation and the second
+    nearest's (arcsec; inf when the catalog has one star).
+
+    One KD-tree query on unit vectors for both neighbours: what ``match_to_catalog_sky`` does,
+    without building SkyCoords and querying twice (a Glue refit per picked star calls this).
+    """
+    from scipy.spatial import cKDTree
+
+    k = 2 if cra.size > 1 else 1
+    chord, index = cKDTree(_unit_vectors(cra, cdec)).query(_unit_vectors(sra, sdec), k=k)
+    chord, index = np.atleast_2d(chord.T).T, np.atleast_2d(index.T).T
+    arcsec = np.rad2deg(2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))) * 3600.0
+    second = arcsec[:, 1] if k == 2 else np.full(sra.size, np.inf)
+    return index[:, 0], arcsec[:, 0], second
+
+
 def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=2.0,
                pixel_scale=None):
     """Match sources (with ``ra``/``dec``) to a normalised catalog.
@@ -204,7 +226,6 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
     if not cgood.all():
         log.warning("catalog: %d rows without a finite position ignored", (~cgood).sum())
     cidx = np.nonzero(cgood)[0]
-    ccoord = SkyCoord(cra[cgood] * u.deg, cdec[cgood] * u.deg)
     sra = _as_float(sources["ra"])
     sdec = _as_float(sources["dec"])
     sgood = np.isfinite(sra) & np.isfinite(sdec)
@@ -217,13 +238,10 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
     sep = np.full(n, np.nan)
     d2 = np.full(n, np.inf)  # separation to the second-nearest catalog star
     if sgood.any():
-        scoord = SkyCoord(sra[sgood] * u.deg, sdec[sgood] * u.deg)
-        i1, s1, _ = scoord.match_to_catalog_sky(ccoord, nthneighbor=1)
+        i1, s1, s2 = _two_nearest(sra[sgood], sdec[sgood], cra[cgood], cdec[cgood])
         idx[sgood] = cidx[i1]
-        sep[sgood] = s1.arcsec
-        if len(ccoord) > 1:
-            _, s2, _ = scoord.match_to_catalog_sky(ccoord, nthneighbor=2)
-            d2[sgood] = s2.arcsec
+        sep[sgood] = s1
+        d2[sgood] = s2
 
     if radius is None:
         r_arcsec, sigma = estimate_match_radius(sep, search, min_radius)
