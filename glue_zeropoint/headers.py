@@ -9,7 +9,7 @@ import math
 
 __all__ = ["EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS",
            "RAW_SATURATION_KEYS", "FILTER_KEYS",
-           "header_value", "header_text", "unusable_values"]
+           "header_value", "positive_header_value", "header_text", "unusable_values"]
 
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
 GAIN_KEYS = ("GAIN", "EGAIN")
@@ -53,6 +53,16 @@ def header_value(meta, keys):
             continue
         if math.isfinite(value):
             return value, key
+    return None, None
+
+
+def positive_header_value(meta, keys):
+    """Like :func:`header_value`, passing over values that are not > 0 (``SATURATE = 0`` is
+    "unknown", not a saturation level, and must not hide a ``SATLEVEL``)."""
+    for key in keys:
+        value, found = header_value(meta, (key,))
+        if value is not None and value > 0:
+            return value, found
     return None, None
 
 

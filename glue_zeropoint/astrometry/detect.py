@@ -21,7 +21,7 @@ from astropy.table import Table
 from scipy import ndimage
 
 from ..exceptions import InputError
-from ..headers import RAW_SATURATION_KEYS, header_value
+from ..headers import RAW_SATURATION_KEYS, positive_header_value
 
 __all__ = ["detect_sources", "windowed_centroids"]
 
@@ -203,7 +203,7 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
         raise InputError("the image has no finite, unmasked pixel; nothing to detect")
     if saturation is None:
         meta = getattr(image, "meta", None) or {}
-        saturation, _key = header_value(meta, RAW_SATURATION_KEYS)
+        saturation, _key = positive_header_value(meta, RAW_SATURATION_KEYS)
     any_bad = bool(bad.any())
     back, rms = _background(data, bad if any_bad else None)
     sub = data - back

@@ -15,7 +15,7 @@ from astropy.stats import sigma_clipped_stats
 from numba import njit, prange
 
 from ..exceptions import InputError
-from ..headers import RAW_SATURATION_KEYS, header_value
+from ..headers import RAW_SATURATION_KEYS, positive_header_value
 
 __all__ = ["parse_section", "PixelReader", "find_image_hdu"]
 
@@ -182,8 +182,8 @@ class PixelReader:
     def _saturation_level(self):
         """The raw value at which a pixel is saturated: SATURATE (or SATLEVEL), else the
         integer limit."""
-        sat, _key = header_value(self.header, RAW_SATURATION_KEYS)
-        if sat is not None and sat > 0:
+        sat, _key = positive_header_value(self.header, RAW_SATURATION_KEYS)
+        if sat is not None:
             return float(sat)
         bitpix = int(self.header.get("BITPIX", -32))
         if bitpix > 0:

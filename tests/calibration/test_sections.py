@@ -75,3 +75,17 @@ def test_bad_trimsec_names_the_file(tmp_path):
     fits.PrimaryHDU(np.zeros((10, 20), np.uint16), header=header).writeto(path)
     with pytest.raises(InputError, match="bad trim.fits: TRIMSEC"):
         PixelReader(path)
+
+
+def test_saturation_level_from_the_header_chain(tmp_path):
+    data = np.zeros((10, 12), np.uint16)
+    cases = [({"SATURATE": 50000}, 50000.0), ({"SATURATE": 0, "SATLEVEL": 60000}, 60000.0),
+             ({"SATLEVEL": "61000"}, 61000.0), ({"DATAMAX": 1234}, None)]
+    for i, (cards, expected) in enumerate(cases):
+        path = tmp_path / f"sat{i}.fits"
+        fits.PrimaryHDU(data, header=fits.Header(cards)).writeto(path)
+        level = PixelReader(path).saturation
+        if expected is None:  # DATAMAX is not a saturation level: the 16-bit limit is used
+            assert level is not None and level >= 65535 - 1
+        else:
+            assert level == expected, (cards, level)

@@ -92,3 +92,25 @@ def test_bad_region_files(tmp_path):
     one = tmp_path / "one.reg"
     Regions([CirclePixelRegion(PixCoord(3.0, 4.0), 2.0)]).write(str(one), format="ds9")
     assert len(read_positions(one)) == 1
+
+
+def test_labels_with_control_characters_and_background_regions(tmp_path):
+    stars = Table({"star_id": ["a\rb", "c}\nd"], "x": [10.0, 20.0], "y": [5.0, 6.0]})
+    path = write_apertures(stars, tmp_path / "labels.reg", radius=3.0, used=[False, True])
+    regs = Regions.read(str(path), format="ds9")
+    assert [str(r.meta["text"]) for r in regs] == ["a b", "c) d"]
+    assert regs[0].meta.get("tag") == ["rejected"]
+    bg = tmp_path / "bg.reg"
+    bg.write_text("# Region file format: DS9 version 4.1\nimage\ncircle(10,10,5)\n"
+                  "annulus(10,10,8,12) # source=0\n")
+    assert len(read_positions(bg)) == 1
+
+
+def test_unparsed_lines_are_warned_by_regions_itself(tmp_path):
+    """read_positions may run in a worker thread, so it does not catch warnings (a process-wide
+    swap); regions' own warning about a line it cannot parse reaches the user."""
+    path = tmp_path / "some junk.reg"
+    path.write_text("# Region file format: DS9 version 4.1\nimage\ncircle(10,10,5)\nnot a line\n")
+    with pytest.warns(UserWarning, match="not a line"):
+        t = read_positions(path)
+    assert len(t) == 1
