@@ -188,6 +188,7 @@ def _menu_action(viewer, tool_id, text):
     return next(a for a in button.menu().actions() if a.text().startswith(text))
 
 
+@pytest.mark.filterwarnings("ignore:.*unable to parse line")  # the junk file, on purpose
 def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer, qtbot,
                                                          tmp_path, monkeypatch):
     from astropy.coordinates import SkyCoord
