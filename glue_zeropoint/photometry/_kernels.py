@@ -223,10 +223,10 @@ def _mean_std(buf, m):
 
 
 @nb.njit(cache=True)
-def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
+def _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters):
     """astropy SigmaClip(cenfunc='median', stdfunc='std') on buf[:m] (reordered in place):
     bounds from the median and population std of the kept values, keep lo <= v <= hi, repeat
-    until nothing changes or maxiters. Returns (median, std, n) of the kept values."""
+    until nothing changes or maxiters. Returns the number kept (now in buf[:m])."""
     it = 0
     while it < maxiters and m > 0:
         it += 1
@@ -244,6 +244,13 @@ def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
         m = j
         if changed == 0:
             break
+    return m
+
+
+@nb.njit(cache=True)
+def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
+    """(median, std, n) of buf[:m] after :func:`_clip_inplace`."""
+    m = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
     if m == 0:
         return np.nan, np.nan, 0
     _, std = _mean_std(buf, m)
@@ -252,27 +259,10 @@ def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
 
 @nb.njit(cache=True)
 def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
-    """The same clipping as :func:`_clipped_median` (bounds about the median), but the
-    *mean* of the kept values is returned: (mean, std, n) -- astropy
+    """(mean, std, n) of buf[:m] after the same clipping (bounds about the median): astropy
     ``SigmaClip(cenfunc='median')`` followed by ``np.mean`` of the survivors, as photutils'
     ``ApertureStats(..., sigma_clip=...).mean``."""
-    it = 0
-    while it < maxiters and m > 0:
-        it += 1
-        cen = _median_inplace(buf, m)
-        _, std = _mean_std(buf, m)
-        vmin = cen - std * sigma_lo
-        vmax = cen + std * sigma_hi
-        j = 0
-        for k in range(m):
-            v = buf[k]
-            if v >= vmin and v <= vmax:
-                buf[j] = v
-                j += 1
-        changed = m - j
-        m = j
-        if changed == 0:
-            break
+    m = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
     if m == 0:
         return np.nan, np.nan, 0
     mean, std = _mean_std(buf, m)
