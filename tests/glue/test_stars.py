@@ -161,3 +161,33 @@ def test_table_row_selections_stay_on_the_same_stars(image):
     assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
     add_stars(dc, img, [picks[0][:2]])
     assert stars["star_id"][subset.to_mask()].tolist() == [1, 2]
+
+
+def test_stars_from_and_to_ds9_regions_without_qt(image, tmp_path):
+    """The scripting path (Glue's terminal, a notebook): no Qt involved."""
+    from astropy.coordinates import SkyCoord
+    from regions import CirclePixelRegion, PixCoord, Regions
+
+    from glue_zeropoint.exceptions import InputError
+    from glue_zeropoint.glue.loader import wcs_from_meta
+    from glue_zeropoint.glue.stars import add_stars_from_regions, write_star_regions
+
+    dc, data, truth = image
+    with pytest.raises(InputError, match="no stars listed yet"):
+        write_star_regions(dc, data, tmp_path / "none.reg")
+    picked = isolated_bright_stars(truth, n=3)
+    wcs = wcs_from_meta(data)
+    regs = [CirclePixelRegion(PixCoord(x - 0.9, y + 0.6), 4.0).to_sky(wcs) for x, y, _ in picked]
+    path = tmp_path / "marked.reg"
+    Regions(regs).write(str(path), format="ds9")
+    stars, added = add_stars_from_regions(dc, data, path)
+    assert len(added) == 3 and stars.size == 3
+    for (x, y, _f), sx, sy in zip(picked, stars["x"], stars["y"], strict=True):
+        assert abs(sx - x) < 0.25 and abs(sy - y) < 0.25
+    # the same file again adds nothing: every region is a listed star
+    assert add_stars_from_regions(dc, data, path)[1] == []
+    out = write_star_regions(dc, data, tmp_path / "out.reg")
+    back = SkyCoord([r.center for r in Regions.read(str(out), format="ds9")])
+    bx, by = wcs.world_to_pixel(back)
+    np.testing.assert_allclose(bx, stars["x"], atol=1e-3)
+    np.testing.assert_allclose(by, stars["y"], atol=1e-3)
