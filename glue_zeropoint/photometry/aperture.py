@@ -854,38 +854,27 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
                           r_ap)[:n]
     flags[cont > crowding_limit] |= FLAG_CROWDED
 
-    out = Table()
-    out["star_id"] = ids
-    out["x"] = x_out
-    out["y"] = y_out
-    out["x_in"] = xs
-    out["y_in"] = ys
+    # the columns are gathered first and the Table made once: a Table built column by column
+    # costs ~0.1 ms a column, most of the time of measuring one picked star
+    cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys}
     if im.wcs is not None and getattr(im.wcs, "has_celestial", False):
         sc = im.wcs.pixel_to_world(x_out, y_out)
-        out["ra"] = np.atleast_1d(sc.ra.deg)
-        out["dec"] = np.atleast_1d(sc.dec.deg)
-    out["aperture_sum"] = res["aperture_sum"]
-    out["flux_aper"] = f_ap
-    out["flux_aper_err"] = f_ap_err
-    out["sky"] = res["sky"]
-    out["sky_err"] = sky_err
-    out["sky_std"] = res["sky_std"]
-    out["n_sky"] = n_sky
-    out["n_pix"] = area
-    out["peak"] = peak
-    out["contamination"] = cont
-    out["flags"] = flags
-    out.meta.update({"fwhm": fwhm, "aperture_radius": r_ap, "annulus_in": r_in,
-                     "annulus_out": r_out, "exptime": t, "gain": im.gain,
-                     "error_model": error_model, "image": im.name,
-                     "saturation": im.saturation})
+        cols["ra"] = np.atleast_1d(sc.ra.deg)
+        cols["dec"] = np.atleast_1d(sc.dec.deg)
+    cols.update({"aperture_sum": res["aperture_sum"], "flux_aper": f_ap,
+                 "flux_aper_err": f_ap_err, "sky": res["sky"], "sky_err": sky_err,
+                 "sky_std": res["sky_std"], "n_sky": n_sky, "n_pix": area, "peak": peak,
+                 "contamination": cont, "flags": flags})
+    meta = {"fwhm": fwhm, "aperture_radius": r_ap, "annulus_in": r_in, "annulus_out": r_out,
+            "exptime": t, "gain": im.gain, "error_model": error_model, "image": im.name,
+            "saturation": im.saturation}
 
     if isinstance(aperture_correction, CurveOfGrowth):
         neighbours = None
         if extra_flux is not None:
             neighbours = (allx[n:], ally[n:], extra_flux)
-        corr = aperture_correction(im, out, fwhm, sky, starmask, neighbours=neighbours,
-                                   wings=wings)
+        corr = aperture_correction(im, Table(cols, meta=meta, copy=False), fwhm, sky,
+                                   starmask, neighbours=neighbours, wings=wings)
     elif aperture_correction is False:
         corr = ApertureCorrection(1.0, 0.0, 0, "none")
     elif isinstance(aperture_correction, ApertureCorrection):
@@ -899,25 +888,25 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         if not value > 0:
             raise InputError(f"aperture_correction must be > 0, got {value!r}")
         corr = ApertureCorrection(value, 0.0, 0, "fixed" if value != 1.0 else "none")
-    out["flux"] = f_ap * corr.value
-    out["flux_err"] = f_ap_err * corr.value
+    flux = f_ap * corr.value
+    flux_err = f_ap_err * corr.value
     with np.errstate(invalid="ignore", divide="ignore"):
-        good = out["flux"] > 0
-        mag = np.where(good, -2.5 * np.log10(np.where(good, out["flux"], 1.0) / t), np.nan)
-        merr = np.where(good, 1.0857362047581294 * out["flux_err"] / np.where(good, out["flux"], 1), np.nan)
-    out["mag_inst"] = mag
-    out["mag_inst_err"] = merr
-    out["flag_text"] = flag_texts(flags)
+        good = flux > 0
+        mag = np.where(good, -2.5 * np.log10(np.where(good, flux, 1.0) / t), np.nan)
+        merr = np.where(good, 1.0857362047581294 * flux_err / np.where(good, flux, 1), np.nan)
+    cols.update({"flux": flux, "flux_err": flux_err, "mag_inst": mag, "mag_inst_err": merr,
+                 "flag_text": flag_texts(flags)})
     # column order: the contract's first
-    order = ["star_id", "x", "y"] + [c for c in ("ra", "dec") if c in out.colnames] + [
+    order = ["star_id", "x", "y"] + [c for c in ("ra", "dec") if c in cols] + [
         "flux", "flux_err", "sky", "sky_err", "n_pix", "mag_inst", "mag_inst_err", "flags",
         "flag_text"]
-    out = out[order + [c for c in out.colnames if c not in order]]
-    out.meta.update({"aperture_correction": corr.value, "aperture_correction_err": corr.err,
-                     "aperture_correction_n": corr.n_stars,
-                     "aperture_correction_method": corr.method,
-                     "growth_radii": corr.radii, "growth_curve": corr.growth,
-                     "growth_tail": corr.tail})
+    order += [c for c in cols if c not in order]
+    meta.update({"aperture_correction": corr.value, "aperture_correction_err": corr.err,
+                 "aperture_correction_n": corr.n_stars,
+                 "aperture_correction_method": corr.method,
+                 "growth_radii": corr.radii, "growth_curve": corr.growth,
+                 "growth_tail": corr.tail})
+    out = Table([cols[c] for c in order], names=order, meta=meta)
     for c in ("x", "y", "flux", "flux_err", "sky", "sky_err"):
         out[c].info.format = ".4f" if c in ("x", "y") else ".6g"
     return out

@@ -47,6 +47,7 @@ from ..glue.stars import (
     stars_for,
     write_star_regions,
 )
+from .blit import install_fast_redraw
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 
 __all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
@@ -99,7 +100,7 @@ class ApertureOverlay(HubListener):
         self.collection = EllipseCollection(
             [], [], [], units="xy", offsets=np.zeros((0, 2)),
             offset_transform=self.axes.transData, facecolors="none",
-            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50)
+            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50, animated=True)
         self.axes.add_collection(self.collection, autolim=False)
         self._stars = None
         hub = viewer.session.hub
@@ -139,8 +140,7 @@ class ApertureOverlay(HubListener):
         self.collection.set_widths(np.full(n, 2 * radius))
         self.collection.set_heights(np.full(n, 2 * radius))
         self.collection.set_angles(np.zeros(n))
-        self.collection.stale = True
-        viewer.figure.canvas.draw_idle()
+        install_fast_redraw(viewer).request()  # the collection is animated: a blit
 
     def remove(self):
         if self.viewer is None:
@@ -190,6 +190,7 @@ def _guard_tables(session):
 
 
 def _overlay(viewer):
+    install_fast_redraw(viewer)
     overlay = getattr(viewer, "_zp_aperture_overlay", None)
     if overlay is None or overlay.viewer is None:
         overlay = ApertureOverlay(viewer)
@@ -244,11 +245,14 @@ class StarTool(ToolbarModeBase):
         if self._rubber is None:
             from matplotlib.patches import Circle
 
+            # animated: moving it redraws only the overlays (see .blit)
             self._rubber = Circle(self._start, radius, fill=False, ec="#ffcc00", lw=1.2,
-                                  ls="--", zorder=60)
+                                  ls="--", zorder=60, animated=True)
             self.viewer.axes.add_patch(self._rubber)
+        self._rubber.set_center(self._start)
         self._rubber.set_radius(radius)
-        self.viewer.figure.canvas.draw_idle()
+        self._rubber.set_visible(True)
+        install_fast_redraw(self.viewer).request()
 
     def _on_release(self, mode):
         if self._start is None:
@@ -257,16 +261,17 @@ class StarTool(ToolbarModeBase):
             self._last = (float(self._event_xdata), float(self._event_ydata))
         start, end = self._start, self._last or self._start
         self._start = self._last = None
-        if self._rubber is not None:
-            self._rubber.remove()
-            self._rubber = None
+        self._hide_rubber()
         radius = float(np.hypot(end[0] - start[0], end[1] - start[1]))
         self.act(start[0], start[1], radius if radius >= CLICK_RADIUS else 0.0)
 
+    def _hide_rubber(self):
+        if self._rubber is not None and self._rubber.get_visible():
+            self._rubber.set_visible(False)
+            install_fast_redraw(self.viewer).request()
+
     def deactivate(self):
-        if self._rubber is not None:
-            self._rubber.remove()
-            self._rubber = None
+        self._hide_rubber()
         self._start = None
         super().deactivate()
 
@@ -315,6 +320,13 @@ class StarTool(ToolbarModeBase):
         if overlay is not None:
             overlay.remove()
             self.viewer._zp_aperture_overlay = None
+        if self._rubber is not None:
+            self._rubber.remove()
+            self._rubber = None
+        fast = getattr(self.viewer, "_zp_fast_redraw", None) if self.viewer else None
+        if fast is not None:
+            fast.remove()
+            self.viewer._zp_fast_redraw = None
         super().close()
 
 

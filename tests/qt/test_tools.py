@@ -250,3 +250,127 @@ def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer,
     for box in boxes:
         box.close()
     assert stars.size == 3
+
+
+# -- fast redraws: the stars' artists are blitted over a cached background ----------------------
+
+APERTURE_RGB = np.array([0x00, 0xD5, 0xFF])
+
+
+def _buffer(viewer):
+    return np.array(viewer.figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _aperture_pixels(viewer, buffer, x, y, r):
+    """How many pixels near image pixel (x, y) have the aperture colour."""
+    canvas = viewer.figure.canvas
+    (dx, dy), (ex, _ey) = viewer.axes.transData.transform([(x, y), (x + 2 * r, y)])
+    half = int(abs(ex - dx)) + 3
+    height = buffer.shape[0]
+    row, col = int(round(height - dy)), int(round(dx))
+    box = buffer[max(row - half, 0):row + half, max(col - half, 0):col + half].astype(int)
+    assert canvas is not None and box.size
+    return int((np.abs(box - APERTURE_RGB).sum(axis=-1) < 60).sum())
+
+
+def _full_redraw(viewer):
+    viewer.figure.stale = True
+    viewer.figure.canvas.draw()
+    return _buffer(viewer)
+
+
+def test_star_changes_blit_and_look_like_a_full_redraw(glue_app, image_viewer, qtbot):
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    (x1, y1, _f1), (x2, y2, _f2), (x3, y3, _f3) = isolated_bright_stars(truth, n=3)
+    viewer.toolbar.active_tool = "zp:star"
+    fast = viewer._zp_fast_redraw
+    click(qtbot, viewer, x1, y1)  # the first star adds the stars layer: a full draw
+    qtbot.wait(50)
+    stars = stars_for(dc, light)
+    radius = stars.meta["zp_aperture"]["r"]
+    full, blits = fast.full_draws, fast.fast_draws
+
+    click(qtbot, viewer, x2, y2)
+    qtbot.wait(50)
+    assert stars.size == 2
+    assert fast.full_draws == full and fast.fast_draws > blits  # only the overlays redrawn
+    blitted = _buffer(viewer)
+    assert _aperture_pixels(viewer, blitted, stars["x"][1], stars["y"][1], radius) > 10
+    np.testing.assert_array_equal(blitted, _full_redraw(viewer))
+
+    # a removed star disappears from the blitted canvas too
+    click(qtbot, viewer, stars["x"][0], stars["y"][0])
+    qtbot.wait(50)
+    assert stars.size == 1
+    blitted = _buffer(viewer)
+    assert _aperture_pixels(viewer, blitted, x1, y1, radius) == 0
+    np.testing.assert_array_equal(blitted, _full_redraw(viewer))
+
+    # hiding the stars layer: whichever way glue redraws, the canvas is right
+    layer = next(la for la in viewer.state.layers if la.layer is stars)
+    shown = _buffer(viewer)
+    layer.visible = False
+    qtbot.wait(50)
+    hidden = _buffer(viewer)
+    assert not np.array_equal(hidden, shown)
+    np.testing.assert_array_equal(hidden, _full_redraw(viewer))
+    layer.visible = True
+
+    # anything else that glue redraws (here the image's contrast) is a full draw
+    image_layer = next(la for la in viewer.state.layers if la.layer is light)
+    full = fast.full_draws
+    image_layer.v_max = image_layer.v_max * 0.5
+    qtbot.wait(50)
+    assert fast.full_draws > full
+    np.testing.assert_array_equal(_buffer(viewer), _full_redraw(viewer))
+
+    # a zoom changes the view: the whole figure is drawn again, the apertures on top
+    full = fast.full_draws
+    viewer.state.x_min, viewer.state.x_max = x3 - 60, x3 + 60
+    viewer.state.y_min, viewer.state.y_max = y3 - 45, y3 + 45
+    qtbot.wait(50)
+    assert fast.full_draws > full
+    click(qtbot, viewer, x3, y3)
+    qtbot.wait(50)
+    assert stars.size == 2
+    blitted = _buffer(viewer)
+    assert _aperture_pixels(viewer, blitted, stars["x"][1], stars["y"][1], radius) > 10
+    np.testing.assert_array_equal(blitted, _full_redraw(viewer))
+
+
+def test_rubber_band_is_blitted_and_saved_figures_keep_the_apertures(glue_app, image_viewer,
+                                                                      qtbot, tmp_path):
+    import matplotlib.image as mpimg
+
+    viewer, light, truth = image_viewer
+    (x1, y1, _f1), (x2, y2, _f2) = isolated_bright_stars(truth, n=2)
+    viewer.toolbar.active_tool = "zp:star"
+    fast = viewer._zp_fast_redraw
+    click(qtbot, viewer, x1, y1)
+    qtbot.wait(50)
+    canvas = viewer.figure.canvas
+    button = QtCore.Qt.MouseButton.LeftButton
+    qtbot.mousePress(canvas, button, pos=canvas_point(viewer, x2 - 3, y2))
+    qtbot.mouseMove(canvas, canvas_point(viewer, x2 + 4, y2))
+    qtbot.wait(50)  # the first move adds the rubber band: a full draw
+    full, blits = fast.full_draws, fast.fast_draws
+    for dx in (5, 6, 7):
+        qtbot.mouseMove(canvas, canvas_point(viewer, x2 + dx, y2 + 1))
+        qtbot.wait(20)
+    assert fast.full_draws == full and fast.fast_draws > blits
+    qtbot.mouseRelease(canvas, button, pos=canvas_point(viewer, x2 + 7, y2 + 1))
+    qtbot.wait(50)
+    stars = stars_for(glue_app.data_collection, light)
+    assert stars.size == 2
+
+    # matplotlib draws animated artists when saving: the apertures are in the PNG
+    path = tmp_path / "viewer.png"
+    viewer.figure.savefig(path, dpi=viewer.figure.dpi)
+    saved = (mpimg.imread(path)[..., :3] * 255).round().astype(int)
+    radius = stars.meta["zp_aperture"]["r"]
+    assert _aperture_pixels(viewer, saved, stars["x"][0], stars["y"][0], radius) > 10
+
+    # closing the viewer gives the canvas its own draw back
+    viewer.close(warn=False)
+    assert "draw" not in canvas.__dict__
