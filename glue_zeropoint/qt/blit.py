@@ -8,7 +8,10 @@ recipe instead:
 
 - the artists that change with the stars are *animated* (matplotlib leaves them out of a figure
   draw): those of glue's layer artists showing a stars or matches dataset (or a subset of one),
-  the aperture overlay and the star tool's rubber band;
+  the aperture overlay and the star tool's rubber band; to keep glue's stacking, also marker
+  layers glue puts above them (a catalog) and the legend (its 'best' place avoids the
+  markers). When an *image* layer lies above them (a subset drawn on the image), nothing is
+  animated and every draw is glue's full draw;
 - after each full draw the canvas without them is kept as the background, and they are drawn
   on top;
 - a redraw asked for by one of those layers (their ``redraw``) or by :meth:`request` only
@@ -20,6 +23,10 @@ image artist glue uses marks itself stale on every mouse release, picking create
 and WCSAxes' tick labels change without marking anything stale. Any other ``draw_idle`` of the
 canvas (glue's viewer and image layers, pan, zoom, resize, ROIs) and any direct ``draw()`` that
 no fast request is waiting for draw the whole figure.
+
+The trade-off: a change to another artist made without asking for a redraw (e.g. ``axes.
+set_title`` typed in a terminal) shows only at the next full draw, not at the next blit; glue
+itself asks for a redraw after each change it makes.
 
 The canvas's ``draw`` and ``draw_idle`` are replaced on this one canvas instance, and the
 ``redraw`` of the stars' layer artists; :meth:`FastOverlayRedraw.remove` puts them back. Saving
@@ -68,6 +75,7 @@ class FastOverlayRedraw:
         self._dirty = True       # something besides the animated artists changed
         self._pending = False    # a fast redraw was asked for
         self._wrapped = []       # layer artists whose redraw is ours
+        self._mine = {}          # id -> artist animated here
         self.full_draws = 0
         self.fast_draws = 0
         self.canvas.draw = self.draw
@@ -83,9 +91,10 @@ class FastOverlayRedraw:
         for layer_artist in self._wrapped:
             if layer_artist.__dict__.get("redraw") == self.request:
                 del layer_artist.redraw
-            for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
-                artist.set_animated(False)
+        for artist in self._mine.values():
+            artist.set_animated(False)
         self._wrapped = []
+        self._mine = {}
         self._background = None
         self.canvas = self.figure = self.viewer = None
 
@@ -109,24 +118,63 @@ class FastOverlayRedraw:
 
     # -- the artists drawn on top -----------------------------------------------------------
 
-    def _dynamic_layers(self):
-        return [la for la in getattr(self.viewer, "layers", ()) if is_dynamic_layer(la.layer)]
+    def _plan(self):
+        """Animate what a blit must draw; returns ``(artists by zorder, blit possible, changed)``.
 
-    def _animated(self):
-        """Animate the stars' layers (routing their redraws here); all animated artists."""
-        layers = self._dynamic_layers()
+        Animated: the artists of the stars/matches layers (their ``redraw`` routed to
+        :meth:`request`), of any other marker layer glue stacks above them (e.g. a catalog, so
+        glue's layer order is kept), and the legend (placed anew at each draw: ``loc='best'``
+        avoids the markers). An image layer above them (e.g. a subset drawn on the image)
+        would have to be recomputed at each blit: then nothing is animated here and every draw
+        is glue's full draw, in glue's order. ``changed``:
+        an artist joined or left the animated set, so the background must be redrawn.
+        """
+        from glue.viewers.image.layer_artist import BaseImageLayerArtist
+
+        layers = list(getattr(self.viewer, "layers", ()))
+        dynamic = [la for la in layers if is_dynamic_layer(la.layer)]
+        shown = [la.zorder for la in dynamic if la.visible and la.enabled]
+        lowest = min(shown) if shown else None
+        blit = True
+        on_top = list(dynamic)
         for layer_artist in layers:
+            if (lowest is None or is_dynamic_layer(layer_artist.layer)
+                    or not (layer_artist.visible and layer_artist.enabled)
+                    or layer_artist.zorder <= lowest):
+                continue
+            if isinstance(layer_artist, BaseImageLayerArtist):
+                blit = False
+            else:
+                on_top.append(layer_artist)
+        for layer_artist in dynamic:
             if "redraw" not in layer_artist.__dict__:
                 layer_artist.redraw = self.request
                 self._wrapped.append(layer_artist)
+        self._wrapped = [la for la in self._wrapped if any(la is x for x in dynamic)]
+
+        wanted = {}  # nothing when every draw is a full one: glue's own stacking then
+        for layer_artist in on_top if blit else ():
             for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
-                if not artist.get_animated():
-                    artist.set_animated(True)
-        self._wrapped = [la for la in self._wrapped if any(la is x for x in layers)]
+                wanted[id(artist)] = artist
+        for axes in self.figure.axes if blit else ():
+            legend = axes.get_legend()
+            if legend is not None:
+                wanted[id(legend)] = legend
+        changed = False
+        for key, artist in self._mine.items():
+            if key not in wanted and artist.get_animated():
+                artist.set_animated(False)
+                changed = True
+        for artist in wanted.values():
+            if not artist.get_animated():
+                artist.set_animated(True)
+                changed = True
+        self._mine = wanted
+
         found = []
         for axes in self.figure.axes:
             found.extend(a for a in axes.get_children() if a.get_animated())
-        return sorted(found, key=lambda a: a.get_zorder())
+        return sorted(found, key=lambda a: a.get_zorder()), blit, changed
 
     def _view_key(self):
         return (tuple(self.figure.bbox.bounds), self.canvas.device_pixel_ratio,
@@ -146,9 +194,9 @@ class FastOverlayRedraw:
         canvas = self.canvas
         if canvas is None or getattr(canvas, "_is_drawing", False):
             return None
-        artists = self._animated()
-        fast = (self._pending and not self._dirty and self._background is not None
-                and self._key == self._view_key())
+        artists, blit, changed = self._plan()
+        fast = (blit and not changed and self._pending and not self._dirty
+                and self._background is not None and self._key == self._view_key())
         self._pending = False
         if fast:
             try:
