@@ -8,10 +8,11 @@ recipe instead:
 
 - the artists that change with the stars are *animated* (matplotlib leaves them out of a figure
   draw): those of glue's layer artists showing a stars or matches dataset (or a subset of one),
-  the aperture overlay and the star tool's rubber band; to keep glue's stacking, also marker
-  layers glue puts above them (a catalog) and the legend (its 'best' place avoids the
-  markers). When an *image* layer lies above them (a subset drawn on the image), nothing is
-  animated and every draw is glue's full draw;
+  the aperture overlay and the star tool's rubber band; to keep glue's stacking, also the
+  layers glue puts above them (catalog markers, a subset drawn on the image) and the legend
+  (its 'best' place avoids the markers). When another *image* lies above them (recomputing
+  it at each blit would cost what a full draw costs), nothing is animated and every draw is
+  glue's full draw;
 - after each full draw the canvas without them is kept as the background, and they are drawn
   on top;
 - a redraw asked for by one of those layers (their ``redraw``) or by :meth:`request` only
@@ -24,9 +25,11 @@ and WCSAxes' tick labels change without marking anything stale. Any other ``draw
 canvas (glue's viewer and image layers, pan, zoom, resize, ROIs) and any direct ``draw()`` that
 no fast request is waiting for draw the whole figure.
 
-The trade-off: a change to another artist made without asking for a redraw (e.g. ``axes.
-set_title`` typed in a terminal) shows only at the next full draw, not at the next blit; glue
-itself asks for a redraw after each change it makes.
+The trade-offs: a change to another artist made without asking for a redraw (e.g. ``axes.
+set_title`` typed in a terminal) shows only at the next full draw, not at the next blit (glue
+itself asks for a redraw after each change it makes); and WCSAxes draws its frame and inward
+ticks after the layers, so a marker or subset touching the edge of the axes covers a tick
+there until the next full draw.
 
 The canvas's ``draw`` and ``draw_idle`` are replaced on this one canvas instance, and the
 ``redraw`` of the stars' layer artists; :meth:`FastOverlayRedraw.remove` puts them back. Saving
@@ -123,13 +126,13 @@ class FastOverlayRedraw:
 
         Animated: the artists of the stars/matches layers (their ``redraw`` routed to
         :meth:`request`), of any other marker layer glue stacks above them (e.g. a catalog, so
-        glue's layer order is kept), and the legend (placed anew at each draw: ``loc='best'``
-        avoids the markers). An image layer above them (e.g. a subset drawn on the image)
-        would have to be recomputed at each blit: then nothing is animated here and every draw
-        is glue's full draw, in glue's order. ``changed``:
+        glue's layer order is kept), the legend (placed anew at each draw: ``loc='best'``
+        avoids the markers), and subsets drawn on the image that glue stacks above them. Another
+        image above them would have to be recomputed at each blit: then nothing is animated
+        here and every draw is glue's full draw, in glue's order. ``changed``:
         an artist joined or left the animated set, so the background must be redrawn.
         """
-        from glue.viewers.image.layer_artist import BaseImageLayerArtist
+        from glue.viewers.image.layer_artist import BaseImageLayerArtist, ImageSubsetLayerArtist
 
         layers = list(getattr(self.viewer, "layers", ()))
         dynamic = [la for la in layers if is_dynamic_layer(la.layer)]
@@ -142,7 +145,8 @@ class FastOverlayRedraw:
                     or not (layer_artist.visible and layer_artist.enabled)
                     or layer_artist.zorder <= lowest):
                 continue
-            if isinstance(layer_artist, BaseImageLayerArtist):
+            if (isinstance(layer_artist, BaseImageLayerArtist)
+                    and not isinstance(layer_artist, ImageSubsetLayerArtist)):
                 blit = False
             else:
                 on_top.append(layer_artist)

@@ -8,7 +8,8 @@ stars, the zero-point viewer and a scatter plot of its matches table, then times
 ``--repeat`` runs, each followed by ``processEvents`` so the widgets have redrawn):
 
 0. ``click``: a real mouse click (Qt events on the canvas) with the star tool on a star of a
-   zoomed image viewer, until every viewer has redrawn;
+   zoomed image viewer, until every viewer has redrawn; again with a subset drawn on the
+   image (its layer above the stars turns the blitting of the image viewer off);
 1. ``star``: adding one star with ``glue.stars.add_stars`` (what the star tool does on a
    click) until the zero-point viewer shows the new fit; split into
    ``star: photometry`` (``add_stars`` with the viewer closed: measuring and writing the stars
@@ -125,7 +126,9 @@ def main(argv=None):
     half = 700
     near = extra[(np.abs(extra[:, 0] - cx) < half - 20) & (np.abs(extra[:, 1] - cy) < half - 20)]
     clicked = near[: args.repeat]
-    extra = [p for p in extra if not any((p == c).all() for c in clicked)]
+    clicked_sub = near[args.repeat: 2 * args.repeat]
+    extra = [p for p in extra
+             if not any((p == c).all() for c in np.vstack([clicked, clicked_sub]))]
     image_viewer.state.x_min, image_viewer.state.x_max = cx - half, cx + half
     image_viewer.state.y_min, image_viewer.state.y_max = cy - half, cy + half
     image_viewer.toolbar.active_tool = "zp:star"
@@ -133,8 +136,8 @@ def main(argv=None):
     canvas = image_viewer.figure.canvas
     n_before = s["stars"].size
 
-    def mouse_click(i):
-        dx, dy = image_viewer.axes.transData.transform(clicked[i])
+    def mouse_click(i, targets=clicked):
+        dx, dy = image_viewer.axes.transData.transform(targets[i])
         ratio = canvas.device_pixel_ratio
         point = QtCore.QPoint(int(round(dx / ratio)),
                               int(round(canvas.get_width_height()[1] - dy / ratio)))
@@ -146,6 +149,22 @@ def main(argv=None):
     clicks = _median_ms(mouse_click, len(clicked))
     assert s["stars"].size == n_before + len(clicked), "a click did not add a star"
     draws = (fast.full_draws - draws[0], fast.fast_draws - draws[1])
+
+    # the same with a subset drawn on the image: its layer lies above the stars, so the image
+    # viewer is drawn in full (glue's order) at each click
+    from glue.core.roi import RectangularROI as Rect
+    from glue.core.subset import RoiSubsetState as RoiState
+
+    img = s["image"]
+    box = dc.new_subset_group("box on the image", RoiState(
+        img.pixel_component_ids[1], img.pixel_component_ids[0],
+        Rect(cx - half / 2, cx + half / 2, cy - half / 2, cy + half / 2)))
+    QApplication.processEvents()
+    n_before = s["stars"].size
+    clicks_sub = _median_ms(lambda i: mouse_click(i, clicked_sub), len(clicked_sub))
+    assert s["stars"].size == n_before + len(clicked_sub), "a click did not add a star"
+    dc.remove_subset_group(box)
+    QApplication.processEvents()
 
     def add_one(i):
         add_stars(dc, image, extra.pop(0)[None, :])
@@ -213,6 +232,7 @@ def main(argv=None):
 
     rows = [
         ("click (mouse click -> all viewers updated)", clicks),
+        ("click, a subset drawn on the image", clicks_sub),
         ("star (drawn star -> viewer updated)", star),
         ("star: photometry alone (viewer closed)", star_alone),
         ("brush (region moved -> viewer updated)", brushed),
