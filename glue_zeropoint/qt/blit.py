@@ -124,10 +124,10 @@ class FastOverlayRedraw:
     def _plan(self):
         """Animate what a blit must draw; returns ``(artists by zorder, blit possible, changed)``.
 
-        Animated: the artists of the stars/matches layers (their ``redraw`` routed to
-        :meth:`request`), of any other marker layer glue stacks above them (e.g. a catalog, so
-        glue's layer order is kept), the legend (placed anew at each draw: ``loc='best'``
-        avoids the markers), and subsets drawn on the image that glue stacks above them. Another
+        Animated (and their layers' ``redraw`` routed to :meth:`request`): the artists of the
+        stars/matches layers, of any other marker layer glue stacks above them (e.g. a catalog,
+        so glue's layer order is kept) and of subsets of the image stacked above them; and the
+        legend (placed anew at each draw: ``loc='best'`` avoids the markers). Another
         image above them would have to be recomputed at each blit: then nothing is animated
         here and every draw is glue's full draw, in glue's order. ``changed``:
         an artist joined or left the animated set, so the background must be redrawn.
@@ -142,19 +142,25 @@ class FastOverlayRedraw:
         on_top = list(dynamic)
         for layer_artist in layers:
             if (lowest is None or is_dynamic_layer(layer_artist.layer)
-                    or not (layer_artist.visible and layer_artist.enabled)
                     or layer_artist.zorder <= lowest):
                 continue
             if (isinstance(layer_artist, BaseImageLayerArtist)
                     and not isinstance(layer_artist, ImageSubsetLayerArtist)):
-                blit = False
-            else:
+                if layer_artist.visible and layer_artist.enabled:
+                    blit = False
+            else:  # markers or a subset (hidden or disabled ones too: they may come back)
                 on_top.append(layer_artist)
-        for layer_artist in dynamic:
+        # their redraws (e.g. a subset brushed elsewhere) change only animated artists
+        routed = on_top if blit else dynamic
+        for layer_artist in routed:
             if "redraw" not in layer_artist.__dict__:
                 layer_artist.redraw = self.request
                 self._wrapped.append(layer_artist)
-        self._wrapped = [la for la in self._wrapped if any(la is x for x in dynamic)]
+        for layer_artist in self._wrapped:
+            if (not any(layer_artist is x for x in routed)
+                    and layer_artist.__dict__.get("redraw") == self.request):
+                del layer_artist.redraw
+        self._wrapped = [la for la in self._wrapped if any(la is x for x in routed)]
 
         wanted = {}  # nothing when every draw is a full one: glue's own stacking then
         for layer_artist in on_top if blit else ():

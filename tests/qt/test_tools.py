@@ -477,3 +477,29 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
     qtbot.wait(50)
     assert stars.size == 6 and fast.fast_draws == blits and fast.full_draws > full
     np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
+
+
+def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, image_viewer,
+                                                                   qtbot):
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    viewer.toolbar.active_tool = "zp:star"
+    fast = viewer._zp_fast_redraw
+    _settle(qtbot, viewer)
+    for x, y, _f in isolated_bright_stars(truth, n=4):
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+    stars = stars_for(dc, light)
+    flux = np.sort(np.asarray(stars["flux"]))
+    # a selection on the stars' flux (as brushed in a histogram or table): new subset layers
+    group = dc.new_subset_group("bright", RangeSubsetState(flux[-1] * 0.99, np.inf,
+                                                           stars.id["flux"]))
+    qtbot.wait(50)
+    before = _buffer(viewer)
+    blits, full = fast.fast_draws, fast.full_draws
+    group.subset_state = RangeSubsetState(flux[0] * 0.99, flux[1] * 1.01, stars.id["flux"])
+    qtbot.wait(50)
+    assert fast.fast_draws > blits and fast.full_draws == full
+    after = _buffer(viewer)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, _stock_draw(viewer))
