@@ -400,6 +400,21 @@ def test_rubber_band_is_blitted_and_saved_figures_keep_the_apertures(glue_app, i
     assert "draw" not in canvas.__dict__
 
 
+def _click_and_compare(qtbot, viewer, xy, stars, size, *, blitted=True):
+    """Click a star; check the count of stars, whether the image viewer blitted, and that the
+    canvas equals glue's own draw."""
+    fast = viewer._zp_fast_redraw
+    blits, full = fast.fast_draws, fast.full_draws
+    click(qtbot, viewer, xy[0], xy[1])
+    qtbot.wait(50)
+    assert stars.size == size
+    if blitted:
+        assert fast.fast_draws > blits
+    else:
+        assert fast.fast_draws == blits and fast.full_draws > full
+    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
+
+
 def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbot):
     from glue.core.roi import RectangularROI as Rect
     from glue.core.subset import RoiSubsetState
@@ -426,12 +441,8 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
     viewer.add_data(catalog)
     qtbot.wait(50)
     assert [la.layer for la in viewer.layers][-1] is catalog
-    blits = fast.fast_draws
+    _click_and_compare(qtbot, viewer, stars_xyf[2], stars, 3)
     x, y, _f = stars_xyf[2]
-    click(qtbot, viewer, x, y)
-    qtbot.wait(50)
-    assert stars.size == 3 and fast.fast_draws > blits
-    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
 
     # the legend ('best' location moves away from the markers) is redrawn with them
     viewer.state.legend.location = "best"
@@ -454,12 +465,7 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
                                               light.pixel_component_ids[0],
                                               Rect(x - 30, x + 30, y - 30, y + 30)))
     qtbot.wait(50)
-    blits = fast.fast_draws
-    x, y, _f = stars_xyf[3]
-    click(qtbot, viewer, x, y)
-    qtbot.wait(50)
-    assert stars.size == 5 and fast.fast_draws > blits
-    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
+    _click_and_compare(qtbot, viewer, stars_xyf[3], stars, 5)
 
     # another image above the stars would have to be recomputed at each blit: full draws then,
     # in glue's order
@@ -471,12 +477,7 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
     viewer.add_data(flat)
     qtbot.wait(50)
     assert next(la for la in viewer.layers if la.layer is flat).enabled
-    blits, full = fast.fast_draws, fast.full_draws
-    x, y, _f = stars_xyf[4]
-    click(qtbot, viewer, x, y)
-    qtbot.wait(50)
-    assert stars.size == 6 and fast.fast_draws == blits and fast.full_draws > full
-    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
+    _click_and_compare(qtbot, viewer, stars_xyf[4], stars, 6, blitted=False)
 
 
 def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, image_viewer,
