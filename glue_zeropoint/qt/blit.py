@@ -10,9 +10,8 @@ recipe instead:
   draw): those of glue's layer artists showing a stars or matches dataset (or a subset of one),
   the aperture overlay and the star tool's rubber band; to keep glue's stacking, also the
   layers glue puts above them (catalog markers, a subset drawn on the image) and the legend
-  (its 'best' place avoids the markers). When another *image* lies above them (recomputing
-  it at each blit would cost what a full draw costs), nothing is animated and every draw is
-  glue's full draw;
+  (its 'best' place avoids the markers) with whatever lies above it. glue draws its image
+  layers as one composite image at the bottom, which stays in the background;
 - after each full draw the canvas without them is kept as the background, and they are drawn
   on top;
 - a redraw asked for by one of those layers (their ``redraw``) or by :meth:`request` only
@@ -122,54 +121,46 @@ class FastOverlayRedraw:
     # -- the artists drawn on top -----------------------------------------------------------
 
     def _plan(self):
-        """Animate what a blit must draw; returns ``(artists by zorder, blit possible, changed)``.
+        """Animate what a blit must draw; returns ``(artists by zorder, changed)``.
 
         Animated (and their layers' ``redraw`` routed to :meth:`request`): the artists of the
-        stars/matches layers, of any other marker layer glue stacks above them (e.g. a catalog,
-        so glue's layer order is kept) and of subsets of the image stacked above them; and the
-        legend (placed anew at each draw: ``loc='best'`` avoids the markers). Another
-        image above them would have to be recomputed at each blit: then nothing is animated
-        here and every draw is glue's full draw, in glue's order. ``changed``:
-        an artist joined or left the animated set, so the background must be redrawn.
+        stars/matches layers and of every other layer glue stacks above the lowest of them
+        (catalog markers, subsets drawn on the image), so glue's order is kept. While a stars
+        layer is shown, the legend too (its 'best' place avoids the markers), and then every
+        layer above the legend. glue draws all its image layers as one composite image at the
+        bottom (zorder 0), whatever their order in the layer list: that stays in the
+        background. ``changed``: an artist joined or left the animated set, so the
+        background must be redrawn.
         """
-        from glue.viewers.image.layer_artist import BaseImageLayerArtist, ImageSubsetLayerArtist
+        from glue.viewers.image.layer_artist import ImageLayerArtist
 
         layers = list(getattr(self.viewer, "layers", ()))
         dynamic = [la for la in layers if is_dynamic_layer(la.layer)]
         shown = [la.zorder for la in dynamic if la.visible and la.enabled]
-        lowest = min(shown) if shown else None
-        blit = True
+        legends = [a.get_legend() for a in self.figure.axes] if shown else []
+        legends = [legend for legend in legends if legend is not None]
+        floor = min(shown + [legend.get_zorder() for legend in legends]) if shown else None
         on_top = list(dynamic)
         for layer_artist in layers:
-            if (lowest is None or is_dynamic_layer(layer_artist.layer)
-                    or layer_artist.zorder <= lowest):
-                continue
-            if (isinstance(layer_artist, BaseImageLayerArtist)
-                    and not isinstance(layer_artist, ImageSubsetLayerArtist)):
-                if layer_artist.visible and layer_artist.enabled:
-                    blit = False
-            else:  # markers or a subset (hidden or disabled ones too: they may come back)
-                on_top.append(layer_artist)
+            if (floor is not None and not is_dynamic_layer(layer_artist.layer)
+                    and not isinstance(layer_artist, ImageLayerArtist)
+                    and layer_artist.zorder > floor):
+                on_top.append(layer_artist)  # hidden or disabled ones too: they may come back
         # their redraws (e.g. a subset brushed elsewhere) change only animated artists
-        routed = on_top if blit else dynamic
-        for layer_artist in routed:
+        for layer_artist in on_top:
             if "redraw" not in layer_artist.__dict__:
                 layer_artist.redraw = self.request
                 self._wrapped.append(layer_artist)
         for layer_artist in self._wrapped:
-            if (not any(layer_artist is x for x in routed)
+            if (not any(layer_artist is x for x in on_top)
                     and layer_artist.__dict__.get("redraw") == self.request):
                 del layer_artist.redraw
-        self._wrapped = [la for la in self._wrapped if any(la is x for x in routed)]
+        self._wrapped = [la for la in self._wrapped if any(la is x for x in on_top)]
 
-        wanted = {}  # nothing when every draw is a full one: glue's own stacking then
-        for layer_artist in on_top if blit else ():
+        wanted = {id(legend): legend for legend in legends}
+        for layer_artist in on_top:
             for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
                 wanted[id(artist)] = artist
-        for axes in self.figure.axes if blit else ():
-            legend = axes.get_legend()
-            if legend is not None:
-                wanted[id(legend)] = legend
         changed = False
         for key, artist in self._mine.items():
             if key not in wanted and artist.get_animated():
@@ -184,7 +175,7 @@ class FastOverlayRedraw:
         found = []
         for axes in self.figure.axes:
             found.extend(a for a in axes.get_children() if a.get_animated())
-        return sorted(found, key=lambda a: a.get_zorder()), blit, changed
+        return sorted(found, key=lambda a: a.get_zorder()), changed
 
     def _view_key(self):
         return (tuple(self.figure.bbox.bounds), self.canvas.device_pixel_ratio,
@@ -204,8 +195,8 @@ class FastOverlayRedraw:
         canvas = self.canvas
         if canvas is None or getattr(canvas, "_is_drawing", False):
             return None
-        artists, blit, changed = self._plan()
-        fast = (blit and not changed and self._pending and not self._dirty
+        artists, changed = self._plan()
+        fast = (not changed and self._pending and not self._dirty
                 and self._background is not None and self._key == self._view_key())
         self._pending = False
         if fast:

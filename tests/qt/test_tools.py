@@ -467,8 +467,8 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
     qtbot.wait(50)
     _click_and_compare(qtbot, viewer, stars_xyf[3], stars, 5)
 
-    # another image above the stars would have to be recomputed at each blit: full draws then,
-    # in glue's order
+    # another image, even listed above the stars: glue draws its images as one composite at
+    # the bottom, so it stays in the background and stars are still blitted
     from glue_zeropoint.glue.links import add_links_once
 
     flat = dc["master flat_V"]
@@ -477,7 +477,35 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
     viewer.add_data(flat)
     qtbot.wait(50)
     assert next(la for la in viewer.layers if la.layer is flat).enabled
-    _click_and_compare(qtbot, viewer, stars_xyf[4], stars, 6, blitted=False)
+    _click_and_compare(qtbot, viewer, stars_xyf[4], stars, 6)
+
+
+def test_legend_and_subsets_stacked_before_the_stars(glue_app, image_viewer, qtbot):
+    from glue.core.roi import RectangularROI as Rect
+    from glue.core.subset import RoiSubsetState
+
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    _settle(qtbot, viewer)
+    ny, nx = light.shape
+    for i in range(5):  # subsets of the whole image: layers above glue's legend (zorder 5)
+        dc.new_subset_group(f"all {i}", RoiSubsetState(
+            light.pixel_component_ids[1], light.pixel_component_ids[0],
+            Rect(-1 - i, nx + i, -1 - i, ny + i)))
+        qtbot.wait(20)
+    viewer.state.legend.visible = True
+    viewer.state.legend.location = "upper left"
+    qtbot.wait(50)
+    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))  # no stars yet
+
+    viewer.toolbar.active_tool = "zp:star"
+    stars_xyf = isolated_bright_stars(truth, n=3)
+    click(qtbot, viewer, *stars_xyf[0][:2])  # the stars layer comes above the subsets
+    qtbot.wait(50)
+    stars = stars_for(dc, light)
+    assert max(la.zorder for la in viewer.layers if la.layer is stars) > 5
+    np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))
+    _click_and_compare(qtbot, viewer, stars_xyf[1], stars, 2)
 
 
 def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, image_viewer,
