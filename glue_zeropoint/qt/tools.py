@@ -47,7 +47,7 @@ from ..glue.stars import (
     stars_for,
     write_star_regions,
 )
-from .blit import install_fast_redraw
+from .blit import install_fast_redraw, is_dynamic_layer
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 
 __all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
@@ -156,11 +156,15 @@ class ApertureOverlay(HubListener):
 
 
 class TableResizeGuard(HubListener):
-    """Keep glue's table viewers valid when a table dataset changes length.
+    """Keep glue's table viewers valid when a table dataset changes length; let plots of the
+    stars blit.
 
     glue-qt's ``DataTableModel`` computes its row order once, so a stars table that gains or
     loses rows (or a catalog fetched again) would make a table viewer index past the end.
     This listener runs before the viewers (high hub priority) and resizes their row order.
+    When a stars or matches table changes, glue's matplotlib viewers showing it (e.g. a
+    scatter plot of the matches) get :class:`~glue_zeropoint.qt.blit.FastOverlayRedraw`, as
+    the image viewers with the star tool have.
     """
 
     def __init__(self, session):
@@ -182,6 +186,20 @@ class TableResizeGuard(HubListener):
                         and model._data is data and model.order.size != data.shape[0]):
                     viewer.ui.table.clearSelection()
                     model.order = np.arange(data.shape[0])  # a sorted view is re-sorted next
+        if is_dynamic_layer(data):
+            _blit_plots_of(app, data)
+
+
+def _blit_plots_of(app, data):
+    from glue_qt.viewers.matplotlib.data_viewer import MatplotlibDataViewer
+
+    for tab in app.viewers:
+        for viewer in tab:
+            fast = getattr(viewer, "_zp_fast_redraw", None)
+            if (isinstance(viewer, MatplotlibDataViewer)
+                    and (fast is None or fast.canvas is None)
+                    and any(getattr(la.layer, "data", la.layer) is data for la in viewer.layers)):
+                install_fast_redraw(viewer)
 
 
 def _guard_tables(session):

@@ -274,12 +274,13 @@ def _aperture_pixels(viewer, buffer, x, y, r):
 
 
 def _settle(qtbot, viewer):
-    """Let the window's first resizes be done before counting draws: glue's image artist
-    (mpl-scatter-density) draws the whole canvas itself 500 ms after a resize."""
+    """Let the window's first resizes be done before counting draws: glue's image and density
+    artists (mpl-scatter-density) draw the whole canvas themselves 500 ms after a resize."""
     qtbot.wait(50)
-    timer = getattr(getattr(viewer.axes._composite_image, "_timer", None), "_timer", None)
-    if timer is not None:
-        qtbot.waitUntil(lambda: not timer.isActive(), timeout=5000)
+    timers = [getattr(getattr(artist, "_timer", None), "_timer", None)
+              for artist in viewer.axes.get_children()]
+    timers = [timer for timer in timers if timer is not None]
+    qtbot.waitUntil(lambda: not any(timer.isActive() for timer in timers), timeout=5000)
 
 
 def _stock_draw(viewer):
@@ -532,3 +533,40 @@ def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, imag
     after = _buffer(viewer)
     assert not np.array_equal(after, before)
     np.testing.assert_array_equal(after, _stock_draw(viewer))
+
+
+def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot):
+    from glue_qt.viewers.scatter import ScatterViewer
+
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    viewer.toolbar.active_tool = "zp:star"
+    _settle(qtbot, viewer)
+    stars_xyf = isolated_bright_stars(truth, n=4)
+    for x, y, _f in stars_xyf[:2]:
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+    stars = stars_for(dc, light)
+    scatter = glue_app.new_data_viewer(ScatterViewer, data=stars)
+    scatter.viewer_size = (420, 320)
+    scatter.position = (860, 0)  # beside the image viewer, not over it
+    scatter.state.x_att = stars.id["x"]
+    scatter.state.y_att = stars.id["y"]
+    scatter.state.x_min, scatter.state.x_max = 0, light.shape[1]
+    scatter.state.y_min, scatter.state.y_max = 0, light.shape[0]
+    qtbot.wait(50)
+    _settle(qtbot, scatter)
+    viewer.toolbar.active_tool = "zp:star"  # a new viewer took the focus (and the tool)
+    click(qtbot, viewer, *stars_xyf[2][:2])  # the stars change: the plot gets the blitting
+    qtbot.wait(50)
+    fast = scatter._zp_fast_redraw
+    blits, full = fast.fast_draws, fast.full_draws
+    before = _buffer(scatter)
+    click(qtbot, viewer, *stars_xyf[3][:2])
+    qtbot.wait(50)
+    assert stars.size == 4
+    assert fast.fast_draws > blits and fast.full_draws == full
+    after = _buffer(scatter)
+    assert not np.array_equal(after, before)  # the new star is on the plot
+    np.testing.assert_array_equal(after, _stock_draw(scatter))
+    scatter.close(warn=False)
