@@ -127,9 +127,9 @@ class FastOverlayRedraw:
         stars/matches layers and of every other layer glue stacks above the lowest of them
         (catalog markers, subsets drawn on the image), so glue's order is kept. While a stars
         layer is shown, the legend too (its 'best' place avoids the markers), and then every
-        layer above the legend. glue draws all its image layers as one composite image at the
-        bottom (zorder 0), whatever their order in the layer list: that stays in the
-        background. ``changed``: an artist joined or left the animated set, so the
+        layer above the legend; and the axes' spines above them (matplotlib draws them over the
+        data). glue draws all its image layers as one composite image at the bottom (zorder 0),
+        whatever their order in the layer list: that stays in the background. ``changed``: an artist joined or left the animated set, so the
         background must be redrawn.
         """
         from glue.viewers.image.layer_artist import ImageLayerArtist
@@ -158,6 +158,11 @@ class FastOverlayRedraw:
         self._wrapped = [la for la in self._wrapped if any(la is x for x in on_top)]
 
         wanted = {id(legend): legend for legend in legends}
+        if floor is not None:  # axes frames stacked above the layers (cheap: four lines)
+            for axes in self.figure.axes:
+                for spine in getattr(axes, "spines", {}).values():
+                    if spine.get_zorder() > floor:
+                        wanted[id(spine)] = spine
         for layer_artist in on_top:
             for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
                 wanted[id(artist)] = artist

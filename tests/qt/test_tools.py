@@ -570,3 +570,33 @@ def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot):
     assert not np.array_equal(after, before)  # the new star is on the plot
     np.testing.assert_array_equal(after, _stock_draw(scatter))
     scatter.close(warn=False)
+
+
+def test_a_histogram_of_the_stars_stays_right(glue_app, image_viewer, qtbot):
+    """A histogram's bars are new artists at each change (so full draws), and they touch the
+    axes' spines, which matplotlib draws over the data."""
+    from glue_qt.viewers.histogram import HistogramViewer
+
+    viewer, light, truth = image_viewer
+    dc = glue_app.data_collection
+    viewer.toolbar.active_tool = "zp:star"
+    _settle(qtbot, viewer)
+    stars_xyf = isolated_bright_stars(truth, n=5)
+    for x, y, _f in stars_xyf[:2]:
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+    stars = stars_for(dc, light)
+    histogram = glue_app.new_data_viewer(HistogramViewer, data=stars)
+    histogram.viewer_size = (420, 320)
+    histogram.position = (860, 0)
+    histogram.state.x_att = stars.id["x"]
+    qtbot.wait(50)
+    _settle(qtbot, histogram)
+    viewer.toolbar.active_tool = "zp:star"
+    for x, y, _f in stars_xyf[2:]:
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+        assert histogram._zp_fast_redraw.canvas is not None
+        np.testing.assert_array_equal(_buffer(histogram), _stock_draw(histogram))
+    assert stars.size == 5
+    histogram.close(warn=False)
