@@ -36,6 +36,7 @@ a figure is unaffected: matplotlib draws animated artists when saving.
 """
 
 import logging
+import weakref
 
 __all__ = ["FastOverlayRedraw", "install_fast_redraw", "is_dynamic_layer"]
 
@@ -64,11 +65,33 @@ def _flatten(items):
             yield item
 
 
+def _drawn_over_the_data(axes):
+    """Artists of an axes that matplotlib draws over the data area above the layers: the
+    spines (four lines), and the axis artists when they reach into the data area (grid lines,
+    inward ticks, or the labels and grid of polar and full-sky plots). WCSAxes draws its frame,
+    ticks and grid after the layers itself, so none of its artists are animated (its inward
+    ticks are the documented exception)."""
+    from astropy.visualization.wcsaxes import WCSAxes
+
+    if isinstance(axes, WCSAxes):
+        return []
+    artists = list(getattr(axes, "spines", {}).values())
+    for axis in (axes.xaxis, axes.yaxis):
+        params = axis.get_tick_params()
+        if (axes.name != "rectilinear" or params.get("gridOn")
+                or params.get("direction", "out") != "out"
+                or any(line.get_visible() for line in axis.get_gridlines())):
+            artists.append(axis)
+    return artists
+
+
 class FastOverlayRedraw:
     """Blit the stars' artists of a glue matplotlib viewer over a cached background."""
 
     def __init__(self, viewer):
-        self.viewer = viewer
+        # weakly: the canvas (which holds this object through its draw methods) may outlive
+        # a closed viewer, and must not keep it alive
+        self._viewer = weakref.ref(viewer)
         self.canvas = viewer.figure.canvas
         self.figure = viewer.figure
         self._full_draw = self.canvas.draw
@@ -98,7 +121,13 @@ class FastOverlayRedraw:
         self._wrapped = []
         self._mine = {}
         self._background = None
-        self.canvas = self.figure = self.viewer = None
+        self.canvas = self.figure = None
+        self._viewer = lambda: None
+
+    @property
+    def viewer(self):
+        """The viewer, or ``None`` once it is gone."""
+        return self._viewer()
 
     # -- who asks for a redraw ------------------------------------------------------------------
 
@@ -127,8 +156,8 @@ class FastOverlayRedraw:
         stars/matches layers and of every other layer glue stacks above the lowest of them
         (catalog markers, subsets drawn on the image), so glue's order is kept. While a stars
         layer is shown, the legend too (its 'best' place avoids the markers), and then every
-        layer above the legend; and the axes' spines above them (matplotlib draws them over the
-        data). glue draws all its image layers as one composite image at the bottom (zorder 0),
+        layer above the legend; and the axes' spines, and axis artists that reach into the data
+        area, above them (:func:`_drawn_over_the_data`). glue draws all its image layers as one composite image at the bottom (zorder 0),
         whatever their order in the layer list: that stays in the background. ``changed``: an artist joined or left the animated set, so the
         background must be redrawn.
         """
@@ -158,11 +187,11 @@ class FastOverlayRedraw:
         self._wrapped = [la for la in self._wrapped if any(la is x for x in on_top)]
 
         wanted = {id(legend): legend for legend in legends}
-        if floor is not None:  # axes frames stacked above the layers (cheap: four lines)
+        if floor is not None:
             for axes in self.figure.axes:
-                for spine in getattr(axes, "spines", {}).values():
-                    if spine.get_zorder() > floor:
-                        wanted[id(spine)] = spine
+                for artist in _drawn_over_the_data(axes):
+                    if artist.get_zorder() > floor:
+                        wanted[id(artist)] = artist
         for layer_artist in on_top:
             for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
                 wanted[id(artist)] = artist
@@ -186,6 +215,14 @@ class FastOverlayRedraw:
         return (tuple(self.figure.bbox.bounds), self.canvas.device_pixel_ratio,
                 tuple(tuple(axes.viewLim.bounds) + tuple(axes.bbox.bounds)
                       for axes in self.figure.axes))
+
+    def _whole_canvas(self):
+        # the renderer's size: figure.bbox can be a hair short (231.99999 px) and then
+        # copy_from_bbox leaves out the top row, where text would pile up blit after blit
+        from matplotlib.transforms import Bbox
+
+        renderer = self.canvas.get_renderer()
+        return Bbox.from_bounds(0, 0, renderer.width, renderer.height)
 
     def _draw_on_top(self, artists):
         renderer = self.canvas.get_renderer()
@@ -217,7 +254,7 @@ class FastOverlayRedraw:
         result = self._full_draw(*args, **kwargs)
         self.full_draws += 1
         self._dirty = False
-        self._background = canvas.copy_from_bbox(self.figure.bbox)
+        self._background = canvas.copy_from_bbox(self._whole_canvas())
         self._key = self._view_key()
         self._draw_on_top(artists)
         return result

@@ -421,8 +421,12 @@ class ZeroPointViewer(DataViewer):
 
     def _on_draw_event(self, event):
         """After a full draw: keep the static background, then draw the moving artists."""
+        from matplotlib.transforms import Bbox
+
         canvas = self.panel.canvas
-        self._background = canvas.copy_from_bbox(self.panel.figure.bbox)
+        renderer = canvas.get_renderer()  # its size: figure.bbox can be a hair short of it
+        self._background = canvas.copy_from_bbox(
+            Bbox.from_bounds(0, 0, renderer.width, renderer.height))
         self._draw_animated()
 
     def _draw_animated(self):

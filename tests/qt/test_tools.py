@@ -535,14 +535,18 @@ def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, imag
     np.testing.assert_array_equal(after, _stock_draw(viewer))
 
 
-def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot):
+@pytest.mark.parametrize("mode", ["rectilinear", "polar", "aitoff"])
+def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot, mode):
+    import gc
+    import weakref
+
     from glue_qt.viewers.scatter import ScatterViewer
 
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
     viewer.toolbar.active_tool = "zp:star"
     _settle(qtbot, viewer)
-    stars_xyf = isolated_bright_stars(truth, n=4)
+    stars_xyf = isolated_bright_stars(truth, n=5)
     for x, y, _f in stars_xyf[:2]:
         click(qtbot, viewer, x, y)
         qtbot.wait(50)
@@ -552,24 +556,37 @@ def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot):
     scatter.position = (860, 0)  # beside the image viewer, not over it
     scatter.state.x_att = stars.id["x"]
     scatter.state.y_att = stars.id["y"]
-    scatter.state.x_min, scatter.state.x_max = 0, light.shape[1]
-    scatter.state.y_min, scatter.state.y_max = 0, light.shape[0]
+    # polar and full-sky plots draw their grid and labels over the data
+    scatter.state.plot_mode = mode
+    if mode == "rectilinear":
+        scatter.state.x_min, scatter.state.x_max = 0, light.shape[1]
+        scatter.state.y_min, scatter.state.y_max = 0, light.shape[0]
     qtbot.wait(50)
     _settle(qtbot, scatter)
     viewer.toolbar.active_tool = "zp:star"  # a new viewer took the focus (and the tool)
     click(qtbot, viewer, *stars_xyf[2][:2])  # the stars change: the plot gets the blitting
     qtbot.wait(50)
     fast = scatter._zp_fast_redraw
-    blits, full = fast.fast_draws, fast.full_draws
-    before = _buffer(scatter)
-    click(qtbot, viewer, *stars_xyf[3][:2])
-    qtbot.wait(50)
-    assert stars.size == 4
-    assert fast.fast_draws > blits and fast.full_draws == full
-    after = _buffer(scatter)
-    assert not np.array_equal(after, before)  # the new star is on the plot
-    np.testing.assert_array_equal(after, _stock_draw(scatter))
+    for n, (x, y, _f) in enumerate(stars_xyf[3:], start=4):
+        blits, full = fast.fast_draws, fast.full_draws
+        before = _buffer(scatter)
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+        assert stars.size == n
+        assert fast.fast_draws > blits and fast.full_draws == full
+        after = _buffer(scatter)
+        if mode == "rectilinear":
+            assert not np.array_equal(after, before)  # the new star is on the plot
+        np.testing.assert_array_equal(after, _stock_draw(scatter))
+
+    # a closed plot is freed (the canvas, which may outlive it, holds the blitting weakly)
+    gone = weakref.ref(scatter)
     scatter.close(warn=False)
+    del scatter, fast
+    for _ in range(3):
+        qtbot.wait(20)
+        gc.collect()
+    assert gone() is None
 
 
 def test_a_histogram_of_the_stars_stays_right(glue_app, image_viewer, qtbot):
