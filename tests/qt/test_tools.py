@@ -535,6 +535,27 @@ def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, imag
     np.testing.assert_array_equal(after, _stock_draw(viewer))
 
 
+def _plot_of_the_stars(glue_app, image_viewer, qtbot, viewer_class, setup):
+    """Two stars picked, then a glue plot of the stars beside the image viewer (``setup``
+    sets its state); returns ``(image viewer, stars, plot, the three stars still to pick)``."""
+    viewer, light, truth = image_viewer
+    viewer.toolbar.active_tool = "zp:star"
+    _settle(qtbot, viewer)
+    stars_xyf = isolated_bright_stars(truth, n=5)
+    for x, y, _f in stars_xyf[:2]:
+        click(qtbot, viewer, x, y)
+        qtbot.wait(50)
+    stars = stars_for(glue_app.data_collection, light)
+    plot = glue_app.new_data_viewer(viewer_class, data=stars)
+    plot.viewer_size = (420, 320)
+    plot.position = (860, 0)  # beside the image viewer, not over it
+    setup(plot.state, stars, light)
+    qtbot.wait(50)
+    _settle(qtbot, plot)
+    viewer.toolbar.active_tool = "zp:star"  # a new viewer took the focus (and the tool)
+    return viewer, stars, plot, stars_xyf[2:]
+
+
 @pytest.mark.parametrize("mode", ["rectilinear", "polar", "aitoff"])
 def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot, mode):
     import gc
@@ -542,32 +563,20 @@ def test_a_scatter_plot_of_the_stars_blits_too(glue_app, image_viewer, qtbot, mo
 
     from glue_qt.viewers.scatter import ScatterViewer
 
-    viewer, light, truth = image_viewer
-    dc = glue_app.data_collection
-    viewer.toolbar.active_tool = "zp:star"
-    _settle(qtbot, viewer)
-    stars_xyf = isolated_bright_stars(truth, n=5)
-    for x, y, _f in stars_xyf[:2]:
-        click(qtbot, viewer, x, y)
-        qtbot.wait(50)
-    stars = stars_for(dc, light)
-    scatter = glue_app.new_data_viewer(ScatterViewer, data=stars)
-    scatter.viewer_size = (420, 320)
-    scatter.position = (860, 0)  # beside the image viewer, not over it
-    scatter.state.x_att = stars.id["x"]
-    scatter.state.y_att = stars.id["y"]
-    # polar and full-sky plots draw their grid and labels over the data
-    scatter.state.plot_mode = mode
-    if mode == "rectilinear":
-        scatter.state.x_min, scatter.state.x_max = 0, light.shape[1]
-        scatter.state.y_min, scatter.state.y_max = 0, light.shape[0]
-    qtbot.wait(50)
-    _settle(qtbot, scatter)
-    viewer.toolbar.active_tool = "zp:star"  # a new viewer took the focus (and the tool)
-    click(qtbot, viewer, *stars_xyf[2][:2])  # the stars change: the plot gets the blitting
+    def setup(state, stars, light):
+        state.x_att = stars.id["x"]
+        state.y_att = stars.id["y"]
+        state.plot_mode = mode  # polar and full-sky plots draw grid and labels over the data
+        if mode == "rectilinear":
+            state.x_min, state.x_max = 0, light.shape[1]
+            state.y_min, state.y_max = 0, light.shape[0]
+
+    viewer, stars, scatter, to_pick = _plot_of_the_stars(glue_app, image_viewer, qtbot,
+                                                          ScatterViewer, setup)
+    click(qtbot, viewer, *to_pick[0][:2])  # the stars change: the plot gets the blitting
     qtbot.wait(50)
     fast = scatter._zp_fast_redraw
-    for n, (x, y, _f) in enumerate(stars_xyf[3:], start=4):
+    for n, (x, y, _f) in enumerate(to_pick[1:], start=4):
         blits, full = fast.fast_draws, fast.full_draws
         before = _buffer(scatter)
         click(qtbot, viewer, x, y)
@@ -594,23 +603,12 @@ def test_a_histogram_of_the_stars_stays_right(glue_app, image_viewer, qtbot):
     axes' spines, which matplotlib draws over the data."""
     from glue_qt.viewers.histogram import HistogramViewer
 
-    viewer, light, truth = image_viewer
-    dc = glue_app.data_collection
-    viewer.toolbar.active_tool = "zp:star"
-    _settle(qtbot, viewer)
-    stars_xyf = isolated_bright_stars(truth, n=5)
-    for x, y, _f in stars_xyf[:2]:
-        click(qtbot, viewer, x, y)
-        qtbot.wait(50)
-    stars = stars_for(dc, light)
-    histogram = glue_app.new_data_viewer(HistogramViewer, data=stars)
-    histogram.viewer_size = (420, 320)
-    histogram.position = (860, 0)
-    histogram.state.x_att = stars.id["x"]
-    qtbot.wait(50)
-    _settle(qtbot, histogram)
-    viewer.toolbar.active_tool = "zp:star"
-    for x, y, _f in stars_xyf[2:]:
+    def setup(state, stars, light):
+        state.x_att = stars.id["x"]
+
+    viewer, stars, histogram, to_pick = _plot_of_the_stars(glue_app, image_viewer, qtbot,
+                                                            HistogramViewer, setup)
+    for x, y, _f in to_pick:
         click(qtbot, viewer, x, y)
         qtbot.wait(50)
         assert histogram._zp_fast_redraw.canvas is not None
