@@ -9,9 +9,11 @@ recipe instead:
 - the artists that change with the stars are *animated* (matplotlib leaves them out of a figure
   draw): those of glue's layer artists showing a stars or matches dataset (or a subset of one),
   the aperture overlay and the star tool's rubber band; to keep glue's stacking, also the
-  layers glue puts above them (catalog markers, a subset drawn on the image) and the legend
-  (its 'best' place avoids the markers) with whatever lies above it. glue draws its image
-  layers as one composite image at the bottom, which stays in the background;
+  layers glue puts above them (catalog markers, a subset drawn on the image), the legend
+  (its 'best' place avoids the markers) with whatever lies above it, and the spines and
+  axis artists matplotlib draws over the data (grid lines, polar and full-sky labels). glue
+  draws its image layers as one composite image at the bottom, which stays in the
+  background. The same object serves glue's scatter and histogram viewers of the stars;
 - after each full draw the canvas without them is kept as the background, and they are drawn
   on top;
 - a redraw asked for by one of those layers (their ``redraw``) or by :meth:`request` only
@@ -155,11 +157,12 @@ class FastOverlayRedraw:
         Animated (and their layers' ``redraw`` routed to :meth:`request`): the artists of the
         stars/matches layers and of every other layer glue stacks above the lowest of them
         (catalog markers, subsets drawn on the image), so glue's order is kept. While a stars
-        layer is shown, the legend too (its 'best' place avoids the markers), and then every
-        layer above the legend; and the axes' spines, and axis artists that reach into the data
-        area, above them (:func:`_drawn_over_the_data`). glue draws all its image layers as one composite image at the bottom (zorder 0),
-        whatever their order in the layer list: that stays in the background. ``changed``: an artist joined or left the animated set, so the
-        background must be redrawn.
+        layer is shown, also the legend (its 'best' place avoids the markers), every layer
+        above the legend, and the axes' spines and axis artists reaching into the data area
+        above them (:func:`_drawn_over_the_data`). glue draws all its image layers as one
+        composite image at the bottom (zorder 0), whatever their order in the layer list:
+        that stays in the background. ``changed``: an artist joined or left the animated set,
+        so the background must be redrawn.
         """
         from glue.viewers.image.layer_artist import ImageLayerArtist
 

@@ -9,7 +9,7 @@ stars, the zero-point viewer and a scatter plot of its matches table, then times
 
 0. ``click``: a real mouse click (Qt events on the canvas) with the star tool on a star of a
    zoomed image viewer, until every viewer has redrawn; again with a subset drawn on the
-   image (its layer above the stars turns the blitting of the image viewer off);
+   image (its layer lies above the stars, so it is redrawn with them at each blit);
 1. ``star``: adding one star with ``glue.stars.add_stars`` (what the star tool does on a
    click) until the zero-point viewer shows the new fit; split into
    ``star: photometry`` (``add_stars`` with the viewer closed: measuring and writing the stars
@@ -150,8 +150,8 @@ def main(argv=None):
     assert s["stars"].size == n_before + len(clicked), "a click did not add a star"
     draws = (fast.full_draws - draws[0], fast.fast_draws - draws[1])
 
-    # the same with a subset drawn on the image: its layer lies above the stars, so the image
-    # viewer is drawn in full (glue's order) at each click
+    # the same with a subset drawn on the image: its layer lies above the stars, so it is
+    # redrawn with them at each blit (glue's order kept)
     from glue.core.roi import RectangularROI as Rect
     from glue.core.subset import RoiSubsetState as RoiState
 
