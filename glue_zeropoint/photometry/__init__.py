@@ -4,6 +4,7 @@ the aperture correction (DESIGN.md sections 2 and 5).
 Public API
 ----------
 - :func:`find_stars`, :func:`measure_fwhm`: detection (photutils) and the stars' FWHM;
+- :func:`measure_psf`, :class:`PSF`: the frame's PSF (width, shape, empirical curve of growth);
 - :func:`measure_stars`: the measurement of given or detected positions (compiled hot path);
 - :func:`aperture_fluxes`: the fast fixed-position core (photutils-equivalent numbers);
 - strategies :class:`AnnulusSky`, :class:`CurveOfGrowth`; result :class:`ApertureCorrection`;
@@ -18,7 +19,9 @@ from .aperture import (
                        CurveOfGrowth,
                        aperture_fluxes,
                        default_radii,
+                       envelope_correction,
                        measure_stars,
+                       phase_safe_radius,
 )
 from .detection import Background, estimate_background, find_stars, measure_fwhm
 from .flags import (
@@ -36,8 +39,10 @@ from .flags import (
                        flag_texts,
 )
 from .image import PreparedImage, header_value, prepare_image
+from .psf import PSF, UNDERSAMPLED_FWHM, measure_psf
 
-__all__ = ["find_stars", "measure_fwhm", "measure_stars", "aperture_fluxes", "default_radii",
+__all__ = ["find_stars", "measure_fwhm", "measure_psf", "PSF", "UNDERSAMPLED_FWHM",
+           "phase_safe_radius", "envelope_correction", "measure_stars", "aperture_fluxes", "default_radii",
            "AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "MEDIAN_SKY_K",
            "Background", "estimate_background", "PreparedImage", "prepare_image",
            "header_value", "flag_text", "flag_texts", "FLAG_NAMES", "EXCLUDE_FROM_FIT",

@@ -23,7 +23,6 @@ are multiplied by the aperture correction; its own error is kept apart (in ``met
 is common to all stars.
 """
 
-import functools
 import logging
 import math
 import warnings
@@ -31,13 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.coordinates import SkyCoord
+from astropy.stats import mad_std
 from astropy.table import Table
-from scipy.optimize import least_squares
+from astropy.utils.exceptions import AstropyUserWarning
 from scipy.spatial import cKDTree
 
 from ..exceptions import InputError, PhotometryError
 from . import _kernels as K
-from .detection import _positions_xy, measure_fwhm
+from .detection import _positions_xy
 from .flags import (
     FLAG_BAD_SKY,
     FLAG_CENTROID,
@@ -50,9 +50,11 @@ from .flags import (
     flag_texts,
 )
 from .image import PreparedImage, prepare_image
+from .psf import PSF, fit_power_tail, growth_curves, measure_psf
 
-__all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "measure_stars",
-           "aperture_fluxes", "default_radii", "MEDIAN_SKY_K"]
+__all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "Growth", "measure_stars",
+           "aperture_fluxes", "default_radii", "phase_safe_radius", "envelope_correction",
+           "GrowthCurveWarning", "MEDIAN_SKY_K"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,11 @@ _CLIP3_STD_RATIO = 0.98664
 
 
 def default_radii(fwhm):
-    """Default aperture radius and sky annulus for a FWHM (pixels).
+    """Provisional aperture radius and sky annulus for a FWHM (pixels).
 
-    Aperture ``1.5 FWHM`` (good signal-to-noise and robust against centring errors; the
-    aperture correction restores the total flux); annulus ``max(3 FWHM, r_ap + 2)`` to
-    ``max(5 FWHM, r_in + 5)``.
+    Aperture ``1.5 FWHM``, never below :func:`phase_safe_radius` (the curve of growth then
+    chooses the final radius, :meth:`CurveOfGrowth.choose_radius`); annulus
+    ``max(3 FWHM, r_ap + 2)`` to ``max(5 FWHM, r_in + 5)``.
 
     Examples
     --------
@@ -75,7 +77,7 @@ def default_radii(fwhm):
     (6.0, (12.0, 20.0))
     """
     fwhm = float(fwhm)
-    r_ap = 1.5 * fwhm
+    r_ap = max(1.5 * fwhm, phase_safe_radius(fwhm))
     r_in = max(3.0 * fwhm, r_ap + 2.0)
     r_out = max(5.0 * fwhm, r_in + 5.0)
     return r_ap, (r_in, r_out)
@@ -115,7 +117,7 @@ class AnnulusSky:
         estimate relative to a plain mean) is 1 for the mean and pi/2 for the median.
     wing_sigma : float or None
         With star masking: the wings of bright stars are masked out to where their
-        (Moffat) profile falls below ``wing_sigma`` times the sky noise, when that is beyond
+        profile (the frame's own, :class:`~.psf.PSF`) falls below ``wing_sigma`` times the sky noise, when that is beyond
         ``mask_radius`` (:meth:`wing_disks`; not in a star's own annulus). A mean, unlike a
         median, follows the ~2-sigma wing light a fixed 2.5-FWHM mask leaves in the
         neighbours' annuli: in a field of bright stars (V 10-15.5) the fluxes came out
@@ -165,26 +167,33 @@ class AnnulusSky:
         return K.paint_disks(shape[0], shape[1], np.ascontiguousarray(xs, float),
                              np.ascontiguousarray(ys, float), r)
 
-    def wing_disks(self, xs, ys, peaks, fwhm, noise):
-        """Disks over the wings of bright stars: out to where a Moffat (beta 3.5) profile of
-        the given ``peaks`` (e-/pixel above the sky) falls below ``wing_sigma * noise``,
-        where that is beyond the fixed ``mask_radius * fwhm`` (at most 30 FWHM). Returns
-        ``(x, y, r, index)`` of those stars (empty arrays when ``wing_sigma`` is None)."""
+    def wing_disks(self, xs, ys, peaks, psf, noise):
+        """Disks over the wings of bright stars: out to where the frame's PSF profile
+        (:class:`~.psf.PSF`, its empirical curve of growth once measured) scaled to the given
+        ``peaks`` (e-/pixel above the sky) falls below ``wing_sigma * noise``, where that is
+        beyond the fixed ``mask_radius * fwhm`` (at most 30 FWHM). Returns ``(x, y, r,
+        index)`` of those stars (empty arrays when ``wing_sigma`` is None)."""
         xs = np.asarray(xs, float)
         ys = np.asarray(ys, float)
         empty = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64))
         if not self.mask_radius or not self.wing_sigma or not (noise > 0) or xs.size == 0:
             return empty
-        beta = 3.5
-        alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            ratio = np.asarray(peaks, float) / (self.wing_sigma * noise)
-            r = alpha * np.sqrt(np.clip(ratio, 1.0, None) ** (1.0 / beta) - 1.0)
-        r = np.minimum(np.nan_to_num(r, nan=0.0), 30.0 * fwhm)
-        big = (r > self.mask_radius * fwhm) & np.isfinite(xs) & np.isfinite(ys)
-        idx = np.nonzero(big)[0]
+        psf = as_psf(psf)
+        fwhm = psf.fwhm
+        level = self.wing_sigma * noise
+        r_mask = self.mask_radius * fwhm
+        peaks = np.nan_to_num(np.asarray(peaks, float), nan=0.0)
+        sb0 = float(psf.surface_brightness(0.0))
+        rel_mask = float(psf.surface_brightness(r_mask)) / sb0 if sb0 > 0 else 0.0
+        cand = (peaks * rel_mask > level) & np.isfinite(xs) & np.isfinite(ys)
+        idx = np.nonzero(cand)[0]
+        if idx.size == 0:
+            return empty
+        r = psf.wing_radius(peaks[idx], level, 30.0 * fwhm)
+        big = r > r_mask
+        idx, r = idx[big], r[big]
         return (np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
-                np.ascontiguousarray(r[idx]), idx.astype(np.int64))
+                np.ascontiguousarray(r.astype(float)), idx.astype(np.int64))
 
     def __call__(self, im, xs, ys, r_in, r_out, starmask=None, wings=None, self_index=None):
         """Sky per pixel at (xs, ys): dict of arrays ``sky``, ``std``, ``n``, ``mean_var``,
@@ -239,16 +248,17 @@ class ApertureCorrection:
     Attributes
     ----------
     value, err : float
-        The multiplicative correction and its standard error.
+        The multiplicative correction and its standard error (the tail's included).
     n_stars : int
         Stars it rests on.
     method : str
-        ``'curve of growth'``, ``'psf model'`` (no star to measure it on: see
-        :func:`psf_model_correction`), ``'fixed'`` or ``'none'``.
+        ``'curve of growth'``, ``'profile envelope'`` (too few stars to measure it: see
+        :func:`envelope_correction`), ``'fixed'`` or ``'none'``.
     radii, growth : list of float
         The median curve of growth (fraction of the flux at the largest radius).
     tail : float
-        Model fraction of the total flux inside the largest radius (Moffat fit to the curve).
+        Fraction of the total flux inside the largest radius (from the power-law tail fitted
+        to the outer rings, :func:`~.psf.fit_power_tail`).
     """
 
     value: float = 1.0
@@ -269,66 +279,102 @@ class ApertureCorrection:
         return 1.0857362047581294 * self.err / self.value
 
 
-def _moffat_growth(r, alpha, beta):
-    return 1.0 - (1.0 + (np.asarray(r) / alpha) ** 2) ** (1.0 - beta)
+def _gaussian_inside(r, fwhm):
+    """Fraction of a pixel-integrated Gaussian core of ``fwhm`` inside radius ``r``."""
+    s2 = (fwhm / 2.3548200450309493) ** 2 + 1.0 / 12.0
+    return 1.0 - math.exp(-0.5 * r * r / s2)
 
 
-#: Moffat beta of real seeing profiles: 2.5 (poor optics, guiding) to 4.765 (pure Kolmogorov
-#: turbulence, Trujillo et al. 2001, MNRAS 328, 977).
-SEEING_BETA_RANGE = (2.5, 4.765)
-#: The broadest profile a curve-of-growth correction may imply before it is taken to be
-#: contaminated (a neighbour, a galaxy, a cosmic ray in the large aperture).
-IMPLAUSIBLE_BETA = 2.0
+def _r4_halo_inside(r, fwhm):
+    """Fraction inside ``r`` of a profile of the same FWHM whose wings fall as r**-4 (the
+    broadest halos seen in real seeing and optics; closed form
+    ``1 - 1 / (1 + (r/a)^2)`` with ``a = fwhm / (2 sqrt(sqrt(2) - 1))``)."""
+    a = fwhm / (2.0 * math.sqrt(math.sqrt(2.0) - 1.0))
+    return 1.0 - 1.0 / (1.0 + (r / a) ** 2)
 
 
-def moffat_correction(r_ap, fwhm, beta):
-    """Total / aperture flux of a circular Moffat star of ``fwhm`` in an aperture of ``r_ap``."""
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    return 1.0 / float(_moffat_growth(r_ap, alpha, beta))
+def envelope_correction(r_ap, fwhm, why):
+    """The correction when the frame's own stars cannot give one: the middle of what the
+    profile families allow (from a Gaussian core with no wings to an r**-4 halo, at the
+    measured FWHM) with half that range as its error, and a warning, so the zero point's total
+    error honestly carries the unknown wings instead of treating aperture fluxes as totals."""
+    lo = 1.0 / _gaussian_inside(r_ap, fwhm)
+    hi = 1.0 / _r4_halo_inside(r_ap, fwhm)
+    value, err = 0.5 * (lo + hi), 0.5 * abs(hi - lo)
+    warnings.warn(f"aperture correction: {why}; using the range the PSF families allow "
+                  f"instead ({-2.5 * math.log10(value):+.3f} +/- {1.0857 * err / value:.3f} "
+                  f"mag for FWHM {fwhm:.2f} px in a {r_ap:.2f} px aperture)",
+                  GrowthCurveWarning, stacklevel=4)
+    return ApertureCorrection(value, err, 0, "profile envelope")
 
 
-def psf_model_correction(r_ap, fwhm, why):
-    """The correction a seeing profile of the measured FWHM implies, when none can be measured.
+class GrowthCurveWarning(AstropyUserWarning):
+    """The aperture correction rests on few stars or on the profile envelope."""
 
-    The value is the middle of the Moffat corrections over :data:`SEEING_BETA_RANGE` and its
-    error half their spread, so the zero point's total error honestly carries the unknown wings
-    instead of treating aperture fluxes as total fluxes (a ~0.07 mag bias for beta = 3.5 at
-    1.5 FWHM).
+
+def phase_safe_radius(fwhm):
+    """Smallest aperture radius (pixels) whose captured light does not depend on where the
+    star falls inside its pixel: every pixel holding core light lies wholly inside it
+    (``FWHM + 1.75`` px, the core plus a pixel diagonal) up to 4 px, and never below one FWHM.
+
+    Examples
+    --------
+    >>> phase_safe_radius(0.5), phase_safe_radius(4.0)
+    (2.25, 4.0)
     """
-    lo, hi = (moffat_correction(r_ap, fwhm, b) for b in SEEING_BETA_RANGE)
-    value, err = 0.5 * (lo + hi), 0.5 * abs(lo - hi)
-    warnings.warn(f"aperture correction: {why}; using a seeing-profile model instead "
-                  f"({-2.5 * math.log10(value):+.3f} +/- {1.0857 * err / value:.3f} mag for "
-                  f"FWHM {fwhm:.2f} px, Moffat beta {SEEING_BETA_RANGE[0]}-"
-                  f"{SEEING_BETA_RANGE[1]})", stacklevel=4)
-    return ApertureCorrection(value, err, 0, "psf model")
+    fwhm = float(fwhm)
+    return max(fwhm, min(fwhm + 1.75, 4.0))
+
+
+@dataclass
+class Growth:
+    """The curves of growth of the aperture-correction stars (:meth:`CurveOfGrowth.measure`).
+
+    ``idx``: the stars (rows of the table); ``radii``; ``curves`` (sky-subtracted fluxes,
+    stars x radii); ``var_big``, ``sig2``: variance of the largest aperture and of a sky
+    pixel per star; ``tail``: :func:`~.psf.fit_power_tail` result; ``psf``: the PSF with its
+    empirical curve of growth."""
+
+    idx: np.ndarray
+    radii: np.ndarray
+    curves: np.ndarray
+    var_big: np.ndarray
+    sig2: np.ndarray
+    tail: dict
+    psf: PSF
+    median: np.ndarray
 
 
 class CurveOfGrowth:
-    """Aperture correction from the curve of growth of bright, isolated stars.
+    """Aperture radius and aperture correction from the frame's own stars.
 
     For up to ``n_stars`` of the brightest unflagged stars with no neighbour contributing more
-    than ``isolation`` of their light inside ``max_radius`` FWHM, the flux is measured in
-    apertures out to ``max_radius`` FWHM with the sky from a far annulus (``max_radius + 1`` to
-    ``max_radius + 3`` FWHM). A circular Moffat growth curve ``1 - (1 + (r/alpha)^2)^(1-beta)``
-    fitted to the median normalised curve gives the light beyond the largest radius (the tail,
-    ~5e-4 for beta = 3.5 at 5 FWHM). Each star's total flux is its large-aperture flux divided
-    by the model fraction; the correction is the weighted mean over stars of total / (the star's
-    flux in the standard aperture with the standard sky) -- so the bias of the standard sky by
-    the star's own wings is corrected too. Stars whose concentration (flux within one FWHM over
-    flux in the aperture) is a 3-sigma outlier (robust) are dropped as blends or galaxies. The
-    stars' ratios are clipped about their weighted
-    median at 3 times their error (the noise of the ring between the two apertures and of both
-    skies, with a 0.5% floor for PSF changes across the field), so an undetected blend --
-    small error, deviant ratio -- is dropped rather than followed, then averaged with those
-    weights; the error is the sandwich error of that mean with the extra per-star scatter
-    solved from the data (:func:`_robust_weighted_mean`).
+    than ``isolation`` of their light inside the largest radius, the flux is measured in
+    apertures out to ``max_radius`` FWHM (at least 6 px, and 3 px beyond twice the FWHM) with
+    the sky from a far annulus. No PSF family is assumed: the light beyond the largest radius
+    (and the wing light the far annulus itself holds) comes from a power law
+    ``S(r) = A r**-p`` fitted to the stars' outer rings (:func:`~.psf.fit_power_tail`, ``p``
+    free), whose uncertainty joins the correction's error; a frame with broad wings gets a
+    larger tail, a Gaussian-cored one none.
+
+    :meth:`choose_radius` picks the aperture: the largest radius whose background-limited
+    signal-to-noise (``G(r) / r``, from the empirical curve ``G``) is within
+    ``snr_tolerance`` of the best, never below :func:`phase_safe_radius`.
+
+    Each star's total flux is its large-aperture flux times ``1 + missing`` (the tail); the
+    correction is the weighted mean over stars of total / (the star's flux in the standard
+    aperture with the standard sky) -- so the bias of the standard sky by the star's own wings
+    is corrected too. Stars whose concentration (flux within one FWHM over flux in the
+    aperture) is a 3-sigma outlier (robust) are dropped as blends or galaxies; the ratios are
+    clipped about their weighted median at 3 times their error (the noise of the ring between
+    the two apertures and of both skies, with a 0.5% floor for PSF changes across the field)
+    and averaged with those weights; the error is the sandwich error of that mean with the
+    extra per-star scatter solved from the data (:func:`_robust_weighted_mean`).
 
     Neighbour light only ever raises a ratio, so the isolation test matters: light from stars
-    that were not detected (blended into the star or below the threshold) is only known from
-    the catalog; :func:`~glue_zeropoint.zeropoint.measure_image` passes the undetected catalog
-    stars (``mask_positions`` with fluxes), which took the correction from 0.3% too large to
-    within 0.1% of the truth over the injection-recovery seeds.
+    that were not detected is only known from the catalog;
+    :func:`~glue_zeropoint.zeropoint.measure_image` passes the undetected catalog stars
+    (``mask_positions`` with fluxes).
 
     Parameters
     ----------
@@ -337,12 +383,14 @@ class CurveOfGrowth:
     n_stars : int
         At most this many stars are used.
     min_stars : int
-        Fewer usable stars: a warning, and the correction rests on what there is (with at least
-        one star), else no correction (value 1, error NaN).
+        Fewer usable stars: a warning, and the correction rests on what there is; none: the
+        profile envelope (:func:`envelope_correction`).
     min_snr : float
         Minimum flux / flux_err in the standard aperture.
     isolation : float
         Largest estimated fraction of neighbour light inside the largest aperture.
+    snr_tolerance : float
+        See :meth:`choose_radius`.
 
     Examples
     --------
@@ -350,28 +398,31 @@ class CurveOfGrowth:
     CurveOfGrowth(max_radius=4.0, n_stars=20, min_stars=3, min_snr=50.0, isolation=0.002)
     """
 
-    def __init__(self, max_radius=4.0, n_stars=25, min_stars=3, min_snr=50.0, isolation=0.002):
+    def __init__(self, max_radius=4.0, n_stars=25, min_stars=3, min_snr=50.0, isolation=0.002,
+                 snr_tolerance=0.03):
         if not max_radius > 1.5:
             raise InputError(f"CurveOfGrowth: max_radius must be > 1.5 FWHM, got {max_radius!r}")
+        if not 0 <= snr_tolerance < 1:
+            raise InputError(f"CurveOfGrowth: snr_tolerance must be in [0, 1), got "
+                             f"{snr_tolerance!r}")
         self.max_radius = float(max_radius)
         self.n_stars = int(n_stars)
         self.min_stars = int(min_stars)
         self.min_snr = float(min_snr)
         self.isolation = float(isolation)
+        self.snr_tolerance = float(snr_tolerance)
 
     def __repr__(self):
         return (f"CurveOfGrowth(max_radius={self.max_radius}, n_stars={self.n_stars}, "
                 f"min_stars={self.min_stars}, min_snr={self.min_snr}, "
                 f"isolation={self.isolation})")
 
-    def __call__(self, im, table, fwhm, sky, starmask, neighbours=None, wings=None):
-        """Compute the correction for measured stars ``table`` (flux_aper, flags...).
+    def big_radius(self, fwhm):
+        """The largest aperture radius (pixels) for a FWHM."""
+        return max(self.max_radius * fwhm, 2.0 * fwhm + 3.0, 6.0)
 
-        ``neighbours``: optional ``(x, y, flux)`` arrays of other stars (e.g. catalog stars
-        not detected, with predicted fluxes) counted in the isolation test; ``wings``: the
-        sky's :meth:`AnnulusSky.wing_disks` of the table's stars (and those neighbours, after
-        them)."""
-        r_big = self.max_radius * fwhm
+    def _select(self, table, psf, neighbours):
+        r_big = self.big_radius(psf.fwhm)
         x = np.asarray(table["x"], float)
         y = np.asarray(table["y"], float)
         f = np.asarray(table["flux_aper"], float)
@@ -381,93 +432,147 @@ class CurveOfGrowth:
             snr = f / ferr
         if neighbours is not None and len(neighbours[0]):
             nx_, ny_, nf_ = (np.asarray(v, float) for v in neighbours)
-            cont_big = _contamination(np.r_[x, nx_], np.r_[y, ny_], np.r_[f, nf_], fwhm,
+            cont_big = _contamination(np.r_[x, nx_], np.r_[y, ny_], np.r_[f, nf_], psf,
                                       r_big)[: x.size]
         else:
-            cont_big = _contamination(x, y, f, fwhm, r_big)
+            cont_big = _contamination(x, y, f, psf, r_big)
         ok = (flags == 0) & (snr >= self.min_snr) & (cont_big <= self.isolation)
         idx = np.nonzero(ok)[0]
-        idx = idx[np.argsort(-f[idx])][: self.n_stars]
-        r_ap = float(table.meta["aperture_radius"])
+        return idx[np.argsort(-f[idx])][: self.n_stars]
+
+    def measure(self, im, table, psf, sky, starmask, neighbours=None, wings=None):
+        """The curves of growth of the table's best stars (a :class:`Growth`), or None when
+        no star qualifies.
+
+        Without an empirical profile yet (a PSF known only by its width), the isolation test
+        first uses the core alone; the profile measured on those stars then chooses the
+        isolated stars again and they are measured again, so that neighbours' wings are
+        judged by the frame's own wings."""
+        psf = as_psf(psf)
+        growth = self._measure(im, table, psf, sky, starmask, neighbours, wings)
+        if growth is not None and psf.radii is None:
+            growth = self._measure(im, table, growth.psf, sky, starmask, neighbours,
+                                   wings) or growth
+        return growth
+
+    def _measure(self, im, table, psf, sky, starmask, neighbours, wings):
+        fwhm = psf.fwhm
+        idx = self._select(table, psf, neighbours)
         if idx.size == 0:
-            return psf_model_correction(r_ap, fwhm, "no bright isolated unflagged star")
-        xs, ys = x[idx], y[idx]
-        far_in, far_out = r_big + fwhm, r_big + 3.0 * fwhm
+            return None
+        r_big = self.big_radius(fwhm)
+        xs = np.asarray(table["x"], float)[idx]
+        ys = np.asarray(table["y"], float)[idx]
+        far_in, far_out = r_big + max(fwhm, 1.5), r_big + max(3.0 * fwhm, 5.0)
         s = sky(im, xs, ys, far_in, far_out, starmask, wings=wings, self_index=idx)
-        radii = np.unique(np.r_[np.linspace(0.5 * fwhm, r_big, 14), r_ap, fwhm])
-        curves = np.empty((idx.size, radii.size))
-        good = np.isfinite(s["sky"]) & (s["n"] >= sky.min_pixels)
-        k = sky.k
-        for j, r in enumerate(radii):
-            sm, _, area, abad, aoff, _ = K.aperture_sums(
-                im.data, im.data, im.bad, np.ascontiguousarray(xs), np.ascontiguousarray(ys),
-                np.full(idx.size, r), False)
-            curves[:, j] = sm - s["sky"] * area
-            if r == radii[-1]:
-                good &= (abad == 0) & (aoff == 0)
-                sig2 = (s["std"] / _CLIP3_STD_RATIO) ** 2
-                var_big = (np.clip(curves[:, j], 0, None) + area * sig2
-                           + k * area ** 2 * sig2 / np.maximum(s["n"], 1))
+        r0 = max(0.5, 0.5 * min(fwhm, 2.0))
+        radii = np.unique(np.r_[np.linspace(r0, r_big, 28), phase_safe_radius(fwhm), fwhm,
+                                float(table.meta.get("aperture_radius", fwhm))])
+        radii = radii[radii <= r_big]
+        curves, abad, aoff = growth_curves(im, xs, ys, radii, s["sky"])
+        good = (np.isfinite(s["sky"]) & (s["n"] >= sky.min_pixels) & (abad == 0) & (aoff == 0)
+                & (curves[:, -1] > 0))
+        sig2 = (s["std"] / _CLIP3_STD_RATIO) ** 2
+        area_big = math.pi * r_big ** 2
+        var_big = (np.clip(curves[:, -1], 0, None) + area_big * sig2
+                   + sky.k * area_big ** 2 * sig2 / np.maximum(s["n"], 1))
         idx, curves, var_big, sig2 = idx[good], curves[good], var_big[good], sig2[good]
         if idx.size == 0:
-            return psf_model_correction(r_ap, fwhm, "no bright star with a clean large aperture")
-        # brightest first: the curve shape from the best stars
-        norm = curves / curves[:, -1:]
-        growth = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
-        tail = 1.0
-        try:
-            res = least_squares(
-                lambda p: _moffat_growth(radii, p[0], p[1]) / _moffat_growth(r_big, p[0], p[1])
-                - growth, [fwhm, 3.0], bounds=([0.1, 1.2], [100.0, 50.0]))
-            if res.success:
-                tail = float(_moffat_growth(r_big, *res.x))
-        except (ValueError, RuntimeError):  # pragma: no cover - defensive
-            pass
-        if not (0.9 < tail <= 1.0):
-            warnings.warn(f"aperture correction: the curve of growth does not look like a "
-                          f"star (model fraction {tail:.3f} inside {r_big:.1f} px); no tail "
-                          "correction", stacklevel=3)
-            tail = 1.0
-        # shape test: the concentration flux(FWHM) / flux(r_ap) of an undetected blend or a
-        # galaxy is lower than a star's; drop the outliers (robust, unweighted)
+            return None
+        # shape test: the concentration flux(FWHM) / flux(phase-safe radius) of an undetected
+        # blend or a galaxy is lower than a star's; drop the outliers (robust, unweighted)
         j_f = int(np.argmin(np.abs(radii - fwhm)))
-        j_a = int(np.argmin(np.abs(radii - r_ap)))
-        conc = curves[:, j_f] / curves[:, j_a]
-        if conc.size >= 3:
+        j_a = int(np.argmin(np.abs(radii - phase_safe_radius(fwhm))))
+        if j_f != j_a and idx.size >= 3:
+            conc = curves[:, j_f] / curves[:, j_a]
             med_c = float(np.median(conc))
-            mad_c = 1.4826 * float(np.median(np.abs(conc - med_c)))
-            star_like = np.abs(conc - med_c) <= 3.0 * max(mad_c, 0.005)
+            star_like = np.abs(conc - med_c) <= 3.0 * max(float(mad_std(conc)), 0.005)
             if star_like.sum() >= 1:
                 idx, curves, var_big, sig2 = (idx[star_like], curves[star_like],
                                               var_big[star_like], sig2[star_like])
-        f_std = f[idx]
-        ratio = curves[:, -1] / tail / f_std
+        norm = curves / curves[:, -1:]
+        # brightest first: the curve shape from the best stars
+        median = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
+        tail = fit_power_tail(radii, curves, None, far_in, far_out,
+                              r_min=max(2.0 * fwhm, 3.0))
+        total = 1.0 + tail["missing"]
+        new_psf = psf.with_growth(radii, median / total, tail["amplitude"] / total,
+                                  tail["index"], idx.size)
+        return Growth(idx, radii, curves, var_big, sig2, tail, new_psf, median)
+
+    def choose_radius(self, growth):
+        """The aperture radius: best background-limited S/N (within ``snr_tolerance``, the
+        largest such radius), never below :func:`phase_safe_radius` nor above 2 FWHM."""
+        fwhm = growth.psf.fwhm
+        r = growth.radii
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sn = growth.median / r
+        floor = phase_safe_radius(fwhm)
+        cap = max(2.0 * fwhm, floor)
+        ok = np.isfinite(sn) & (sn >= (1.0 - self.snr_tolerance) * np.nanmax(sn)) & (r <= cap)
+        best = float(r[ok].max()) if ok.any() else floor
+        return float(min(max(best, floor), cap))
+
+    def correction(self, growth, table):
+        """The :class:`ApertureCorrection` of the table's aperture (its ``aperture_radius``)
+        from the curves of growth."""
+        idx = growth.idx
+        r_ap = float(table.meta["aperture_radius"])
+        fwhm = growth.psf.fwhm
+        f_std = np.asarray(table["flux_aper"], float)[idx]
+        ferr = np.asarray(table["flux_aper_err"], float)[idx]
+        total = 1.0 + growth.tail["missing"]
+        c_big = growth.curves[:, -1]
+        ratio = c_big * total / f_std
         # error of each ratio R = C / f: the large aperture C contains the standard one f, so
-        # their noise is correlated through the photons and pixels inside r_ap (the two sky
-        # estimates come from separate annuli and are independent):
-        # var(R)/R^2 = var(C)/C^2 + var(f)/f^2 - 2 cov(C, f)/(C f), cov = f + n_ap sigma^2.
-        # (Adding the two in quadrature double-counted the inner pixels and overstated the
-        # correction's error by ~1.6x over the injection-recovery seeds.)
-        c_big = curves[:, -1]
-        n_ap = np.asarray(table["n_pix"], float)[idx]
-        cov = np.clip(f_std, 0, None) + n_ap * sig2
-        rel2 = var_big / c_big ** 2 + (ferr[idx] / f_std) ** 2 - 2.0 * cov / (c_big * f_std)
+        # their noise is correlated through the photons and pixels inside r_ap:
+        # var(R)/R^2 = var(C)/C^2 + var(f)/f^2 - 2 cov(C, f)/(C f), cov = f + n_ap sigma^2,
         # never below the noise of the ring between r_ap and the large radius alone
-        ring = (np.clip(c_big - f_std, 0, None)
-                + np.clip(math.pi * r_big ** 2 - n_ap, 0, None) * sig2) / f_std ** 2
-        r_err = ratio * np.sqrt(np.maximum(rel2, ring))
-        use = np.isfinite(ratio) & np.isfinite(r_err) & (r_err > 0)
+        r_big = growth.radii[-1]
+        n_ap = np.asarray(table["n_pix"], float)[idx]
+        cov = np.clip(f_std, 0, None) + n_ap * growth.sig2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel2 = (growth.var_big / c_big ** 2 + (ferr / f_std) ** 2
+                    - 2.0 * cov / (c_big * f_std))
+            ring = (np.clip(c_big - f_std, 0, None)
+                    + np.clip(math.pi * r_big ** 2 - n_ap, 0, None) * growth.sig2) / f_std ** 2
+            r_err = ratio * np.sqrt(np.maximum(rel2, ring))
+        use = np.isfinite(ratio) & np.isfinite(r_err) & (r_err > 0) & (f_std > 0)
         value, err, n = _robust_weighted_mean(ratio[use], r_err[use])
-        broadest = moffat_correction(r_ap, fwhm, IMPLAUSIBLE_BETA)
-        if not (value - 3.0 * err <= broadest and value + 3.0 * err >= 1.0):
-            return psf_model_correction(
+        if n == 0:
+            return envelope_correction(r_ap, fwhm, "no usable curve-of-growth star")
+        # the tail is common to every star: its error adds to the mean's
+        err = math.hypot(err, value * growth.tail["missing_err"] / total)
+        broadest = 1.0 / _r4_halo_inside(r_ap, fwhm)
+        if not (value - 3.0 * err <= max(broadest, 1.0 + growth.tail["missing"] * 3)
+                and value + 3.0 * err >= 1.0):
+            return envelope_correction(
                 r_ap, fwhm, f"the curve of growth of {n} star(s) gives {value:.3f} +/- "
                             f"{err:.3f}, outside what a star can have (1 to {broadest:.3f})")
         if n < self.min_stars:
             warnings.warn(f"aperture correction rests on only {n} star(s) (wanted "
-                          f"{self.min_stars}); its error is uncertain", stacklevel=3)
-        return ApertureCorrection(value, err, n, "curve of growth", radii.tolist(),
-                                  growth.tolist(), tail)
+                          f"{self.min_stars}); its error is uncertain", GrowthCurveWarning,
+                          stacklevel=3)
+        return ApertureCorrection(value, err, n, "curve of growth", growth.radii.tolist(),
+                                  growth.median.tolist(), 1.0 / total)
+
+    def __call__(self, im, table, psf, sky, starmask, neighbours=None, wings=None):
+        """Measure the curves of growth and return the correction of the table's aperture."""
+        growth = self.measure(im, table, psf, sky, starmask, neighbours=neighbours,
+                              wings=wings)
+        if growth is None:
+            return envelope_correction(float(table.meta["aperture_radius"]), as_psf(psf).fwhm,
+                                       "no bright isolated unflagged star")
+        return self.correction(growth, table)
+
+
+def as_psf(psf):
+    """A :class:`~.psf.PSF` from a PSF, a dict (:meth:`PSF.to_dict`) or a FWHM (pixels)."""
+    if isinstance(psf, PSF):
+        return psf
+    if isinstance(psf, dict):
+        return PSF.from_dict(psf)
+    return PSF(fwhm=float(psf))
 
 
 def _weighted_median(values, weights):
@@ -534,40 +639,14 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     return mean, err, m
 
 
-@functools.lru_cache(maxsize=32)
-def _psf_fraction_table(fwhm, radius, beta=3.5, dmax=None, n=96):
-    """Fraction of a Moffat (given FWHM, ``beta``) star's light inside a circle of ``radius``
-    whose centre is ``d`` from the star, tabulated in ``d``.
-
-    Cached (a star picked in Glue re-uses its table's FWHM and radius): the returned arrays
-    are read-only."""
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    dmax = radius + 8.0 * fwhm if dmax is None else dmax
-    d = np.linspace(0.0, dmax, n)
-    # polar quadrature over the circle of radius `radius` centred at (d, 0)
-    rr = (np.arange(40) + 0.5) / 40 * radius
-    th = (np.arange(64) + 0.5) / 64 * 2 * np.pi
-    R, T = np.meshgrid(rr, th, indexing="ij")
-    px = R * np.cos(T)
-    py = R * np.sin(T)
-    dA = (radius / 40) * (2 * np.pi / 64) * R
-    norm = (beta - 1.0) / (np.pi * alpha ** 2)
-    frac = np.array([np.sum(norm * (1.0 + ((px + di) ** 2 + py ** 2) / alpha ** 2) ** (-beta) * dA)
-                     for di in d])
-    frac = np.clip(frac, 0.0, 1.0)
-    d.flags.writeable = False
-    frac.flags.writeable = False
-    return d, frac
-
-
-def _contamination(x, y, flux, fwhm, radius, beta=3.5):
+def _contamination(x, y, flux, psf, radius):
     """Estimated fraction of each star's flux (inside ``radius``) due to listed neighbours,
-    for a Moffat PSF of the given FWHM (beta 3.5, a typical seeing profile)."""
+    from the frame's PSF (its empirical curve of growth once measured)."""
     n = x.size
     out = np.zeros(n)
     if n < 2:
         return out
-    d_tab, f_tab = _psf_fraction_table(float(fwhm), float(radius), float(beta))
+    d_tab, f_tab = as_psf(psf).fraction_table(float(radius))
     ok = np.isfinite(x) & np.isfinite(y)
     pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
     tree = cKDTree(pos)
@@ -581,7 +660,7 @@ def _contamination(x, y, flux, fwhm, radius, beta=3.5):
     np.add.at(out, i, fl[j] * frac)
     np.add.at(out, j, fl[i] * frac)
     # fraction of the star's own light inside the radius (its own aperture)
-    own = np.interp(0.0, d_tab, f_tab)
+    own = max(float(f_tab[0]), 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(fl > 0, out / (fl * own), np.inf)
 
@@ -655,11 +734,17 @@ def _validate_radii(aperture_radius, annulus):
     return r_in, r_out
 
 
-def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=None,
+def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, annulus=None,
                   recenter=True, gain=None, read_noise=None, saturation=None, exptime=None,
                   sky=None, aperture_correction=None, mask_positions=None, nonlinear=0.85,
                   crowding_limit=0.01):
     """Measure stars: centroids, exact-aperture fluxes with a local sky, errors, flags.
+
+    The aperture is chosen from the frame's own curve of growth unless given
+    (:meth:`CurveOfGrowth.choose_radius`): a first pass measures every star in a provisional
+    aperture (:func:`default_radii`), the curve of growth of the brightest isolated stars
+    gives the PSF's empirical profile and the radius, and the stars are measured again in
+    that radius with the crowding estimate from the empirical profile.
 
     Parameters
     ----------
@@ -670,10 +755,12 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         Pixel positions (0-based; a table with ``x``/``y`` or ``x_centroid``/``y_centroid``
         columns, and optionally ``star_id`` or ``id``), or sky positions (through the WCS).
     fwhm : float, optional
-        Pixels; default ``positions.meta['fwhm']`` (as :func:`find_stars` sets it), else
-        measured from the stars (:func:`measure_fwhm`).
+        Pixels; default from ``psf``, else ``positions.meta['psf']``/``['fwhm']`` (as
+        :func:`find_stars` sets them), else measured from the stars (:func:`measure_psf`).
+    psf : `~glue_zeropoint.photometry.PSF` or dict, optional
+        A measured PSF (e.g. ``find_stars(...).meta['psf']``).
     aperture_radius : float, optional
-        Pixels; default ``1.5 * fwhm`` (:func:`default_radii`).
+        Pixels; default chosen from the curve of growth (see above).
     annulus : (float, float), optional
         Sky annulus radii in pixels; default ``(3, 5) * fwhm`` (:func:`default_radii`).
     recenter : bool
@@ -687,7 +774,7 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         masked within 2.5 FWHM and bright stars' wings further out).
     aperture_correction : CurveOfGrowth, float, or None
         Default ``CurveOfGrowth()``; a float is used as a fixed correction; ``False`` or 1.0
-        for none.
+        for none (then the radius is not chosen from the data: :func:`default_radii`).
     mask_positions : Table or (N, 2) array, optional
         More stars to mask out of the sky annuli and to count as neighbours (e.g. every
         detected star when measuring a few, or the catalog stars that were not detected). A
@@ -698,7 +785,7 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         Fraction of saturation above which the peak is flagged ``nonlinear``.
     crowding_limit : float
         Flag ``crowded`` when neighbours are estimated to add more than this fraction of the
-        star's flux to its aperture (Moffat beta 3.5 PSF of the measured FWHM).
+        star's flux to its aperture (from the frame's PSF).
 
     Returns
     -------
@@ -708,10 +795,11 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         ``flux_aper``, ``flux_aper_err`` (inside the aperture), ``aperture_sum``, ``sky``,
         ``sky_err`` (e-/pixel), ``sky_std``, ``n_sky``, ``n_pix`` (aperture area), ``peak``,
         ``contamination``, ``mag_inst``, ``mag_inst_err`` (``-2.5 log10(flux / exptime)``),
-        ``flags``, ``flag_text``. ``meta``: ``fwhm``, ``aperture_radius``, ``annulus_in``,
-        ``annulus_out``, ``aperture_correction``, ``aperture_correction_err``,
-        ``aperture_correction_n``, ``aperture_correction_method``, ``growth_radii``,
-        ``growth_curve``, ``exptime``, ``gain``, ``error_model``, ``image``.
+        ``flags``, ``flag_text``. ``meta``: ``fwhm``, ``psf`` (:meth:`PSF.to_dict`),
+        ``aperture_radius``, ``aperture_radius_method``, ``annulus_in``, ``annulus_out``,
+        ``aperture_correction``, ``aperture_correction_err``, ``aperture_correction_n``,
+        ``aperture_correction_method``, ``growth_radii``, ``growth_curve``, ``exptime``,
+        ``gain``, ``error_model``, ``assumptions``, ``image``.
 
     Raises
     ------
@@ -731,39 +819,13 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(
         ccd, gain=gain, read_noise=read_noise, saturation=saturation, exptime=exptime)
     t = im.require_exptime()
-    ids = None
-    if isinstance(positions, SkyCoord):
-        if im.wcs is None or not getattr(im.wcs, "has_celestial", False):
-            raise InputError(f"{im.name}: sky positions need a celestial WCS; the image has "
-                             "none (give pixel positions or a WCS)")
-        xs, ys = im.wcs.world_to_pixel(positions)
-        xs, ys = np.atleast_1d(np.asarray(xs, float)), np.atleast_1d(np.asarray(ys, float))
-    else:
-        xs, ys = _positions_xy(positions)
-        if isinstance(positions, Table):
-            for name in ("star_id", "id"):
-                if name in positions.colnames:
-                    ids = np.asarray(positions[name])
-                    break
+    xs, ys, ids = _star_positions(im, positions)
     n = xs.size
-    if n == 0:
-        raise PhotometryError(f"{im.name}: no star positions to measure")
-    ids = np.arange(1, n + 1) if ids is None else ids
-    finite = np.isfinite(xs) & np.isfinite(ys)
-    if fwhm is None and isinstance(positions, Table) and positions.meta.get("fwhm"):
-        fwhm = float(positions.meta["fwhm"])
-    if fwhm is None:
-        order = _rough_brightness_order(im, xs, ys)
-        fwhm = measure_fwhm(im, np.c_[xs[order], ys[order]])
-    fwhm = float(fwhm)
-    if not (fwhm > 0 and math.isfinite(fwhm)):
-        raise InputError(f"fwhm must be a positive number of pixels, got {fwhm!r}")
+    psf = _resolve_psf(im, positions, xs, ys, fwhm, psf)
+    fwhm = psf.fwhm
     d_ap, d_ann = default_radii(fwhm)
     r_ap = float(aperture_radius) if aperture_radius is not None else d_ap
-    annulus = d_ann if annulus is None else annulus
-    if aperture_radius is not None and annulus is d_ann and r_ap > d_ann[0]:
-        annulus = (r_ap + 2.0, max(d_ann[1], r_ap + 7.0))
-    r_in, r_out = _validate_radii(r_ap, annulus)
+    r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
     sky = AnnulusSky() if sky is None else sky
     if aperture_correction is None:
         aperture_correction = CurveOfGrowth()
@@ -778,103 +840,59 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
     else:
         allx, ally = xs, ys
     starmask = sky.star_mask(im.shape, allx[np.isfinite(allx)], ally[np.isfinite(ally)], fwhm)
-    if starmask is not None:
-        # a star's own pixels lie inside its annulus hole only if mask_radius*fwhm <= r_in;
-        # beyond that the masking also hides the star's own wings, which is what we want.
-        pass
+    s0 = sky(im, xs, ys, r_in, r_out, starmask)
+    base_peaks = np.zeros(allx.size)
+    base_peaks[:n] = _peak_above(im, xs, ys, s0["sky"])
+    noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
 
     x_out, y_out = xs.copy(), ys.copy()
-    flags = np.zeros(n, dtype=np.int64)
-    s0 = sky(im, xs, ys, r_in, r_out, starmask)
-    wings = None
-    if starmask is not None and getattr(sky, "wing_sigma", None):
-        # the bright stars' wings, from their peak pixels (given fluxes for the extras)
-        peaks = np.zeros(allx.size)
-        peaks[:n] = _peak_above(im, xs, ys, s0["sky"])
-        if extra_flux is not None:
-            alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / 3.5) - 1.0))
-            peaks[n:] = np.clip(np.nan_to_num(extra_flux), 0, None) * 2.5 / (math.pi * alpha ** 2)
-        noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
-        wings = sky.wing_disks(allx, ally, peaks, fwhm, noise)
+    centroid_failed = np.zeros(n, bool)
     if recenter:
         cx, cy, ok = K.windowed_centroids(im.data, im.bad, np.ascontiguousarray(xs),
                                           np.ascontiguousarray(ys),
                                           np.where(np.isfinite(s0["sky"]), s0["sky"], np.nan),
-                                          fwhm / 2.3548, 30, fwhm)
+                                          max(psf.sigma_eff, 0.5), 30, max(fwhm, 1.0))
         x_out, y_out = cx, cy
-        flags[~ok & finite] |= FLAG_CENTROID
-    res = aperture_fluxes(im, np.c_[x_out, y_out], r_ap, (r_in, r_out), sky=sky,
-                          starmask=starmask, wings=wings, self_index=np.arange(n))
-    area = res["area"]
-    n_sky = res["n_sky"]
-    f_ap = res["flux"]
-    k = sky.k
-    error_model = "uncertainty image"
-    if im.variance is not None:
-        sky_var = res["sky_mean_var"]
-        var = res["var_sum"] + k * area ** 2 * sky_var / np.maximum(n_sky, 1)
-    else:
-        measured = (res["sky_std"] / _CLIP3_STD_RATIO) ** 2
-        sky_var = measured
-        error_model = "CCD equation (measured sky variance)"
-        if im.read_noise is not None:
-            model = np.clip(res["sky"], 0, None) + im.read_noise ** 2
-            ratio = np.nanmedian(model / measured)
-            if 0.5 <= ratio <= 2.0:
-                sky_var = model
-                error_model = "CCD equation (sky + read noise)"
-            else:
-                warnings.warn(f"{im.name}: sky + read noise^2 is {ratio:.2f}x the measured sky "
-                              "variance (bias not removed, or wrong gain/read noise?); using "
-                              "the measured sky variance for the errors", stacklevel=2)
-        var = (np.clip(f_ap, 0, None) + area * sky_var
-               + k * area ** 2 * sky_var / np.maximum(n_sky, 1))
-    f_ap_err = np.sqrt(var)
-    sky_err = np.sqrt(k * sky_var / np.maximum(n_sky, 1))
+        centroid_failed = ~ok & np.isfinite(xs) & np.isfinite(ys)
 
-    # flags
-    nominal = math.pi * r_ap ** 2
-    flags[res["area_off"] > 1e-9 * nominal] |= FLAG_EDGE
-    flags[res["area_bad"] > 1e-9 * nominal] |= FLAG_MASKED
-    flags[(n_sky < sky.min_pixels) | ~np.isfinite(res["sky"])] |= FLAG_BAD_SKY
-    flags[res["sky_unmasked"]] |= FLAG_CROWDED
-    peak = res["peak"]
-    if im.saturation is not None:
-        sat = im.saturation
-        flags[peak >= sat] |= FLAG_SATURATED
-        flags[(peak >= nonlinear * sat) & (peak < sat)] |= FLAG_NONLINEAR
-    flags[~(f_ap > 0)] |= FLAG_NEGATIVE
-    cont_fl = np.r_[f_ap, np.zeros(allx.size - n)] if allx.size > n else f_ap
-    if allx.size > n:
-        # extra mask positions: their given fluxes, else assume as bright as the median
-        # measured star
-        cont_fl = np.r_[f_ap, extra_flux if extra_flux is not None
-                        else np.full(allx.size - n, np.nanmedian(f_ap))]
-    cont = _contamination(np.r_[x_out, allx[n:]], np.r_[y_out, ally[n:]], cont_fl, fwhm,
-                          r_ap)[:n]
-    flags[cont > crowding_limit] |= FLAG_CROWDED
+    def run(r_ap, r_in, r_out, psf):
+        wings = _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise)
+        cols, flags, error_model = _photometry(
+            im, x_out, y_out, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
+            extra_flux, nonlinear, crowding_limit)
+        flags[centroid_failed] |= FLAG_CENTROID
+        cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys,
+                **cols, "flags": flags}
+        meta = {"fwhm": fwhm, "aperture_radius": r_ap, "annulus_in": r_in,
+                "annulus_out": r_out, "exptime": t, "gain": im.gain,
+                "error_model": error_model, "image": im.name, "saturation": im.saturation}
+        return Table(cols, meta=meta, copy=False), wings
 
-    # the columns are gathered first and the Table made once: a Table built column by column
-    # costs ~0.1 ms a column, most of the time of measuring one picked star
-    cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys}
-    if im.wcs is not None and getattr(im.wcs, "has_celestial", False):
-        sc = im.wcs.pixel_to_world(x_out, y_out)
-        cols["ra"] = np.atleast_1d(sc.ra.deg)
-        cols["dec"] = np.atleast_1d(sc.dec.deg)
-    cols.update({"aperture_sum": res["aperture_sum"], "flux_aper": f_ap,
-                 "flux_aper_err": f_ap_err, "sky": res["sky"], "sky_err": sky_err,
-                 "sky_std": res["sky_std"], "n_sky": n_sky, "n_pix": area, "peak": peak,
-                 "contamination": cont, "flags": flags})
-    meta = {"fwhm": fwhm, "aperture_radius": r_ap, "annulus_in": r_in, "annulus_out": r_out,
-            "exptime": t, "gain": im.gain, "error_model": error_model, "image": im.name,
-            "saturation": im.saturation}
-
+    table, wings = run(r_ap, r_in, r_out, psf)
+    radius_method = "given" if aperture_radius is not None else "default (1.5 FWHM)"
+    neighbours = None
+    if extra_flux is not None:
+        neighbours = (allx[n:], ally[n:], extra_flux)
     if isinstance(aperture_correction, CurveOfGrowth):
-        neighbours = None
-        if extra_flux is not None:
-            neighbours = (allx[n:], ally[n:], extra_flux)
-        corr = aperture_correction(im, Table(cols, meta=meta, copy=False), fwhm, sky,
-                                   starmask, neighbours=neighbours, wings=wings)
+        growth = aperture_correction.measure(im, table, psf, sky, starmask,
+                                             neighbours=neighbours, wings=wings)
+        if growth is not None:
+            psf = growth.psf
+            if aperture_radius is None:
+                r_ap = aperture_correction.choose_radius(growth)
+                r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
+                radius_method = "curve of growth (best S/N, phase-safe)"
+            # measure again with the empirical profile (crowding, wings) and the radius
+            table, wings = run(r_ap, r_in, r_out, psf)
+            corr = aperture_correction.correction(growth, table)
+        else:
+            if aperture_radius is None:
+                # no star to measure the wings on: a wider aperture keeps the envelope small
+                r_ap = max(2.0 * fwhm, phase_safe_radius(fwhm))
+                r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
+                radius_method = "2 FWHM (no curve of growth)"
+                table, wings = run(r_ap, r_in, r_out, psf)
+            corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
     elif aperture_correction is False:
         corr = ApertureCorrection(1.0, 0.0, 0, "none")
     elif isinstance(aperture_correction, ApertureCorrection):
@@ -888,27 +906,177 @@ def measure_stars(ccd, positions, *, fwhm=None, aperture_radius=None, annulus=No
         if not value > 0:
             raise InputError(f"aperture_correction must be > 0, got {value!r}")
         corr = ApertureCorrection(value, 0.0, 0, "fixed" if value != 1.0 else "none")
+    return _finish(table, corr, psf, t, radius_method, im)
+
+
+def _star_positions(im, positions):
+    ids = None
+    if isinstance(positions, SkyCoord):
+        if im.wcs is None or not getattr(im.wcs, "has_celestial", False):
+            raise InputError(f"{im.name}: sky positions need a celestial WCS; the image has "
+                             "none (give pixel positions or a WCS)")
+        xs, ys = im.wcs.world_to_pixel(positions)
+        xs, ys = np.atleast_1d(np.asarray(xs, float)), np.atleast_1d(np.asarray(ys, float))
+    else:
+        xs, ys = _positions_xy(positions)
+        if isinstance(positions, Table):
+            for name in ("star_id", "id"):
+                if name in positions.colnames:
+                    ids = np.asarray(positions[name])
+                    break
+    if xs.size == 0:
+        raise PhotometryError(f"{im.name}: no star positions to measure")
+    ids = np.arange(1, xs.size + 1) if ids is None else ids
+    return xs, ys, ids
+
+
+def _resolve_psf(im, positions, xs, ys, fwhm, psf):
+    """The PSF to measure with: given, from the positions' meta, from a FWHM, or measured."""
+    if psf is not None:
+        psf = as_psf(psf)
+        return psf if fwhm is None else psf.with_fwhm(float(fwhm))
+    meta = positions.meta if isinstance(positions, Table) else {}
+    if fwhm is None and meta.get("psf"):
+        return as_psf(meta["psf"])
+    if fwhm is None and meta.get("fwhm"):
+        fwhm = float(meta["fwhm"])
+    if fwhm is None:
+        order = _rough_brightness_order(im, xs, ys)
+        return measure_psf(im, xs[order], ys[order])
+    fwhm = float(fwhm)
+    if not (fwhm > 0 and math.isfinite(fwhm)):
+        raise InputError(f"fwhm must be a positive number of pixels, got {fwhm!r}")
+    return PSF(fwhm=fwhm)
+
+
+def _annulus_for(r_ap, annulus, default):
+    """The sky annulus for an aperture: given, else the default moved out when the aperture
+    reaches into it."""
+    if annulus is None:
+        annulus = default
+        if r_ap + 1.0 > default[0]:
+            annulus = (r_ap + 2.0, max(default[1], r_ap + 7.0))
+    return _validate_radii(r_ap, annulus)
+
+
+def _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise):
+    """The bright stars' wing disks (:meth:`AnnulusSky.wing_disks`), or None."""
+    if starmask is None or not getattr(sky, "wing_sigma", None):
+        return None
+    peaks = base_peaks.copy()
+    if extra_flux is not None:
+        peaks[n:] = np.clip(np.nan_to_num(extra_flux), 0, None) * float(
+            psf.surface_brightness(0.0))
+    return sky.wing_disks(allx, ally, peaks, psf, noise)
+
+
+def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
+                extra_flux, nonlinear, crowding_limit):
+    """Aperture fluxes, errors and flags at fixed positions: ``(columns, flags,
+    error_model)``."""
+    n = x.size
+    res = aperture_fluxes(im, np.c_[x, y], r_ap, (r_in, r_out), sky=sky,
+                          starmask=starmask, wings=wings, self_index=np.arange(n))
+    area = res["area"]
+    n_sky = res["n_sky"]
+    f_ap = res["flux"]
+    k = sky.k
+    if im.variance is not None:
+        sky_var = res["sky_mean_var"]
+        var = res["var_sum"] + k * area ** 2 * sky_var / np.maximum(n_sky, 1)
+        error_model = "uncertainty image"
+    else:
+        sky_var, error_model = _pixel_variance(im, res)
+        var = (np.clip(f_ap, 0, None) + area * sky_var
+               + k * area ** 2 * sky_var / np.maximum(n_sky, 1))
+    f_ap_err = np.sqrt(var)
+    sky_err = np.sqrt(k * sky_var / np.maximum(n_sky, 1))
+
+    flags = np.zeros(n, dtype=np.int64)
+    nominal = math.pi * r_ap ** 2
+    flags[res["area_off"] > 1e-9 * nominal] |= FLAG_EDGE
+    flags[res["area_bad"] > 1e-9 * nominal] |= FLAG_MASKED
+    flags[(n_sky < sky.min_pixels) | ~np.isfinite(res["sky"])] |= FLAG_BAD_SKY
+    flags[res["sky_unmasked"]] |= FLAG_CROWDED
+    peak = res["peak"]
+    if im.saturation is not None:
+        sat = im.saturation
+        flags[peak >= sat] |= FLAG_SATURATED
+        flags[(peak >= nonlinear * sat) & (peak < sat)] |= FLAG_NONLINEAR
+    flags[~(f_ap > 0)] |= FLAG_NEGATIVE
+    cont_fl = f_ap
+    if allx.size > n:
+        # extra mask positions: their given fluxes, else as bright as the median measured star
+        cont_fl = np.r_[f_ap, extra_flux if extra_flux is not None
+                        else np.full(allx.size - n, np.nanmedian(f_ap))]
+    cont = _contamination(np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf, r_ap)[:n]
+    flags[cont > crowding_limit] |= FLAG_CROWDED
+    cols = {"aperture_sum": res["aperture_sum"], "flux_aper": f_ap, "flux_aper_err": f_ap_err,
+            "sky": res["sky"], "sky_err": sky_err, "sky_std": res["sky_std"], "n_sky": n_sky,
+            "n_pix": area, "peak": peak, "contamination": cont}
+    return cols, flags, error_model
+
+
+def _pixel_variance(im, res):
+    """Per-pixel variance of the sky for the CCD equation (no uncertainty image): sky + read
+    noise^2 when the read noise is known and agrees with the measured annulus variance, else
+    the measured (clipping-corrected) annulus variance."""
+    measured = (res["sky_std"] / _CLIP3_STD_RATIO) ** 2
+    if im.read_noise is None:
+        return measured, "CCD equation (measured sky variance)"
+    model = np.clip(res["sky"], 0, None) + im.read_noise ** 2
+    ratio = np.nanmedian(model / measured)
+    if 0.5 <= ratio <= 2.0:
+        return model, "CCD equation (sky + read noise)"
+    warnings.warn(f"{im.name}: sky + read noise^2 is {ratio:.2f}x the measured sky "
+                  "variance (bias not removed, or wrong gain/read noise?); using the measured "
+                  "sky variance for the errors", AstropyUserWarning, stacklevel=4)
+    return measured, "CCD equation (measured sky variance)"
+
+
+def _finish(table, corr, psf, t, radius_method, im):
+    """Apply the aperture correction, add magnitudes, order the columns, fill the meta."""
+    cols = {c: table[c] for c in table.colnames}
+    f_ap = np.asarray(table["flux_aper"], float)
     flux = f_ap * corr.value
-    flux_err = f_ap_err * corr.value
+    flux_err = np.asarray(table["flux_aper_err"], float) * corr.value
     with np.errstate(invalid="ignore", divide="ignore"):
         good = flux > 0
         mag = np.where(good, -2.5 * np.log10(np.where(good, flux, 1.0) / t), np.nan)
         merr = np.where(good, 1.0857362047581294 * flux_err / np.where(good, flux, 1), np.nan)
     cols.update({"flux": flux, "flux_err": flux_err, "mag_inst": mag, "mag_inst_err": merr,
-                 "flag_text": flag_texts(flags)})
-    # column order: the contract's first
+                 "flag_text": flag_texts(table["flags"])})
     order = ["star_id", "x", "y"] + [c for c in ("ra", "dec") if c in cols] + [
         "flux", "flux_err", "sky", "sky_err", "n_pix", "mag_inst", "mag_inst_err", "flags",
         "flag_text"]
+    if im.wcs is not None and getattr(im.wcs, "has_celestial", False):
+        sc = im.wcs.pixel_to_world(np.asarray(table["x"], float), np.asarray(table["y"], float))
+        cols["ra"] = np.atleast_1d(sc.ra.deg)
+        cols["dec"] = np.atleast_1d(sc.dec.deg)
+        order = ["star_id", "x", "y", "ra", "dec"] + order[3:]
     order += [c for c in cols if c not in order]
-    meta.update({"aperture_correction": corr.value, "aperture_correction_err": corr.err,
+    meta = dict(table.meta)
+    meta.update({"fwhm": psf.fwhm, "psf": psf.to_dict(),
+                 "aperture_radius_method": radius_method,
+                 "aperture_correction": corr.value, "aperture_correction_err": corr.err,
                  "aperture_correction_n": corr.n_stars,
                  "aperture_correction_method": corr.method,
                  "growth_radii": corr.radii, "growth_curve": corr.growth,
-                 "growth_tail": corr.tail})
+                 "growth_tail": corr.tail, "assumptions": image_assumptions(im, meta)})
     out = Table([cols[c] for c in order], names=order, meta=meta)
     for c in ("x", "y", "flux", "flux_err", "sky", "sky_err"):
         out[c].info.format = ".4f" if c in ("x", "y") else ".6g"
+    return out
+
+
+def image_assumptions(im, meta=None):
+    """What the measurement of ``im`` had to assume, as short sentences (empty for a
+    calibrated product with its uncertainty plane)."""
+    out = list(getattr(im, "notes", []) or [])
+    if im.variance is None:
+        model = (meta or {}).get("error_model", "CCD equation")
+        out.append(f"no uncertainty plane: per-star errors from the {model.split('(')[-1].rstrip(')')}"
+                   " and the star's own counts")
     return out
 
 

@@ -1,21 +1,26 @@
-"""Star detection (photutils) and the FWHM of the stars.
+"""Star detection: the one detection stack of the package (photometry and astrometry).
 
-:func:`find_stars` subtracts a smooth background (photutils ``Background2D`` with
-sigma-clipped medians), estimates the FWHM when it is not given (brightest peaks, Moffat fits:
-:func:`measure_fwhm`), then runs photutils' ``DAOStarFinder`` (or any finder passed in).
+:func:`find_stars` subtracts a smooth background (:func:`estimate_background`, the scheme of
+photutils' ``Background2D``), measures the PSF when it is not given
+(:func:`~glue_zeropoint.photometry.psf.measure_psf`), finds matched-filter peaks above the
+*measured* noise of the filtered image, rejects peaks sharper than the PSF (hot pixels, cosmic
+rays), then runs photutils' ``DAOStarFinder`` (or any finder passed in) for centroids,
+sharpness and roundness. :func:`~glue_zeropoint.astrometry.detect_sources` uses the same
+steps (:func:`detect_peaks`).
 """
 
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
-from scipy.optimize import least_squares
 
 from ..exceptions import InputError, PhotometryError
 from .image import PreparedImage, prepare_image
+from .psf import measure_psf
 
 __all__ = ["find_stars", "measure_fwhm", "estimate_background", "Background", "disk_mask",
            "box_statistics"]
@@ -128,58 +133,23 @@ def _positions_xy(positions):
     return arr[:, 0].copy(), arr[:, 1].copy()
 
 
-def _moffat_model(p, xx, yy):
-    amp, x0, y0, alpha, beta, b = p
-    r2 = (xx - x0) ** 2 + (yy - y0) ** 2
-    return amp * (1.0 + r2 / (alpha * alpha)) ** (-beta) + b
-
-
-def _fit_moffat(stamp, good, x0, y0, fwhm0):
-    yy, xx = np.nonzero(good)
-    z = stamp[good]
-    b0 = float(np.percentile(z, 10))
-    amp0 = float(stamp[int(round(y0)), int(round(x0))] - b0) if good[int(round(y0)),
-                                                                     int(round(x0))] else z.max() - b0
-    if not amp0 > 0:
-        return None
-    beta0 = 3.0
-    alpha0 = fwhm0 / (2.0 * math.sqrt(2.0 ** (1.0 / beta0) - 1.0))
-    p0 = [amp0, x0, y0, alpha0, beta0, b0]
-    lo = [0.0, x0 - 3, y0 - 3, 0.2, 1.1, -np.inf]
-    hi = [np.inf, x0 + 3, y0 + 3, 100.0, 30.0, np.inf]
-    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    sig = np.sqrt(np.clip(z, 1.0, None))
-    try:
-        res = least_squares(lambda p: (_moffat_model(p, xx, yy) - z) / sig, p0,
-                            bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=60)
-    except (ValueError, RuntimeError):
-        return None
-    if not res.success:
-        return None
-    amp, _, _, alpha, beta, _ = res.x
-    fwhm = 2.0 * alpha * math.sqrt(2.0 ** (1.0 / beta) - 1.0)
-    return fwhm if math.isfinite(fwhm) and fwhm > 0.5 else None
-
-
 def measure_fwhm(ccd, positions, *, max_stars=15, saturation=None, box=None, min_snr=20.0):
-    """The stars' FWHM in pixels: median of circular Moffat fits to the brightest stars.
+    """The stars' FWHM in pixels (:func:`~glue_zeropoint.photometry.psf.measure_psf`).
 
-    Each star is fitted with amplitude, centre, core width ``alpha``, ``beta`` and a constant
-    background in a square stamp; ``FWHM = 2 alpha sqrt(2**(1/beta) - 1)``. Stars with masked
-    pixels, a saturated peak or a failed fit are skipped; the stamp grows once if the first
-    estimate is more than a third of its half-size.
+    Pixel-integrated elliptical Gaussian fits to the cores of the brightest usable stars
+    (masked, saturated, crowded or faint ones skipped), median of the geometric-mean FWHM;
+    valid for undersampled stars down to ~0.4 px.
 
     Parameters
     ----------
     ccd : `~astropy.nddata.CCDData` or 2-D array
     positions : Table (x, y columns) or (N, 2) array
-        0-based pixel positions, brightest first is best (the first ``max_stars`` usable ones
-        are fitted).
+        0-based pixel positions, brightest first is best.
     max_stars : int
     saturation : float, optional
         In the image's units; default from the header.
     box : int, optional
-        Half-size of the stamp (default 10 pixels, grown as needed).
+        Half-size of the stamp.
     min_snr : float
         Stars whose peak is below ``min_snr`` times the stamp-edge rms are skipped.
 
@@ -191,99 +161,112 @@ def measure_fwhm(ccd, positions, *, max_stars=15, saturation=None, box=None, min
     ------
     PhotometryError
         If no star could be fitted.
-
-    Examples
-    --------
-    >>> from glue_zeropoint.simulate import simulate_image
-    >>> ccd, truth = simulate_image(shape=(256, 256), n_stars=40, seed=1, fwhm=3.0)
-    >>> stars = truth['field'].stars
-    >>> bright = stars[(stars['x'] > 10) & (stars['x'] < 245) & (stars['y'] > 10) & (stars['y'] < 245)]
-    >>> round(measure_fwhm(ccd, bright[:10]), 1)  # doctest: +SKIP
-    3.0
     """
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(ccd, saturation=saturation)
     xs, ys = _positions_xy(positions)
-    data, bad = im.data, im.bad
-    ny, nx = data.shape
-    sat = im.saturation
-    half = 10 if box is None else int(box)
-    fwhms = []
-    attempts = 0
-    for x, y in zip(xs, ys, strict=True):
-        if len(fwhms) >= max_stars or attempts >= 3 * max_stars:
-            break
-        if not (np.isfinite(x) and np.isfinite(y)):
-            continue
-        guess = 3.0 if not fwhms else float(np.median(fwhms))
-        h = max(half, int(math.ceil(2.5 * guess)))
-        for _ in range(2):
-            ix, iy = int(round(x)), int(round(y))
-            x0, x1, y0, y1 = ix - h, ix + h + 1, iy - h, iy + h + 1
-            if x0 < 0 or y0 < 0 or x1 > nx or y1 > ny:
-                break
-            stamp = data[y0:y1, x0:x1]
-            good = ~bad[y0:y1, x0:x1]
-            if good[h - 2:h + 3, h - 2:h + 3].sum() < 25:
-                break
-            if sat is not None and np.nanmax(stamp[h - 2:h + 3, h - 2:h + 3]) >= 0.9 * sat:
-                break
-            edge = np.r_[stamp[0], stamp[-1], stamp[:, 0], stamp[:, -1]]
-            b_med = np.median(edge)
-            b_rms = 1.4826 * np.median(np.abs(edge - b_med)) + 1e-12
-            if stamp[h - 1:h + 2, h - 1:h + 2].max() - b_med < min_snr * b_rms:
-                break
-            attempts += 1
-            fw = _fit_moffat(stamp, good, x - x0, y - y0, guess)
-            if fw is None:
-                break
-            if fw > h / 3.0 and h < 60:
-                h = int(math.ceil(3.5 * fw))
-                guess = fw
-                continue
-            fwhms.append(fw)
-            break
-    if not fwhms:
-        raise PhotometryError(f"{im.name}: could not measure the FWHM of any of {len(xs)} "
-                              "stars (all near the edge, masked, saturated or not star-like);"
-                              " pass fwhm=... (pixels)")
-    return float(np.median(fwhms))
+    return measure_psf(im, xs, ys, max_stars=max_stars, min_snr=min_snr, box=box).fwhm
 
 
-def _candidates(sub, bad, rms, fwhm, threshold):
-    """Matched-filter candidates: local maxima of the image smoothed by a Gaussian of the FWHM
-    whose signal-to-noise (white noise of ``rms``) is above ``threshold``."""
-    from . import _kernels as K
-
-    sigma = max(fwhm / 2.3548, 0.5)
+def _kernel(sigma):
     h = int(math.ceil(3.0 * sigma))
     k = np.exp(-0.5 * (np.arange(-h, h + 1) / sigma) ** 2)
-    k /= k.sum()
+    return k / k.sum()
+
+
+def _mesh_at(mesh, box, ys, xs):
+    """Bilinear interpolation of box-centred mesh values at pixel positions."""
+    from scipy import ndimage
+
+    fill = np.nanmedian(mesh)
+    m = np.where(np.isfinite(mesh), mesh, fill)
+    coords = np.vstack([(np.asarray(ys, float) + 0.5) / box - 0.5,
+                        (np.asarray(xs, float) + 0.5) / box - 0.5])
+    return ndimage.map_coordinates(m, coords, order=1, mode="nearest")
+
+
+@dataclass
+class Candidates:
+    """Local maxima of the matched-filtered image above the measured filtered noise."""
+
+    y: np.ndarray
+    x: np.ndarray
+    snr: np.ndarray
+    smooth_peak: np.ndarray
+    kernel_center: float
+    noise: float
+
+
+def _candidates(sub, bad, sigma, threshold, box):
+    """Matched-filter candidates: local maxima of the image smoothed by a Gaussian of
+    ``sigma`` whose height above the local level is ``threshold`` times the *measured* local
+    noise of the smoothed image (sigma-clipped std in boxes of ``box`` pixels): correct for
+    correlated noise, resampled or binned frames and any gain, where a white-noise prediction
+    from the pixel rms counts noise peaks as stars."""
+    from . import _kernels as K
+
+    k = _kernel(sigma)
     smooth = K.smooth_separable(np.ascontiguousarray(sub, dtype=np.float64), k)
-    noise = rms * float(np.sum(k ** 2))  # sqrt(sum of the 2-D kernel squared) = sum(k^2)
-    half = max(1, int(round(0.75 * fwhm)))
-    return K.local_maxima(smooth, np.ascontiguousarray(bad), threshold * noise, half)
+    stride = max(1, int(math.ceil(box / 32.0)))
+    med, std, _ = K.mesh_stats(smooth, np.ascontiguousarray(bad), box, stride, 3.0, 10)
+    good = np.isfinite(std) & (std > 0)
+    if not good.any():
+        raise PhotometryError("the filtered image has no measurable noise (constant or empty "
+                              "image?)")
+    floor = float(np.nanmin(np.where(good, std, np.nan)))
+    level0 = float(np.nanmin(np.where(good, med, np.nan)))
+    half = max(1, int(round(1.75 * sigma)))
+    ys, xs = K.local_maxima(smooth, np.ascontiguousarray(bad), level0 + threshold * floor, half)
+    noise_at = _mesh_at(np.where(good, std, np.nan), box, ys, xs)
+    level_at = _mesh_at(np.where(good, med, np.nan), box, ys, xs)
+    peak = smooth[ys, xs]
+    snr = (peak - level_at) / noise_at
+    keep = snr >= threshold
+    return Candidates(ys[keep], xs[keep], snr[keep], (peak - level_at)[keep],
+                      float(k[k.size // 2] ** 2), float(np.nanmedian(std[good])))
+
+
+def _sharp_outliers(sub, cand, pix_noise, psf_ratio):
+    """Candidates whose peak pixel stands above what the PSF allows: single hot pixels and
+    cosmic-ray hits. A star's peak pixel is ``psf_ratio`` times its matched-filter peak (the
+    bright stars' median); a one-pixel event's is ``1 / kernel_center``. Rejected: a ratio
+    nearer the one-pixel value (geometric midpoint) with an excess over the star prediction
+    above 5 pixel-noise sigma."""
+    one_pixel = 1.0 / cand.kernel_center
+    if not (psf_ratio > 0) or one_pixel < 1.5 * psf_ratio:
+        return np.zeros(cand.x.size, bool)  # undersampled: shape cannot tell them apart
+    pk = sub[cand.y, cand.x]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = pk / cand.smooth_peak
+    excess = pk - psf_ratio * cand.smooth_peak
+    return (ratio > math.sqrt(one_pixel * psf_ratio)) & (excess > 5.0 * pix_noise)
 
 
 def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, background=None,
-               max_stars=None):
+               max_stars=None, psf=None):
     """Detect stars on the background-subtracted image; photutils measures and filters them.
 
-    Candidates are the local maxima of the image smoothed by a Gaussian of the FWHM (a matched
-    filter, compiled) whose signal-to-noise exceeds ``threshold``; photutils' ``DAOStarFinder``
-    (given the candidates as ``xycoords``) then computes centroids, sharpness and roundness and
-    rejects what is not star-like (cosmic rays, hot pixels, extended objects). This gives
-    DAOFIND's catalog without its full-image peak search, which takes seconds on a 4k x 4k
-    frame. ``threshold`` is therefore a matched-filter signal-to-noise, not DAOFIND's
-    kernel-scaled threshold.
+    1. Background and its rms: :func:`estimate_background`.
+    2. The PSF (unless given): :func:`~glue_zeropoint.photometry.psf.measure_psf` on the
+       brightest peaks -- width, ellipticity, and whether the stars are undersampled.
+    3. Candidates: local maxima of the image smoothed by the pixel-integrated core of the PSF
+       (a matched filter, compiled) standing ``threshold`` times the *measured* local noise of
+       the smoothed image above its local level: the threshold comes from the frame's own
+       noise, whatever its gain, units or pixel correlations.
+    4. Shape: candidates whose peak pixel is sharper than the PSF allows (hot pixels, cosmic
+       rays) are rejected (:func:`_sharp_outliers`); for undersampled stars (FWHM < 2 px) a
+       hot pixel and a star look alike, which the table's meta says.
+    5. photutils' ``DAOStarFinder`` (given the candidates as ``xycoords``) computes centroids,
+       sharpness and roundness and rejects what is not star-like (elongated cosmic-ray
+       tracks, extended objects).
 
     Parameters
     ----------
     ccd : `~astropy.nddata.CCDData` or 2-D array
-        In electrons (or ADU: the gain from the header is applied; detection does not care).
+        In electrons or ADU (the threshold is relative to the measured noise either way).
     fwhm : float, optional
-        Stellar FWHM in pixels; measured from the brightest peaks when not given.
+        Stellar FWHM in pixels; measured when not given.
     threshold : float
-        Detection threshold: signal-to-noise in the Gaussian matched filter.
+        Detection threshold: signal-to-noise in the matched filter (measured noise).
     mask : ndarray of bool, optional
         Extra pixels to ignore (True = bad), added to the image's own mask.
     finder : callable, optional
@@ -293,14 +276,18 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         A precomputed :class:`Background` (saves time when called twice).
     max_stars : int, optional
         Keep only the brightest ``max_stars`` detections.
+    psf : PSF, optional
+        A measured PSF (skips step 2).
 
     Returns
     -------
     `~astropy.table.Table`
-        ``id`` (1-based), ``x``, ``y`` (0-based pixels), ``peak`` (background-subtracted peak,
-        e-), ``flux`` (finder's rough flux), ``sharpness``, ``roundness1``, ``roundness2``,
-        sorted brightest first; ``meta``: ``fwhm``, ``threshold`` (e-), ``background``,
-        ``background_rms`` (medians).
+        ``id`` (1-based), ``x``, ``y`` (0-based pixels), ``peak`` (background-subtracted peak),
+        ``flux`` (finder's rough flux), ``sharpness``, ``roundness1``, ``roundness2``,
+        ``snr`` (matched-filter signal-to-noise), sorted brightest first; ``meta``: ``fwhm``,
+        ``psf`` (:meth:`PSF.to_dict`), ``undersampled``, ``threshold`` (image units, at the
+        median noise), ``background``, ``background_rms`` (medians), ``filtered_noise``,
+        ``n_rejected_sharp``, ``notes``.
 
     Raises
     ------
@@ -316,6 +303,8 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     True
     """
     from photutils.detection import DAOStarFinder
+
+    from .psf import PSF, measure_psf
 
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(ccd, mask=mask)
     if isinstance(ccd, PreparedImage) and mask is not None:
@@ -334,52 +323,82 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     if not rms > 0:
         raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
                               "constant or empty?")
-    if fwhm is None:
-        guess = 3.0
-        # the FWHM from the central 1024 x 1024 pixels (enough stars, a fraction of the time)
+    box = int(bkg.box)
+    notes = []
+    if psf is None and fwhm is not None:
+        if not fwhm > 0:
+            raise InputError(f"fwhm must be > 0 pixels, got {fwhm!r}")
+        psf = PSF(fwhm=float(fwhm))
+    if psf is None:
+        # the PSF from bright peaks of the central 1024 x 1024 pixels (enough stars, a
+        # fraction of the time), found with a 1-pixel kernel (fine for FWHM 0.4-5 px)
         ny, nx = sub.shape
         y0, x0 = max(0, ny // 2 - 512), max(0, nx // 2 - 512)
-        cy, cx = _candidates(sub[y0:y0 + 1024, x0:x0 + 1024], bad[y0:y0 + 1024, x0:x0 + 1024],
-                             rms, guess, max(threshold, 20.0))
-        if cy.size < 10 and (y0 or x0):
-            cy, cx = _candidates(sub, bad, rms, guess, max(threshold, 20.0))
+        region = (slice(y0, y0 + 1024), slice(x0, x0 + 1024))
+        c = _candidates(sub[region], bad[region], 1.0, max(threshold, 20.0), box)
+        if c.x.size < 10 and (y0 or x0):
+            c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box)
             y0 = x0 = 0
-        ys, xs = cy + y0, cx + x0
+        ys, xs = c.y + y0, c.x + x0
         if xs.size == 0:
             raise PhotometryError(f"{im.name}: no stars found above {max(threshold, 20):g} "
-                                  f"sigma (background rms {rms:.3g} e-); lower threshold= or "
+                                  f"sigma (background rms {rms:.3g}); lower threshold= or "
                                   "check the image")
         order = np.argsort(-sub[ys, xs])
-        start = min(5, order.size // 10)  # skip the very brightest (likely saturated)
         try:
-            fwhm = measure_fwhm(im, np.c_[xs[order], ys[order]][start:])
+            psf = measure_psf(im, xs[order], ys[order])
         except PhotometryError:
             if im.saturation is not None:
                 n_sat = int(np.sum(im.data[ys, xs] >= 0.9 * im.saturation))
                 if n_sat >= 0.5 * xs.size:
                     raise PhotometryError(
                         f"{im.name}: {n_sat} of the {xs.size} brightest stars are saturated "
-                        f"(level {im.saturation:g} e-) and the others too faint to measure the "
+                        f"(level {im.saturation:g}) and the others too faint to measure the "
                         "FWHM; use a shorter exposure, or give fwhm=... to measure them "
                         "anyway (they will be flagged)") from None
             raise
-        log.info("%s: FWHM %.2f pixels measured from the brightest stars", im.name, fwhm)
-    if not fwhm > 0:
-        raise InputError(f"fwhm must be > 0 pixels, got {fwhm!r}")
-    ys, xs = _candidates(sub, bad, rms, fwhm, threshold)
+    fwhm = psf.fwhm
+    if psf.undersampled:
+        notes.append(f"{im.name}: stars are undersampled (FWHM {fwhm:.2f} px < 2 px): hot "
+                     "pixels cannot be told from stars by shape; apertures are widened so "
+                     "the captured light does not depend on the pixel phase")
+        log.info(notes[-1])
+    cand = _candidates(sub, bad, psf.sigma_eff, threshold, box)
+    # a star's peak pixel over its matched-filter peak, from the brightest candidates
+    n_rej = 0
+    if cand.x.size:
+        order = np.argsort(-cand.smooth_peak)[:50]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = sub[cand.y[order], cand.x[order]] / cand.smooth_peak[order]
+        psf_ratio = float(np.nanmedian(ratios)) if ratios.size >= 5 else float("nan")
+        pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
+        sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio)
+        n_rej = int(sharp.sum())
+        if n_rej:
+            log.info("%s: %d sharp detections (hot pixels, cosmic rays) rejected", im.name,
+                     n_rej)
+        keep = ~sharp
+        cand = Candidates(cand.y[keep], cand.x[keep], cand.snr[keep], cand.smooth_peak[keep],
+                          cand.kernel_center, cand.noise)
     found = None
-    if xs.size:
+    if cand.x.size:
         finder_cls = DAOStarFinder if finder is None else finder
+        kw = {}
+        if finder is None and psf.undersampled:
+            kw["sharphi"] = np.inf  # a star's sharpness is a hot pixel's here
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
-            found = finder_cls(threshold=threshold * rms, fwhm=fwhm,
-                               xycoords=np.c_[xs, ys])(sub, mask=bad)
+            found = finder_cls(threshold=1e-6 * rms, fwhm=2.3548200450309493 * psf.sigma_eff,
+                               xycoords=np.c_[cand.x, cand.y], **kw)(sub, mask=bad)
     if found is None or len(found) == 0:
         raise PhotometryError(f"{im.name}: no stars found above {threshold:g} sigma "
-                              f"(background rms {rms:.3g} e-, FWHM {fwhm:.2f} px); lower "
+                              f"(background rms {rms:.3g}, FWHM {fwhm:.2f} px); lower "
                               "threshold= or check the image")
-    out = Table(meta={"fwhm": float(fwhm), "threshold": float(threshold * rms),
-                      "background": bkg.median, "background_rms": rms})
+    out = Table(meta={"fwhm": float(fwhm), "psf": psf.to_dict(),
+                      "undersampled": bool(psf.undersampled),
+                      "threshold": float(threshold * cand.noise), "background": bkg.median,
+                      "background_rms": rms, "filtered_noise": cand.noise,
+                      "n_rejected_sharp": n_rej, "notes": notes})
     xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
     yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
     out["x"] = np.asarray(found[xname], float)
@@ -387,6 +406,11 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     for name in ("peak", "flux", "sharpness", "roundness1", "roundness2"):
         if name in found.colnames:
             out[name] = np.asarray(found[name], float)
+    # the matched-filter S/N of each found star (nearest candidate)
+    from scipy.spatial import cKDTree
+
+    d, j = cKDTree(np.c_[cand.x, cand.y]).query(np.c_[out["x"], out["y"]])
+    out["snr"] = np.where(d < 2.0, cand.snr[j], np.nan)
     if "peak" in out.colnames:
         out.sort("peak", reverse=True)
     if max_stars is not None:

@@ -1,0 +1,535 @@
+"""The point-spread function of a frame, measured from its own stars.
+
+Nothing here assumes a profile family for the light a star spreads into its wings: the
+aperture radius, the aperture correction, the crowding estimate and the masking of bright
+stars' wings all use the frame's own *empirical* curve of growth (:class:`PSF.growth`),
+measured on its bright, isolated, unsaturated stars, with a power-law tail
+``S(r) = A r**-p`` fitted to the outer rings for the light beyond the largest radius (the
+asymptote of seeing halos, Moffat wings and scattered-light aureoles alike, with ``p`` free).
+
+The *width* (FWHM, ellipticity, angle) comes from fits of a pixel-integrated elliptical core
+of free kurtosis to each star (the pixels within ~2 FWHM): the width of the core only, which
+is what detection kernels, centroid windows and radii scale with. Pixel integration (the model
+is integrated over each pixel by sub-sampling) keeps the estimate valid for undersampled stars
+down to FWHM ~0.4 px, where a star puts most of its light in one or four pixels and a plain
+Gaussian or moment estimate would return the pixel, not the star.
+
+:func:`measure_psf` is the entry point; :func:`measure_fwhm` (in :mod:`.detection`) is a
+thin wrapper returning the FWHM only.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from astropy.stats import mad_std
+from scipy.optimize import least_squares
+
+from ..exceptions import PhotometryError
+from . import _kernels as K
+
+__all__ = ["PSF", "measure_psf", "UNDERSAMPLED_FWHM", "growth_curves", "fit_power_tail"]
+
+log = logging.getLogger(__name__)
+
+#: Below this FWHM (pixels) a star is undersampled (Nyquist: two pixels per FWHM): a hot pixel
+#: and a star cannot be told apart by shape, and an aperture must be wide enough that the
+#: light it captures does not depend on where the star falls inside its pixel.
+UNDERSAMPLED_FWHM = 2.0
+_GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+@dataclass
+class PSF:
+    """A frame's PSF: core width and shape, and (once measured) its curve of growth.
+
+    Attributes
+    ----------
+    fwhm : float
+        Geometric mean of the major and minor FWHM (pixels), median over the stars.
+    fwhm_scatter : float
+        Robust standard deviation of the per-star FWHM (pixels).
+    fwhm_major, fwhm_minor : float
+        Median major and minor FWHM (pixels).
+    ellipticity : float
+        ``1 - minor/major`` (median): 0 for round stars; tracking errors give 0.1-0.5.
+    theta : float
+        Angle of the major axis from +x, counter-clockwise, degrees in [0, 180).
+    n_stars : int
+        Stars the width rests on.
+    radii, growth : tuple of float or None
+        The empirical curve of growth: fraction of the *total* flux (tail included) inside
+        each radius (pixels).
+    tail_amplitude, tail_index : float or None
+        The outer power law ``S(r) = tail_amplitude * r**-tail_index`` (per unit total flux).
+    growth_stars : int
+        Stars the curve of growth rests on (0: a pixel-integrated Gaussian core stands in).
+    """
+
+    fwhm: float
+    fwhm_scatter: float = 0.0
+    fwhm_major: float = None
+    fwhm_minor: float = None
+    ellipticity: float = 0.0
+    theta: float = 0.0
+    n_stars: int = 0
+    radii: tuple = None
+    growth: tuple = None
+    tail_amplitude: float = None
+    tail_index: float = None
+    growth_stars: int = 0
+    _tables: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.fwhm = float(self.fwhm)
+        if self.fwhm_major is None:
+            self.fwhm_major = self.fwhm
+        if self.fwhm_minor is None:
+            self.fwhm_minor = self.fwhm
+
+    @property
+    def undersampled(self):
+        """True when the FWHM is below :data:`UNDERSAMPLED_FWHM` pixels."""
+        return self.fwhm < UNDERSAMPLED_FWHM
+
+    @property
+    def sigma_eff(self):
+        """Standard deviation (pixels) of the pixel-integrated core (Gaussian width with the
+        pixel's own 1/12 variance added): the matched-filter width."""
+        return math.sqrt((self.fwhm / _GAUSS_FWHM) ** 2 + 1.0 / 12.0)
+
+    def with_growth(self, radii, growth, amplitude, index, n):
+        """A copy with an empirical curve of growth."""
+        return replace(self, _tables={}, radii=tuple(float(r) for r in radii),
+                       growth=tuple(float(g) for g in growth), tail_amplitude=amplitude,
+                       tail_index=index, growth_stars=int(n))
+
+    def with_fwhm(self, fwhm):
+        """A copy with another (round) FWHM and no curve of growth."""
+        return PSF(fwhm=float(fwhm))
+
+    # ---------------------------------------------------------------- profile
+    def encircled(self, r):
+        """Fraction of a star's total flux inside radius ``r`` (pixels)."""
+        r = np.asarray(r, float)
+        if self.radii is None:
+            s2 = self.sigma_eff ** 2
+            return 1.0 - np.exp(-0.5 * r * r / s2)
+        rad = np.r_[0.0, self.radii]
+        g = np.r_[0.0, self.growth]
+        inside = np.interp(r * r, rad * rad, g)  # linear in area: constant surface brightness
+        beyond = r > rad[-1]
+        if np.any(beyond):
+            out = np.where(beyond, 1.0 - self._tail_beyond(np.maximum(r, rad[-1])), inside)
+            return np.clip(out, 0.0, 1.0)
+        return inside
+
+    def _tail_beyond(self, r):
+        a, p = self.tail_amplitude, self.tail_index
+        if a is None or not a > 0:
+            return np.zeros_like(np.asarray(r, float))
+        return 2.0 * math.pi * a * np.asarray(r, float) ** (2.0 - p) / (p - 2.0)
+
+    def surface_brightness(self, r):
+        """Surface brightness (per unit total flux, per pixel) at radius ``r``."""
+        r = np.asarray(r, float)
+        if self.radii is None:
+            s2 = self.sigma_eff ** 2
+            return np.exp(-0.5 * r * r / s2) / (2.0 * math.pi * s2)
+        rad = np.r_[0.0, self.radii]
+        g = np.r_[0.0, self.growth]
+        ring = np.diff(g) / np.diff(math.pi * rad ** 2)
+        j = np.clip(np.searchsorted(rad, r, side="right") - 1, 0, ring.size - 1)
+        out = np.clip(ring[j], 0.0, None)
+        a, p = self.tail_amplitude, self.tail_index
+        if a is not None and a > 0:
+            with np.errstate(divide="ignore"):
+                tail = a * np.maximum(r, 1e-9) ** (-p)
+            out = np.where(r > rad[-1], tail, out)
+        else:
+            out = np.where(r > rad[-1], 0.0, out)
+        return out
+
+    def wing_radius(self, peak, level, cap):
+        """Radius (pixels) where stars of central surface brightness ``peak`` (array, e- per
+        pixel above the sky) fall to ``level``, at most ``cap``."""
+        grid = np.r_[np.linspace(0.0, cap, 400)]
+        sb = self.surface_brightness(grid)
+        sb0 = float(sb[0]) if sb[0] > 0 else float(np.max(sb))
+        rel = sb / sb0  # decreasing (mostly); take the last radius above each ratio
+        want = np.asarray(level, float) / np.maximum(np.asarray(peak, float), 1e-30)
+        # index of the last grid point with rel >= want
+        above = rel[None, :] >= np.atleast_1d(want)[:, None]
+        last = np.where(above.any(axis=1), grid.size - 1 - np.argmax(above[:, ::-1], axis=1),
+                        0)
+        return grid[last]
+
+    def fraction_table(self, radius, n=96):
+        """Fraction of a star's light inside a circle of ``radius`` whose centre is ``d``
+        from the star, tabulated in ``d`` (returns read-only ``d, frac``; cached per PSF)."""
+        key = (float(radius), int(n))
+        if key not in self._tables:
+            self._tables[key] = self._fraction_table(*key)
+        return self._tables[key]
+
+    def _fraction_table(self, radius, n):
+        dmax = radius + max(8.0 * self.fwhm, 6.0)
+        d = np.linspace(0.0, dmax, n)
+        rr = (np.arange(40) + 0.5) / 40 * radius
+        th = (np.arange(64) + 0.5) / 64 * 2 * np.pi
+        R, T = np.meshgrid(rr, th, indexing="ij")
+        px = R * np.cos(T)
+        py = R * np.sin(T)
+        dA = (radius / 40) * (2 * np.pi / 64) * R
+        frac = np.array([np.sum(self.surface_brightness(np.hypot(px + di, py)) * dA)
+                         for di in d])
+        # the quadrature of a centred circle must give the encircled fraction exactly
+        own = float(self.encircled(radius))
+        if frac[0] > 0:
+            frac *= own / frac[0]
+        frac = np.clip(frac, 0.0, 1.0)
+        d.flags.writeable = False
+        frac.flags.writeable = False
+        return d, frac
+
+    def to_dict(self):
+        """Plain-type form (for JSON and table meta); :meth:`from_dict` reads it back."""
+        return {"fwhm": self.fwhm, "fwhm_scatter": self.fwhm_scatter,
+                "fwhm_major": self.fwhm_major, "fwhm_minor": self.fwhm_minor,
+                "ellipticity": self.ellipticity, "theta": self.theta,
+                "n_stars": self.n_stars, "undersampled": bool(self.undersampled),
+                "radii": None if self.radii is None else list(self.radii),
+                "growth": None if self.growth is None else list(self.growth),
+                "tail_amplitude": self.tail_amplitude, "tail_index": self.tail_index,
+                "growth_stars": self.growth_stars}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The PSF of a :meth:`to_dict` dictionary (unknown keys ignored)."""
+        keys = ("fwhm", "fwhm_scatter", "fwhm_major", "fwhm_minor", "ellipticity", "theta",
+                "n_stars", "radii", "growth", "tail_amplitude", "tail_index", "growth_stars")
+        kw = {k: d[k] for k in keys if k in d and d[k] is not None}
+        for k in ("radii", "growth"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
+# --------------------------------------------------------------------------- core fits
+
+
+def _subgrid(n, os):
+    """Sub-pixel centre offsets (relative to pixel centres) for ``os`` x ``os`` sampling."""
+    return (np.arange(os) + 0.5) / os - 0.5
+
+
+def _core_model(p, gx, gy, os, shape):
+    flux, x0, y0, la, lb, th, lbeta = p
+    a, b, beta = math.exp(la), math.exp(lb), 1.0 + math.exp(lbeta)
+    c, s = math.cos(th), math.sin(th)
+    dx = gx - x0
+    dy = gy - y0
+    u = (c * dx + s * dy) / a
+    v = (-s * dx + c * dy) / b
+    val = (1.0 + u * u + v * v) ** (-beta) * (flux * (beta - 1.0) / (math.pi * a * b * os * os))
+    ny, nx = shape
+    return val.reshape(ny, os, nx, os).sum(axis=(1, 3))
+
+
+def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
+    """Fit a pixel-integrated elliptical core to a background-subtracted stamp.
+
+    The core model ``(1 + u^2 + v^2)^-beta`` has its kurtosis free (``beta`` from 1.1 to
+    ~1000, i.e. from broad-winged to Gaussian), so the *width* it returns does not depend on
+    an assumed profile; its wings are not used for anything else. Returns (fwhm_major,
+    fwhm_minor, theta_rad, x, y, flux) or None."""
+    ny, nx = stamp.shape
+    os = int(min(12, max(3, math.ceil(4.0 / max(fwhm0, 0.3)))))
+    sub = _subgrid(nx, os)
+    gx = (np.arange(nx)[:, None] + sub[None, :]).ravel()
+    gy = (np.arange(ny)[:, None] + _subgrid(ny, os)[None, :]).ravel()
+    GX = np.broadcast_to(gx[None, :], (ny * os, nx * os))
+    GY = np.broadcast_to(gy[:, None], (ny * os, nx * os))
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    r_fit = max(2.5, 2.0 * fwhm0)
+    use = good & ((xx - x0) ** 2 + (yy - y0) ** 2 <= r_fit ** 2)
+    if use.sum() < 7:
+        return None
+    z = stamp[use]
+    sig = np.sqrt(noise2 + np.clip(z, 0.0, None))
+    beta0 = 3.0
+    a0 = max(fwhm0, 0.3) / (2.0 * math.sqrt(2.0 ** (1.0 / beta0) - 1.0))
+    flux0 = max(float(np.sum(np.clip(stamp[use], 0, None))), 1e-6) * 1.2
+    p0 = [flux0, x0, y0, math.log(a0), math.log(a0), 0.0, math.log(beta0 - 1.0)]
+    lo = [0.0, x0 - 1.5, y0 - 1.5, math.log(0.05), math.log(0.05), -2 * math.pi,
+          math.log(0.1)]
+    hi = [np.inf, x0 + 1.5, y0 + 1.5, math.log(200.0), math.log(200.0), 2 * math.pi,
+          math.log(1000.0)]
+
+    def resid(p):
+        return (_core_model(p, GX, GY, os, (ny, nx))[use] - z) / sig
+
+    try:
+        res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=150)
+    except (ValueError, RuntimeError, FloatingPointError):
+        return None
+    if not res.success:
+        return None
+    flux, xc, yc, la, lb, th, lbeta = res.x
+    beta = 1.0 + math.exp(lbeta)
+    k = 2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0)
+    fa, fb = k * math.exp(la), k * math.exp(lb)
+    if fb > fa:
+        fa, fb = fb, fa
+        th += math.pi / 2
+    return fa, fb, th % math.pi, xc, yc, flux
+
+
+def _moment_fwhm(stamp, good, x0, y0, half):
+    """A rough FWHM from the second moment of the central pixels (pixel variance removed)."""
+    yy, xx = np.mgrid[0:stamp.shape[0], 0:stamp.shape[1]]
+    r2 = (xx - x0) ** 2 + (yy - y0) ** 2
+    w = np.where(good & (r2 <= half * half), np.clip(stamp, 0, None), 0.0)
+    s = w.sum()
+    if not s > 0:
+        return None
+    var = float((w * r2).sum() / s / 2.0) - 1.0 / 12.0
+    return _GAUSS_FWHM * math.sqrt(max(var, 0.01))
+
+
+def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=None):
+    """Measure the PSF width and shape from stars at ``(xs, ys)`` (brightest first is best).
+
+    Parameters
+    ----------
+    im : PreparedImage
+    xs, ys : array
+        Candidate positions (0-based pixels), brightest first.
+    max_stars : int
+        At most this many stars are fitted.
+    min_snr : float
+        Candidates whose peak is below ``min_snr`` times the local noise are skipped.
+    isolation : float, optional
+        Minimum distance (pixels) to another candidate; default 3 FWHM of the first estimate
+        (at least 4 px).
+    box : int, optional
+        Half-size of the stamp (default from a first moment estimate).
+
+    Returns
+    -------
+    PSF
+        The width; the curve of growth is added later (:class:`~.aperture.CurveOfGrowth`).
+
+    Raises
+    ------
+    PhotometryError
+        No star could be fitted.
+    """
+    data, bad = im.data, im.bad
+    ny, nx = data.shape
+    sat = im.saturation
+    xs = np.asarray(xs, float)
+    ys = np.asarray(ys, float)
+    fin = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[fin], ys[fin]
+    fits = []
+    first_guess = None
+    tried = 0
+    for k in range(xs.size):
+        if len(fits) >= max_stars or tried >= 4 * max_stars:
+            break
+        x, y = xs[k], ys[k]
+        guess = first_guess or 3.0
+        h = int(box) if box else int(max(5, math.ceil(3.0 * guess)))
+        ix, iy = int(round(x)), int(round(y))
+        if ix - h < 0 or iy - h < 0 or ix + h + 1 > nx or iy + h + 1 > ny:
+            continue
+        # isolation from the other candidates
+        iso = isolation if isolation is not None else max(4.0, 3.0 * guess)
+        d2 = (xs - x) ** 2 + (ys - y) ** 2
+        d2[k] = np.inf
+        if np.min(d2, initial=np.inf) < iso * iso:
+            continue
+        stamp = data[iy - h:iy + h + 1, ix - h:ix + h + 1]
+        good = ~bad[iy - h:iy + h + 1, ix - h:ix + h + 1]
+        if not good[h - 1:h + 2, h - 1:h + 2].all():
+            continue
+        if sat is not None and np.nanmax(stamp[h - 2:h + 3, h - 2:h + 3]) >= 0.8 * sat:
+            continue
+        edge = np.r_[stamp[0], stamp[-1], stamp[1:-1, 0], stamp[1:-1, -1]]
+        edge = edge[np.isfinite(edge)]
+        if edge.size < 8:
+            continue
+        b = float(np.median(edge))
+        noise = float(mad_std(edge)) or float(np.std(edge)) or 1e-9
+        st = stamp - b
+        if st[h - 1:h + 2, h - 1:h + 2].max() < min_snr * noise:
+            continue
+        tried += 1
+        cx, cy = x - (ix - h), y - (iy - h)
+        if first_guess is None:
+            first_guess = _moment_fwhm(st, good, cx, cy, min(h, 4)) or 2.0
+        f0 = first_guess if not fits else float(np.median([f[0] * f[1] for f in fits]) ** 0.5)
+        out = _fit_core(st, good, cx, cy, f0, noise * noise)
+        if out is None:
+            continue
+        # refit with the region scaled to this star's own width
+        f1 = math.sqrt(out[0] * out[1])
+        if abs(f1 - f0) > 0.2 * f0:
+            again = _fit_core(st, good, out[3], out[4], f1, noise * noise)
+            out = again or out
+        if not (0.2 < math.sqrt(out[0] * out[1]) < 3.0 * h):
+            continue
+        fits.append(out)
+    if not fits:
+        raise PhotometryError(f"{im.name}: could not measure the PSF on any of {xs.size} "
+                              "stars (all near the edge, masked, saturated, crowded or too "
+                              "faint); give the FWHM (fwhm=..., --fwhm) in pixels")
+    arr = np.asarray([f[:3] for f in fits], float)
+    fw = np.sqrt(arr[:, 0] * arr[:, 1])
+    med = float(np.median(fw))
+    # drop outliers (blends, galaxies, cosmic-ray hits) before the final medians
+    scat = float(mad_std(fw)) if fw.size >= 3 else 0.0
+    keep = np.abs(fw - med) <= 3.0 * max(scat, 0.05 * med)
+    arr, fw = arr[keep], fw[keep]
+    maj, mnr = float(np.median(arr[:, 0])), float(np.median(arr[:, 1]))
+    ell = float(np.median(1.0 - arr[:, 1] / arr[:, 0]))
+    # axial median of the angle (doubled-angle mean)
+    ang = 0.5 * math.degrees(math.atan2(np.mean(np.sin(2 * arr[:, 2])),
+                                        np.mean(np.cos(2 * arr[:, 2])))) % 180.0
+    psf = PSF(fwhm=float(np.median(fw)), fwhm_scatter=float(mad_std(fw)) if fw.size >= 3
+              else float(np.std(fw)), fwhm_major=maj, fwhm_minor=mnr, ellipticity=ell,
+              theta=ang, n_stars=int(fw.size))
+    log.info("%s: PSF FWHM %.2f px (scatter %.2f, %d stars), ellipticity %.2f at %.0f deg%s",
+             im.name, psf.fwhm, psf.fwhm_scatter, psf.n_stars, psf.ellipticity, psf.theta,
+             " (undersampled)" if psf.undersampled else "")
+    return psf
+
+
+# --------------------------------------------------------------------------- growth
+
+
+def growth_curves(im, xs, ys, radii, sky_level):
+    """Sky-subtracted fluxes of stars at ``(xs, ys)`` in apertures of ``radii`` (pixels).
+
+    Returns ``(curves, area_bad, area_off)``: ``curves[i, j]`` the flux of star ``i`` inside
+    ``radii[j]``; the masked and off-image areas of the largest aperture."""
+    xs = np.ascontiguousarray(xs, float)
+    ys = np.ascontiguousarray(ys, float)
+    curves = np.empty((xs.size, len(radii)))
+    abad = aoff = None
+    for j, r in enumerate(radii):
+        sm, _, area, abad, aoff, _ = K.aperture_sums(im.data, im.data, im.bad, xs, ys,
+                                                     np.full(xs.size, float(r)), False)
+        curves[:, j] = sm - sky_level * area
+    return curves, abad, aoff
+
+
+def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
+    """Fit the outer surface brightness of normalised growth curves with a power law.
+
+    Each curve is normalised to its flux inside the largest radius; the rings beyond ``r_min``
+    give a surface brightness ``S_meas(r) = A (r**-p - <r**-p>_sky)``: the sky annulus
+    (``sky_in`` to ``sky_out``) holds wing light too, so the measured rings and the largest
+    aperture are short of the truth by that much. ``A`` and ``p`` are fitted by weighted
+    least squares on the stars' median ring brightness.
+
+    Returns
+    -------
+    dict
+        ``amplitude``, ``index`` (per unit flux inside the largest radius), ``missing`` (flux
+        beyond the largest radius plus the over-subtracted sky inside it, relative to the
+        flux inside it), ``missing_err``, ``n_rings``; ``missing`` is 0 with a small error
+        when the outer rings hold no measurable light.
+    """
+    radii = np.asarray(radii, float)
+    norm = curves / curves[:, -1:]
+    r_big = radii[-1]
+    area = math.pi * radii ** 2
+    rings = np.diff(norm, axis=1) / np.diff(area)[None, :]
+    rmid = np.sqrt(0.5 * (radii[1:] ** 2 + radii[:-1] ** 2))
+    sel = rmid >= r_min
+    out = {"amplitude": 0.0, "index": None, "missing": 0.0, "missing_err": 0.0,
+           "n_rings": int(sel.sum())}
+    if sel.sum() < 3 or norm.shape[0] < 1:
+        return out
+    ring_sel = rings[:, sel]
+    n = ring_sel.shape[0]
+    # the median star's ring brightness and its error (robust spread / sqrt(n))
+    s_med = np.median(ring_sel, axis=0)
+    s_err = (mad_std(ring_sel, axis=0) if n >= 3 else np.abs(s_med) + 1e-12) * 1.2533 / \
+        math.sqrt(max(n, 1))
+    s_err = np.maximum(s_err, 1e-9)
+    r = rmid[sel]
+
+    def sky_mean(p):
+        # mean of r**-p over the annulus (area-weighted)
+        if abs(p - 2.0) < 1e-6:
+            return 2.0 * math.log(sky_out / sky_in) / (sky_out ** 2 - sky_in ** 2)
+        return (2.0 / (2.0 - p)) * (sky_out ** (2.0 - p) - sky_in ** (2.0 - p)) / \
+            (sky_out ** 2 - sky_in ** 2)
+
+    def model(q):
+        a, p = math.exp(q[0]), q[1]
+        return a * (r ** -p - sky_mean(p))
+
+    # no significant light in the outer rings: no tail (error: what the rings allow)
+    signif = float(np.sum(s_med / s_err ** 2) / math.sqrt(np.sum(1.0 / s_err ** 2)))
+    ring_area = np.diff(area)[sel]
+    if signif < 2.0:
+        # bound on the missing light: the outer rings' summed brightness uncertainty
+        bound = float(np.sqrt(np.sum((s_err * ring_area) ** 2)))
+        out["missing_err"] = bound
+        return out
+    def fit(keep):
+        best = None
+        for p0 in (2.5, 3.5, 5.0, 8.0):
+            a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
+            try:
+                res = least_squares(
+                    lambda q: ((model(q) - s_med) / s_err)[keep], [math.log(a0), p0],
+                    bounds=([-80.0, 2.05], [80.0, 20.0]))
+            except (ValueError, FloatingPointError):
+                continue
+            if best is None or res.cost < best.cost:
+                best = res
+        return best if best is not None and best.success else None
+
+    def missing(a_, p_):
+        beyond = 2.0 * math.pi * a_ * r_big ** (2.0 - p_) / (p_ - 2.0)
+        oversub = math.pi * r_big ** 2 * a_ * sky_mean(p_)
+        return beyond + oversub
+
+    every = np.ones(r.size, bool)
+    best = fit(every)
+    if best is None:
+        out["missing_err"] = float(np.sum(np.abs(s_med) * ring_area))
+        return out
+    a, p = math.exp(best.x[0]), float(best.x[1])
+    m = missing(a, p)
+    # statistical error: the fit covariance, scaled by the reduced chi2 when it exceeds 1
+    J = best.jac
+    dof = max(r.size - 2, 1)
+    chi2 = 2.0 * best.cost / dof
+    try:
+        cov = np.linalg.inv(J.T @ J) * max(chi2, 1.0)
+    except np.linalg.LinAlgError:
+        cov = None
+    if cov is not None and np.all(np.isfinite(cov)):
+        eps = 1e-4
+        g = np.array([(missing(math.exp(best.x[0] + eps), p) - m) / eps,
+                      (missing(a, p + eps) - m) / eps])
+        m_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
+    else:
+        m_err = m
+    # systematic error of the extrapolation: a profile steepens outwards, so a power law
+    # fitted inside the largest radius is only a guide to the light beyond it; half the
+    # extrapolated light is taken as its model error
+    m_err = math.hypot(m_err, 0.5 * m)
+    if p < 2.3:
+        # a tail this flat does not converge within any sensible radius: the extrapolation
+        # is not measured, say so through the error
+        m_err = max(m_err, m)
+    out.update(amplitude=a, index=p, missing=float(m), missing_err=float(m_err))
+    return out
