@@ -399,7 +399,7 @@ class CurveOfGrowth:
     """
 
     def __init__(self, max_radius=4.0, n_stars=25, min_stars=3, min_snr=50.0, isolation=0.002,
-                 snr_tolerance=0.03):
+                 snr_tolerance=0.08):
         if not max_radius > 1.5:
             raise InputError(f"CurveOfGrowth: max_radius must be > 1.5 FWHM, got {max_radius!r}")
         if not 0 <= snr_tolerance < 1:

@@ -7,6 +7,7 @@ on the way (gain, read noise, unit) is logged, never silent.
 """
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,10 @@ class PreparedImage:
         For messages (file name or 'image').
     notes : list of str
         Guesses made (also logged).
+    calibrated : bool or None
+        True for an image in electrons or whose header records a bias/zero correction; False
+        for integer raw data in ADU with no such record (its sky level still holds the bias
+        pedestal); None when it cannot be told.
     """
 
     data: np.ndarray
@@ -62,6 +67,7 @@ class PreparedImage:
     saturation: float | None = None
     name: str = "image"
     notes: list = field(default_factory=list)
+    calibrated: bool | None = None
 
     @property
     def shape(self):
@@ -160,6 +166,8 @@ def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=N
         sat, key = header_value(meta, SATURATION_KEYS)
     else:
         sat = float(saturation)
+    if sat is None and not _is_electrons(unit):
+        sat = _data_ceiling(data, name, notes)
     if exptime is None:
         t, key = header_value(meta, EXPTIME_KEYS)
     else:
@@ -201,8 +209,65 @@ def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=N
         data = data * g
         if sat is not None:
             sat = sat * g
+    calibrated = _calibration_state(meta, unit, ccd)
+    if calibrated is False:
+        notes.append(f"{name}: raw data (integer ADU, no bias/zero correction in the header): "
+                     "the local sky removes the bias pedestal from the stars, but the sky level "
+                     "itself still holds it")
     for note in notes:
         log.info(note)
     return PreparedImage(data=data, variance=variance, bad=bad, wcs=wcs, meta=meta,
                          exptime=t, gain=g, read_noise=rn, saturation=sat, name=name,
-                         notes=notes)
+                         notes=notes, calibrated=calibrated)
+
+
+#: Header keywords that record a bias (zero) or overscan correction (IRAF ccdproc, MaxIm,
+#: astropy ccdproc, our own products).
+CALIBRATION_KEYS = ("ZEROCOR", "BIASCOR", "BIASFRM", "BIASSUB", "OVERSCAN", "CALSTAT",
+                    "CCDPROC", "DARKCOR", "FLATCOR", "FLATFRM", "PEDESTAL",
+                    "SUBBIAS")
+
+
+def _calibration_state(meta, unit, ccd):
+    if _is_electrons(unit):
+        return True
+    try:
+        keys = {str(k).upper() for k in meta.keys()}
+    except AttributeError:
+        keys = set()
+    if keys & set(CALIBRATION_KEYS):
+        return True
+    try:
+        history = " ".join(str(h) for h in meta.get("HISTORY", [])).lower()
+    except (AttributeError, TypeError):
+        history = ""
+    if "bias" in history or "zero" in history or "overscan" in history:
+        return True
+    raw = np.asarray(getattr(ccd, "data", ccd))
+    try:
+        bitpix = int(meta.get("BITPIX", 0) or 0)
+    except (TypeError, ValueError):
+        bitpix = 0
+    sample = raw.ravel()[:: max(1, raw.size // 4096)]
+    sample = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
+    integral = sample.size > 0 and bool(np.all(sample == np.round(sample)))
+    if np.issubdtype(raw.dtype, np.integer) or bitpix > 0 or integral:
+        return False
+    return None
+
+
+def _data_ceiling(data, name, notes):
+    """The raw ceiling as saturation level when the header gives none: integer-valued data
+    whose maximum is reached by several pixels (flat-topped stars at the converter's limit)."""
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return None
+    vmax = float(finite.max())
+    if vmax < 255 or vmax != math.floor(vmax):
+        return None
+    n_at = int(np.count_nonzero(finite == vmax))
+    if n_at < 4:
+        return None
+    notes.append(f"{name}: saturation level {vmax:g} (input units) from the data: {n_at} "
+                 "pixels sit at the raw ceiling and no SATURATE/DATAMAX keyword gives one")
+    return vmax

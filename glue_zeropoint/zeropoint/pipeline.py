@@ -146,7 +146,16 @@ class Measurement:
         """The zero point's JSON dictionary (DESIGN section 4) plus photometry facts."""
         d = self.zeropoint.to_dict()
         meta = self.stars.meta
+        psf = meta.get("psf") or {}
         d.update({"fwhm": meta.get("fwhm"), "aperture_radius": meta.get("aperture_radius"),
+                  "aperture_radius_method": meta.get("aperture_radius_method"),
+                  "aperture_correction_method": meta.get("aperture_correction_method"),
+                  "psf": {k: psf.get(k) for k in ("fwhm", "fwhm_scatter", "fwhm_major",
+                                                  "fwhm_minor", "ellipticity", "theta",
+                                                  "n_stars", "undersampled", "tail_index",
+                                                  "growth_stars")},
+                  "error_model": meta.get("error_model"),
+                  "assumptions": list(meta.get("assumptions") or []),
                   "annulus": [meta.get("annulus_in"), meta.get("annulus_out")],
                   "n_stars": len(self.stars),
                   "match_radius_arcsec": self.matches.meta.get("crossmatch", {}).get(
@@ -489,6 +498,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
         bkg = estimate_background(im.data, im.bad)
         positions = find_stars(im, fwhm=fwhm, threshold=threshold, background=bkg,
                                max_stars=max_stars)
+        notes.extend(positions.meta.get("notes", []))
     stars = measure_stars(im, positions, fwhm=fwhm, aperture_radius=aperture_radius,
                           annulus=annulus)
     if np.all(stars["flags"] & FLAG_SATURATED):
@@ -518,7 +528,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
         # measure again with the catalog stars that were not detected (blended into a
         # brighter star, or below the threshold) as neighbours: their light flags a star
         # crowded and keeps it out of the aperture correction
-        stars = measure_stars(im, positions, fwhm=stars.meta["fwhm"],
+        stars = measure_stars(im, positions, psf=stars.meta["psf"],
                               aperture_radius=aperture_radius, annulus=annulus,
                               mask_positions=neighbours)
         stars.meta["date_obs"] = date
@@ -560,6 +570,18 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     if zp.color is not None and zp.color_term is None:
         notes.append(f"colour term not fitted: {zp.color_term_reason}")
     # sky: mask the measured stars generously, plus photutils segmentation
+    if im.calibrated is False:
+        # the sky level of a raw frame still holds the bias pedestal: no number beats a
+        # wrong one
+        notes.append(f"{im.name}: no sky surface brightness: the frame is raw (its sky level "
+                     "includes the bias pedestal); calibrate it first (glue-zeropoint "
+                     "calibrate) or subtract the bias")
+        mu = mu_err = None
+        zp.sky_sb, zp.sky_sb_err = mu, mu_err
+        report(progress, 5, steps, "done")
+        return Measurement(stars=stars, matches=matches, zeropoint=zp, sky_sb=mu,
+                           sky_sb_err=mu_err, notes=notes, image=im.data,
+                           astrometry=astrometry, solution=solution, wcs=im.wcs)
     try:
         mask = _star_mask(im, stars)
         mu, mu_err = sky_surface_brightness(im, zp.zp, zp_err=zp.zp_err_total,
@@ -633,21 +655,21 @@ def _pixel_area(wcs):
 
 def _star_mask(im, stars):
     """Sources to leave out of the sky level: photutils segmentation of the image, plus a
-    disk of 4 FWHM (more for bright stars) around every measured star."""
+    disk around every measured star out to where its wings (the frame's own PSF profile)
+    fall below half the sky noise, at least 4 FWHM."""
+    from ..photometry.aperture import as_psf
     from ..photometry.detection import disk_mask
     from .sky import source_mask
 
-    fwhm = float(stars.meta["fwhm"])
+    psf = as_psf(stars.meta.get("psf") or float(stars.meta["fwhm"]))
+    fwhm = psf.fwhm
     x = np.asarray(stars["x"], float)
     y = np.asarray(stars["y"], float)
-    flux = np.asarray(stars["flux_aper"], float)
-    sky_std = np.nanmedian(np.asarray(stars["sky_std"], float))
-    # radius where a Moffat(beta 3.5) wing drops below 0.5 sigma of the sky, at least 4 FWHM
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / 3.5) - 1.0))
-    peak = np.clip(flux, 0, None) * 2.5 / (math.pi * alpha ** 2)
-    ratio = np.clip(peak / (0.5 * max(sky_std, 1e-9)), 1.0, None)
-    r = alpha * np.sqrt(ratio ** (1.0 / 3.5) - 1.0)
-    r = np.clip(np.nan_to_num(r, nan=4 * fwhm), 4 * fwhm, 30 * fwhm)
+    flux = np.clip(np.nan_to_num(np.asarray(stars["flux"], float)), 0, None)
+    sky_std = float(np.nanmedian(np.asarray(stars["sky_std"], float)))
+    peak = flux * float(psf.surface_brightness(0.0))
+    r = psf.wing_radius(peak, 0.5 * max(sky_std, 1e-9), 30.0 * fwhm)
+    r = np.clip(r, 4.0 * fwhm, 30.0 * fwhm)
     good = np.isfinite(x) & np.isfinite(y)
     mask = disk_mask(im.shape, x[good], y[good], r[good])
     return mask | source_mask(im.data, im.bad)
