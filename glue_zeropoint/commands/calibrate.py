@@ -49,11 +49,26 @@ def summary(night):
                      f"flat {light['flat'] or '-'}, {light['masked']['masked']} pixels masked")
     if rep["guesses"]:
         lines.append(f"  {len(rep['guesses'])} guess(es) from file names, see calibration.json")
-    if rep["skipped"]:
+    refused = {r["file"] for r in rep.get("refused", [])}
+    skipped = [s for s in rep["skipped"] if s["file"] not in refused]
+    if skipped:
         lines.append("  skipped: " + "; ".join(f"{s['file']} ({s['reason']})"
-                                               for s in rep["skipped"]))
+                                               for s in skipped))
+    for r in rep.get("refused", []):
+        lines.append(f"  REFUSED: {r['reason']}")
+    if rep.get("products_skipped"):
+        lines.append(f"  left out {len(rep['products_skipped'])} file(s) of earlier "
+                     "calibrations found in the raw folder (products are never calibrated "
+                     "again)")
+    for note in rep.get("notes", []):
+        lines.append(f"  note: {note}")
+    manifest = rep.get("manifest") or {}
+    if manifest.get("reused"):
+        lines.append(f"  reused {len(manifest['reused'])} calibrated light(s) whose raw "
+                     "frames and settings are unchanged")
     if rep["out_dir"]:
-        lines.append(f"  wrote {len(night.products)} file(s) to {rep['out_dir']}")
+        lines.append(f"  wrote {len(night.products)} file(s) to {rep['out_dir']} "
+                     "(calibration.json last: the folder's manifest)")
     return "\n".join(lines)
 
 
