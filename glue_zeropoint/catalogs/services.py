@@ -169,7 +169,7 @@ def _translate(err, service, catalog, url, timeout):
     if timed_out:
         return CatalogServiceError(
             f"{what} did not answer within {timeout:g} s ({url}); the service may be slow or "
-            f"down: try again later, use a smaller --radius, {offline}")
+            f"down: try again later, allow it more time (--timeout), {offline}")
     if refused:
         reason = _short(cause) if cause is not err else "connection failed"
         return CatalogServiceError(
@@ -251,7 +251,7 @@ def _check_vizier_answer(content, catalog, url):
     except ET.ParseError as err:
         raise CatalogServiceError(
             f"VizieR ({catalog}) sent a truncated or malformed VOTable ({url}: {err}); the "
-            f"transfer was probably cut: try again, or use a smaller --radius") from err
+            f"transfer was probably cut: try again, or query a smaller field") from err
     status = [value for name, value, _ in infos if name == "QUERY_STATUS"]
     if "ERROR" in status:
         messages = [value.strip() or text for name, value, text in infos
