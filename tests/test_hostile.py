@@ -496,3 +496,16 @@ def test_a_silent_service_honours_timeout_and_names_the_right_option(tmp_path, m
             assert "--radius" not in err
     finally:
         server.close()
+
+
+def test_glue_opens_a_raw_folder_holding_its_own_products(tmp_path, raw, monkeypatch):
+    from glue_zeropoint.glue.loader import load_night
+
+    assert cli(tmp_path, "calibrate", raw, "--out", raw / "calibrated")[0] == 0
+    monkeypatch.setenv("GLUE_ZEROPOINT_PRODUCTS_DIR", str(tmp_path / "glue products"))
+    datasets = load_night(raw)
+    labels = [d.label for d in datasets]
+    assert labels[:3] == ["M13-V-20s-001", "M13-V-20s-002", "M13-V-20s-003"]
+    assert not any("_cal" in label for label in labels)
+    # and the folder of products itself loads through its manifest
+    assert len(load_night(raw / "calibrated")) == 3 + 3
