@@ -187,8 +187,10 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
         asked one.
     cache : `CatalogCache`, path, None or False
         None: the default cache (``GLUE_ZEROPOINT_CACHE_DIR``); False: no cache.
-    timeout : float
-        Seconds per HTTP request before giving up.
+    timeout : float, optional
+        Seconds per HTTP request before giving up. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
+        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
+        ``--timeout``).
     progress : callable, optional
         ``progress(done, total, message)``.
     row_limit : int, optional
