@@ -202,7 +202,16 @@ def folder_problems(folder, *, check_raw=True, verify_hashes=True):
             elif st.st_mtime_ns != entry.get("mtime_ns"):
                 if not verify_hashes or file_sha256(path) != entry.get("sha256"):
                     changed.append(rel)
-        known = set(manifest.get("inputs", {})) | set(manifest.get("ignored", []))
+        ignored = manifest.get("ignored", {})
+        for rel, entry in ignored.items():  # left out then (e.g. refused): changed since?
+            try:
+                st = (raw_dir / rel).stat()
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns) != (entry.get("size"), entry.get("mtime_ns")):
+                changed.append(rel)
+        known = set(manifest.get("inputs", {})) | set(ignored) | \
+            set(manifest.get("products_found", []))
         added = _new_raw_files(raw_dir, known, folder)
         for what, items in (("changed", changed), ("removed or renamed", removed),
                             ("added", added)):

@@ -189,10 +189,10 @@ def _settings(combine, gain, read_noise):
     return {"combine": combine, "gain": gain, "read_noise": read_noise, "software": software()}
 
 
-def _light_key(run, frame, calibration_frames):
+def _light_key(run, frame, calibration_frames, suffix=""):
     """What a calibrated light depends on, as one hash (its ``ZPKEY``)."""
     hasher = run["hasher"]
-    parts = [run["settings"], hasher.get(frame.path)["sha256"],
+    parts = [run["settings"], suffix, hasher.get(frame.path)["sha256"],
              sorted(hasher.get(f.path)["sha256"] for f in calibration_frames)]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
 
@@ -507,14 +507,28 @@ def _write_manifest(night, frames, raw_dir, out, old):
         "run": run["id"], "written": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(root.resolve()), "out_dir": str(Path(out).resolve()),
         "settings": run["settings"], "inputs": inputs, "products": products,
-        "ignored": sorted({s["file"].replace(os.sep, "/") for s in frames.skipped}
-                          | set(frames.products)),
+        "ignored": _ignored(root, frames.skipped), "products_found": sorted(frames.products),
         "reused": run["reused"], "removed": removed,
     }
     path = out / MANIFEST_NAME
     report["products"] = [p.name for p in night.products] + [path.name]
     write_json(path, report)
     night.products.append(path)
+
+
+def _ignored(root, skipped):
+    """Files of the raw folder left out (not FITS, unreadable, refused): their size and time,
+    so that fixing one (e.g. its EXPTIME) makes the folder out of date."""
+    ignored = {}
+    for item in skipped:
+        rel = item["file"].replace(os.sep, "/")
+        try:
+            st = (root / rel).stat()
+        except OSError:
+            continue
+        ignored[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                        "reason": item["reason"]}
+    return ignored
 
 
 def _record_master(night, out, writer, name, ccd, info, inputs=()):
@@ -650,7 +664,7 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
         reused = None
         if out is not None:
             run = night._run
-            zpkey = _light_key(run, frame, cal_frames)
+            zpkey = _light_key(run, frame, cal_frames, suffix)
             reused = _reusable(out / frame.product_name, zpkey, memmap)
             used = [m for m in (bias is not None and ("bias" + suffix), dark_name, flat_name)
                     if m]

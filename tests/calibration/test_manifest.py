@@ -107,3 +107,18 @@ def test_conflicting_gains_stop_unless_given(tmp_path, small):
     assert json.loads((tmp_path / "out" / "calibration.json").read_text())["gain"]["value"] \
         == 1.5
     assert np.isfinite(night.lights[0].data).any()
+
+
+def test_fixing_a_refused_frame_makes_the_folder_out_of_date(tmp_path, small):
+    light = small / "M13-V-10s-002.fit"
+    with fits.open(light, mode="update") as hdul:
+        hdul[0].header["EXPTIME"] = 0.0
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="refused"):
+        night = calibrate_night(small, out)
+    assert len(night.lights) == 1 and not folder_problems(out)[0]
+    with fits.open(light, mode="update") as hdul:
+        hdul[0].header["EXPTIME"] = 10.0
+    with pytest.raises(StaleProductsError, match="changed since.*M13-V-10s-002.fit"):
+        check_folder(out)
+    assert len(calibrate_night(small, out).lights) == 2
