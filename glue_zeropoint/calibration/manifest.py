@@ -243,8 +243,8 @@ def check_folder(folder, *, check_raw=True, raw_dir=None):
 def check_product(path, header=None):
     """Refuse one product of ours that its folder's manifest does not vouch for.
 
-    A file without the glue-zeropoint marker in a folder without ``calibration.json`` (a
-    product from elsewhere, or a plain image) is not checked.
+    A file without the glue-zeropoint marker (a product from elsewhere, or a plain image) is
+    not checked.
 
     Raises
     ------
@@ -257,7 +257,7 @@ def check_product(path, header=None):
             header = fits.getheader(path)
         except Exception:  # noqa: BLE001 - the reader reports unreadable files
             return
-    if not is_product_header(header) and not (folder / MANIFEST_NAME).exists():
+    if not is_product_header(header):
         return
     report = check_folder(folder)
     if path.name not in report["manifest"]["products"]:

@@ -281,6 +281,9 @@ def _write_results(m, out, solved_name, *, plot, extra, title):
 
     with OutputLock(out, "measure"):
         clean_tmp_files(out)
+        for left in out.glob(".measure-*"):  # the staging folder of a killed run
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
         final = out / "zeropoint.json"
         try:
             final.unlink()
