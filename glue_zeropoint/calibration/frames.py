@@ -427,7 +427,8 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
     report(progress, len(files), len(files), "frames found")
     if frames.products:
         folders = sorted({str(Path(p).parent) for p in frames.products})
-        warnings.warn(f"{len(frames.products)} calibrated product(s) of glue-zeropoint found in "
+        n = sum(Path(p).name != MANIFEST_NAME for p in frames.products)
+        warnings.warn(f"{n} calibrated product(s) of glue-zeropoint found in "
                       f"{', '.join(f or '.' for f in folders[:3])} were left out: products are "
                       "never calibrated again", stacklevel=2)
     if not frames:

@@ -252,7 +252,8 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
     # default: best catalog for the band, falling back to the next one
     candidates = default_catalogs_for_band(band)
     failures = []
-    service_error = None
+    service_error = None  # the service is down or slow: only cached answers for the rest
+    any_service_error = False
     for step, catalog in enumerate(candidates):
         try:
             if service_error is not None:  # the same service failed: only a cached answer
@@ -266,14 +267,16 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
             table.meta["default_for_band"] = band
             return table
         except CatalogServiceError as err:
-            service_error = err
+            any_service_error = True
+            if getattr(err, "service_down", True):
+                service_error = err
             failures.append(f"{catalog}: {err}")
             log.info("default catalog %s failed: %s", catalog, err)
         except CatalogError as err:
             failures.append(f"{catalog}: {err}")
             log.info("default catalog %s failed: %s", catalog, err)
     # a service that is down or slow is a failed step (exit 1), not bad input
-    cls = CatalogServiceError if service_error is not None else CatalogError
+    cls = CatalogServiceError if any_service_error else CatalogError
     raise cls(f"no default catalog could give band {band!r} for this field: "
               + " | ".join(failures))
 

@@ -140,7 +140,18 @@ def _short(err):
 
 
 def _translate(err, service, catalog, url, timeout):
-    """Map a low-level exception onto a CatalogServiceError with advice."""
+    """Map a low-level exception onto a CatalogServiceError with advice.
+
+    Its ``service_down`` attribute is True when the service itself failed (no answer in time,
+    unreachable, rate limiting, a server error), so that no other query of the same service
+    is waited for; False when only this query was refused (HTTP 4xx).
+    """
+    result = _translate_message(err, service, catalog, url, timeout)
+    result.service_down = not (result.args and "refused the query with HTTP" in result.args[0])
+    return result
+
+
+def _translate_message(err, service, catalog, url, timeout):
     what = f"{service} ({catalog})" if catalog else service
     offline = "or work from a cached answer with --offline"
     cause = err

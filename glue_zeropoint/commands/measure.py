@@ -213,7 +213,6 @@ def run(args):
     ccd = read_image(image)
     source = "header"
     if args.wcs:
-        _check_wcs_size(args.wcs, ccd.shape)
         try:
             ccd.wcs = wcs_from_header(args.wcs, ccd.shape, require=True)
         except InputError as err:
@@ -316,27 +315,6 @@ def _write_results(m, out, solved_name, *, plot, extra, title):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [moved[Path(p)] for p in written], [moved[Path(p)] for p in solved]
-
-
-def _check_wcs_size(path, shape):
-    """``--wcs FILE`` must be for an image of this size (NAXIS1/2 or IMAGEW/IMAGEH)."""
-    from astropy.io import fits
-
-    try:
-        header = fits.getheader(path)
-    except FileNotFoundError as err:
-        raise InputError(f"--wcs {path}: no such file") from err
-    except (OSError, ValueError) as err:
-        raise InputError(f"--wcs {path}: cannot be read as FITS ({err})") from err
-    size = None
-    if int(header.get("NAXIS", 0) or 0) >= 2 and header.get("NAXIS1") and header.get("NAXIS2"):
-        size = (int(header["NAXIS1"]), int(header["NAXIS2"]))
-    elif header.get("IMAGEW") and header.get("IMAGEH"):
-        size = (int(header["IMAGEW"]), int(header["IMAGEH"]))
-    if size is not None and size != (shape[1], shape[0]):
-        raise InputError(f"--wcs {path}: made for an image of {size[0]} x {size[1]} pixels but "
-                         f"the image is {shape[1]} x {shape[0]}; give the solution of this "
-                         "image")
 
 
 def _check_on_image(positions, ccd, path):
