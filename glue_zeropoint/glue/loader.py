@@ -36,7 +36,13 @@ nothing is recalibrated. glue restores factory-loaded data by re-running the fac
 original path, so restoring a session is a read of the products, not a calibration (even when
 the raw folder has since been moved away, as long as its products are still there).
 A folder that already holds calibrated products (``*_cal.fits`` with ``UNCERT`` and ``MASK``
-extensions, e.g. the output of ``glue-zeropoint calibrate``) is loaded as it is.
+extensions, e.g. the output of ``glue-zeropoint calibrate``) is loaded as it is, but products
+of glue-zeropoint's calibration (header ``ZPSOFT``) only through their folder's complete and
+current ``calibration.json`` (:mod:`glue_zeropoint.calibration.manifest`): a folder left by a
+killed run, with products of an earlier run, whose raw frames changed since, or that a run is
+writing into right now, is refused with the reason and the command that repairs it (a
+non-modal message in the GUI); only the products the manifest lists are loaded. The products
+folder of a raw folder is reused only when both manifests agree with the raw files.
 
 The datasets come in a fixed order (lights sorted by file name, then masters sorted by name)
 with fixed components, which glue's restore-by-reference relies on.
