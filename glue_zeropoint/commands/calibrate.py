@@ -1,8 +1,14 @@
 """``glue-zeropoint calibrate RAW_DIR --out OUT_DIR``: calibrate a raw night on disk.
 
 Writes one ``<light stem>_cal.fits`` per light frame, the masters (``master_bias.fits``,
-``master_dark.fits``, ``master_flat_<filter>.fits``) and ``calibration.json``; prints a short
-summary. Exit code 0 on success, 2 on bad input with a one-line reason.
+``master_dark.fits``, ``master_flat_<filter>.fits``) and, last, ``calibration.json``, the
+folder's manifest (every product with its raw inputs, their SHA-256 and the settings); prints
+a short summary. The output folder is locked while the run writes (a second run into it
+stops, saying which process holds it). Products found under RAW_DIR are left out; frames with
+an unusable header (EXPTIME <= 0, a type that contradicts the file name) are refused one by
+one and the rest calibrated; a rerun reuses the lights whose inputs and settings are
+unchanged and removes products of earlier runs. Exit code 0 on success, 2 on bad input with a
+one-line reason, 1 when a product cannot be written (e.g. a full disk; the file is named).
 """
 
 from pathlib import Path
