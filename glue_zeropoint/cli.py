@@ -11,9 +11,11 @@ Exit codes (one policy for every command, applied here):
   without the band, no astrometric solution, offline with nothing cached
   (:class:`~glue_zeropoint.exceptions.InputError` and every other
   :class:`~glue_zeropoint.exceptions.ZeropointError`), with a one-line reason;
-- 1: a catalog service failed with nothing cached
-  (:class:`~glue_zeropoint.exceptions.CatalogServiceError`), or an internal error (one line;
-  the traceback with ``-v``);
+- 1: a step failed: a catalog service down or slow with nothing cached
+  (:class:`~glue_zeropoint.exceptions.CatalogServiceError`), a result that could not be
+  written, e.g. a full disk (:class:`~glue_zeropoint.exceptions.OutputError`; the file is
+  named, nothing half-written is left), or an internal error (one line; the traceback with
+  ``-v``);
 - 130: interrupted or cancelled.
 """
 
@@ -25,7 +27,7 @@ import traceback
 import warnings
 
 from . import __version__
-from .exceptions import Cancelled, CatalogServiceError, ZeropointError
+from .exceptions import Cancelled, CatalogServiceError, OutputError, ZeropointError
 
 COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve"]
 
@@ -66,8 +68,14 @@ def main(argv=None):
     except (KeyboardInterrupt, Cancelled):
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    except CatalogServiceError as err:
-        print(f"{name}: failed: {err}", file=sys.stderr)
+    except (CatalogServiceError, OutputError) as err:
+        print(f"{name}: failed: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a write outside atomic_path: still name the file
+        filename = getattr(err, "filename", None)
+        where = f"{filename}: " if filename else ""
+        print(f"{name}: failed: {where}{err.strerror or err}; check the disk and the folder "
+              "(free space, permissions) and run again", file=sys.stderr)
         return 1
     except ZeropointError as err:
         print(f"{name}: error: {_one_line(err)}", file=sys.stderr)

@@ -40,3 +40,16 @@ class FitError(ZeropointError):
 
 class Cancelled(ZeropointError):
     """Raised from a progress callback to stop a long step; earlier results stay intact."""
+
+
+class OutputError(ZeropointError, OSError):
+    """A result could not be written (disk full, no permission, ...); nothing half-written is
+    left behind. The command line gives exit code 1."""
+
+
+class FolderBusyError(InputError):
+    """Another run is writing into the same output folder (see :class:`~glue_zeropoint.io.OutputLock`)."""
+
+
+class StaleProductsError(InputError):
+    """A folder of calibrated products is incomplete or out of date (see its calibration.json)."""

@@ -6,8 +6,9 @@ all do.
 """
 
 import math
+import unicodedata
 
-__all__ = ["EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS",
+__all__ = ["ascii_text", "EXPTIME_KEYS", "GAIN_KEYS", "READ_NOISE_KEYS", "SATURATION_KEYS",
            "RAW_SATURATION_KEYS", "FILTER_KEYS",
            "header_value", "positive_header_value", "header_text", "unusable_values"]
 
@@ -93,3 +94,32 @@ def unusable_values(meta, keys):
         if value is not None and header_value({key: value}, (key,))[0] is None:
             bad[key] = value
     return bad
+
+
+def ascii_text(text):
+    """An ASCII form of ``text`` for a FITS header (which holds printable ASCII only).
+
+    Accents are dropped (``Dark-ü.fit`` -> ``Dark-u.fit``), other letters written as
+    ``\\u`` escapes (``Flat-Hα.fit`` -> ``Flat-H\\u03b1.fit``); control characters become
+    ``?``. The real name is kept where non-ASCII text is allowed (``calibration.json``).
+
+    Examples
+    --------
+    >>> ascii_text('Dark-ü.fit')
+    'Dark-u.fit'
+    >>> ascii_text('Flat-Hα.fit')
+    'Flat-H\\u03b1.fit'
+    """
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    out = []
+    for ch in decomposed:
+        if unicodedata.combining(ch):
+            continue
+        if ch.isascii():
+            out.append(ch if ch.isprintable() else "?")
+        else:
+            out.append(ch.encode("ascii", "backslashreplace").decode("ascii"))
+    return "".join(out)

@@ -6,18 +6,27 @@ earlier results.
 """
 
 import contextlib
+import errno
+import hashlib
 import json
+import logging
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from .exceptions import InputError
+from .exceptions import FolderBusyError, InputError, OutputError
 
 __all__ = ["atomic_path", "write_json", "to_jsonable", "ensure_output_dir", "user_cache_dir",
-           "human_age", "FITS_SUFFIXES", "fits_stem"]
+           "human_age", "FITS_SUFFIXES", "fits_stem", "OutputLock", "LOCK_NAME",
+           "lock_holder", "clean_tmp_files", "file_sha256", "write_error"]
+
+log = logging.getLogger(__name__)
 
 
 #: File name endings read as FITS (plain, gzipped, fpack-compressed).
@@ -74,24 +83,237 @@ def ensure_output_dir(path):
     return path
 
 
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def write_error(path, err):
+    """An :class:`~glue_zeropoint.exceptions.OutputError` naming ``path`` and what to do."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if getattr(err, "errno", None) in _FULL:
+        advice = (f"the disk holding {Path(path).parent} is full (or a file-size limit was "
+                  "hit): free some space there or choose another output folder, then run again")
+    elif getattr(err, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "the folder cannot be written to: choose another output folder"
+    else:
+        advice = "check the disk and the folder, or choose another output folder"
+    return OutputError(f"{path}: could not be written ({reason}); {advice}. Nothing "
+                       "half-written was left behind")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. An
+    ``OSError`` while writing (a full disk, no permission) becomes an
+    :class:`~glue_zeropoint.exceptions.OutputError` naming ``path`` and what to do.
+    The temporary file is ``.<name>.<random>.tmp``; one left by a killed process is removed
+    by :func:`clean_tmp_files` on the next run.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise write_error(path, err) from err
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        # mkstemp makes the file 0600; give it the mode any new file of the user would have
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            # mkstemp makes the file 0600; give it the mode any new file of the user would have
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise write_error(path, err) from err
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()
+
+
+_TMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def clean_tmp_files(folder):
+    """Remove the temporary files (``.<name>.<random>.tmp``) a killed run left in ``folder``.
+
+    Call it only while holding the folder's :class:`OutputLock` (a live writer's temporary
+    files must stay). Returns the names removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and _TMP_NAME.match(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    if removed:
+        log.info("%s: removed %d temporary file(s) left by an interrupted run", folder,
+                 len(removed))
+    return removed
+
+
+def file_sha256(path, chunk=4 * 2 ** 20):
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- one writer per output folder ---------------------------------------------------------------
+LOCK_NAME = ".glue-zeropoint.lock"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, TypeError):
+        return True  # exists (another user's) or unreadable: assume alive
+    return True
+
+
+def _read_lock_info(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _describe(info):
+    if not info:
+        return "another process"
+    started = info.get("started")
+    when = f", started {started}" if started else ""
+    what = f", running '{info['command']}'" if info.get("command") else ""
+    return f"process {info.get('pid', '?')} on host {info.get('host', '?')!r}{when}{what}"
+
+
+def lock_holder(folder):
+    """A description of the live process holding ``folder``'s lock, or None.
+
+    A lock left by a dead process (kill -9, a crash) is not a holder.
+    """
+    path = Path(folder) / LOCK_NAME
+    if not path.exists():
+        return None
+    info = _read_lock_info(path)
+    if info and info.get("flock") is False:  # written where flock does not work: PID check
+        if info.get("host") != socket.gethostname() or _pid_alive(info.get("pid")):
+            return _describe(info)
+        return None
+    try:
+        import fcntl
+
+        with open(path, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _describe(info)
+    except (ImportError, OSError):
+        pass
+    return None
+
+
+class OutputLock:
+    """An exclusive lock on an output folder: one writer at a time.
+
+    The lock is a file ``.glue-zeropoint.lock`` in the folder holding the holder's PID, host,
+    start time and command, locked with ``flock`` (released by the system when the process
+    dies, even by kill -9). A second writer refuses with
+    :class:`~glue_zeropoint.exceptions.FolderBusyError` saying who holds it; a lock file left
+    by a dead process is taken over (``stale`` then describes it).
+
+    Examples
+    --------
+    >>> with OutputLock("calibrated", "calibrate"):  # doctest: +SKIP
+    ...     write_products()
+    """
+
+    def __init__(self, folder, command=""):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.command = command
+        self.stale = None
+        self._fh = None
+
+    def acquire(self):
+        import fcntl
+
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": self.command,
+                "flock": True}
+        for _ in range(20):
+            try:
+                fh = open(self.path, "a+b")
+            except OSError as err:
+                raise write_error(self.path, err) from err
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe(_read_lock_info(self.path))
+                fh.close()
+                raise FolderBusyError(
+                    f"{self.folder}: another glue-zeropoint run is writing into this folder "
+                    f"({holder}); wait for it to finish or choose another output folder. If "
+                    f"no such run is going on, delete {self.path}") from None
+            except OSError:  # no flock on this filesystem: the PID check alone
+                info["flock"] = False
+                previous = _read_lock_info(self.path)
+                if previous and previous.get("pid") != os.getpid() and (
+                        previous.get("host") != socket.gethostname()
+                        or _pid_alive(previous.get("pid"))):
+                    fh.close()
+                    raise FolderBusyError(
+                        f"{self.folder}: another glue-zeropoint run is writing into this "
+                        f"folder ({_describe(previous)}); wait for it to finish or choose "
+                        f"another output folder. If no such run is going on, delete "
+                        f"{self.path}") from None
+            # the file may have been removed (and another created) between open and flock
+            try:
+                same = os.path.samestat(os.fstat(fh.fileno()), os.stat(self.path))
+            except OSError:
+                same = False
+            if not same:
+                fh.close()
+                continue
+            previous = _read_lock_info(self.path)
+            if previous and previous.get("pid"):
+                self.stale = _describe(previous)
+                log.warning("%s: took over the lock left by %s, which is no longer running",
+                            self.folder, self.stale)
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps(info).encode("utf-8"))
+                fh.flush()
+            except OSError as err:
+                fh.close()
+                raise write_error(self.path, err) from err
+            self._fh = fh
+            return self
+        raise FolderBusyError(f"{self.folder}: could not lock the folder; try again")
+
+    def release(self):
+        if self._fh is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        self._fh = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def _read_umask():

@@ -60,3 +60,68 @@ def test_atomic_outputs_get_the_users_normal_file_mode(tmp_path, monkeypatch):
     monkeypatch.setattr(zio, "_UMASK", 0o022)
     path = write_json(tmp_path / "r.json", {"a": 1})
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+def test_write_errors_name_the_file_and_what_to_do(tmp_path):
+    import errno
+
+    from glue_zeropoint.exceptions import OutputError
+
+    target = tmp_path / "x.fits"
+    with pytest.raises(OutputError, match=r"x.fits: could not be written .*free some space"):
+        with atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_refuses_a_second_writer_and_says_who(tmp_path):
+    import socket
+
+    from glue_zeropoint.exceptions import FolderBusyError
+    from glue_zeropoint.io import LOCK_NAME, OutputLock, lock_holder
+
+    with OutputLock(tmp_path, "calibrate"):
+        assert f"process {os.getpid()}" in lock_holder(tmp_path)
+        with pytest.raises(FolderBusyError, match=rf"process {os.getpid()} on host "
+                                                  rf"'{socket.gethostname()}'.*calibrate"):
+            OutputLock(tmp_path, "measure").acquire()
+    assert not (tmp_path / LOCK_NAME).exists() and lock_holder(tmp_path) is None
+
+
+def test_lock_of_a_dead_process_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from glue_zeropoint.io import LOCK_NAME, OutputLock, lock_holder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": int(dead),
+                                                  "host": socket.gethostname()}))
+    assert lock_holder(tmp_path) is None
+    with OutputLock(tmp_path, "calibrate") as lock:
+        assert f"process {dead}" in lock.stale
+
+
+def test_clean_tmp_files_removes_only_leftovers_of_atomic_writes(tmp_path):
+    from glue_zeropoint.io import clean_tmp_files
+
+    (tmp_path / ".x_cal.fits.ab12CD_9.tmp").write_bytes(b"")
+    (tmp_path / "keep.tmp").write_bytes(b"1")
+    (tmp_path / ".hidden").write_bytes(b"1")
+    assert clean_tmp_files(tmp_path) == [".x_cal.fits.ab12CD_9.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "keep.tmp"]
+
+
+def test_ascii_text_for_headers():
+    from astropy.io import fits
+
+    from glue_zeropoint.headers import ascii_text
+
+    header = fits.Header()
+    for name in ("Dark-ü.fit", "Flat-Hα.fit", "M13 été.fits", "plain.fit"):
+        header.add_history(ascii_text(name))  # never raises
+    assert ascii_text("Dark-ü.fit") == "Dark-u.fit"
+    assert ascii_text("Flat-Hα.fit") == "Flat-H\\u03b1.fit"
+    assert ascii_text("plain.fit") == "plain.fit"

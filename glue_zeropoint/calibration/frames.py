@@ -27,6 +27,7 @@ from ..headers import (
 )
 from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
+from .manifest import MANIFEST_NAME, is_product
 from .sections import PixelReader, find_image_hdu
 
 __all__ = ["RawFrame", "FrameList", "scan_frames", "frame_type_from_header",
@@ -121,12 +122,24 @@ class RawFrame:
         log.info(message)
 
 
+class FrameRefused(InputError):
+    """A frame whose header cannot be used safely (refused; the rest of the night goes on)."""
+
+
+class _ProductFound(Exception):
+    """The file is a calibrated product, not a raw frame."""
+
+
 class FrameList(list):
-    """The frames found, plus ``skipped``: ``[{'file': ..., 'reason': ...}]``."""
+    """The frames found, plus ``skipped``: ``[{'file': ..., 'reason': ...}]`` (every file left
+    out, refused ones included), ``refused`` (frames whose header is unsafe, with the fix) and
+    ``products`` (calibrated products met in the raw folder, never calibrated again)."""
 
     def __init__(self, frames=(), skipped=()):
         super().__init__(frames)
         self.skipped = list(skipped)
+        self.refused = []
+        self.products = []
 
     @property
     def guesses(self):
@@ -227,11 +240,15 @@ def read_frame(path, root=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            if is_product(hdul):
+                raise _ProductFound(path)
             index = find_image_hdu(hdul)
             if index is None:
                 raise ValueError("no 2-D image in the file")
             hdu = hdul[index]
             header = hdu.header.copy()
+            if index > 0:
+                _inherit_primary(header, hdul[0].header)
             info = hdul.fileinfo(index)
             if info is not None and not isinstance(hdu, fits.CompImageHDU) and \
                     not getattr(hdul._file, "compression", None):
@@ -275,6 +292,7 @@ def read_frame(path, root=None):
                 f"{path}: {what} and no exposure time (like '20s') in the file name; add "
                 "EXPTIME to the header of a copy or rename the file (e.g. dark_20s001.fits)")
     frame.exptime = float(exptime)
+    _check_header(frame, key, root)
 
     filt = header_text(header, FILTER_KEYS)
     if filt is not None:
@@ -293,6 +311,45 @@ def read_frame(path, root=None):
     if rn is not None and rn >= 0:
         frame.read_noise, frame.read_noise_source = rn, f"header {rkey}"
     return frame
+
+
+_STRUCTURE = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "BZERO", "BSCALE", "BLANK",
+              "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "CHECKSUM", "DATASUM", "COMMENT",
+              "HISTORY", "", "INHERIT", "NEXTEND")
+
+
+def _inherit_primary(header, primary):
+    """Keywords of the primary header the image extension lacks (multi-extension files keep
+    EXPTIME, IMAGETYP, FILTER... in the primary header and the pixels in extension 1)."""
+    for card in primary.cards:
+        key = card.keyword
+        if key in _STRUCTURE or key.startswith(("NAXIS", "ZNAXIS", "ZTILE", "ZBITPIX")) or \
+                key in header:
+            continue
+        header.append(card, end=True)
+
+
+def _check_header(frame, kind_key, root):
+    """Refuse a frame whose header would calibrate wrongly (before any pixel is read)."""
+    name_kind = frame_type_from_name(frame.path, root)
+    if kind_key is not None and name_kind is not None and name_kind != frame.kind:
+        value = frame.header.get(kind_key)
+        shortish = {frame.kind, name_kind} == {"bias", "dark"}
+        if shortish and frame.exptime <= SHORT_DARK_MAX:
+            frame.guess(f"{kind_key} = {value!r} says {frame.kind} but the file name says "
+                        f"{name_kind}; used as a {frame.kind} ({frame.exptime:g} s)")
+        else:
+            raise FrameRefused(
+                f"{frame.name}: {kind_key} = {value!r} says {frame.kind} but the file name "
+                f"says {name_kind}; refused, as either may be wrong: fix {kind_key} in a copy "
+                "of the file or rename it")
+    if frame.kind in ("light", "dark", "flat") and not frame.exptime > 0:
+        raise FrameRefused(
+            f"{frame.name}: exposure time {frame.exptime:g} s for a {frame.kind} (must be "
+            f"> 0); refused: correct EXPTIME in a copy of the file")
+    if frame.kind == "bias" and frame.exptime < 0:
+        raise FrameRefused(f"{frame.name}: exposure time {frame.exptime:g} s for a bias (must "
+                           "be >= 0); refused: correct EXPTIME in a copy of the file")
 
 
 def _candidate_files(root, exclude):
@@ -348,17 +405,36 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
     for i, path in enumerate(files):
         report(progress, i, len(files), f"reading {path.name}")
         rel = path.relative_to(root)
+        if path.name == MANIFEST_NAME:  # a folder of products (left out below)
+            frames.products.append(str(rel.as_posix()))
+            continue
         if not _looks_like_fits(path):
             _skip(frames, rel, "not a FITS file")
             continue
         try:
             frames.append(read_frame(path, root))
+        except _ProductFound:
+            frames.products.append(str(rel.as_posix()))
+        except FrameRefused as err:
+            message = str(err)
+            warnings.warn(message, stacklevel=2)
+            frames.refused.append({"file": str(rel), "reason": message})
+            frames.skipped.append({"file": str(rel), "reason": message})
         except InputError:
             raise
         except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             _skip(frames, rel, f"unreadable FITS ({err})")
     report(progress, len(files), len(files), "frames found")
+    if frames.products:
+        folders = sorted({str(Path(p).parent) for p in frames.products})
+        n = sum(Path(p).name != MANIFEST_NAME for p in frames.products)
+        warnings.warn(f"{n} calibrated product(s) of glue-zeropoint found in "
+                      f"{', '.join(f or '.' for f in folders[:3])} were left out: products are "
+                      "never calibrated again", stacklevel=2)
     if not frames:
+        if frames.refused:
+            raise InputError(f"{root}: every frame was refused: "
+                             + "; ".join(r["reason"] for r in frames.refused[:3]))
         raise InputError(f"{root}: no readable FITS frames in this folder or its sub-folders; "
                          "point to the folder holding the raw night")
     _short_darks_as_biases(frames)

@@ -31,6 +31,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 from numba import njit, prange
 
+from ..headers import ascii_text
 from .masters import add_square
 
 __all__ = ["calibrate_light", "prepare_masters", "light_header", "light_wcs"]
@@ -241,7 +242,7 @@ def light_header(frame, reader=None):
     if "EXPTIME" not in header:
         header["EXPTIME"] = (frame.exptime, "exposure time (s)")
     if frame.filter is not None and "FILTER" not in header:
-        header["FILTER"] = (frame.filter, "filter (from the file name)")
+        header["FILTER"] = (ascii_text(frame.filter), "filter (from the file name)")
     header["BUNIT"] = "electron"
     return header
 

@@ -22,6 +22,7 @@ import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 from numba import njit, prange
 
+from ..headers import ascii_text
 from .combine import combine_frames, median_variance_factor
 
 __all__ = ["make_master_bias", "make_master_dark", "make_master_flat", "find_hot_pixels",
@@ -95,7 +96,7 @@ def _meta(kind, frames, method, extra=()):
     for key, value in extra:
         meta[key] = value
     for frame in frames:
-        meta.add_history(f"input: {frame.name}")
+        meta.add_history(f"input: {ascii_text(frame.name)}")
     return meta
 
 
@@ -324,7 +325,7 @@ def make_master_flat(frames, bias, dark, noise, *, method="median", sigma=3.0, p
     mask = find_low_response(flat, low)
     filt = frames[0].filter
     meta = _meta("flat", [f for f, _ in readers], method,
-                 [("FILTER", filt if filt is not None else ""),
+                 [("FILTER", ascii_text(filt) if filt is not None else ""),
                   ("FLATLVL", (mean_level, "mean level of the flats (e-)"))])
     meta.add_history(f"master flat: {method} of {len(used)} flats minus bias and dark, each "
                      f"scaled to {mean_level:.1f} e-, {sigma:g}-sigma clip, divided by its "

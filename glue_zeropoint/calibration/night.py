@@ -6,20 +6,36 @@ the frames used for each master, what was matched to what, the gain and read noi
 their source, every guess, and every frame or step skipped and why.
 """
 
+import hashlib
+import json
 import logging
+import os
+import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from ..exceptions import InputError
-from ..headers import GAIN_KEYS, READ_NOISE_KEYS
-from ..io import ensure_output_dir, write_json
+from ..headers import GAIN_KEYS, READ_NOISE_KEYS, ascii_text
+from ..io import OutputLock, clean_tmp_files, ensure_output_dir, file_sha256, write_json
 from .camera import CameraNoise, photon_transfer, read_noise_from_biases
 from .frames import scan_frames
 from .lights import calibrate_light, prepare_masters
+from .manifest import (
+    INPUTS_KEY,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MARKER_KEY,
+    RUN_KEY,
+    product_files,
+    read_manifest,
+    software,
+)
 from .masters import make_master_bias, make_master_dark, make_master_flat
 from .products import read_product, write_product
 
@@ -59,6 +75,7 @@ class Night:
     masters: dict = field(default_factory=dict)
     products: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    _run: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self):
         """The calibration report (JSON-ready once passed through ``io.to_jsonable``)."""
@@ -145,6 +162,85 @@ class _BackgroundWriter:
                 self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class _Hasher:
+    """SHA-256 of the raw files, computed in a worker thread while the masters are made."""
+
+    def __init__(self, paths):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glue-zeropoint-hash")
+        self._futures = {Path(p): self._pool.submit(self._one, Path(p)) for p in paths}
+
+    @staticmethod
+    def _one(path):
+        st = path.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path)}
+
+    def get(self, path):
+        return self._futures[Path(path)].result()
+
+    def close(self):
+        for future in self._futures.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def _settings(combine, gain, read_noise):
+    return {"combine": combine, "gain": gain, "read_noise": read_noise, "software": software()}
+
+
+def _light_key(run, frame, calibration_frames, suffix=""):
+    """What a calibrated light depends on, as one hash (its ``ZPKEY``)."""
+    hasher = run["hasher"]
+    parts = [run["settings"], suffix, hasher.get(frame.path)["sha256"],
+             sorted(hasher.get(f.path)["sha256"] for f in calibration_frames)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
+
+
+_COUNT_KEYS = {"saturated": "ZPNSAT", "hot": "ZPNHOT", "low_response": "ZPNLOW",
+               "nonfinite": "ZPNNAN", "masked": "ZPNMASK"}
+
+
+def _reusable(path, key, memmap):
+    """The product at ``path`` with counts, if its ``ZPKEY`` is ``key`` (else None)."""
+    try:
+        header = fits.getheader(path)
+        if header.get(INPUTS_KEY) != key or MARKER_KEY not in header or \
+                any(k not in header for k in _COUNT_KEYS.values()):
+            return None
+        ccd = read_product(path, memmap=memmap)
+    except Exception as err:  # noqa: BLE001 - unreadable: calibrate it again
+        log.info("%s: not reused (%s)", path, err)
+        return None
+    return ccd, {name: int(header[k]) for name, k in _COUNT_KEYS.items()}
+
+
+def _check_gains(group, gain, label, notes):
+    """Refuse frames of one group whose headers disagree on the gain (unless it is given)."""
+    values = {}
+    for f in group:
+        if f.gain is not None:
+            values.setdefault(round(f.gain, 6), []).append(f)
+    if len(values) < 2:
+        return
+    lo, hi = min(values), max(values)
+    if hi <= lo * (1 + 1e-3):
+        return
+    parts = []
+    for value, frames in sorted(values.items()):
+        names = ", ".join(f.name for f in frames[:3])
+        more = f" and {len(frames) - 3} more" if len(frames) > 3 else ""
+        parts.append(f"{value:g} e-/ADU ({frames[0].gain_source}: {names}{more})")
+    text = "; ".join(parts)
+    if gain is not None:
+        notes.append(f"the headers disagree on the gain ({text}); the given gain {gain:g} "
+                     "e-/ADU is used for every frame")
+        warnings.warn(notes[-1], stacklevel=3)
+        return
+    raise InputError(f"frames of {label} disagree on the gain in their headers: {text}; frames "
+                     "taken with different gains cannot be calibrated together: pass --gain G "
+                     "(gain=G) if one value is right for all, or calibrate the frames of each "
+                     "gain separately")
 
 
 def _group_label(key):
@@ -291,13 +387,45 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
         raise InputError(f"{out_dir}: the output folder must not be the raw folder (raw files "
                          f"are never written over); use e.g. {raw_dir / 'calibrated'}")
     out = ensure_output_dir(out_dir) if out_dir is not None else None
+    if out is None:
+        return _calibrate_night(raw_dir, None, combine, gain, read_noise, progress)
+    with OutputLock(out, "calibrate") as lock:
+        night = _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=lock)
+    return night
+
+
+def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=None):
+    run = {"id": uuid.uuid4().hex[:16], "settings": _settings(combine, gain, read_noise),
+           "hasher": None, "reused": [], "keys": {}, "inputs": {}}
+    old = None
+    notes = []
+    if out is not None:
+        if lock is not None and lock.stale:
+            notes.append(f"a lock left by {lock.stale}, which is no longer running, was "
+                         "taken over")
+        removed = clean_tmp_files(out)
+        if removed:
+            notes.append(f"removed {len(removed)} temporary file(s) left by an interrupted run")
+        old = read_manifest(out)
+        if old is not None:
+            old_raw = old["manifest"].get("raw_dir")
+            if old_raw and Path(old_raw) != raw_dir.resolve() and product_files(out):
+                raise InputError(
+                    f"{out}: holds the calibrated products of another raw folder ({old_raw}); "
+                    "choose another --out (products of two nights in one folder would be "
+                    "mixed up), or delete them first")
     frames = scan_frames(raw_dir, exclude=[out] if out is not None else (), progress=progress)
     night = Night()
+    night._run = run
+    if out is not None:
+        order = [f for f in frames if f.kind != "light"] + [f for f in frames if f.kind == "light"]
+        run["hasher"] = _Hasher([f.path for f in order])
     report = {
         "raw_dir": str(raw_dir), "out_dir": None if out is None else str(out),
         "combine": combine, "groups": [], "masters": {}, "lights": [], "gain": None,
         "read_noise": None, "guesses": frames.guesses, "skipped": list(frames.skipped),
-        "notes": [], "products": [],
+        "notes": notes, "products": [], "refused": list(frames.refused),
+        "products_skipped": list(frames.products),
     }
     night.report = report
     groups = {}
@@ -324,24 +452,95 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
     except BaseException:
         if writer is not None:
             writer.close(failed=True)
+        if run["hasher"] is not None:
+            run["hasher"].close()
         raise
     if writer is not None:
         writer.close()
     if not night.lights:
         report["notes"].append("no light frames were calibrated")
     if out is not None:
-        path = out / "calibration.json"
-        report["products"] = [p.name for p in night.products] + [path.name]
-        write_json(path, report)
-        night.products.append(path)
+        try:
+            _write_manifest(night, frames, raw_dir, out, old)
+        finally:
+            run["hasher"].close()
     return night
 
 
-def _record_master(night, out, writer, name, ccd, info):
+def _write_manifest(night, frames, raw_dir, out, old):
+    """Remove products of earlier runs that this run did not make, then write
+    ``calibration.json`` last: the manifest of a complete folder."""
+    run, report = night._run, night.report
+    root = Path(raw_dir)
+    made = {p.name for p in night.products}
+    stale = {p.name for p in product_files(out)}
+    if old is not None:
+        stale |= {name for name in old["manifest"].get("products", {})
+                  if (out / name).is_file()}
+    removed = sorted(stale - made - {MANIFEST_NAME})
+    for name in removed:
+        try:
+            os.unlink(out / name)
+        except OSError as err:
+            log.warning("%s: could not remove a product of an earlier run (%s)", name, err)
+    if removed:
+        more = f" and {len(removed) - 5} more" if len(removed) > 5 else ""
+        report["notes"].append(f"removed {len(removed)} product(s) of an earlier run that this "
+                               f"run does not make: {', '.join(removed[:5])}{more}")
+    inputs = {}
+    rel = {}
+    for frame in frames:
+        r = frame.path.relative_to(root).as_posix()
+        rel[frame.path] = r
+        inputs[r] = {"name": frame.path.name, "kind": frame.kind,
+                     **run["hasher"].get(frame.path)}
+    products = {}
+    for path in night.products:
+        info = run["keys"].get(path.name, {})
+        products[path.name] = {
+            "kind": info.get("kind", "master"), "size": path.stat().st_size,
+            "inputs": [rel.get(p, str(p)) for p in info.get("inputs", [])],
+            "masters": info.get("masters", []), "key": info.get("key"),
+            "run": info.get("run", run["id"])}
+    report["manifest"] = {
+        "format": MANIFEST_FORMAT, "complete": True, "software": software(),
+        "run": run["id"], "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "raw_dir": str(root.resolve()), "out_dir": str(Path(out).resolve()),
+        "settings": run["settings"], "inputs": inputs, "products": products,
+        "ignored": _ignored(root, frames.skipped), "products_found": sorted(frames.products),
+        "reused": run["reused"], "removed": removed,
+    }
+    path = out / MANIFEST_NAME
+    report["products"] = [p.name for p in night.products] + [path.name]
+    write_json(path, report)
+    night.products.append(path)
+
+
+def _ignored(root, skipped):
+    """Files of the raw folder left out (not FITS, unreadable, refused): their size and time,
+    so that fixing one (e.g. its EXPTIME) makes the folder out of date."""
+    ignored = {}
+    for item in skipped:
+        rel = item["file"].replace(os.sep, "/")
+        try:
+            st = (root / rel).stat()
+        except OSError:
+            continue
+        ignored[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                        "reason": item["reason"]}
+    return ignored
+
+
+def _record_master(night, out, writer, name, ccd, info, inputs=()):
     night.masters[name] = ccd
     entry = dict(info)
     night.report["masters"][name] = entry
     if out is not None:
+        run = night._run
+        ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
+        ccd.meta[RUN_KEY] = (run["id"], "run that wrote it")
+        run["keys"][f"master_{name}.fits"] = {"kind": "master",
+                                              "inputs": [f.path for f in inputs]}
         def written(path):
             night.products.append(path)
             entry["file"] = path.name
@@ -366,6 +565,7 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
         log.warning("%s: %s", entry["name"], message)
 
     notes = []
+    _check_gains(group, gain, f"group {entry['name']}", entry["notes"])
     noise = _camera_noise(group, gain, read_noise, notes)
     for n in notes:
         skip_step(n)
@@ -397,7 +597,8 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
                                 progress=steps.sub(len(kinds["bias"])))
         _record_master(night, out, writer, "bias" + suffix, bias, {
             "frames": [f.name for f in kinds["bias"]], "n": len(kinds["bias"]),
-            "method": combine, "exptime": sorted({f.exptime for f in kinds["bias"]})})
+            "method": combine, "exptime": sorted({f.exptime for f in kinds["bias"]})},
+            kinds["bias"])
         if any(f.exptime > 0 for f in kinds["bias"]):
             entry["notes"].append(
                 "short darks used as biases: their dark current (rate x "
@@ -417,7 +618,7 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
         _record_master(night, out, writer, name, dark, {
             "frames": [f.name for f in members], "n": len(members), "method": combine,
             "exptime": t, "unit": "electron / s", "hot_pixels": int(dark.mask.sum()),
-            "bias_subtracted": bias is not None})
+            "bias_subtracted": bias is not None}, members)
         darks.append((t, name))
     if not kinds["dark"]:
         skip_step("no dark frames: dark current not subtracted, hot pixels not flagged")
@@ -443,13 +644,14 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
             "levels_e": info["levels"], "dark": dark_name, "dark_match": how,
             "bias": ("bias" + suffix) if bias is not None else None,
             "low_response_pixels": int(flat.mask.sum()),
-            "nonpositive_pixels": info["n_nonpositive"]})
+            "nonpositive_pixels": info["n_nonpositive"]}, members)
         flats[filt] = name
 
     # lights
     n_pixels = sum(int(np.prod(f.shape)) for f in kinds["light"])
     memmap = out is not None and n_pixels * 9 > IN_MEMORY_BYTES
     prepared = None
+    cal_frames = kinds["bias"] + kinds["dark"] + kinds["flat"]
     done = []  # (file order, ccd, report entry): calibrated grouped by filter and exposure
     order = {id(f): i for i, f in enumerate(kinds["light"])}
     for frame in sorted(kinds["light"], key=lambda f: (str(f.filter), f.exptime)):
@@ -459,12 +661,31 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
                    "flat": night.masters.get(flat_name) if flat_name else None}
         key = (id(bias), id(masters["dark"]), id(masters["flat"]), float(frame.exptime),
                noise.gain, noise.read_noise)
-        if prepared is None or prepared["key"] != key:
-            prepared = None  # free the previous one first
-            prepared = prepare_masters(noise, frame.exptime, **masters)
-        ccd, counts = calibrate_light(frame, noise, prepared=prepared, **masters)
-        _annotate(ccd, frame, noise, bias is not None and ("bias" + suffix), dark_name, how,
-                  flat_name, counts, out)
+        reused = None
+        if out is not None:
+            run = night._run
+            zpkey = _light_key(run, frame, cal_frames, suffix)
+            reused = _reusable(out / frame.product_name, zpkey, memmap)
+            used = [m for m in (bias is not None and ("bias" + suffix), dark_name, flat_name)
+                    if m]
+            run["keys"][frame.product_name] = {"kind": "light", "key": zpkey,
+                                               "inputs": [frame.path],
+                                               "masters": [f"master_{m}.fits" for m in used]}
+        if reused is not None:
+            ccd, counts = reused
+            run["reused"].append(frame.product_name)
+            run["keys"][frame.product_name]["run"] = ccd.meta.get(RUN_KEY)
+        else:
+            if prepared is None or prepared["key"] != key:
+                prepared = None  # free the previous one first
+                prepared = prepare_masters(noise, frame.exptime, **masters)
+            ccd, counts = calibrate_light(frame, noise, prepared=prepared, **masters)
+            _annotate(ccd, frame, noise, bias is not None and ("bias" + suffix), dark_name,
+                      how, flat_name, counts, out)
+            if out is not None:
+                ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
+                ccd.meta[RUN_KEY] = (night._run["id"], "run that wrote it")
+                ccd.meta[INPUTS_KEY] = (zpkey, "inputs hash")
         light_entry = {
             "file": str(frame.path.name), "path": str(frame.path), "filter": frame.filter,
             "exptime": frame.exptime, "bias": ("bias" + suffix) if bias is not None else None,
@@ -476,7 +697,11 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
             skip_step(f"{frame.name}: no flat of filter {frame.filter!r}; not flat-fielded")
         item = [order[id(frame)], ccd, light_entry]
         done.append(item)
-        if out is not None:
+        if reused is not None:
+            night.products.append(out / frame.product_name)
+            light_entry["product"] = frame.product_name
+            light_entry["reused"] = True
+        elif out is not None:
             def written(path, item=item):
                 night.products.append(path)
                 item[2]["product"] = path.name
@@ -520,21 +745,24 @@ def _annotate(ccd, frame, noise, bias_name, dark_name, how, flat_name, counts, o
     h = ccd.meta
 
     def fname(name):
-        return f"master_{name}.fits" if name else "none"
+        return ascii_text(f"master_{name}.fits") if name else "none"
 
     h["GAIN"] = (1.0, "e-/e-: data are in electrons")
     h["RAWGAIN"] = (noise.gain, "e-/ADU used to convert the raw frame")
-    h["GAINSRC"] = noise.gain_source[:68]
+    h["GAINSRC"] = ascii_text(noise.gain_source)[:68]
     h["RDNOISE"] = (noise.read_noise, "read noise (e-)")
-    h["RDNSRC"] = noise.read_noise_source[:68]
+    h["RDNSRC"] = ascii_text(noise.read_noise_source)[:68]
     h.remove("EGAIN", ignore_missing=True)
     h["MBIAS"] = (fname(bias_name), "master bias subtracted")
     h["MDARK"] = (fname(dark_name), "master dark-current rate subtracted")
     h["MFLAT"] = (fname(flat_name), "master flat divided")
     h["BUNIT"] = "electron"
-    h.add_history(f"calibrated by glue-zeropoint from {frame.name}")
-    h.add_history(f"gain {noise.gain:.4g} e-/ADU ({noise.gain_source})")
-    h.add_history(f"read noise {noise.read_noise:.3g} e- ({noise.read_noise_source})")
+    for name, key in _COUNT_KEYS.items():
+        h[key] = (int(counts[name]), f"pixels masked: {name}")
+    h.add_history(f"calibrated by glue-zeropoint from {ascii_text(frame.name)}")
+    h.add_history(ascii_text(f"gain {noise.gain:.4g} e-/ADU ({noise.gain_source})"))
+    h.add_history(ascii_text(f"read noise {noise.read_noise:.3g} e- "
+                             f"({noise.read_noise_source})"))
     h.add_history(f"bias: {fname(bias_name)}")
     h.add_history(f"dark: {fname(dark_name)} ({how})")
     h.add_history(f"flat: {fname(flat_name)}")
@@ -542,4 +770,4 @@ def _annotate(ccd, frame, noise, bias_name, dark_name, how, flat_name, counts, o
     h.add_history(f"mask: {counts['saturated']} saturated, {counts['hot']} hot, "
                   f"{counts['low_response']} low-response, {counts['nonfinite']} non-finite")
     for guess in frame.guesses:
-        h.add_history(f"guess: {guess}")
+        h.add_history(ascii_text(f"guess: {guess}"))

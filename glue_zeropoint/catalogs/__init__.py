@@ -9,7 +9,7 @@ Everything comes back as a *normalised catalog table* (see
 
 Public functions
 ----------------
-``get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, timeout=30,
+``get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, timeout=None,
 progress=None)``
     One cone per field from ``'vizier:<id>'``, ``'simbad'``, ``'default'`` (by band) or a
     local file, cached, with fallback to the cache when the service fails.
@@ -20,7 +20,7 @@ progress=None)``
 ``normalize_catalog``, ``crossmatch(sources, catalog, *, radius=None, obstime=None, ...)``
     Match measured sources to a normalised catalog (proper motions to the observation date).
 ``identify(stars, simbad_table, *, radius=None, obstime=None)``, ``identify_field(stars,
-center=None, radius=None, *, offline=False, cache=None, timeout=30)``
+center=None, radius=None, *, offline=False, cache=None, timeout=None)``
     SIMBAD identification of measured stars: ``simbad_id``, ``simbad_otype``,
     ``simbad_sep_arcsec``, ``variable``, ``nonstellar`` (one cached cone query per field).
 ``read_catalog``, ``write_catalog``, ``catalog_bands``,

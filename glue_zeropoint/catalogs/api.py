@@ -163,7 +163,7 @@ def _one(service, catalog, center, radius, *, offline, cache, timeout, row_limit
     return table
 
 
-def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, timeout=30,
+def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, timeout=None,
                 progress=None, row_limit=None, refresh=False, allow_empty=False):
     """The reference stars of a field as a normalised table.
 
@@ -187,8 +187,10 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
         asked one.
     cache : `CatalogCache`, path, None or False
         None: the default cache (``GLUE_ZEROPOINT_CACHE_DIR``); False: no cache.
-    timeout : float
-        Seconds per HTTP request before giving up.
+    timeout : float, optional
+        Seconds per HTTP request before giving up. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
+        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
+        ``--timeout``).
     progress : callable, optional
         ``progress(done, total, message)``.
     row_limit : int, optional
@@ -231,6 +233,10 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
     center = center.icrs
     radius = u.Quantity(radius).to(u.deg)
     cache = _resolve_cache(cache)
+    if timeout is None:
+        from .config import default_timeout
+
+        timeout = default_timeout()
     common = dict(offline=offline, cache=cache, timeout=timeout, row_limit=row_limit,
                   refresh=refresh, allow_empty=allow_empty, progress=progress)
     if kind == "simbad":
@@ -246,8 +252,12 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
     # default: best catalog for the band, falling back to the next one
     candidates = default_catalogs_for_band(band)
     failures = []
+    service_error = None  # the service is down or slow: only cached answers for the rest
+    any_service_error = False
     for step, catalog in enumerate(candidates):
         try:
+            if service_error is not None:  # the same service failed: only a cached answer
+                common = dict(common, offline=True)
             table = _one("vizier", catalog, center, radius, step=step, steps=len(candidates),
                          **common)
             require_band(table, band)
@@ -256,11 +266,19 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
                               f"{'; '.join(failures)}", stacklevel=2)
             table.meta["default_for_band"] = band
             return table
+        except CatalogServiceError as err:
+            any_service_error = True
+            if getattr(err, "service_down", True):
+                service_error = err
+            failures.append(f"{catalog}: {err}")
+            log.info("default catalog %s failed: %s", catalog, err)
         except CatalogError as err:
             failures.append(f"{catalog}: {err}")
             log.info("default catalog %s failed: %s", catalog, err)
-    raise CatalogError(f"no default catalog could give band {band!r} for this field: "
-                       + " | ".join(failures))
+    # a service that is down or slow is a failed step (exit 1), not bad input
+    cls = CatalogServiceError if any_service_error else CatalogError
+    raise cls(f"no default catalog could give band {band!r} for this field: "
+              + " | ".join(failures))
 
 
 def field_of(wcs, shape, margin=1 * u.arcmin):

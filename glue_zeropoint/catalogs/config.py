@@ -13,17 +13,26 @@ environment variables before a query:
 ``GLUE_ZEROPOINT_CACHE_DIR``
     Folder of the on-disk query cache (default: ``~/.cache/glue-zeropoint/catalogs`` or
     ``$XDG_CACHE_HOME/glue-zeropoint/catalogs``).
+``GLUE_ZEROPOINT_TIMEOUT``
+    Seconds to wait for a service when the caller gives no timeout (default 30; the command
+    line's ``--timeout`` sets it for one command, :func:`timeout_override`).
 ``GLUE_ZEROPOINT_OFFLINE``
     ``1`` (or ``true``/``yes``) to never contact a service: only the cache and local files are
     used.
 """
 
+import contextlib
 import os
 
 from ..io import user_cache_dir
 
 __all__ = ["vizier_base_url", "simbad_base_url", "default_cache_dir", "offline_from_env",
-           "DEFAULT_VIZIER_URL", "DEFAULT_SIMBAD_URL"]
+           "DEFAULT_VIZIER_URL", "DEFAULT_SIMBAD_URL", "default_timeout", "timeout_override",
+           "DEFAULT_TIMEOUT"]
+
+#: Seconds a catalog query waits for a service by default.
+DEFAULT_TIMEOUT = 30.0
+_timeout = None
 
 DEFAULT_VIZIER_URL = "https://vizier.cds.unistra.fr"
 DEFAULT_SIMBAD_URL = "https://simbad.cds.unistra.fr"
@@ -50,6 +59,33 @@ def default_cache_dir():
 
 
 def offline_from_env():
-    """True when ``GLUE_ZEROPOINT_OFFLINE`` asks for offline work."""
+    """True when ``GLUE_ZEROPOINT_TIMEOUT``
+    Seconds to wait for a service when the caller gives no timeout (default 30; the command
+    line's ``--timeout`` sets it for one command, :func:`timeout_override`).
+``GLUE_ZEROPOINT_OFFLINE`` asks for offline work."""
     return os.environ.get("GLUE_ZEROPOINT_OFFLINE", "").strip().lower() in (
         "1", "true", "yes", "on")
+
+
+def default_timeout():
+    """Seconds a query waits when its caller gives no timeout: the innermost
+    :func:`timeout_override`, else ``GLUE_ZEROPOINT_TIMEOUT``, else 30."""
+    if _timeout is not None:
+        return _timeout
+    try:
+        value = float(os.environ.get("GLUE_ZEROPOINT_TIMEOUT", "") or DEFAULT_TIMEOUT)
+    except ValueError:
+        value = DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+@contextlib.contextmanager
+def timeout_override(seconds):
+    """Within this block queries without an explicit timeout wait at most ``seconds``
+    (the command line's ``--timeout``, for layers that do not pass one down)."""
+    global _timeout
+    previous, _timeout = _timeout, float(seconds)
+    try:
+        yield
+    finally:
+        _timeout = previous

@@ -289,7 +289,7 @@ def _field_of_stars(stars, margin=1 * u.arcmin):
     return center, radius
 
 
-def identify_field(stars, center=None, radius=None, *, offline=False, cache=None, timeout=30,
+def identify_field(stars, center=None, radius=None, *, offline=False, cache=None, timeout=None,
                    match_radius=None, obstime=None, progress=None, refresh=False,
                    mark_catalog=None):
     """Query SIMBAD once for the field (cached) and :func:`identify` the stars.
@@ -309,8 +309,10 @@ def identify_field(stars, center=None, radius=None, *, offline=False, cache=None
         contains this one also answers.
     cache : `~glue_zeropoint.catalogs.CatalogCache`, path, None or False
         See :func:`~glue_zeropoint.catalogs.get_catalog`.
-    timeout : float
-        Seconds per HTTP request.
+    timeout : float, optional
+        Seconds per HTTP request. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
+        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
+        ``--timeout``).
     match_radius, obstime, mark_catalog
         Passed to :func:`identify` (``match_radius`` as its ``radius``).
     progress : callable, optional

@@ -140,7 +140,18 @@ def _short(err):
 
 
 def _translate(err, service, catalog, url, timeout):
-    """Map a low-level exception onto a CatalogServiceError with advice."""
+    """Map a low-level exception onto a CatalogServiceError with advice.
+
+    Its ``service_down`` attribute is True when the service itself failed (no answer in time,
+    unreachable, rate limiting, a server error), so that no other query of the same service
+    is waited for; False when only this query was refused (HTTP 4xx).
+    """
+    result = _translate_message(err, service, catalog, url, timeout)
+    result.service_down = not (result.args and "refused the query with HTTP" in result.args[0])
+    return result
+
+
+def _translate_message(err, service, catalog, url, timeout):
     what = f"{service} ({catalog})" if catalog else service
     offline = "or work from a cached answer with --offline"
     cause = err
@@ -169,7 +180,7 @@ def _translate(err, service, catalog, url, timeout):
     if timed_out:
         return CatalogServiceError(
             f"{what} did not answer within {timeout:g} s ({url}); the service may be slow or "
-            f"down: try again later, use a smaller --radius, {offline}")
+            f"down: try again later, allow it more time (--timeout), {offline}")
     if refused:
         reason = _short(cause) if cause is not err else "connection failed"
         return CatalogServiceError(
@@ -251,7 +262,7 @@ def _check_vizier_answer(content, catalog, url):
     except ET.ParseError as err:
         raise CatalogServiceError(
             f"VizieR ({catalog}) sent a truncated or malformed VOTable ({url}: {err}); the "
-            f"transfer was probably cut: try again, or use a smaller --radius") from err
+            f"transfer was probably cut: try again, or query a smaller field") from err
     status = [value for name, value, _ in infos if name == "QUERY_STATUS"]
     if "ERROR" in status:
         messages = [value.strip() or text for name, value, text in infos

@@ -1,8 +1,14 @@
 """``glue-zeropoint calibrate RAW_DIR --out OUT_DIR``: calibrate a raw night on disk.
 
 Writes one ``<light stem>_cal.fits`` per light frame, the masters (``master_bias.fits``,
-``master_dark.fits``, ``master_flat_<filter>.fits``) and ``calibration.json``; prints a short
-summary. Exit code 0 on success, 2 on bad input with a one-line reason.
+``master_dark.fits``, ``master_flat_<filter>.fits``) and, last, ``calibration.json``, the
+folder's manifest (every product with its raw inputs, their SHA-256 and the settings); prints
+a short summary. The output folder is locked while the run writes (a second run into it
+stops, saying which process holds it). Products found under RAW_DIR are left out; frames with
+an unusable header (EXPTIME <= 0, a type that contradicts the file name) are refused one by
+one and the rest calibrated; a rerun reuses the lights whose inputs and settings are
+unchanged and removes products of earlier runs. Exit code 0 on success, 2 on bad input with a
+one-line reason, 1 when a product cannot be written (e.g. a full disk; the file is named).
 """
 
 from pathlib import Path
@@ -49,11 +55,26 @@ def summary(night):
                      f"flat {light['flat'] or '-'}, {light['masked']['masked']} pixels masked")
     if rep["guesses"]:
         lines.append(f"  {len(rep['guesses'])} guess(es) from file names, see calibration.json")
-    if rep["skipped"]:
+    refused = {r["file"] for r in rep.get("refused", [])}
+    skipped = [s for s in rep["skipped"] if s["file"] not in refused]
+    if skipped:
         lines.append("  skipped: " + "; ".join(f"{s['file']} ({s['reason']})"
-                                               for s in rep["skipped"]))
+                                               for s in skipped))
+    for r in rep.get("refused", []):
+        lines.append(f"  REFUSED: {r['reason']}")
+    if rep.get("products_skipped"):
+        lines.append(f"  left out {len(rep['products_skipped'])} file(s) of earlier "
+                     "calibrations found in the raw folder (products are never calibrated "
+                     "again)")
+    for note in rep.get("notes", []):
+        lines.append(f"  note: {note}")
+    manifest = rep.get("manifest") or {}
+    if manifest.get("reused"):
+        lines.append(f"  reused {len(manifest['reused'])} calibrated light(s) whose raw "
+                     "frames and settings are unchanged")
     if rep["out_dir"]:
-        lines.append(f"  wrote {len(night.products)} file(s) to {rep['out_dir']}")
+        lines.append(f"  wrote {len(night.products)} file(s) to {rep['out_dir']} "
+                     "(calibration.json last: the folder's manifest)")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..exceptions import CatalogError, CatalogServiceError, InputError
+from ..exceptions import CatalogError, CatalogServiceError, InputError, OutputError
 from ..io import human_age
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ def run(args):
             raise
     try:
         write_catalog(table, out)
+    except OutputError:  # a full disk...: named, exit 1
+        raise
     except OSError as err:
         raise InputError(f"{out}: cannot be written ({err.strerror or err}); choose another "
                          f"--out") from err

@@ -105,6 +105,9 @@ def add_parser(sub):
     p.add_argument("--offline", action="store_true",
                    help="catalogs: use only the cache (from an earlier query of the same "
                         "field) and local files, never the network")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to wait for a catalog service before giving up (default "
+                        "%(default)s); a service that fails gives exit code 1")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="do not write zeropoint.png")
     # a southern declination in sexagesimal ('-12:30:00') is a value, not an option
@@ -138,6 +141,9 @@ def read_image(path):
     except OSError as err:
         raise InputError(f"{path}: cannot be read as FITS ({err})") from err
     with hdul:
+        from ..calibration.manifest import check_product
+
+        check_product(path, hdul[0].header)  # a product of ours only through its manifest
         hdu = _image_hdu(hdul, path)
         header = hdu.header.copy()
         data = np.asarray(hdu.data, dtype=np.float64)
@@ -162,7 +168,9 @@ def read_image(path):
         warnings.warn(f"{path.name}: the header WCS is unusable ({err}); it is ignored",
                       stacklevel=2)
         wcs = None
-    header["FILENAME"] = path.name
+    from ..headers import ascii_text
+
+    header["FILENAME"] = ascii_text(path.name)
     if unc is not None and unc.array.shape != data.shape:
         raise InputError(f"{path}: the UNCERT extension has shape {unc.array.shape}, the image "
                          f"{data.shape}")
@@ -192,12 +200,15 @@ def _wcs_line(m, wcs_file):
 
 
 def run(args):
-    from ..astrometry import wcs_from_header, write_wcs
+    from ..astrometry import wcs_from_header
     from ..io import ensure_output_dir
     from ..zeropoint import measure_image
     from .solve import parse_center
 
     image = Path(args.image)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout {args.timeout}: give the seconds to wait for a catalog "
+                         "service as a positive number")
     out = ensure_output_dir(args.out)
     ccd = read_image(image)
     source = "header"
@@ -218,23 +229,26 @@ def run(args):
     # our errors reach cli.main: the input cannot give a zero point -> exit 2 with the reason;
     # a catalog service that failed (network, HTTP) -> exit 1
     positions = _read_positions(args.positions, ccd.wcs) if args.positions else None
-    m = measure_image(ccd, args.catalog, args.band, color=args.color,
-                      color_ref=args.color_ref, positions=positions, gain=args.gain,
-                      read_noise=args.read_noise, exptime=args.exptime,
-                      saturation=args.saturation, fwhm=args.fwhm,
-                      threshold=args.threshold, radius=args.radius, offline=args.offline,
-                      solve_wcs=args.solve, center=center, scale=args.scale,
-                      wcs_source=source)
+    if positions is not None:
+        _check_on_image(positions, ccd, args.positions)
+    from ..catalogs.config import timeout_override
+
+    with timeout_override(args.timeout):
+        m = measure_image(ccd, args.catalog, args.band, color=args.color,
+                          color_ref=args.color_ref, positions=positions, gain=args.gain,
+                          read_noise=args.read_noise, exptime=args.exptime,
+                          saturation=args.saturation, fwhm=args.fwhm,
+                          threshold=args.threshold, radius=args.radius, offline=args.offline,
+                          solve_wcs=args.solve, center=center, scale=args.scale,
+                          wcs_source=source)
     extra = {"image": str(image)}
     if args.wcs:
         extra["wcs_file"] = str(Path(args.wcs))
-    solved = []
-    if m.solution is not None:
-        solved = [write_wcs(out / f"{image.stem}.wcs", m.solution.wcs,
-                            header=m.solution.header())]
-        extra["wcs_file"] = str(solved[0])
-    written = m.write(out, plot=not args.no_plot, extra=extra,
-                      title=f"{image.name}: {args.band}")
+    solved_name = f"{image.stem}.wcs" if m.solution is not None else None
+    if solved_name:
+        extra["wcs_file"] = str(out / solved_name)
+    written, solved = _write_results(m, out, solved_name, plot=not args.no_plot, extra=extra,
+                                     title=f"{image.name}: {args.band}")
     z = m.zeropoint
     sky = (f", sky {z.sky_sb:.2f} ± {z.sky_sb_err:.2f} mag/arcsec^2"
            if z.sky_sb is not None and math.isfinite(z.sky_sb) else "")
@@ -248,6 +262,88 @@ def run(args):
         print(f"note: {note}")
     print("wrote " + ", ".join(str(p) for p in written + solved))
     return 0
+
+
+def _write_results(m, out, solved_name, *, plot, extra, title):
+    """Write the results so that a failure leaves no complete-looking result behind.
+
+    Under the folder's lock, an earlier ``zeropoint.json`` is removed first; every file is
+    written into a hidden staging folder in ``out`` and moved into place, ``zeropoint.json``
+    last. Whatever fails (a full disk, the plot), ``out`` then holds no ``zeropoint.json``.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from ..astrometry import write_wcs
+    from ..io import OutputLock, clean_tmp_files, write_error
+
+    with OutputLock(out, "measure"):
+        clean_tmp_files(out)
+        for left in out.glob(".measure-*"):  # the staging folder of a killed run
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+        final = out / "zeropoint.json"
+        try:
+            final.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise write_error(final, err) from err
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=".measure-", dir=out))
+        except OSError as err:
+            raise write_error(out / ".measure-staging", err) from err
+        try:
+            solved = []
+            if solved_name:
+                solved = [write_wcs(staging / solved_name, m.solution.wcs,
+                                    header=m.solution.header())]
+            written = m.write(staging, plot=plot, extra=extra, title=title)
+            items = [Path(p) for p in solved + written]
+            items.sort(key=lambda p: p.name == "zeropoint.json")  # the result file last
+            moved = {}
+            for path in items:
+                try:
+                    os.replace(path, out / path.name)
+                except OSError as err:
+                    raise write_error(out / path.name, err) from err
+                moved[path] = out / path.name
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return [moved[Path(p)] for p in written], [moved[Path(p)] for p in solved]
+
+
+def _check_on_image(positions, ccd, path):
+    """Refuse ``--positions`` none of which falls on the image (say so, not a fit error)."""
+    from astropy.coordinates import SkyCoord
+
+    ny, nx = ccd.shape
+    if isinstance(positions, SkyCoord):
+        if ccd.wcs is None:
+            return
+        try:
+            x, y = ccd.wcs.world_to_pixel(positions)
+        except Exception:  # noqa: BLE001 - an unusable WCS is reported later
+            return
+        kind = "sky positions (through the image WCS)"
+    else:
+        x, y = np.asarray(positions["x"], float), np.asarray(positions["y"], float)
+        kind = "pixel positions"
+    x, y = np.atleast_1d(x), np.atleast_1d(y)
+    inside = np.isfinite(x) & np.isfinite(y) & (x >= -0.5) & (x < nx - 0.5) & \
+        (y >= -0.5) & (y < ny - 0.5)
+    if not inside.any():
+        raise InputError(f"--positions {path}: none of the {len(x)} {kind} falls on the image "
+                         f"({nx} x {ny} pixels; x from {np.nanmin(x):.1f} to "
+                         f"{np.nanmax(x):.1f}, y from {np.nanmin(y):.1f} to {np.nanmax(y):.1f}); "
+                         "are they for another image, or 1-based/0-based mixed up?")
+    if not inside.all():
+        warnings.warn(f"--positions {path}: {int((~inside).sum())} of {len(x)} positions fall "
+                      "off the image and are left out", stacklevel=2)
 
 
 def _read_positions(path, wcs):

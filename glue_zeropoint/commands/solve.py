@@ -50,6 +50,9 @@ def add_parser(sub):
                              "at least 20 arcmin)")
     parser.add_argument("--offline", action="store_true",
                         help="use only the catalog cache and local files, never the network")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="seconds to wait for a catalog service before giving up (default "
+                             "%(default)s); a service that fails gives exit code 1")
     # a southern declination in sexagesimal ('-12:30:00') is a value, not an option
     parser._negative_number_matcher = re.compile(r"^-\d[\d:.hdms]*$")
     parser.set_defaults(func=run)
@@ -75,7 +78,7 @@ def parse_center(ra_text, dec_text):
     return c
 
 
-def _load_catalog(spec, center, radius_deg, band, offline):
+def _load_catalog(spec, center, radius_deg, band, offline, timeout=None):
     from astropy import units as u
 
     from .. import catalogs
@@ -85,7 +88,8 @@ def _load_catalog(spec, center, radius_deg, band, offline):
     if center is None:
         raise InputError(f"--catalog {spec}: a catalog query needs the field centre; the "
                          "header has no WCS, RA/DEC or OBJCTRA/OBJCTDEC: give --center RA DEC")
-    return catalogs.get_catalog(spec, center, radius_deg * u.deg, band=band, offline=offline)
+    return catalogs.get_catalog(spec, center, radius_deg * u.deg, band=band, offline=offline,
+                                timeout=timeout)
 
 
 def run(args):
@@ -117,7 +121,11 @@ def run(args):
         radius = max(2 * 0.5 * math.hypot(nx, ny) * scale * (1 + tol) / 3600.0, 20 / 60.0)
     else:
         radius = 1.0
-    catalog = _load_catalog(args.catalog, query_center, radius, args.band, args.offline)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout {args.timeout}: give the seconds to wait for a catalog "
+                         "service as a positive number")
+    catalog = _load_catalog(args.catalog, query_center, radius, args.band, args.offline,
+                            args.timeout)
     from astropy.nddata import CCDData
 
     ccd = CCDData(data, unit="adu", meta=header)

@@ -36,7 +36,13 @@ nothing is recalibrated. glue restores factory-loaded data by re-running the fac
 original path, so restoring a session is a read of the products, not a calibration (even when
 the raw folder has since been moved away, as long as its products are still there).
 A folder that already holds calibrated products (``*_cal.fits`` with ``UNCERT`` and ``MASK``
-extensions, e.g. the output of ``glue-zeropoint calibrate``) is loaded as it is.
+extensions, e.g. the output of ``glue-zeropoint calibrate``) is loaded as it is, but products
+of glue-zeropoint's calibration (header ``ZPSOFT``) only through their folder's complete and
+current ``calibration.json`` (:mod:`glue_zeropoint.calibration.manifest`): a folder left by a
+killed run, with products of an earlier run, whose raw frames changed since, or that a run is
+writing into right now, is refused with the reason and the command that repairs it (a
+non-modal message in the GUI); only the products the manifest lists are loaded. The products
+folder of a raw folder is reused only when both manifests agree with the raw files.
 
 The datasets come in a fixed order (lights sorted by file name, then masters sorted by name)
 with fixed components, which glue's restore-by-reference relies on.
@@ -351,6 +357,13 @@ def _manifest_products(manifest, out_dir, raw_dir):
     """The (lights, masters) paths of a manifest if it is current for ``raw_dir``, else None."""
     if manifest is None or manifest.get("fingerprint") != _fingerprint(raw_dir):
         return None
+    if (Path(out_dir) / "calibration.json").exists():  # a real calibration: its manifest too
+        from ..calibration.manifest import folder_problems
+
+        problems, _ = folder_problems(out_dir)
+        if problems:
+            log.info("products of %s not reused: %s", raw_dir, "; ".join(problems))
+            return None
     lights = [Path(out_dir) / name for name in manifest.get("lights", [])]
     masters = [Path(out_dir) / name for name in manifest.get("masters", [])]
     if not lights or not all(p.is_file() for p in lights + masters):
@@ -461,6 +474,7 @@ def load_night(path, *, progress=None):
     if path.is_file():
         if not is_product_file(path):
             raise InputError(f"{path}: not a calibrated product (no UNCERT/MASK extensions)")
+        _check_product_file(path)
         return _to_datasets([path], [])
     if not path.is_dir():
         kept = _kept_products(path)
@@ -470,11 +484,38 @@ def load_night(path, *, progress=None):
                     products_dir_for(path))
         return _to_datasets(*kept, progress)
     lights, masters = find_products(path)
+    if lights:
+        lights, masters = _trusted_products(path, lights, masters)
     if not lights:
         if not is_raw_night_dir(path):
             raise InputError(f"{path}: no FITS frames found in this folder")
         lights, masters = _calibrate_into_cache(path, progress)
     return _to_datasets(lights, masters, progress)
+
+
+def _trusted_products(folder, lights, masters):
+    """The products of a folder written by ``glue-zeropoint calibrate``, only through its
+    complete manifest (``calibration.json``): an interrupted run, products of an earlier run,
+    raw frames changed since, or a run still writing are refused with the reason and the fix
+    (:class:`~glue_zeropoint.exceptions.StaleProductsError`). Folders of products from
+    elsewhere (no glue-zeropoint marker, no calibration.json) load as they are."""
+    from ..calibration.manifest import MANIFEST_NAME, check_folder, product_files
+
+    folder = Path(folder)
+    if not (folder / MANIFEST_NAME).exists() and not product_files(folder):
+        return lights, masters
+    report = check_folder(folder)
+    listed = report["manifest"]["products"]
+    lights = [p for p in lights if p.name in listed]
+    masters = [p for p in masters if p.name in listed]
+    return lights, masters
+
+
+def _check_product_file(path):
+    """One product of ours: trusted only through the manifest of its folder."""
+    from ..calibration.manifest import check_product
+
+    check_product(path)
 
 
 # ---------------------------------------------------------------------------------------------
