@@ -55,7 +55,8 @@ _DEC_NAMES = ("dec", "DEJ2000", "_DEJ2000", "DE_ICRS", "DEICRS", "DEdeg", "DE_de
               "dej2000", "DE_d", "_DE")
 _GLON_NAMES = ("_Glon", "GLON", "glon")
 _GLAT_NAMES = ("_Glat", "GLAT", "glat")
-_ID_NAMES = ("id", "main_id", "MAIN_ID", "Source", "source_id", "objID", "UCAC4", "recno",
+# never VizieR's ``recno``: a row number of one table version, not a name of a star
+_ID_NAMES = ("id", "main_id", "MAIN_ID", "Source", "source_id", "objID", "UCAC4",
              "Star", "Name", "name", "ID", "Seq", "designation", "Designation")
 _PMRA_NAMES = ("pmra", "pmRA", "PMRA", "pm_ra", "pmRAcosDE", "pmra_cosdec", "pmRA*")
 _PMDEC_NAMES = ("pmdec", "pmDE", "PMDEC", "pm_dec", "pmDEC", "pmde")
@@ -295,9 +296,10 @@ def _variable_from(table, column, rule):
     if rule == "gaia_varflag":
         return np.array([s.upper() == "VARIABLE" for s in _strings(col)], dtype=bool)
     if rule == "refcat2":
+        # dupvar = Gaia flag CONSTANT (0), VARIABLE (1), NOT_AVAILABLE (2), + 4 if DUPLICATE
         values = _float(col)
         with np.errstate(invalid="ignore"):
-            return np.isfinite(values) & (values.astype(float) % 2 == 1)
+            return np.isfinite(values) & (np.nan_to_num(values, nan=0.0) % 4 == 1)
     if rule == "simbad_otype":
         return np.array([is_variable_otype(s) for s in _strings(col)], dtype=bool)
     if rule == "nonzero":
@@ -396,6 +398,8 @@ def normalize_catalog(table, spec=None, name=None):
     id_name = None
     if spec is not None and spec.id_column and spec.id_column in src.colnames:
         id_name = spec.id_column
+    elif spec is not None and spec.id_column is None and get_spec(spec.id) is spec:
+        id_name = None  # a known catalog without star identifiers: ids from the position
     else:
         id_name = _find(src, _ID_NAMES)
     if id_name is not None:

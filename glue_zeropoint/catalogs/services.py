@@ -47,7 +47,7 @@ from astropy.coordinates import SkyCoord
 from ..exceptions import CatalogError, CatalogServiceError
 from .config import simbad_base_url, vizier_base_url
 from .normalize import normalize_catalog
-from .specs import SIMBAD_SPEC, spec_for
+from .specs import SIMBAD_SPEC, MissingColumnsError, check_answer_columns, spec_for
 
 __all__ = ["query_vizier", "query_simbad", "DEFAULT_ROW_LIMIT", "make_vizier", "make_simbad"]
 
@@ -336,6 +336,7 @@ def _vizier_raw(catalog_id, center, radius, *, columns, row_limit, timeout,
     table = tables[chosen]
     if len(table) == 0:
         return None, overflow, url
+    check_answer_columns(table, catalog_id, columns)  # VizieR drops unknown -out names
     return table, overflow, url
 
 
@@ -381,7 +382,8 @@ def query_vizier(catalog_id, center, radius, *, columns=None, row_limit=DEFAULT_
     center, radius = _as_center(center), _as_radius(radius)
     spec = spec_for(catalog_id)
     columns = list(columns) if columns else spec.request_columns()
-    table, overflow, url = _vizier_raw(catalog_id, center, radius, columns=columns,
+    source = spec.vizier_table if catalog_id == spec.id else catalog_id  # e.g. .../refcat2
+    table, overflow, url = _vizier_raw(source, center, radius, columns=columns,
                                        row_limit=row_limit, timeout=timeout,
                                        column_filters=column_filters)
     if table is None:
@@ -415,6 +417,8 @@ def _join_companion(table, spec, center, radius, row_limit, timeout):
                                   else row_limit, timeout=timeout,
                                   column_filters={"Gmag": "<18"} if cat_id == "I/355/gaiadr3"
                                   else None)
+    except MissingColumnsError:
+        raise  # a wrong column name is a bug to report, not a service failure to work around
     except CatalogError as err:
         warnings.warn(f"{spec.id}: could not add {', '.join(c for c in columns if c != key)} "
                       f"from {cat_id} ({err}); proper motions and variability flags are "
