@@ -267,10 +267,22 @@ def _sep_deg(ra1, dec1, ra2, dec2):
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(s, 0, 1))))
 
 
+def _degrees(table, ra_col, dec_col):
+    """Positions in degrees; sexagesimal string columns ("hh mm ss.s") are read too."""
+    if table[ra_col].dtype.kind in "USO":
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        coords = SkyCoord([str(v) for v in table[ra_col]], [str(v) for v in table[dec_col]],
+                          unit=(u.hourangle, u.deg))
+        return coords.ra.deg, coords.dec.deg
+    return np.asarray(table[ra_col], float), np.asarray(table[dec_col], float)
+
+
 def _cone_cut(table, ra_col, dec_col, ra, dec, radius):
     if radius is None or len(table) == 0:
         return table
-    sep = _sep_deg(ra, dec, np.asarray(table[ra_col], float), np.asarray(table[dec_col], float))
+    sep = _sep_deg(ra, dec, *_degrees(table, ra_col, dec_col))
     return table[sep <= radius]
 
 

@@ -235,8 +235,12 @@ def _error_column(table, magcol, band):
     return None
 
 
-def _detect_bands(table, skip=()):
-    """Generic detection: ``band -> (mag column, error column)`` from column names."""
+def _detect_bands(table, skip=(), bare=True):
+    """Generic detection: ``band -> (mag column, error column)`` from column names.
+
+    A bare band letter (``V``, ``B``) is a magnitude only when ``bare`` and its column holds
+    floats: VizieR catalogs use such names for integer flags (UCAC4's ``H``, ``B``, ``Z``).
+    """
     found = {}
     for name in table.colnames:
         col = table[name]
@@ -251,7 +255,7 @@ def _detect_bands(table, skip=()):
             band = match["b"]
             if band in skip:
                 break
-            if priority == 4 and col.dtype.kind not in "fiu":
+            if priority == 4 and (not bare or col.dtype.kind != "f"):
                 break
             if band not in found or priority < found[band][0]:
                 found[band] = (priority, name)
@@ -457,7 +461,8 @@ def normalize_catalog(table, spec=None, name=None):
                 flag_col, good = spec.band_flags[band]
                 flags = _float(src[flag_col])
                 mags[band] = np.where(flags == good, mags[band], np.nan)
-    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags)).items():
+    known = spec is not None and get_spec(spec.id) is spec  # a registry catalog or SIMBAD
+    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags), bare=not known).items():
         mags[band] = _clean_mag(_float(src[magcol]))
         sources[band] = magcol
         if errcol is not None:
