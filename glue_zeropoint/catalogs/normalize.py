@@ -2,9 +2,10 @@
 
 A *normalised catalog table* is an :class:`astropy.table.Table` with
 
-* ``id`` (str), ``ra``, ``dec`` (float64 degrees, ICRS, at ``ref_epoch``), ``pmra`` (mas/yr,
-  includes cos dec), ``pmdec`` (mas/yr), NaN where unknown, ``ref_epoch`` (float64 Julian year;
-  2000.0 when the catalog gives none);
+* ``id`` (str: the catalog's own identifier, never VizieR's ``recno`` row number; made from
+  the position, ``Jddd.ddddd+dd.ddddd``, when the catalog has none), ``ra``, ``dec`` (float64
+  degrees, ICRS, at ``ref_epoch``), ``pmra`` (mas/yr, includes cos dec), ``pmdec`` (mas/yr),
+  NaN where unknown, ``ref_epoch`` (float64 Julian year; 2000.0 when the catalog gives none);
 * for every band the catalog has, ``mag_<band>`` and ``err_<band>`` (float64, NaN where
   missing). Band names are Johnson-Cousins upper case (``U B V R I``), Sloan lower case
   (``u g r i z``; ``r'mag`` gives ``r``), plus ``y``, ``J H K``, Gaia ``G BP RP``;

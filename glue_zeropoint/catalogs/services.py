@@ -27,7 +27,10 @@ Errors
 ------
 Every failure (timeout, refused connection, HTTP 429/5xx, a VizieR error VOTable, a truncated or
 malformed VOTable, an empty answer) becomes a :class:`CatalogServiceError` or
-:class:`CatalogError` whose message names the service, the catalog and what to try.
+:class:`CatalogError` whose message names the service, the catalog and what to try. VizieR
+drops an ``-out`` column it does not know without a word, so an answer lacking a column asked
+for by name is a :class:`~glue_zeropoint.catalogs.specs.MissingColumnsError` (never a quiet
+fallback; see :func:`~glue_zeropoint.catalogs.specs.check_answer_columns`).
 astroquery's own download cache is never used (``cache=False``); answers are cached by
 :class:`~glue_zeropoint.catalogs.cache.CatalogCache` instead.
 """
@@ -374,7 +377,8 @@ def query_vizier(catalog_id, center, radius, *, columns=None, row_limit=DEFAULT_
     CatalogServiceError
         The service failed (timeout, refused, HTTP error, error VOTable, malformed answer).
     CatalogError
-        The answer is empty (no star of that catalog in the cone).
+        The answer is empty (no star of that catalog in the cone), or lacks a column asked
+        for by name (:class:`~glue_zeropoint.catalogs.specs.MissingColumnsError`).
     """
     catalog_id = str(catalog_id)
     if catalog_id.lower().startswith("vizier:"):
