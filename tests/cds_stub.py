@@ -5,9 +5,11 @@ their URLs are overridden through ``GLUE_ZEROPOINT_VIZIER_URL``/``GLUE_ZEROPOINT
 It answers
 
 * ``POST /viz-bin/votable`` (astroquery's VizieR body of ``-key=value`` lines) with the answer
-  set for the ``-source`` catalog: recorded bytes (``tests/data/cds/*.xml``) or a simulated
-  field (:class:`StarField`) cut to the cone (``-c``, ``-c.rd/rm/rs``), the columns (``-out``)
-  and the row limit (``-out.max``, with VizieR's ``QUERY_STATUS=OVERFLOW`` INFO when cut);
+  set for the ``-source`` catalog: recorded bytes (``tests/data/cds/*.xml``) or a table (a
+  simulated field, :class:`StarField`, or a synthetic answer read with :func:`read_votable`)
+  cut to the cone (``-c``, ``-c.rd/rm/rs``), the columns (``-out``: the named columns the table
+  has, unknown names dropped silently as VizieR does; ``*`` keeps the table's columns) and
+  the row limit (``-out.max``, with VizieR's ``QUERY_STATUS=OVERFLOW`` INFO when cut);
 * ``GET /simbad/sim-tap/capabilities`` (a minimal TAP capabilities document);
 * ``POST /simbad/sim-tap/sync`` (pyvo's form: ``REQUEST``, ``LANG``, ``QUERY``) with answers
   to astroquery's metadata queries (derived from the recorded ``simbad_output_options.xml``
@@ -265,10 +267,22 @@ def _sep_deg(ra1, dec1, ra2, dec2):
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(s, 0, 1))))
 
 
+def _degrees(table, ra_col, dec_col):
+    """Positions in degrees; sexagesimal string columns ("hh mm ss.s") are read too."""
+    if table[ra_col].dtype.kind in "USO":
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        coords = SkyCoord([str(v) for v in table[ra_col]], [str(v) for v in table[dec_col]],
+                          unit=(u.hourangle, u.deg))
+        return coords.ra.deg, coords.dec.deg
+    return np.asarray(table[ra_col], float), np.asarray(table[dec_col], float)
+
+
 def _cone_cut(table, ra_col, dec_col, ra, dec, radius):
     if radius is None or len(table) == 0:
         return table
-    sep = _sep_deg(ra, dec, np.asarray(table[ra_col], float), np.asarray(table[dec_col], float))
+    sep = _sep_deg(ra, dec, *_degrees(table, ra_col, dec_col))
     return table[sep <= radius]
 
 
@@ -477,7 +491,9 @@ class CDSStub:
         if cone is not None:
             table = _cone_cut(table, ra_col, dec_col, *cone)
         out = params.get("-out")
-        if out and "-out.all" not in params:
+        if out and "-out.all" not in params and "*" not in out.split(","):
+            # like VizieR: the named columns it has, an unknown name dropped without a word
+            # ('*' = the default set, which the stub's table stands for: all of it is kept)
             keep = [c for c in out.split(",") if c in table.colnames]
             if keep:
                 table = table[keep]

@@ -2,9 +2,10 @@
 
 A *normalised catalog table* is an :class:`astropy.table.Table` with
 
-* ``id`` (str), ``ra``, ``dec`` (float64 degrees, ICRS, at ``ref_epoch``), ``pmra`` (mas/yr,
-  includes cos dec), ``pmdec`` (mas/yr), NaN where unknown, ``ref_epoch`` (float64 Julian year;
-  2000.0 when the catalog gives none);
+* ``id`` (str: the catalog's own identifier, never VizieR's ``recno`` row number; made from
+  the position, ``Jddd.ddddd+dd.ddddd``, when the catalog has none), ``ra``, ``dec`` (float64
+  degrees, ICRS, at ``ref_epoch``), ``pmra`` (mas/yr, includes cos dec), ``pmdec`` (mas/yr),
+  NaN where unknown, ``ref_epoch`` (float64 Julian year; 2000.0 when the catalog gives none);
 * for every band the catalog has, ``mag_<band>`` and ``err_<band>`` (float64, NaN where
   missing). Band names are Johnson-Cousins upper case (``U B V R I``), Sloan lower case
   (``u g r i z``; ``r'mag`` gives ``r``), plus ``y``, ``J H K``, Gaia ``G BP RP``;
@@ -55,7 +56,8 @@ _DEC_NAMES = ("dec", "DEJ2000", "_DEJ2000", "DE_ICRS", "DEICRS", "DEdeg", "DE_de
               "dej2000", "DE_d", "_DE")
 _GLON_NAMES = ("_Glon", "GLON", "glon")
 _GLAT_NAMES = ("_Glat", "GLAT", "glat")
-_ID_NAMES = ("id", "main_id", "MAIN_ID", "Source", "source_id", "objID", "UCAC4", "recno",
+# never VizieR's ``recno``: a row number of one table version, not a name of a star
+_ID_NAMES = ("id", "main_id", "MAIN_ID", "Source", "source_id", "objID", "UCAC4",
              "Star", "Name", "name", "ID", "Seq", "designation", "Designation")
 _PMRA_NAMES = ("pmra", "pmRA", "PMRA", "pm_ra", "pmRAcosDE", "pmra_cosdec", "pmRA*")
 _PMDEC_NAMES = ("pmdec", "pmDE", "PMDEC", "pm_dec", "pmDEC", "pmde")
@@ -234,8 +236,12 @@ def _error_column(table, magcol, band):
     return None
 
 
-def _detect_bands(table, skip=()):
-    """Generic detection: ``band -> (mag column, error column)`` from column names."""
+def _detect_bands(table, skip=(), bare=True):
+    """Generic detection: ``band -> (mag column, error column)`` from column names.
+
+    A bare band letter (``V``, ``B``) is a magnitude only when ``bare`` and its column holds
+    floats: VizieR catalogs use such names for integer flags (UCAC4's ``H``, ``B``, ``Z``).
+    """
     found = {}
     for name in table.colnames:
         col = table[name]
@@ -250,7 +256,7 @@ def _detect_bands(table, skip=()):
             band = match["b"]
             if band in skip:
                 break
-            if priority == 4 and col.dtype.kind not in "fiu":
+            if priority == 4 and (not bare or col.dtype.kind != "f"):
                 break
             if band not in found or priority < found[band][0]:
                 found[band] = (priority, name)
@@ -295,9 +301,10 @@ def _variable_from(table, column, rule):
     if rule == "gaia_varflag":
         return np.array([s.upper() == "VARIABLE" for s in _strings(col)], dtype=bool)
     if rule == "refcat2":
+        # dupvar = Gaia flag CONSTANT (0), VARIABLE (1), NOT_AVAILABLE (2), + 4 if DUPLICATE
         values = _float(col)
         with np.errstate(invalid="ignore"):
-            return np.isfinite(values) & (values.astype(float) % 2 == 1)
+            return np.isfinite(values) & (np.nan_to_num(values, nan=0.0) % 4 == 1)
     if rule == "simbad_otype":
         return np.array([is_variable_otype(s) for s in _strings(col)], dtype=bool)
     if rule == "nonzero":
@@ -396,6 +403,8 @@ def normalize_catalog(table, spec=None, name=None):
     id_name = None
     if spec is not None and spec.id_column and spec.id_column in src.colnames:
         id_name = spec.id_column
+    elif spec is not None and spec.id_column is None and get_spec(spec.id) is spec:
+        id_name = None  # a known catalog without star identifiers: ids from the position
     else:
         id_name = _find(src, _ID_NAMES)
     if id_name is not None:
@@ -453,7 +462,8 @@ def normalize_catalog(table, spec=None, name=None):
                 flag_col, good = spec.band_flags[band]
                 flags = _float(src[flag_col])
                 mags[band] = np.where(flags == good, mags[band], np.nan)
-    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags)).items():
+    known = spec is not None and get_spec(spec.id) is spec  # a registry catalog or SIMBAD
+    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags), bare=not known).items():
         mags[band] = _clean_mag(_float(src[magcol]))
         sources[band] = magcol
         if errcol is not None:

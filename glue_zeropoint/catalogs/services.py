@@ -27,7 +27,10 @@ Errors
 ------
 Every failure (timeout, refused connection, HTTP 429/5xx, a VizieR error VOTable, a truncated or
 malformed VOTable, an empty answer) becomes a :class:`CatalogServiceError` or
-:class:`CatalogError` whose message names the service, the catalog and what to try.
+:class:`CatalogError` whose message names the service, the catalog and what to try. VizieR
+drops an ``-out`` column it does not know without a word, so an answer lacking a column asked
+for by name is a :class:`~glue_zeropoint.catalogs.specs.MissingColumnsError` (never a quiet
+fallback; see :func:`~glue_zeropoint.catalogs.specs.check_answer_columns`).
 astroquery's own download cache is never used (``cache=False``); answers are cached by
 :class:`~glue_zeropoint.catalogs.cache.CatalogCache` instead.
 """
@@ -47,7 +50,7 @@ from astropy.coordinates import SkyCoord
 from ..exceptions import CatalogError, CatalogServiceError
 from .config import simbad_base_url, vizier_base_url
 from .normalize import normalize_catalog
-from .specs import SIMBAD_SPEC, spec_for
+from .specs import SIMBAD_SPEC, MissingColumnsError, check_answer_columns, spec_for
 
 __all__ = ["query_vizier", "query_simbad", "DEFAULT_ROW_LIMIT", "make_vizier", "make_simbad"]
 
@@ -347,6 +350,7 @@ def _vizier_raw(catalog_id, center, radius, *, columns, row_limit, timeout,
     table = tables[chosen]
     if len(table) == 0:
         return None, overflow, url
+    check_answer_columns(table, catalog_id, columns)  # VizieR drops unknown -out names
     return table, overflow, url
 
 
@@ -384,7 +388,8 @@ def query_vizier(catalog_id, center, radius, *, columns=None, row_limit=DEFAULT_
     CatalogServiceError
         The service failed (timeout, refused, HTTP error, error VOTable, malformed answer).
     CatalogError
-        The answer is empty (no star of that catalog in the cone).
+        The answer is empty (no star of that catalog in the cone), or lacks a column asked
+        for by name (:class:`~glue_zeropoint.catalogs.specs.MissingColumnsError`).
     """
     catalog_id = str(catalog_id)
     if catalog_id.lower().startswith("vizier:"):
@@ -392,7 +397,8 @@ def query_vizier(catalog_id, center, radius, *, columns=None, row_limit=DEFAULT_
     center, radius = _as_center(center), _as_radius(radius)
     spec = spec_for(catalog_id)
     columns = list(columns) if columns else spec.request_columns()
-    table, overflow, url = _vizier_raw(catalog_id, center, radius, columns=columns,
+    source = spec.vizier_table if catalog_id == spec.id else catalog_id  # e.g. .../refcat2
+    table, overflow, url = _vizier_raw(source, center, radius, columns=columns,
                                        row_limit=row_limit, timeout=timeout,
                                        column_filters=column_filters)
     if table is None:
@@ -426,6 +432,8 @@ def _join_companion(table, spec, center, radius, row_limit, timeout):
                                   else row_limit, timeout=timeout,
                                   column_filters={"Gmag": "<18"} if cat_id == "I/355/gaiadr3"
                                   else None)
+    except MissingColumnsError:
+        raise  # a wrong column name is a bug to report, not a service failure to work around
     except CatalogError as err:
         warnings.warn(f"{spec.id}: could not add {', '.join(c for c in columns if c != key)} "
                       f"from {cat_id} ({err}); proper motions and variability flags are "

@@ -28,7 +28,7 @@ def stub(cds_stub, field):
     cds_stub.set_vizier("II/336/apass9", field.apass())
     cds_stub.set_vizier("I/360/syntphot", field.syntphot(), ra_col="RA_ICRS", dec_col="DE_ICRS")
     cds_stub.set_vizier("I/355/gaiadr3", field.gaiadr3(), ra_col="RA_ICRS", dec_col="DE_ICRS")
-    cds_stub.set_vizier("J/ApJ/867/105", field.refcat2(), ra_col="RA_ICRS", dec_col="DE_ICRS")
+    cds_stub.set_vizier("J/ApJ/867/105/refcat2", field.refcat2(), ra_col="RA_ICRS", dec_col="DE_ICRS")
     cds_stub.set_simbad(field.simbad())
     return cds_stub
 

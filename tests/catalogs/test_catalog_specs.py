@@ -22,7 +22,11 @@ def test_registry_has_the_design_catalogs():
 def test_apass_columns_are_vizier_native():
     spec = get_spec("vizier:II/336/apass9")
     assert spec.bands["r"] == ("r'mag", "e_r'mag")
-    assert spec.request_columns()[0] == "*" and "e_r'mag" in spec.request_columns()
+    columns = spec.request_columns()
+    assert columns[0] == "*" and {"Vmag", "e_Vmag", "Bmag", "e_Bmag"} <= set(columns)
+    assert "r'mag" in spec.optional and "r'mag" not in columns  # comes with the default set
+    assert spec.answer_names("e_r'mag") == ["e_r'mag", "e_r_mag"]
+    assert spec.id_column is None and "recno" not in columns
 
 
 def test_syntphot_takes_pm_and_varflag_from_gaiadr3():
