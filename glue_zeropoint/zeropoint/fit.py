@@ -18,7 +18,10 @@ Clipping
 Residuals are normalised, ``z_i = r_i / sqrt(e_i^2 + sigma_int^2)``, and stars with
 ``|z_i - median(z)| > clip_sigma * 1.4826 MAD(z)`` are left out; the fit, sigma_int and the
 clipping are repeated (clipped stars may come back) until the set of stars does not change or
-``maxiter`` is reached. The first pass starts from the median of ``y``.
+``maxiter`` is reached. The first pass starts from the median of ``y`` and a robust intrinsic
+scatter (the one that makes the MAD-scaled normalised residuals of unit width): without it, when
+bright stars have errors at the floor and the field a real extra scatter, their ``z`` is
+inflated and good bright stars were clipped before sigma_int was ever solved.
 
 Which stars enter
 -----------------
@@ -195,6 +198,29 @@ def _solve_sigma_int(y, e2, col, npar, vx=None, cxy=None):
     return float(brentq(excess, 0.0, hi, xtol=1e-10, rtol=1e-6, maxiter=100))
 
 
+def _robust_sigma_int(r, e2):
+    """sigma_int^2 >= 0 with ``1.4826 * median(|r - median(r)| / sqrt(e2 + s2)) = 1``
+    (bisection; 0 when the stated errors already cover the robust scatter)."""
+    r = np.abs(r - np.median(r))
+
+    def scale(s2):
+        return _MAD * float(np.median(r / np.sqrt(e2 + s2)))
+
+    if r.size < 3 or scale(0.0) <= 1.0:
+        return 0.0
+    # bisection on sigma (a starting value for the clipping: 1% is plenty)
+    lo, hi = 0.0, max(2.0 * _MAD * float(np.median(r)), 1e-4)
+    while scale(hi * hi) > 1.0 and hi < 100.0:
+        hi *= 2.0
+    while hi - lo > 0.01 * hi + 1e-5:
+        mid = 0.5 * (lo + hi)
+        if scale(mid * mid) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi * hi
+
+
 def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.0, floor=0.01,
                          maxiter=10, fit_color=None, use=None, min_stars=MIN_STARS,
                          colour_err=None, colour_cov=None):
@@ -300,13 +326,15 @@ def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.
               else np.nan_to_num(np.asarray(colour_cov, float), nan=0.0, posinf=0.0))
         vx_all, cxy_all = ce * ce, cc
 
-    # start: median, robust scale
+    # start: median, and a robust intrinsic scatter (the MAD of the normalised residuals made
+    # 1), so that bright stars with tiny errors are not clipped for a scatter the errors miss
     used = cand.copy()
     zp0 = float(np.median(y[cand]))
     r0 = y - zp0
     clipping = clip_sigma is not None and math.isfinite(clip_sigma)
     if clipping:
-        z = r0 / err
+        s2_0 = _robust_sigma_int(r0[cand], e2_all[cand])
+        z = r0 / np.sqrt(e2_all + s2_0)
         zc = z[cand]
         mad = _MAD * float(np.median(np.abs(zc - np.median(zc))))
         if mad > 0:

@@ -254,3 +254,26 @@ def test_vocabulary_helpers():
     assert describe("saturated,crowded").startswith("saturated: saturated; crowded: ")
     assert reason_counts(["a", "", "saturated,crowded", "saturated"]) == {
         "saturated": 2, "crowded": 1, "a": 1}
+
+
+def test_bright_stars_at_the_floor_are_not_clipped_for_the_intrinsic_scatter():
+    """Half the stars with errors at the 0.01 floor, a real 0.05 mag scatter the errors miss,
+    10% gross outliers: the robust start (median, MAD-scaled sigma_int) keeps the good stars
+    and drops every outlier, and the ZP pulls stay near unit width."""
+    from glue_zeropoint.zeropoint import fit_zeropoint_arrays
+
+    pulls, good_clipped, bad_used = [], 0, 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n = 80
+        err = np.where(rng.random(n) < 0.5, 0.01, rng.uniform(0.03, 0.1, n))
+        y = ZP + rng.normal(0, np.hypot(err, 0.05))
+        bad = rng.random(n) < 0.1
+        y[bad] += rng.choice([-1, 1], bad.sum()) * rng.uniform(0.5, 2, bad.sum())
+        fit = fit_zeropoint_arrays(y, err)
+        pulls.append((fit.zp - ZP) / fit.zp_err)
+        good_clipped += int((fit.clipped & ~bad).sum())
+        bad_used += int((fit.used & bad).sum())
+    assert bad_used == 0
+    assert good_clipped / (60 * 72) < 0.015  # ~0.3% expected at 3 sigma, MAD noise on top
+    assert abs(np.mean(pulls)) < 0.35 and 0.75 < np.std(pulls) < 1.3
