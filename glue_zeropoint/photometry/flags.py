@@ -2,7 +2,9 @@
 
 A star's ``flags`` column is the bitwise OR of the constants below; ``flag_text`` turns it
 into words (``'saturated,edge'``). The zero-point fit leaves out any star with a flag in
-:data:`EXCLUDE_FROM_FIT`.
+:data:`EXCLUDE_FROM_FIT`, with the flag's name as its reason (``negative`` becomes
+``no_flux``; :mod:`glue_zeropoint.zeropoint.reasons`). :func:`neighbours` finds stars with a
+measured neighbour in the aperture or the sky annulus from positions alone.
 
 Examples
 --------

@@ -59,8 +59,10 @@ from astropy.table import Table
 from ..exceptions import FitError, InputError
 from .reasons import (
     MAX_CAT_ERR,
+    MIN_STARS_STRICT,
     REASON_CODES,
     SEPARATOR,
+    SOFT_REASONS,
     catalog_reasons,
     flag_reasons,
     reason_counts,
@@ -677,6 +679,10 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
         ``annulus_in``, ``annulus_out``, ``fwhm``, or Glue's ``zp_aperture``); skipped when
         the radii are unknown. See :func:`glue_zeropoint.photometry.flags.neighbours`.
 
+    When fewer than :data:`~glue_zeropoint.zeropoint.reasons.MIN_STARS_STRICT` (5) stars pass
+    every check, the precautionary reasons (``cat_err``, ``sky_crowded``) are not applied
+    (a warning, and ``stars.meta['relaxed']`` lists them) rather than leave too few stars.
+
     Returns
     -------
     ZeroPoint
@@ -777,6 +783,17 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     codes["excluded"] = user
     reason = _reason_strings(codes, n)
     cand = reason == ""
+    relaxed = []
+    if cand.sum() < MIN_STARS_STRICT:
+        # a sparse field: the precautionary reasons give way rather than leave no fit
+        hard = {k: v for k, v in codes.items() if k not in SOFT_REASONS}
+        loose = _reason_strings(hard, n)
+        if (loose == "").sum() > cand.sum():
+            relaxed = [c for c in SOFT_REASONS if np.any(codes.get(c, False) & (loose == ""))]
+            log.warning("only %d star(s) pass every check; %s not applied (%d stars more)",
+                        int(cand.sum()), " and ".join(relaxed),
+                        int((loose == "").sum() - cand.sum()))
+            reason, cand = loose, loose == ""
     n_matched = int((match == "ok").sum())
     if cand.sum() < MIN_STARS:
         summary = ", ".join(f"{v} {k}" for k, v in sorted(
@@ -835,7 +852,8 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     stars["flags"] = flags
     stars["match"] = match
     rejected = reason_counts(reason)
-    stars.meta.update({"band": band, "color": color, "zp": fit.zp, "rejected": rejected})
+    stars.meta.update({"band": band, "color": color, "zp": fit.zp, "rejected": rejected,
+                       "relaxed": relaxed})
     return ZeroPoint(
         zp=fit.zp, zp_err=fit.zp_err, zp_err_total=total, scatter=fit.scatter,
         sigma_int=fit.sigma_int, n_matched=n_matched, n_used=fit.n_used, band=band,

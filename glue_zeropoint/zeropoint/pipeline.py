@@ -590,6 +590,9 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
                        catalog_systematic=catalog_systematic, exptime=t, catalog=name)
     if zp.color is not None and zp.color_term is None:
         notes.append(f"colour term not fitted: {zp.color_term_reason}")
+    if zp.stars.meta.get("relaxed"):
+        notes.append(f"too few stars pass every check: {', '.join(zp.stars.meta['relaxed'])} "
+                     "not applied (see stars.ecsv)")
     # sky: mask the measured stars generously, plus photutils segmentation
     try:
         mask = _star_mask(im, stars)

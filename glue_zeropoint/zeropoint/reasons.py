@@ -45,6 +45,9 @@ code            group      the star was left out because
                            iterative clipping (:func:`~glue_zeropoint.zeropoint.fit_zeropoint_arrays`)
 =============== ========== ===================================================================
 
+``cat_err`` and ``sky_crowded`` are precautionary (:data:`SOFT_REASONS`): when fewer than
+:data:`MIN_STARS_STRICT` (5) stars pass every check, the fit does without them and says so.
+
 Photometry flags in :data:`~glue_zeropoint.photometry.flags.EXCLUDE_FROM_FIT` without a code
 here (a flag added later) become a code of their own name, group ``photometry``.
 
@@ -61,7 +64,7 @@ Examples
 import numpy as np
 
 __all__ = ["REASONS", "REASON_CODES", "GROUPS", "MAX_CAT_ERR", "APERTURE_NEIGHBOUR_RATIO",
-           "ANNULUS_NEIGHBOUR_RATIO", "SEPARATOR", "join_reasons", "split_reasons",
+           "ANNULUS_NEIGHBOUR_RATIO", "SOFT_REASONS", "MIN_STARS_STRICT", "SEPARATOR", "join_reasons", "split_reasons",
            "reason_group", "reason_groups", "describe", "reason_counts", "flag_reasons",
            "catalog_reasons", "REGION_COLOURS"]
 
@@ -106,6 +109,12 @@ APERTURE_NEIGHBOUR_RATIO = 0.01
 #: star ``sky_crowded``: the wings it leaves outside its masked core can lift the local sky of
 #: a star ten times fainter by a noticeable fraction of that star's flux.
 ANNULUS_NEIGHBOUR_RATIO = 10.0
+
+#: Precautionary reasons: the star is probably fine, only less certain. When fewer than
+#: :data:`MIN_STARS_STRICT` stars pass every check they are not applied (a sparse field of a
+#: small telescope would otherwise lose its zero point); the fit says so.
+SOFT_REASONS = ("cat_err", "sky_crowded")
+MIN_STARS_STRICT = 5
 
 #: ds9 colour of a star in stars.reg, by group (used stars green)
 REGION_COLOURS = {"used": "green", "fit": "red", "user": "yellow", "match": "white",

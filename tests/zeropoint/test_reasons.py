@@ -277,3 +277,22 @@ def test_bright_stars_at_the_floor_are_not_clipped_for_the_intrinsic_scatter():
     assert bad_used == 0
     assert good_clipped / (60 * 72) < 0.015  # ~0.3% expected at 3 sigma, MAD noise on top
     assert abs(np.mean(pulls)) < 0.35 and 0.75 < np.std(pulls) < 1.3
+
+
+def test_precautionary_reasons_give_way_in_a_sparse_field(caplog):
+    t = _base(n=8)
+    t["cat_err_V"][:5] = 0.15  # five faint stars with poor catalog magnitudes
+    with caplog.at_level("WARNING"):
+        zp = fit_zeropoint(t, "V")
+    assert zp.stars.meta["relaxed"] == ["cat_err"]
+    assert "cat_err" not in ",".join(zp.stars["reason"]) and zp.n_used > 3
+    assert "cat_err not applied" in caplog.text
+    # hard reasons never give way
+    t["cat_variable"][5] = True
+    zp = fit_zeropoint(t, "V", clip_sigma=None)
+    assert zp.stars["reason"][5] == "variable" and zp.n_used == 7
+    # enough stars: applied
+    t = _base()
+    t["cat_err_V"][:5] = 0.15
+    zp = fit_zeropoint(t, "V")
+    assert zp.n_used == N - 5 and zp.stars.meta["relaxed"] == []
