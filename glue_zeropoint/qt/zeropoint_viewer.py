@@ -7,9 +7,12 @@ The logic and the choices live in :class:`~glue_zeropoint.glue.viewer_state.Zero
   subset mode and subset, the colour-term switch, clip sigma and match radius, wired with
   ``autoconnect_callbacks_to_qt`` (widget names ``<kind>_<attribute>``);
 - the viewer window: the result (ZP +- error, scatter, colour term, sky brightness, stars used
-  and matched), the residual plots against catalog magnitude and colour (used, rejected and
-  excluded stars drawn differently), the per-star table, and buttons to exclude the selected
-  stars, include all again, and export the result as JSON, ECSV or PNG.
+  and matched, stars left out per reason), the residual plots against catalog magnitude and
+  colour (used, clipped, user-excluded stars and those left out for a photometry, catalog or
+  match reason each drawn their own way, the reasons written beside the points), the per-star
+  table (a "why left out" column with the reason codes, explained in tooltips: see
+  :mod:`glue_zeropoint.zeropoint.reasons`), and buttons to exclude the selected stars,
+  include all again, and export the result as JSON, ECSV or PNG.
 
 Errors are shown in the viewer's status line, never in a modal dialog. Tests and scripts call
 :meth:`ZeroPointViewer.export_json` / ``export_ecsv`` / ``export_png`` directly.
