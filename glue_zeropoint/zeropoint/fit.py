@@ -423,21 +423,6 @@ def _float_col(table, name):
     return values
 
 
-def _bool_col(table, name):
-    if name not in table.colnames:
-        return np.zeros(len(table), bool)
-    col = table[name]
-    values = np.array(col)
-    mask = getattr(col, "mask", None)
-    if values.dtype.kind in "US":
-        values = np.isin(np.char.lower(values.astype(str)), ["true", "1", "yes", "t"])
-    else:
-        values = values.astype(bool)
-    if mask is not None and np.any(mask):
-        values[np.asarray(mask, bool)] = False
-    return values
-
-
 def _catalog_bands(table, prefix="cat_mag_"):
     return sorted(c[len(prefix):] for c in table.colnames if c.startswith(prefix))
 
