@@ -2,7 +2,11 @@
 
 :func:`crossmatch` propagates the catalog's proper motions to the observation date, matches
 every source to its nearest catalog star (astropy ``SkyCoord.match_to_catalog_sky``), and
-marks each row ``'ok'``, ``'none'`` or ``'ambiguous'``.
+marks each row ``'ok'``, ``'none'`` or ``'ambiguous'``: a match is ambiguous when a second
+catalog star lies within ``ambiguity_factor`` (2) match radii of the source (two catalog stars
+that could be the one measured, or both in its aperture), or when another source is closer to
+the same catalog star. The zero-point fit leaves ambiguous matches out (reason
+``ambiguous``, :mod:`glue_zeropoint.zeropoint.reasons`).
 
 Match radius from the WCS quality
 ---------------------------------
@@ -188,7 +192,8 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
     `~astropy.table.Table`
         One row per source, in order: the source columns, the catalog columns prefixed
         ``cat_`` (masked where there is no match), ``cat_index`` (row in ``catalog``, -1 if
-        none), ``sep_arcsec``, ``match``. ``meta``: the sources' meta plus ``crossmatch``
+        none), ``sep_arcsec``, ``sep2_arcsec`` (the second-nearest catalog star, the one
+        that makes a match ambiguous), ``match``. ``meta``: the sources' meta plus ``crossmatch``
         (``radius_arcsec``, ``radius_method``, ``sigma_arcsec``, ``obstime``, ``n_ok``,
         ``n_none``, ``n_ambiguous``, ``offset_ra_arcsec``, ``offset_dec_arcsec``, ``catalog``).
 
@@ -291,6 +296,9 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
                                       description="catalog Dec at the observation date")
     out["cat_index"] = idx
     out["sep_arcsec"] = sep_out
+    out["sep2_arcsec"] = np.where(sgood & np.isfinite(d2), d2, np.nan)
+    out["sep2_arcsec"].description = ("separation of the second-nearest catalog star (a match "
+                                      "is ambiguous when it is within ambiguity_factor radii)")
     out["match"] = status.astype(str)
     okm = status == MATCH_OK
     if okm.any():

@@ -609,15 +609,23 @@ class ZeroPointViewerState(ViewerState):
     # -- per-star view -------------------------------------------------------------------------
 
     def _make_star_table(self, result):
-        """The fit's per-star table plus ``status``: used / clipped / excluded / left out."""
+        """The fit's per-star table plus ``status`` (used / clipped / excluded / left out),
+        ``group`` (the reason group a star is drawn under) and ``why`` (the reasons in
+        words, for tooltips)."""
+        from ..zeropoint.reasons import describe, reason_groups
+
         stars = result.stars.copy(copy_data=True)
         reason = np.asarray(stars["reason"]).astype(str)
-        used = np.asarray(stars["used"], bool)
+        group = reason_groups(reason)
         status = np.full(len(stars), "left out", dtype="U10")
-        status[reason == "clipped"] = "clipped"
-        status[reason == "excluded by user"] = "excluded"
-        status[used] = "used"
+        status[group == "fit"] = "clipped"
+        status[group == "user"] = "excluded"
+        status[group == "used"] = "used"
         stars["status"] = status
+        stars["group"] = group
+        uniq, inverse = np.unique(reason, return_inverse=True)
+        stars["why"] = np.array([describe(r) for r in uniq], dtype=str)[inverse.ravel()] \
+            if len(reason) else np.array([], dtype=str)
         if "colour" not in stars.colnames:
             stars["colour"] = np.full(len(stars), np.nan)
         return stars
@@ -626,7 +634,10 @@ class ZeroPointViewerState(ViewerState):
         """The per-star table of the last fit, or ``None``: the columns of
         ``ZeroPoint.stars`` (``star_id``, ``mag_cat``, ``mag_inst``, ``colour``, ``y``,
         ``residual``, ``used``, ``reason``...) plus ``status`` (``'used'``, ``'clipped'``,
-        ``'excluded'`` by the user, or ``'left out'``: unmatched, flagged, variable...)."""
+        ``'excluded'`` by the user, or ``'left out'``: unmatched, flagged, variable...),
+        ``group`` (``'used'``, ``'user'``, ``'fit'``, ``'match'``, ``'photometry'``,
+        ``'catalog'``: see :mod:`glue_zeropoint.zeropoint.reasons`) and ``why`` (the reason
+        codes explained)."""
         return self._star_table
 
     # -- the matches dataset (for scatter plots of catalog vs instrumental magnitudes) ---------

@@ -114,7 +114,8 @@ def _to_icrs(centers):
     return SkyCoord(ra, dec, unit="deg", frame="icrs")
 
 
-def write_apertures(stars, path, *, radius=None, used=None, wcs=None):
+def write_apertures(stars, path, *, radius=None, used=None, wcs=None, labels=None, colors=None,
+                    tags=None, comments=()):
     """Write ``stars`` (``x``, ``y``, ``star_id``) as ds9 circles, atomically.
 
     Parameters
@@ -130,6 +131,16 @@ def write_apertures(stars, path, *, radius=None, used=None, wcs=None):
     wcs : `~astropy.wcs.WCS`, optional
         Write sky circles (ICRS, radius in arcsec) instead of image ones, so the file fits
         any frame of the field.
+    labels : sequence of str, optional
+        The text shown by each circle (default the ``star_id``).
+    colors : sequence of str, optional
+        A ds9 colour per star (``'green'``, ``'red'``, ``'cyan'``...); default green for the
+        used stars, red for the others.
+    tags : sequence of sequences of str, optional
+        ds9 tags per star (each star's own list, e.g. its rejection reasons); the stars not
+        used are also tagged ``rejected``. ds9 selects or hides regions by tag.
+    comments : sequence of str
+        Lines written as ``#`` comments after the header (e.g. what each colour means).
 
     Returns
     -------
@@ -150,10 +161,16 @@ def write_apertures(stars, path, *, radius=None, used=None, wcs=None):
     y = np.asarray(stars["y"], float)
     ids = np.asarray(stars["star_id"]) if "star_id" in stars.colnames else np.arange(1, x.size + 1)
     used = np.ones(x.size, bool) if used is None else np.asarray(used, bool)
+    for name, values in (("labels", labels), ("colors", colors), ("tags", tags)):
+        if values is not None and len(values) != x.size:
+            raise InputError(f"write_apertures: {name} has {len(values)} entries for "
+                             f"{x.size} stars")
     good = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    lines = ["# Region file format: DS9 version 4.1 (glue-zeropoint)",
-             "global color=green dashlist=8 3 width=1 select=1 highlite=1 dash=0 fixed=0 "
-             "edit=1 move=1 delete=1 include=1 source=1"]
+    lines = ["# Region file format: DS9 version 4.1 (glue-zeropoint)"]
+    # (a ';' would end the comment: ds9 and regions split lines on it)
+    lines += [f"# {_ds9_text(c).replace(';', ',')}" for c in comments]
+    lines.append("global color=green dashlist=8 3 width=1 select=1 highlite=1 dash=0 fixed=0 "
+                 "edit=1 move=1 delete=1 include=1 source=1")
     if wcs is not None and getattr(wcs, "has_celestial", False):
         celestial = wcs.celestial
         centers = celestial.pixel_to_world(x[good], y[good]).icrs
@@ -167,12 +184,21 @@ def write_apertures(stars, path, *, radius=None, used=None, wcs=None):
         lines.append("image")  # ds9 pixels are 1-based
         shapes = [f"circle({x[i] + 1:.4f},{y[i] + 1:.4f},{float(radius):.4f})" for i in good]
     for shape, i in zip(shapes, good, strict=True):
-        extra = "" if used[i] else " color=red tag={rejected}"
-        lines.append(f"{shape} # text={{{_ds9_text(ids[i])}}}{extra}")
+        text = _ds9_text(ids[i] if labels is None else labels[i])
+        color = (None if used[i] else "red") if colors is None else str(colors[i])
+        extra = "" if color in (None, "green") else f" color={_ds9_word(color)}"
+        star_tags = ([] if used[i] else ["rejected"]) + list(tags[i] if tags is not None else [])
+        extra += "".join(f" tag={{{_ds9_text(tag)}}}" for tag in dict.fromkeys(star_tags))
+        lines.append(f"{shape} # text={{{text}}}{extra}")
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _ds9_word(value):
+    """A ds9 property value without spaces or braces (a colour name or ``#rrggbb``)."""
+    return re.sub(r"[^A-Za-z0-9#]", "", str(value)) or "red"
 
 
 def _ds9_text(value):

@@ -7,9 +7,12 @@ The logic and the choices live in :class:`~glue_zeropoint.glue.viewer_state.Zero
   subset mode and subset, the colour-term switch, clip sigma and match radius, wired with
   ``autoconnect_callbacks_to_qt`` (widget names ``<kind>_<attribute>``);
 - the viewer window: the result (ZP +- error, scatter, colour term, sky brightness, stars used
-  and matched), the residual plots against catalog magnitude and colour (used, rejected and
-  excluded stars drawn differently), the per-star table, and buttons to exclude the selected
-  stars, include all again, and export the result as JSON, ECSV or PNG.
+  and matched, stars left out per reason), the residual plots against catalog magnitude and
+  colour (used, clipped, user-excluded stars and those left out for a photometry, catalog or
+  match reason each drawn their own way, the reasons written beside the points), the per-star
+  table (a "why left out" column with the reason codes, explained in tooltips: see
+  :mod:`glue_zeropoint.zeropoint.reasons`), and buttons to exclude the selected stars,
+  include all again, and export the result as JSON, ECSV or PNG.
 
 Errors are shown in the viewer's status line, never in a modal dialog. Tests and scripts call
 :meth:`ZeroPointViewer.export_json` / ``export_ecsv`` / ``export_png`` directly.
@@ -34,17 +37,31 @@ __all__ = ["ZeroPointViewer", "ZeroPointOptionsWidget", "StarTableModel", "regis
 
 log = logging.getLogger(__name__)
 
-#: how each star status is drawn in the residual plots
+#: how the stars are drawn in the residual plots, by reason group (the star table's ``group``,
+#: :mod:`glue_zeropoint.zeropoint.reasons`): used, clipped by the fit, excluded by the user,
+#: and left out before the fit for a photometry, catalog or match reason
 STYLES = {
     "used": dict(marker="o", color="#1f77b4", label="used", s=18, zorder=3),
-    "clipped": dict(marker="x", color="#d62728", label="clipped", s=24, zorder=4),
-    "excluded": dict(marker="s", facecolors="none", edgecolors="#ff7f0e", label="excluded",
-                     s=26, zorder=5),
-    "left out": dict(marker=".", color="0.7", label="left out", s=10, zorder=1),
+    "fit": dict(marker="x", color="#d62728", label="clipped", s=24, zorder=4),
+    "user": dict(marker="s", facecolors="none", edgecolors="#ff7f0e", label="excluded",
+                 s=26, zorder=5),
+    "photometry": dict(marker="^", facecolors="none", edgecolors="#9467bd",
+                       label="photometry", s=24, zorder=2),
+    "catalog": dict(marker="D", facecolors="none", edgecolors="#17a589", label="catalog",
+                    s=20, zorder=2),
+    "match": dict(marker="v", facecolors="none", edgecolors="#8c564b", label="match",
+                  s=22, zorder=1),
 }
+#: text colour of each group in the per-star table and of the reason labels in the plot
+GROUP_COLOURS = {"used": "#1f77b4", "fit": "#d62728", "user": "#ff7f0e",
+                 "photometry": "#9467bd", "catalog": "#17a589", "match": "#8c564b"}
+#: at most this many left-out stars get their reason written beside them in the plot (the
+#: farthest from the fit first); the table lists every star
+N_LABELS = 24
 TABLE_COLUMNS = (("star_id", "star", "{:d}"), ("mag_cat", "m cat", "{:.3f}"),
                  ("mag_inst", "m inst", "{:.3f}"), ("colour", "colour", "{:.3f}"),
-                 ("residual", "residual", "{:+.3f}"), ("status", "status", "{}"))
+                 ("residual", "residual", "{:+.3f}"), ("status", "status", "{}"),
+                 ("reason", "why left out", "{}"))
 
 
 def _fmt(value, fmt="{:.3f}", none="—"):
@@ -122,15 +139,18 @@ class StarTableModel(QtCore.QAbstractTableModel):
         if role == QtCore.Qt.DisplayRole:
             if name == "star_id":
                 return str(int(value))
-            if name == "status":
+            if name in ("status", "reason"):
                 return str(value)
             return _fmt(float(value), fmt)
-        if role == QtCore.Qt.ForegroundRole and name == "status":
+        if role == QtCore.Qt.ToolTipRole and name in ("status", "reason"):
+            return str(self._table["why"][index.row()]) if "why" in self._table.colnames \
+                else str(value)
+        if role == QtCore.Qt.ForegroundRole and name in ("status", "reason"):
             from qtpy import QtGui
 
-            color = {"used": "#1f77b4", "clipped": "#d62728",
-                     "excluded": "#ff7f0e"}.get(str(value), "#888888")
-            return QtGui.QBrush(QtGui.QColor(color))
+            group = (str(self._table["group"][index.row()]) if "group" in self._table.colnames
+                     else "used")
+            return QtGui.QBrush(QtGui.QColor(GROUP_COLOURS.get(group, "#888888")))
         return None
 
     def star_id(self, row):
@@ -387,6 +407,9 @@ class ZeroPointViewer(DataViewer):
             extra.append(f"aperture corr. {_fmt(r.aperture_correction)}")
         if extra:
             lines.append(" &nbsp; ".join(extra))
+        rejected = getattr(r, "rejected", None) or {}
+        if rejected:
+            lines.append("left out: " + ", ".join(f"{n} {code}" for code, n in rejected.items()))
         return "<br>".join(lines)
 
     def _setup_plot(self):
@@ -409,7 +432,14 @@ class ZeroPointViewer(DataViewer):
             self._animated += list(artists.values())
         self._axes[0].set_ylabel("m_cat − m_inst − ZP (mag)")
         self._axes[0].legend(handles=[self._artists[0][k] for k in STYLES], loc="upper left",
-                             fontsize=8, frameon=False, ncols=4)
+                             fontsize=7, frameon=False, ncols=6, handletextpad=0.1,
+                             columnspacing=0.6)
+        # the reasons of the left-out stars, written beside them (a fixed pool of texts, moved
+        # and refilled on each update, so that updates can still be blitted)
+        self._labels = [self._axes[0].text(0, 0, "", fontsize=6, ha="left", va="bottom",
+                                           clip_on=True, zorder=6)
+                        for _ in range(N_LABELS)]
+        self._animated += self._labels
         self._title = self._axes[1].set_title("", fontsize=9, loc="right")
         self._message_text = self._axes[0].text(0.5, 0.5, "", ha="center", va="center",
                                                 transform=self._axes[0].transAxes, color="0.4")
@@ -466,13 +496,20 @@ class ZeroPointViewer(DataViewer):
             for artists in self._artists:
                 for kind in STYLES:
                     artists[kind].set_offsets(np.zeros((0, 2)))
+            for label in self._labels:
+                label.set_text("")
             self._title.set_text("")
             self.panel.canvas.draw_idle()
             return
         residual = np.asarray(table["residual"], float)
-        status = np.asarray(table["status"])
+        status = np.asarray(table["group"])
         scatter = float(r.scatter) if r.scatter is not None and np.isfinite(r.scatter) else 0.0
-        shown = np.isin(status, ["used", "clipped", "excluded"]) & np.isfinite(residual)
+        in_fit = np.isin(status, ["used", "fit", "user"]) & np.isfinite(residual)
+        # left-out stars widen the plot only when near the fitted ones (a 2-mag variable would
+        # squash them); the table lists them all
+        reach = 2.0 * max(3 * scatter, float(np.max(np.abs(residual[in_fit])))
+                          if in_fit.any() else 0.0, 0.05)
+        shown = in_fit | (np.isfinite(residual) & (np.abs(residual) <= reach))
         xs = [("mag_cat", f"catalog {r.band} (mag)"), ("colour", f"{self.state.color} (mag)")]
         for ax, artists, (name, xlabel) in zip(self._axes, self._artists, xs, strict=True):
             if name == "colour" and not with_colour:
@@ -493,6 +530,7 @@ class ZeroPointViewer(DataViewer):
             if ax.get_xlabel() != xlabel:
                 ax.set_xlabel(xlabel)
                 relayout = True
+        self._set_labels(table, residual, status)
         if shown.any():
             span = max(3 * scatter, float(np.max(np.abs(residual[shown]))), 0.05)
             limits = self._sticky_limits(self._axes[0].get_ylim(), -span, span, pad=0.2)
@@ -504,6 +542,28 @@ class ZeroPointViewer(DataViewer):
             self.panel.canvas.draw_idle()
         else:
             self._blit()
+
+    def _set_labels(self, table, residual, group):
+        """Write the reasons of up to :data:`N_LABELS` left-out stars beside their points in
+        the magnitude plot: the user's exclusions and the clipped stars first, then one star
+        of every other reason, then the rest, each time the farthest from the fit first."""
+        x = np.asarray(table["mag_cat"], float)
+        reason = np.asarray(table["reason"]).astype(str)
+        rows = np.flatnonzero((group != "used") & np.isfinite(x) & np.isfinite(residual))
+        rank = np.where(np.isin(group[rows], ["user", "fit"]), 0, 1)
+        rows = rows[np.lexsort((-np.abs(residual[rows]), rank))]
+        _, first = np.unique(reason[rows], return_index=True)
+        lead = np.zeros(rows.size, bool)
+        lead[first] = True
+        lead |= np.isin(group[rows], ["user", "fit"])
+        rows = np.r_[rows[lead], rows[~lead]][:N_LABELS]
+        for label, row in zip(self._labels, list(rows) + [None] * N_LABELS, strict=False):
+            if row is None:
+                label.set_text("")
+                continue
+            label.set_position((x[row], residual[row]))
+            label.set_text(" " + reason[row])
+            label.set_color(GROUP_COLOURS.get(str(group[row]), "0.3"))
 
     def closeEvent(self, event):
         self.state.disconnect()

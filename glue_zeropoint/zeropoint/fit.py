@@ -18,7 +18,19 @@ Clipping
 Residuals are normalised, ``z_i = r_i / sqrt(e_i^2 + sigma_int^2)``, and stars with
 ``|z_i - median(z)| > clip_sigma * 1.4826 MAD(z)`` are left out; the fit, sigma_int and the
 clipping are repeated (clipped stars may come back) until the set of stars does not change or
-``maxiter`` is reached. The first pass starts from the median of ``y``.
+``maxiter`` is reached. The first pass starts from the median of ``y`` and a robust intrinsic
+scatter (the one that makes the MAD-scaled normalised residuals of unit width): without it, when
+bright stars have errors at the floor and the field a real extra scatter, their ``z`` is
+inflated and good bright stars were clipped before sigma_int was ever solved.
+
+Which stars enter
+-----------------
+:func:`fit_zeropoint` leaves a star out, before the fit, for every problem it finds: no or an
+ambiguous match, catalog flags (variable, duplicate, non-stellar, quality flags), a catalog
+error above ``max_cat_err``, photometry flags (saturated, masked, crowded...), a measured
+neighbour in the aperture or a much brighter one in the sky annulus, a user exclusion; then
+the clipping removes outliers. Each star's ``reason`` lists all its codes; the vocabulary and
+the thresholds are in :mod:`glue_zeropoint.zeropoint.reasons`.
 
 Colour term
 -----------
@@ -45,6 +57,16 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import FitError, InputError
+from .reasons import (
+    MAX_CAT_ERR,
+    MIN_STARS_STRICT,
+    REASON_CODES,
+    SEPARATOR,
+    SOFT_REASONS,
+    catalog_reasons,
+    flag_reasons,
+    reason_counts,
+)
 
 __all__ = ["fit_zeropoint", "fit_zeropoint_arrays", "ZeroPoint", "ArrayFit",
            "parse_color", "MIN_STARS", "MIN_STARS_COLOR", "MIN_COLOR_RANGE", "JSON_KEYS"]
@@ -178,6 +200,29 @@ def _solve_sigma_int(y, e2, col, npar, vx=None, cxy=None):
     return float(brentq(excess, 0.0, hi, xtol=1e-10, rtol=1e-6, maxiter=100))
 
 
+def _robust_sigma_int(r, e2):
+    """sigma_int^2 >= 0 with ``1.4826 * median(|r - median(r)| / sqrt(e2 + s2)) = 1``
+    (bisection; 0 when the stated errors already cover the robust scatter)."""
+    r = np.abs(r - np.median(r))
+
+    def scale(s2):
+        return _MAD * float(np.median(r / np.sqrt(e2 + s2)))
+
+    if r.size < 3 or scale(0.0) <= 1.0:
+        return 0.0
+    # bisection on sigma (a starting value for the clipping: 1% is plenty)
+    lo, hi = 0.0, max(2.0 * _MAD * float(np.median(r)), 1e-4)
+    while scale(hi * hi) > 1.0 and hi < 100.0:
+        hi *= 2.0
+    while hi - lo > 0.01 * hi + 1e-5:
+        mid = 0.5 * (lo + hi)
+        if scale(mid * mid) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi * hi
+
+
 def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.0, floor=0.01,
                          maxiter=10, fit_color=None, use=None, min_stars=MIN_STARS,
                          colour_err=None, colour_cov=None):
@@ -283,13 +328,15 @@ def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.
               else np.nan_to_num(np.asarray(colour_cov, float), nan=0.0, posinf=0.0))
         vx_all, cxy_all = ce * ce, cc
 
-    # start: median, robust scale
+    # start: median, and a robust intrinsic scatter (the MAD of the normalised residuals made
+    # 1), so that bright stars with tiny errors are not clipped for a scatter the errors miss
     used = cand.copy()
     zp0 = float(np.median(y[cand]))
     r0 = y - zp0
     clipping = clip_sigma is not None and math.isfinite(clip_sigma)
     if clipping:
-        z = r0 / err
+        s2_0 = _robust_sigma_int(r0[cand], e2_all[cand])
+        z = r0 / np.sqrt(e2_all + s2_0)
         zc = z[cand]
         mad = _MAD * float(np.median(np.abs(zc - np.median(zc))))
         if mad > 0:
@@ -376,21 +423,6 @@ def _float_col(table, name):
     return values
 
 
-def _bool_col(table, name):
-    if name not in table.colnames:
-        return np.zeros(len(table), bool)
-    col = table[name]
-    values = np.array(col)
-    mask = getattr(col, "mask", None)
-    if values.dtype.kind in "US":
-        values = np.isin(np.char.lower(values.astype(str)), ["true", "1", "yes", "t"])
-    else:
-        values = values.astype(bool)
-    if mask is not None and np.any(mask):
-        values[np.asarray(mask, bool)] = False
-    return values
-
-
 def _catalog_bands(table, prefix="cat_mag_"):
     return sorted(c[len(prefix):] for c in table.colnames if c.startswith(prefix))
 
@@ -427,7 +459,10 @@ class ZeroPoint:
     stars : `~astropy.table.Table`
         Per star: ``star_id``, ``x_image``, ``y_image``, ``ra``, ``dec``, ``cat_id``,
         ``mag_cat``, ``mag_cat_err``, ``mag_inst``, ``mag_inst_err``, ``colour``, ``y``,
-        ``y_err``, ``residual``, ``used``, ``reason``.
+        ``y_err``, ``residual``, ``used``, ``reason`` (``''`` for a used star, else the
+        codes of :data:`glue_zeropoint.zeropoint.reasons.REASONS`, comma-separated).
+    rejected : dict
+        Number of stars per reason code (a star with two reasons counts under both).
     """
 
     zp: float
@@ -453,6 +488,7 @@ class ZeroPoint:
     catalog: str = ""
     chi2_dof: float = float("nan")
     n_clipped: int = 0
+    rejected: dict = field(default_factory=dict)
     stars: Table = field(default=None, repr=False)
 
     def to_dict(self):
@@ -471,7 +507,8 @@ class ZeroPoint:
                   "aperture_correction_mag": self.aperture_correction_mag,
                   "aperture_correction_err": self.aperture_correction_err,
                   "catalog_systematic": self.catalog_systematic,
-                  "chi2_dof": self.chi2_dof, "n_clipped": self.n_clipped})
+                  "chi2_dof": self.chi2_dof, "n_clipped": self.n_clipped,
+                  "rejected": dict(self.rejected or {})})
         return {k: _plain(v) for k, v in d.items()}
 
     def to_json(self, **kwargs):
@@ -502,7 +539,8 @@ class ZeroPoint:
     def to_table(self):
         """A one-row table of :meth:`to_dict` (None -> masked/NaN)."""
         d = self.to_dict()
-        return Table({k: [np.nan if v is None else v] for k, v in d.items()})
+        return Table({k: [np.nan if v is None else v] for k, v in d.items()
+                      if not isinstance(v, (dict, list))})
 
     def residual_model(self, colour):
         """Model ``ZP + c (colour - colour_ref)``."""
@@ -521,9 +559,75 @@ def _plain(v):
     return v
 
 
+def _reason_strings(codes, n):
+    """``{code: bool array}`` -> one reason string per star, codes in vocabulary order."""
+    reason = np.full(n, "", dtype=object)
+    order = [c for c in REASON_CODES if c in codes] + [c for c in codes if c not in REASON_CODES]
+    for code in order:
+        _add_reason(reason, codes[code], code)
+    return reason
+
+
+def _add_reason(reason, cond, code):
+    """Append ``code`` to the reason strings (object array, in place) where ``cond``."""
+    cond = np.asarray(cond, bool)
+    if not cond.any():
+        return
+    empty = reason == ""
+    reason[cond & empty] = code
+    more = cond & ~empty
+    if more.any():
+        reason[more] = reason[more] + (SEPARATOR + code)
+
+
+def _aperture_geometry(meta):
+    """``(aperture_radius, (r_in, r_out), fwhm)`` from a stars/matches meta, or None."""
+    glue_meta = meta.get("zp_aperture") or {}
+
+    def value(*names):
+        for source, name in names:
+            try:
+                v = float(source.get(name))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                return v
+        return None
+
+    r_ap = value((meta, "aperture_radius"), (glue_meta, "r"))
+    if r_ap is None or not r_ap > 0:
+        return None
+    r_in = value((meta, "annulus_in"), (glue_meta, "r_in"))
+    r_out = value((meta, "annulus_out"), (glue_meta, "r_out"))
+    fwhm = value((meta, "fwhm"), (glue_meta, "fwhm")) or 0.0
+    annulus = (r_in, r_out) if r_in is not None and r_out is not None else None
+    return r_ap, annulus, fwhm
+
+
+def _neighbours(matches, m_inst):
+    """(in_aperture, in_annulus) of every row, or all False when positions/radii are unknown."""
+    from ..photometry.flags import neighbours
+
+    n = len(matches)
+    none = np.zeros(n, bool), np.zeros(n, bool)
+    geometry = _aperture_geometry(matches.meta or {})
+    if geometry is None or "x" not in matches.colnames or "y" not in matches.colnames:
+        return none
+    flux = None
+    for name in ("flux", "flux_aper"):
+        if name in matches.colnames:
+            flux = _float_col(matches, name)
+            break
+    if flux is None:
+        flux = 10.0 ** (-0.4 * m_inst)
+    r_ap, annulus, fwhm = geometry
+    return neighbours(_float_col(matches, "x"), _float_col(matches, "y"), flux, r_ap, annulus,
+                      fwhm)
+
+
 def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, floor=0.01,
                   maxiter=10, fit_color=None, exclude=None, catalog_systematic=None,
-                  exptime=None, catalog=None):
+                  exptime=None, catalog=None, max_cat_err=MAX_CAT_ERR, check_neighbours=True):
     """Fit the zero point of crossmatched stars.
 
     Parameters
@@ -550,10 +654,26 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
         Default ``matches.meta['exptime']``.
     catalog : str, optional
         Catalog name for the result; default from ``matches.meta['crossmatch']['catalog']``.
+    max_cat_err : float or None
+        Stars whose catalog error in ``band`` is larger (mag) are left out (``cat_err``);
+        None: no limit. Default :data:`~glue_zeropoint.zeropoint.reasons.MAX_CAT_ERR` (0.1).
+    check_neighbours : bool
+        Also leave out stars with a measured neighbour in the aperture (``crowded``) or a much
+        brighter one in the sky annulus (``sky_crowded``), from the positions and fluxes of
+        all rows of ``matches`` and the radii in its meta (``aperture_radius``,
+        ``annulus_in``, ``annulus_out``, ``fwhm``, or Glue's ``zp_aperture``); skipped when
+        the radii are unknown. See :func:`glue_zeropoint.photometry.flags.neighbours`.
+
+    When fewer than :data:`~glue_zeropoint.zeropoint.reasons.MIN_STARS_STRICT` (5) stars pass
+    every check, the precautionary reasons (``cat_err``, ``sky_crowded``) are not applied
+    (a warning, and ``stars.meta['relaxed']`` lists them) rather than leave too few stars.
 
     Returns
     -------
     ZeroPoint
+        Its ``stars`` table has a ``reason`` per star: ``''`` if used, else the codes of
+        :data:`glue_zeropoint.zeropoint.reasons.REASONS` (every one that applies, comma-
+        separated); ``rejected`` counts the stars per code.
 
     Raises
     ------
@@ -615,14 +735,10 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     y = m_cat - m_inst
     y_err = np.hypot(e_inst, e_cat_used)
 
-    from ..photometry.flags import EXCLUDE_FROM_FIT, flag_text
-
     match = (np.array(matches["match"]).astype(str) if "match" in matches.colnames
              else np.full(n, "ok"))
     flags = (np.array(matches["flags"]).astype(np.int64) if "flags" in matches.colnames
              else np.zeros(n, np.int64))
-    variable = _bool_col(matches, "cat_variable")
-    nonstellar = _bool_col(matches, "cat_nonstellar")
     user = np.zeros(n, bool)
     if exclude is not None:
         ex = np.asarray(exclude)
@@ -635,33 +751,38 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
             if "star_id" not in matches.colnames:
                 raise InputError("exclude: star ids given but matches has no star_id column")
             user = np.isin(np.asarray(matches["star_id"]), ex)
-    reason = np.full(n, "", dtype=object)
 
-    def mark(cond, text):
-        sel = cond & (reason == "")
-        reason[sel] = text
-
-    mark(match == "none", "no match")
-    mark(match == "ambiguous", "ambiguous match")
-    mark(user, "excluded by user")
-    mark(variable, "variable")
-    mark(nonstellar, "non-stellar")
-    bad_flags = (flags & EXCLUDE_FROM_FIT) != 0
-    for i in np.nonzero(bad_flags & (reason == ""))[0]:
-        reason[i] = "flagged: " + flag_text(flags[i] & EXCLUDE_FROM_FIT)
-    mark(~np.isfinite(m_cat), f"no catalog {band} magnitude")
-    mark(~np.isfinite(m_inst) | ~np.isfinite(e_inst), "no instrumental magnitude")
+    # every reason of every star (zeropoint/reasons.py is the vocabulary)
+    matched = match != "none"
+    codes = {"no_match": ~matched, "ambiguous": match == "ambiguous",
+             "no_cat_mag": matched & ~np.isfinite(m_cat)}
+    for code, cond in catalog_reasons(matches, band, max_cat_err).items():
+        codes[code] = cond & matched
+    codes.update(flag_reasons(flags))
+    no_flux = ~np.isfinite(m_inst) | ~np.isfinite(e_inst)
+    codes["no_flux"] = codes.get("no_flux", np.zeros(n, bool)) | no_flux
+    if check_neighbours:
+        in_ap, in_an = _neighbours(matches, m_inst)
+        codes["crowded"] = codes.get("crowded", np.zeros(n, bool)) | in_ap
+        codes["sky_crowded"] = in_an
+    codes["excluded"] = user
+    reason = _reason_strings(codes, n)
     cand = reason == ""
+    relaxed = []
+    if cand.sum() < MIN_STARS_STRICT:
+        # a sparse field: the precautionary reasons give way rather than leave no fit
+        hard = {k: v for k, v in codes.items() if k not in SOFT_REASONS}
+        loose = _reason_strings(hard, n)
+        if (loose == "").sum() > cand.sum():
+            relaxed = [c for c in SOFT_REASONS if np.any(codes.get(c, False) & (loose == ""))]
+            log.warning("only %d star(s) pass every check; %s not applied (%d stars more)",
+                        int(cand.sum()), " and ".join(relaxed),
+                        int((loose == "").sum() - cand.sum()))
+            reason, cand = loose, loose == ""
     n_matched = int((match == "ok").sum())
-    if pair is not None and fit_color is not False:
-        # candidates without a colour are left out only if the term gets fitted (decided below)
-        pass
     if cand.sum() < MIN_STARS:
-        counts = {}
-        for r in reason:
-            if r:
-                counts[r] = counts.get(r, 0) + 1
-        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(
+            reason_counts(reason).items(), key=lambda kv: -kv[1]))
         raise FitError(f"only {int(cand.sum())} usable star(s) of {n} for the {band} zero "
                        f"point (need {MIN_STARS}); left out: {summary or 'none'}")
     colour_cov = None
@@ -672,11 +793,12 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     fit = fit_zeropoint_arrays(y, y_err, colour, color_ref=color_ref, clip_sigma=clip_sigma,
                                floor=floor, maxiter=maxiter, fit_color=fit_color, use=cand,
                                colour_err=colour_err, colour_cov=colour_cov)
+    late = {}
     if fit.fit_color:
-        mark(cand & ~np.isfinite(colour), f"no catalog {color} colour")
-    for i in np.nonzero(fit.clipped)[0]:
-        if reason[i] == "":
-            reason[i] = "clipped"
+        late["no_colour"] = cand & ~np.isfinite(colour)
+    late["clipped"] = fit.clipped
+    for code, cond in late.items():
+        _add_reason(reason, cond, code)
     meta = matches.meta or {}
     t = exptime if exptime is not None else meta.get("exptime")
     ac = float(meta.get("aperture_correction", 1.0) or 1.0)
@@ -710,9 +832,13 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     stars["residual"] = fit.residual
     stars["used"] = fit.used
     stars["reason"] = reason.astype(str)
+    stars["reason"].description = ("why the fit left the star out: codes of "
+                                   "glue_zeropoint.zeropoint.reasons.REASONS, comma-separated")
     stars["flags"] = flags
     stars["match"] = match
-    stars.meta.update({"band": band, "color": color, "zp": fit.zp})
+    rejected = reason_counts(reason)
+    stars.meta.update({"band": band, "color": color, "zp": fit.zp, "rejected": rejected,
+                       "relaxed": relaxed})
     return ZeroPoint(
         zp=fit.zp, zp_err=fit.zp_err, zp_err_total=total, scatter=fit.scatter,
         sigma_int=fit.sigma_int, n_matched=n_matched, n_used=fit.n_used, band=band,
@@ -723,4 +849,5 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
         color_term_reason=fit.color_term_reason, aperture_correction=ac,
         aperture_correction_mag=-2.5 * math.log10(ac), aperture_correction_err=ac_err_mag,
         catalog_systematic=float(catalog_systematic), exptime=t, catalog=str(catalog),
-        chi2_dof=fit.chi2_dof, n_clipped=int(fit.clipped.sum()), stars=stars)
+        chi2_dof=fit.chi2_dof, n_clipped=int(fit.clipped.sum()), rejected=rejected,
+        stars=stars)

@@ -92,8 +92,13 @@ class Measurement:
 
     def star_table(self):
         """Every measured star with its catalog match and fit columns (``zp_y``, ``y_err``,
-        ``residual``, ``used``, ``reason``, ``colour``), with ECSV-safe meta."""
+        ``residual``, ``used``, ``reason``, ``colour``), with ECSV-safe meta.
+
+        ``reason`` is ``''`` for a star the fit used, else the codes of
+        :data:`~glue_zeropoint.zeropoint.reasons.REASONS` that apply, comma-separated; the
+        meta's ``reasons`` says what each code means and ``rejected`` counts them."""
         from ..io import to_jsonable
+        from .reasons import REASONS
 
         t = self.matches.copy(copy_data=True)
         st = self.zeropoint.stars
@@ -104,6 +109,8 @@ class Measurement:
             if t[name].dtype.kind == "O":
                 t[name] = np.asarray(t[name]).astype(str)
         t.meta = to_jsonable(dict(t.meta))
+        t.meta["rejected"] = dict(self.zeropoint.rejected or {})
+        t.meta["reasons"] = {code: f"{group}: {text}" for code, (group, text) in REASONS.items()}
         return t
 
     def write(self, out_dir, *, plot=True, title=None, extra=None):
@@ -133,14 +140,38 @@ class Measurement:
         return paths
 
     def write_regions(self, path):
-        """Every measured star's aperture as a ds9 circle: green if the fit used it, red
-        (tagged ``rejected``) otherwise; sky coordinates when the image has a WCS."""
+        """Every measured star's aperture as a ds9 circle, coloured by why the fit left it
+        out (:data:`~glue_zeropoint.zeropoint.reasons.REGION_COLOURS`: green used, red
+        clipped, yellow excluded by the user, white match, magenta photometry, cyan catalog),
+        labelled ``<star_id> <reasons>`` and tagged ``rejected`` plus each reason code (ds9
+        can show or hide regions by tag); sky coordinates when the image has a WCS. The file
+        starts with comment lines that give the colour key and the counts."""
         from ..photometry.regions_io import write_apertures
+        from .reasons import REASONS, REGION_COLOURS, reason_groups, split_reasons
 
         zs = self.zeropoint.stars
-        used_ids = np.asarray(zs["star_id"])[np.asarray(zs["used"], bool)]
-        used = np.isin(np.asarray(self.stars["star_id"]), used_ids)
-        return write_apertures(self.stars, path, used=used, wcs=self.wcs)
+        ids = np.asarray(self.stars["star_id"])
+        by_id = dict(zip(np.asarray(zs["star_id"]).tolist(),
+                         zip(np.asarray(zs["used"], bool).tolist(),
+                             np.asarray(zs["reason"]).astype(str).tolist(), strict=True),
+                         strict=True))
+        used = np.array([by_id.get(i, (False, ""))[0] for i in ids.tolist()], bool)
+        reason = np.array([by_id.get(i, (False, ""))[1] for i in ids.tolist()], dtype=object)
+        unknown = ~used & (reason == "")  # a star the fit never saw (should not happen)
+        reason[unknown] = "no_match"
+        groups = reason_groups(reason.astype(str))
+        colors = [REGION_COLOURS.get(g, "red") for g in groups]
+        labels = [f"{i} {r}" if r else f"{i}" for i, r in zip(ids.tolist(), reason, strict=True)]
+        tags = [split_reasons(r) for r in reason]
+        comments = [f"{colour}: {group}" + (
+            "" if group == "used" else " (" + ", ".join(
+                c for c, (g, _) in REASONS.items() if g == group) + ")")
+            for group, colour in REGION_COLOURS.items()]
+        counts = self.zeropoint.rejected or {}
+        comments.append(f"{int(used.sum())} used, left out: " + (
+            ", ".join(f"{n} {code}" for code, n in counts.items()) or "none"))
+        return write_apertures(self.stars, path, used=used, wcs=self.wcs, labels=labels,
+                               colors=colors, tags=tags, comments=comments)
 
     def to_dict(self):
         """The zero point's JSON dictionary (DESIGN section 4) plus photometry facts."""
@@ -569,6 +600,9 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
                        catalog_systematic=catalog_systematic, exptime=t, catalog=name)
     if zp.color is not None and zp.color_term is None:
         notes.append(f"colour term not fitted: {zp.color_term_reason}")
+    if zp.stars.meta.get("relaxed"):
+        notes.append(f"too few stars pass every check: {', '.join(zp.stars.meta['relaxed'])} "
+                     "not applied (see stars.ecsv)")
     # sky: mask the measured stars generously, plus photutils segmentation
     if im.calibrated is False:
         # the sky level of a raw frame still holds the bias pedestal: no number beats a

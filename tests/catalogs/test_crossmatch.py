@@ -93,6 +93,10 @@ def test_none_and_ambiguous(field):
     assert m["cat_id"].mask[0] and m["cat_index"][0] == -1
     assert m["match"][1] == "ambiguous"
     assert m.meta["crossmatch"]["n_ambiguous"] >= 1
+    # the second catalog star that made it ambiguous is reported (1.5" from the first)
+    assert 1.0 < m["sep2_arcsec"][1] < 2.0
+    ok = np.asarray(m["match"]) == "ok"
+    assert np.all(m["sep2_arcsec"][ok] > 2.0)  # clean matches: no other star within 2 radii
     assert m.meta["crossmatch"]["obstime"] == pytest.approx(2024.5, abs=0.01)
     # two sources on one catalog star: the farther one is ambiguous
     dup = src[2:4].copy()

@@ -178,7 +178,7 @@ def test_the_fit_leaves_simbad_variables_and_galaxies_out(field):
     zp = fit_zeropoint(matches, "V")
     reasons = dict(zip(zp.stars["star_id"].tolist(), zp.stars["reason"].tolist(), strict=True))
     assert {reasons[k] for k in np.nonzero(field.variable)[0]} == {"variable"}
-    assert reasons[1] == "non-stellar"
+    assert reasons[1] == "nonstellar"
     assert zp.n_used == field.n - field.variable.sum() - 1
     assert zp.zp == pytest.approx(25.0, abs=0.01)
     # not asked: the catalog flags stay the catalog's

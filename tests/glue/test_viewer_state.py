@@ -140,7 +140,7 @@ def test_exclude_and_include_by_hand(outlier_scene):
         assert list(state.excluded_ids) == [sid]
         assert state.result.n_used == n0 - 1
         reason = state.result.stars["reason"][state.result.stars["star_id"] == sid][0]
-        assert reason == "excluded by user"
+        assert reason == "excluded"
         state.include_all()
         assert list(state.excluded_ids) == [] and state.result.n_used == n0
     finally:

@@ -114,3 +114,22 @@ def test_unparsed_lines_are_warned_by_regions_itself(tmp_path):
     with pytest.warns(UserWarning, match="not a line"):
         t = read_positions(path)
     assert len(t) == 1
+
+
+def test_labels_colours_tags_and_comments(tmp_path):
+    stars = Table({"star_id": [1, 2, 3], "x": [10.0, 20.0, 30.0], "y": [5.0, 6.0, 7.0]})
+    path = write_apertures(
+        stars, tmp_path / "why.reg", radius=3.0, used=[True, False, False],
+        labels=["1", "2 saturated,crowded", "3 clipped"], colors=["green", "magenta", "red"],
+        tags=[[], ["saturated", "crowded"], ["clipped"]],
+        comments=["magenta: photometry (saturated, crowded...)", "red: clipped"])
+    text = path.read_text()
+    assert "# magenta: photometry (saturated, crowded...)\n" in text
+    regs = Regions.read(str(path), format="ds9")
+    assert [str(r.meta["text"]) for r in regs] == ["1", "2 saturated,crowded", "3 clipped"]
+    assert [r.visual.get("edgecolor", r.visual.get("color")) for r in regs] == \
+        ["green", "magenta", "red"]
+    assert [r.meta.get("tag", []) for r in regs] == \
+        [[], ["rejected", "saturated", "crowded"], ["rejected", "clipped"]]
+    with pytest.raises(InputError, match="labels has 1 entries for 3 stars"):
+        write_apertures(stars, tmp_path / "bad.reg", labels=["x"])

@@ -179,3 +179,81 @@ def test_unusable_choice_shows_a_message(zp_app):
     assert "—" in viewer.panel.label_result.text()
     with pytest.raises(Exception, match="no zero point to export"):
         viewer.export_json("never.json")
+
+
+def test_viewer_table_and_plot_show_why_stars_were_left_out(glue_app):
+    """Real catalog trouble (variables, a poor magnitude, an outlier, a user's exclusion):
+    each left-out star's row says why, with the reasons explained in its tooltip; the plot
+    draws each group with its own marker and writes the reasons beside the points."""
+    from qtpy import QtCore
+
+    from glue_zeropoint.zeropoint.reasons import REASONS
+
+    dc = glue_app.data_collection
+    field = make_field((384, 384), n_stars=110, seed=4, sip_coeff=1.5)
+    ccd, _truth = simulate_image(field, seed=4)
+    table = reference_catalog(field, style="normalised", seed=4)
+    image = ccd_to_data(ccd, "M13 V")
+    dc.append(image)
+    stars = detect_stars(dc, image)
+    # find matched, clean stars first, then give three of them catalog problems
+    probe = catalog_to_data(table, "probe")
+    link_catalog(dc, probe, image)
+    viewer = glue_app.new_data_viewer(ZeroPointViewer, data=image)
+    viewer.state.catalog = probe
+    first = viewer.state.result
+    used = np.asarray(first.stars["used"], bool)
+    cat_ids = np.asarray(first.stars["cat_id"])[used]
+    star_ids = np.asarray(first.stars["star_id"])[used]
+    rows = {cid: int(np.nonzero(np.asarray(table["id"]) == cid)[0][0]) for cid in cat_ids}
+    var_a, var_b, poor, off, mine = cat_ids[2], cat_ids[5], cat_ids[8], cat_ids[11], star_ids[14]
+    table["variable"][[rows[var_a], rows[var_b]]] = True
+    table["err_V"][rows[poor]] = 0.4
+    table["mag_V"][rows[off]] += 0.6  # a wrong catalog magnitude: clipped
+    table["mag_B"][rows[off]] += 0.6
+    catalog = catalog_to_data(table, "APASS-like catalog")
+    link_catalog(dc, catalog, image)
+    viewer.state.catalog = catalog
+    viewer.state.exclude_stars([int(mine)])
+    glue_app.show()
+    viewer.position, viewer.viewer_size = (0, 0), (1100, 820)
+    QtWidgets.QApplication.processEvents()
+
+    model = viewer.panel.table_model
+    headers = [model.headerData(c, QtCore.Qt.Horizontal) for c in range(model.columnCount())]
+    assert "why left out" in headers
+    col_why = headers.index("why left out")
+    col_status = headers.index("status")
+    shown = {}
+    for row in range(model.rowCount()):
+        sid = model.star_id(row)
+        why = model.data(model.index(row, col_why))
+        tip = model.data(model.index(row, col_why), QtCore.Qt.ToolTipRole)
+        status = model.data(model.index(row, col_status))
+        shown[sid] = (why, tip, status)
+        assert (why == "") == (status == "used")
+        for code in filter(None, why.split(",")):
+            assert code in REASONS and REASONS[code][1] in tip
+    by_cat = dict(zip(np.asarray(viewer.state.star_table()["cat_id"]),
+                      np.asarray(viewer.state.star_table()["star_id"]), strict=True))
+    assert shown[by_cat[var_a]][0] == "variable" and shown[by_cat[var_b]][0] == "variable"
+    assert shown[by_cat[poor]][0] == "cat_err"
+    assert shown[by_cat[off]][0] == "clipped" and shown[by_cat[off]][2] == "clipped"
+    assert shown[int(mine)][0] == "excluded" and shown[int(mine)][2] == "excluded"
+    assert "variable" in shown[by_cat[var_a]][1]  # the tooltip explains the code
+    # the summary counts the reasons
+    summary = viewer.panel.label_result.text()
+    assert "left out:" in summary and "2 variable" in summary and " clipped" in summary
+    # the plot: each group its own artist, the reasons written beside the points
+    offsets = {k: len(a.get_offsets()) for k, a in viewer._artists[0].items() if k != "band"}
+    assert offsets["catalog"] >= 3 and offsets["fit"] >= 1 and offsets["user"] == 1
+    labels = [t.get_text().strip() for t in viewer._labels if t.get_text()]
+    assert {"variable", "cat_err", "clipped", "excluded"} <= set(labels)
+    # what the user sees
+    OUTPUT.mkdir(exist_ok=True)
+    QtWidgets.QApplication.processEvents()
+    viewer.panel.canvas.draw()
+    QtWidgets.QApplication.processEvents()
+    assert viewer.grab().save(str(OUTPUT / "zeropoint_viewer_reasons.png"))
+    screenshot(glue_app, "zeropoint_viewer_reasons_app.png")
+    viewer.close(warn=False)

@@ -169,13 +169,15 @@ def test_measure_positions_from_ds9_regions_and_regions_out(files, tmp_path, cap
         assert np.min(np.hypot(got[:, 0] - x, got[:, 1] - y)) < 0.2
     assert abs(d["zp"] - (filt.zp + filt.color_term * (d["color_ref"] - filt.color_ref))) \
         < 3 * d["zp_err_total"] + 0.005
-    # the apertures come back as ds9 sky circles: green used, red rejected
+    # the apertures come back as ds9 sky circles: green used, the others coloured and
+    # labelled by why they were left out
     back = Regions.read(str(out / "stars.reg"), format="ds9")
     assert len(back) == len(chosen)
     assert all(isinstance(r.center, SkyCoord) for r in back)
     rejected = [r for r in back if "rejected" in r.meta.get("tag", [])]
     assert len(back) - len(rejected) == d["n_used"]
-    assert all(r.visual.get("edgecolor") == "red" for r in rejected)
+    assert all(r.visual.get("edgecolor") not in (None, "green") for r in rejected)
+    assert all(len(str(r.meta["text"]).split()) == 2 for r in rejected)  # "<id> <reasons>"
     bx, by = ccd.wcs.world_to_pixel(SkyCoord([r.center for r in back]))
     for x, y in zip(bx, by, strict=True):
         assert np.min(np.hypot(got[:, 0] - x, got[:, 1] - y)) < 1e-3

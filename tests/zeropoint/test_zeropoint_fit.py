@@ -127,10 +127,9 @@ def test_fit_zeropoint_reasons_and_exclusions():
     t["mag_inst"][6] = np.nan
     zp = fit_zeropoint(t, "V", exclude=[8, 9])  # star ids 8, 9 = rows 7, 8
     reasons = list(zp.stars["reason"][:9])
-    assert reasons[:7] == ["no match", "ambiguous match", "variable", "non-stellar",
-                           "flagged: saturated", "no catalog V magnitude",
-                           "no instrumental magnitude"]
-    assert reasons[7:9] == ["excluded by user", "excluded by user"]
+    assert reasons[:7] == ["no_match", "ambiguous", "variable", "nonstellar", "saturated",
+                           "no_cat_mag", "no_flux"]
+    assert reasons[7:9] == ["excluded", "excluded"]
     assert not zp.stars["used"][:9].any()
     assert zp.n_matched == len(t) - 2
     assert abs(zp.zp - 21.5) < 3 * zp.zp_err
@@ -166,7 +165,7 @@ def test_fit_zeropoint_colour_term_and_band_errors():
         parse_color("BV")
     bad = t.copy()
     bad["match"] = "none"
-    with pytest.raises(FitError, match=r"left out: 120 no match"):
+    with pytest.raises(FitError, match=r"left out: 120 no_match"):
         fit_zeropoint(bad, "V")
 
 
