@@ -8,10 +8,11 @@ formula.
 Every family is a unit-integral surface brightness ``evaluate(dx, dy)`` (per pixel area, over
 the infinite plane; the normalisation is analytic) and an analytic upper bound
 ``outside(r)`` of the fraction of the light beyond radius ``r``, which sets the stamp size.
-:func:`render_psf` integrates the profile over each pixel by sub-pixel (midpoint) sampling in
-nested boxes: the core finely enough to be exact for a FWHM of 0.4 pixel (the sample step is
-at most a third of the profile's smallest scale), the near wings 3 x 3, the far wings at the
-pixel centre (where the profile's curvature over a pixel is negligible). The light that falls
+:func:`render_psf` integrates the profile over each pixel by quadrature in nested boxes: in
+the core, sub-cells no wider than the profile's smallest scale with 4 x 4 Gauss-Legendre
+points each (pixel integrals exact to ~1e-7 of the flux even at FWHM 0.4 pixel), the near
+wings 3 x 3 Gauss-Legendre, the far wings at the pixel centre (beyond 15 pixels and 4 FWHM,
+where the profile's curvature over a pixel is negligible). The light that falls
 outside the stamp is recorded per star, not renormalised away.
 
 Families
@@ -182,7 +183,8 @@ class Moffat(PSF):
 
     @property
     def scale(self):
-        return self.alphas[1]
+        # near the centre a Moffat is a Gaussian of sigma alpha / sqrt(2 beta) ~ FWHM / 2.35
+        return _axes(self.fwhm, self.ellipticity)[1] / _SIG
 
     @property
     def extent(self):
@@ -201,9 +203,9 @@ class Moffat(PSF):
 @dataclass(frozen=True)
 class Trailed(PSF):
     """A ``core`` PSF smeared uniformly along a line of ``length`` pixels at ``angle`` degrees
-    (tracking error, wind shake): the mean of the core at points spaced at most half of
-    its smallest scale along the trail (finer than the
-    pixel integration can tell), so the integral stays exactly one."""
+    (tracking error, wind shake): the core integrated along the trail by Gauss-Legendre
+    quadrature on segments no longer than its smallest scale (weights summing to one, so the
+    integral stays exactly one)."""
 
     core: PSF = field(default_factory=lambda: Gaussian(2.5))
     length: float = 5.0
@@ -216,8 +218,13 @@ class Trailed(PSF):
 
     @property
     def _offsets(self):
-        n = max(1, int(np.ceil(self.length / (self.core.scale / 2.0))) + 1)
-        return np.linspace(-0.5, 0.5, n) * self.length if n > 1 else np.zeros(1)
+        """Points along the trail and their weights (sum 1): segments no longer than the
+        core's smallest scale, 3-point Gauss-Legendre in each."""
+        if self.length == 0:
+            return np.zeros(1), np.ones(1)
+        m = max(1, int(np.ceil(self.length / self.core.scale)))
+        nodes, weights = _nodes(m, 3)
+        return nodes * self.length, weights
 
     @property
     def scale(self):
@@ -235,10 +242,9 @@ class Trailed(PSF):
     def evaluate(self, dx, dy):
         c, s = np.cos(np.deg2rad(self.angle)), np.sin(np.deg2rad(self.angle))
         out = np.zeros(np.broadcast(dx, dy).shape)
-        offs = self._offsets
-        for t in offs:
-            out += self.core.evaluate(dx - t * c, dy - t * s)
-        return out / offs.size
+        for t, w in zip(*self._offsets, strict=True):
+            out += w * self.core.evaluate(dx - t * c, dy - t * s)
+        return out
 
     def outside(self, r):
         return self.core.outside(max(float(r) - 0.5 * self.length, 0.0))
@@ -382,18 +388,25 @@ def make_psf(spec=None, fwhm=None, **kwargs):
         raise ValueError(f"PSF spec {spec!r}: {err}") from err
 
 
-def _samples(n):
-    return (np.arange(n) + 0.5) / n - 0.5
+def _nodes(m, g):
+    """Quadrature nodes and weights over one pixel ``[-0.5, 0.5]``: ``m`` equal sub-cells,
+    each with ``g``-point Gauss-Legendre (weights sum to 1)."""
+    t, w = np.polynomial.legendre.leggauss(g)
+    centres = -0.5 + (np.arange(m) + 0.5) / m
+    nodes = (centres[:, None] + t[None, :] / (2 * m)).ravel()
+    weights = np.tile(w / (2 * m), m)
+    return nodes, weights
 
 
-def _integrate_box(psf, xi, yi, px, py, n):
-    """Mean of the profile over each pixel of the box (pixel centres ``px`` x ``py``), by
-    ``n`` x ``n`` midpoint sampling, i.e. the pixel integral (pixel area 1)."""
-    off = _samples(n)
+def _integrate_box(psf, xi, yi, px, py, m, g):
+    """Integral of the profile over each pixel of the box (pixel centres ``px`` x ``py``;
+    pixel area 1) by ``m`` x ``m`` sub-cells of ``g`` x ``g`` Gauss-Legendre points."""
+    off, w = _nodes(m, g)
+    k = off.size
     sx = (px[:, None] + off[None, :]).ravel() - xi
     sy = (py[:, None] + off[None, :]).ravel() - yi
-    prof = psf.evaluate(sx[None, :], sy[:, None])
-    return prof.reshape(py.size, n, px.size, n).mean(axis=(1, 3))
+    prof = psf.evaluate(sx[None, :], sy[:, None]).reshape(py.size, k, px.size, k)
+    return np.einsum("iajb,a,b->ij", prof, w, w)
 
 
 def render_psf(shape, x, y, flux, psf, *, max_outside=2e-4, max_radius=300, image=None):
@@ -436,21 +449,25 @@ def render_psf(shape, x, y, flux, psf, *, max_outside=2e-4, max_radius=300, imag
         if key not in cache:
             p = make_psf(p)
             radius = p.stamp_radius(max_outside, max_radius)
-            n_core = int(min(40, max(3, np.ceil(3.0 / p.scale))))
-            r_core = int(np.ceil(1.5 * p.extent)) + 2
-            r_mid = int(np.ceil(4.0 * p.extent)) + 4
-            tiers = [(radius, 1)]
+            # core: sub-cells no wider than the profile's smallest scale, 4-point Gauss-
+            # Legendre in each (exact to ~1e-7 per pixel even at FWHM 0.4); near wings:
+            # 3-point Gauss-Legendre per pixel; far wings (r > 15 px and 4 FWHM, where the
+            # profile's curvature over a pixel is below ~1e-3 of its value): the pixel centre
+            m_core = int(min(24, max(1, np.ceil(1.0 / p.scale))))
+            r_core = int(np.ceil(1.5 * p.extent)) + 3
+            r_mid = max(int(np.ceil(4.0 * p.extent)) + 4, 15)
+            tiers = [(radius, 1, 1)]
             if r_mid < radius:
-                tiers.append((r_mid, 3))
-            tiers.append((min(r_core, radius), n_core))
+                tiers.append((r_mid, 1, 3))
+            tiers.append((min(r_core, radius), m_core, 4))
             cache[key] = (p, radius, tiers)
         p, radius, tiers = cache[key]
         cx, cy = int(np.round(xi)), int(np.round(yi))
         grid = np.arange(-radius, radius + 1)
         stamp = np.empty((grid.size, grid.size))
-        for r, n in tiers:
+        for r, m, g in tiers:
             sl = slice(radius - r, radius + r + 1)
-            stamp[sl, sl] = _integrate_box(p, xi, yi, grid[sl] + cx, grid[sl] + cy, n)
+            stamp[sl, sl] = _integrate_box(p, xi, yi, grid[sl] + cx, grid[sl] + cy, m, g)
         stamp_frac[k] = stamp.sum()
         x0, x1 = max(cx - radius, 0), min(cx + radius + 1, nx)
         y0, y1 = max(cy - radius, 0), min(cy + radius + 1, ny)
