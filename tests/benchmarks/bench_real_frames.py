@@ -31,13 +31,15 @@ holding any of them; ``--download`` fetches the wheel with ``pip download --no-d
 the cache folder; otherwise the cache folder is tried and the night skipped with a message.
 
 Printed per frame (a markdown table): detections (ours, photutils), FWHM (ours,
-photutils), stars in common (matched within 1 px), the median of ``m_ours - m_photutils``
+photutils; "(guess)" when too few sources could be fitted and DAOFIND's customary 3 px was
+used), stars in common (matched within 1 px), the median of ``m_ours - m_photutils``
 and the robust scatter (MAD-std) of that difference over all common stars and in bins of
 magnitude below the brightest common star (0-1, 1-2, 2-3, 3-4, > 4 mag; n in brackets).
 """
 
 import argparse
 import math
+import re
 import subprocess
 import sys
 import tarfile
@@ -218,12 +220,13 @@ def photutils_reduction(ccd, gain, exptime):
                     break
                 guess = float(np.median(f))
             fwhm = guess
-    if not np.isfinite(fwhm):
-        fwhm = 3.0
+    fallback = not np.isfinite(fwhm)
+    if fallback:
+        fwhm = 3.0  # too few sources to fit: DAOFIND's customary guess
     found = DAOStarFinder(threshold=5 * rms, fwhm=fwhm)(sub, mask=mask)
     if found is None or len(found) == 0:
         return {"x": np.array([]), "y": np.array([]), "mag": np.array([]), "n_det": 0,
-                "fwhm": fwhm}
+                "fwhm": fwhm, "fwhm_guess": fallback}
     x, y = _finder_xy(found)
     r = max(1.75 * fwhm, 1.5)
     r_in = max(3 * fwhm, r + 2)
@@ -238,7 +241,8 @@ def photutils_reduction(ccd, gain, exptime):
     flux = np.asarray(tot, float) - np.asarray(sky, float) * ap.area
     with np.errstate(invalid="ignore", divide="ignore"):
         mag = -2.5 * np.log10(gain * flux / exptime)
-    return {"x": x, "y": y, "mag": mag, "n_det": len(found), "fwhm": fwhm, "radius": r}
+    return {"x": x, "y": y, "mag": mag, "n_det": len(found), "fwhm": fwhm, "radius": r,
+            "fwhm_guess": fallback}
 
 
 def compare(a, b, tol=1.0):
@@ -264,7 +268,8 @@ def frame_row(name, ccd):
     exptime = o["exptime"] if o else float(ccd.header.get("EXPTIME", 1.0) or 1.0)
     p = photutils_reduction(ccd, gain, exptime)
     row.update(n_ours=o["n_det"] if o else 0, n_phot=p["n_det"],
-               fwhm_ours=o["fwhm"] if o else math.nan, fwhm_phot=p["fwhm"])
+               fwhm_ours=o["fwhm"] if o else math.nan, fwhm_phot=p["fwhm"],
+               fwhm_guess=p["fwhm_guess"])
     mo, mp = compare(o, p) if o else (np.array([]), np.array([]))
     row["common"] = len(mo)
     diff = mo - mp
@@ -290,12 +295,20 @@ def table(rows):
             + " |")
     lines = [head, "|" + "---|" * (8 + len(BINS))]
     for r in rows:
+        fphot = fmt(r["fwhm_phot"], "{:.2f}") + (" (guess)" if r.get("fwhm_guess") else "")
         cells = [r["frame"], str(r["n_ours"]), str(r["n_phot"]), fmt(r["fwhm_ours"], "{:.2f}"),
-                 fmt(r["fwhm_phot"], "{:.2f}"), str(r["common"]), fmt(r["offset"]),
+                 fphot, str(r["common"]), fmt(r["offset"]),
                  fmt(r["scatter"])]
         cells += [f"{fmt(s)} ({n})" for s, n in r["bins"]]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {r['frame']}: {r['error']}" for r in rows if r.get("error")]
+    # one note per distinct error (the file name taken out), naming the frames it hit
+    groups = {}
+    for r in rows:
+        if r.get("error"):
+            text = re.sub(r"\S+\.fits?: ", "", r["error"])
+            groups.setdefault(text, []).append(r["frame"])
+    notes = [f"- {', '.join(f) if len(f) <= 3 else f'{len(f)} frames ({f[0]} ...)'}: {t}"
+             for t, f in groups.items()]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -308,6 +321,7 @@ def summary_row(name, rows):
         out[k] = float(np.nanmedian(v)) if np.isfinite(v).any() else math.nan
     for k in ("n_ours", "n_phot", "common"):
         out[k] = int(round(out[k])) if np.isfinite(out[k]) else 0
+    out["fwhm_guess"] = sum(bool(r.get("fwhm_guess")) for r in rows) > len(rows) / 2
     out["bins"] = []
     for i in range(len(BINS)):
         s = np.array([r["bins"][i][0] for r in rows], float)
