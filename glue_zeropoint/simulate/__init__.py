@@ -10,7 +10,9 @@
   optionally variables, missing, spurious and merged (blended) entries;
 - :mod:`.psf`: PSF families (Gaussian, Moffat, elliptical, trailed, aureole) drawn
   pixel-integrated with exactly known flux; ``psf=`` of :func:`make_field` and
-  :func:`simulate_image` takes one (default: the legacy Moffat beta 3.5 renderer).
+  :func:`simulate_image` takes one (default: the legacy Moffat beta 3.5 renderer, kept so
+  that the demo and the tests written before the families get identical pixels; the
+  benchmarks and the new tests pass ``psf=`` explicitly).
 
 Nothing here imports Qt or glue, nor the measurement (photometry, zeropoint): the simulator
 must not share its answers.

@@ -93,7 +93,8 @@ def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apa
                 if p >= 0 and p in row_of:
                     j = row_of[p]
                     for b in bands:
-                        both = -2.5 * np.log10(10 ** (-0.4 * mags[b][j]) + 10 ** (-0.4 * mags[b][k]))
+                        both = -2.5 * np.log10(10 ** (-0.4 * mags[b][j])
+                                               + 10 ** (-0.4 * mags[b][k]))
                         obs[b][j] += both - mags[b][j]
                     sel[k] = False
         if drop_fraction:

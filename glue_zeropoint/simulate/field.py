@@ -177,8 +177,8 @@ class StarField:
 
         Returns ``(image, fractions)``: ``fractions`` has ``stamp`` (fraction of each star's
         total flux drawn in its stamp), ``image`` (fraction landing on the image) and
-        ``outside`` (lost beyond the stamp); all ones/zeros-consistent for the legacy renderer
-        (its stamps hold the analytic circle's fraction). ``sky`` is a :class:`SkyModel` (a
+        ``outside`` (lost beyond the stamp); for the legacy renderer (``psf=None``) ``stamp`` is
+        the analytic fraction inside its stamp's circle, to which it scales each stamp. ``sky`` is a :class:`SkyModel` (a
         flat sky when None).
         """
         flux = self.rates(filt) * exptime

@@ -133,7 +133,8 @@ class Gaussian(PSF):
 
     def __post_init__(self):
         _check(self.fwhm > 0, f"fwhm must be > 0 pixels, got {self.fwhm!r}")
-        _check(0 <= self.ellipticity < 1, f"ellipticity must be in [0, 1), got {self.ellipticity!r}")
+        _check(0 <= self.ellipticity < 1,
+               f"ellipticity must be in [0, 1), got {self.ellipticity!r}")
 
     @property
     def sigmas(self):
@@ -173,7 +174,8 @@ class Moffat(PSF):
     def __post_init__(self):
         _check(self.fwhm > 0, f"fwhm must be > 0 pixels, got {self.fwhm!r}")
         _check(self.beta > 1, f"beta must be > 1 (finite flux), got {self.beta!r}")
-        _check(0 <= self.ellipticity < 1, f"ellipticity must be in [0, 1), got {self.ellipticity!r}")
+        _check(0 <= self.ellipticity < 1,
+               f"ellipticity must be in [0, 1), got {self.ellipticity!r}")
 
     @property
     def alphas(self):

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty
+from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import SigmaClip, mad_std
 from scipy.spatial import cKDTree
 
