@@ -264,3 +264,18 @@ def test_the_simulator_imports_no_measurement_code():
                 for alias in node.names:
                     assert not (alias.name.startswith("glue_zeropoint.")
                                 and forbidden & set(alias.name.split("."))), path.name
+
+
+def test_raw_night_with_a_psf_family(tmp_path):
+    from glue_zeropoint.simulate import simulate_night
+
+    truth = simulate_night(tmp_path, shape=(64, 64), n_bias=1, n_dark=1, n_flat=1,
+                           lights=(("V", 10.0, 1),), cosmic_rays=0,
+                           field_kwargs={"n_stars": 5, "psf": "moffat:beta=2", "fwhm": 1.5})
+    assert truth.field.psf == Moffat(1.5, 2.0)
+    light = truth.of_kind("light")[0]
+    img, frac = truth.field.render(truth.filters["V"], 10.0, include_sky=False)
+    flux = truth.field.rates(truth.filters["V"]) * 10.0
+    assert img.sum() == pytest.approx(np.sum(flux * frac["image"]), rel=1e-9)
+    assert np.allclose(truth.expected_electrons(light) - img,
+                       truth.filters["V"].sky_rate(truth.field.pixel_area_arcsec2) * 10.0)
