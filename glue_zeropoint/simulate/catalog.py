@@ -13,7 +13,9 @@ def catalog_errors(mags, floor=0.01, m0=15.5):
 
 
 def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apass",
-                      missing_fraction=0.0, extra_stars=50, faint_limit=None):
+                      missing_fraction=0.0, extra_stars=50, faint_limit=None,
+                      drop_fraction=0.0, spurious=0, flag_variables=1.0, merge_blends=False,
+                      error_scale=1.0, truth_column=False):
     """A catalog of the field's stars with realistic errors and VizieR-style columns.
 
     Catalog magnitudes are the truth plus Gaussian noise of the stated ``e_<band>mag`` error.
@@ -24,6 +26,23 @@ def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apa
     epoch. ``extra_stars`` catalog stars are added around (outside) the image, and a fraction
     ``missing_fraction`` of magnitudes is left empty (masked). Known variables are flagged
     ``VarFlag='VARIABLE'`` (gaia style) or ``variable`` (normalised).
+
+    Imperfect catalogs (each option off by default; they draw from their own random stream):
+
+    ``drop_fraction``
+        That fraction of the image's stars is missing from the catalog.
+    ``spurious``
+        That many entries inside the image where there is no star (V 12-17).
+    ``flag_variables``
+        Fraction of the variables the catalog knows about (the others are unflagged).
+    ``merge_blends``
+        A blended companion (``blend_of`` >= 0) is not listed; its light is in its primary's
+        magnitudes (a catalog that did not resolve the pair).
+    ``error_scale``
+        Actual errors are this many times the stated ``e_`` errors (> 1: stated too small).
+    ``truth_column``
+        Add ``sim_star_id``: the field's ``star_id`` of each entry (-1 outside the image or
+        spurious).
     """
     rng = np.random.default_rng([seed, 11])
     s = field.stars
@@ -58,6 +77,51 @@ def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apa
     n = len(ra)
     errs = {b: catalog_errors(mags[b], floor) for b in bands}
     obs = {b: mags[b] + rng.normal(0.0, errs[b]) for b in bands}
+    sim_id = np.concatenate([np.array(s["star_id"])[keep], np.full(n - int(keep.sum()), -1)])
+    if drop_fraction or spurious or flag_variables != 1.0 or merge_blends or error_scale != 1.0:
+        rng2 = np.random.default_rng([seed, 13])
+        if error_scale != 1.0:
+            obs = {b: mags[b] + (obs[b] - mags[b]) * error_scale for b in bands}
+        if flag_variables != 1.0:
+            variable = variable & (rng2.random(n) < flag_variables)
+        sel = np.ones(n, bool)
+        if merge_blends and "blend_of" in s.colnames:
+            parent_of = dict(zip(np.array(s["star_id"]), np.array(s["blend_of"]), strict=True))
+            row_of = {int(i): k for k, i in enumerate(sim_id) if i >= 0}
+            for k, sid in enumerate(sim_id):
+                p = parent_of.get(int(sid), -1) if sid >= 0 else -1
+                if p >= 0 and p in row_of:
+                    j = row_of[p]
+                    for b in bands:
+                        both = -2.5 * np.log10(10 ** (-0.4 * mags[b][j])
+                                               + 10 ** (-0.4 * mags[b][k]))
+                        obs[b][j] += both - mags[b][j]
+                    sel[k] = False
+        if drop_fraction:
+            sel &= ~((sim_id >= 0) & (rng2.random(n) < drop_fraction))
+        ra, dec, sim_id = ra[sel], dec[sel], sim_id[sel]
+        variable, pmra, pmdec = variable[sel], pmra[sel], pmdec[sel]
+        obs = {b: obs[b][sel] for b in bands}
+        errs = {b: errs[b][sel] for b in bands}
+        if spurious:
+            ny, nx = field.shape
+            sp = field.wcs.pixel_to_world(rng2.uniform(5, nx - 5, spurious),
+                                          rng2.uniform(5, ny - 5, spurious))
+            v = rng2.uniform(12, 17, spurious)
+            bv = rng2.uniform(0, 1.5, spurious)
+            fake = {"V": v, "B": v + bv, "R": v - 0.55 * bv, "I": v - 1.1 * bv,
+                    "g": v + 0.6 * bv - 0.12, "r": v - 0.46 * bv + 0.11,
+                    "i": v - 0.9 * bv + 0.25, "z": v - 1.15 * bv + 0.35}
+            ra = np.concatenate([ra, sp.ra.deg])
+            dec = np.concatenate([dec, sp.dec.deg])
+            sim_id = np.concatenate([sim_id, np.full(spurious, -1)])
+            variable = np.concatenate([variable, np.zeros(spurious, bool)])
+            pmra = np.concatenate([pmra, np.zeros(spurious)])
+            pmdec = np.concatenate([pmdec, np.zeros(spurious)])
+            ferr = {b: catalog_errors(fake[b], floor) for b in bands}
+            obs = {b: np.concatenate([obs[b], fake[b]]) for b in bands}
+            errs = {b: np.concatenate([errs[b], ferr[b]]) for b in bands}
+        n = len(ra)
     t = Table(meta={"description": "simulated reference catalog", "epoch": field.catalog_epoch})
     if style == "normalised":
         t["id"] = [f"SIM{i:06d}" for i in range(n)]
@@ -72,6 +136,8 @@ def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apa
         t["variable"] = variable
         t["nonstellar"] = np.zeros(n, bool)
         t["otype"] = ["*"] * n
+        if truth_column:
+            t["sim_star_id"] = sim_id
         return t
     if style == "apass":
         t["recno"] = np.arange(1, n + 1)
@@ -94,4 +160,6 @@ def reference_catalog(field, bands=("B", "V"), seed=0, *, floor=0.01, style="apa
     if style == "apass" and "B" in bands and "V" in bands:
         t["B-V"] = (t["Bmag"] - t["Vmag"])
         t["e_B-V"] = np.hypot(t["e_Bmag"], t["e_Vmag"])
+    if truth_column:
+        t["sim_star_id"] = sim_id
     return t

@@ -15,8 +15,13 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.wcs import WCS
 
-__all__ = ["FilterTruth", "StarField", "make_field", "make_wcs", "moffat_alpha", "render_stars"]
+from .psf import PSF, make_psf, render_psf
 
+__all__ = ["FilterTruth", "StarField", "SkyModel", "make_field", "make_wcs", "moffat_alpha",
+           "render_stars"]
+
+#: the profile of the legacy renderer (``psf=None``): kept so that the demo and the tests
+#: written before the PSF families draw the same pixels; pass ``psf=`` for anything else.
 MOFFAT_BETA = 3.5
 
 
@@ -128,8 +133,14 @@ class StarField:
         One row per star: ``x``, ``y`` (0-based pixel centre), ``ra``, ``dec`` (degrees, at the
         observation epoch), ``ra_cat``, ``dec_cat`` (at ``catalog_epoch``), ``pmra``, ``pmdec``
         (mas/yr), ``mag_<band>`` for each band, ``variable`` (bool).
+        ``dmag`` (magnitude of the star on this image minus its catalog magnitude: nonzero
+        for variables), ``blend_of`` (``star_id`` of the star a blended companion was placed
+        next to, else -1).
     fwhm : float
-        PSF FWHM in pixels (Moffat, beta 3.5).
+        PSF FWHM in pixels (``psf.fwhm`` when a ``psf`` is given).
+    psf : PSF or None
+        The PSF family (:mod:`glue_zeropoint.simulate.psf`); ``None`` is the legacy Moffat
+        beta 3.5 renderer (:func:`render_stars`).
     obs_epoch, catalog_epoch : float
         Julian years.
     """
@@ -142,6 +153,7 @@ class StarField:
     catalog_epoch: float = 2016.0
     bands: tuple = ("B", "V")
     extra: dict = field(default_factory=dict)
+    psf: PSF | None = None
 
     @property
     def pixel_area_arcsec2(self):
@@ -153,23 +165,104 @@ class StarField:
         return np.asarray(self.stars[f"mag_{color[0]}"]) - np.asarray(self.stars[f"mag_{color[1]}"])
 
     def rates(self, filt):
-        """True electron rates (e-/s) of every star in filter ``filt`` (a FilterTruth)."""
-        return filt.rate(self.stars[f"mag_{filt.band}"], self.colors(filt.color))
+        """True electron rates (e-/s) of every star in filter ``filt`` (a FilterTruth), on this
+        image (variables at their current ``dmag``)."""
+        mags = np.asarray(self.stars[f"mag_{filt.band}"], float)
+        if "dmag" in self.stars.colnames:
+            mags = mags + np.asarray(self.stars["dmag"], float)
+        return filt.rate(mags, self.colors(filt.color))
+
+    def render(self, filt, exptime, include_sky=True, sky=None, rng=None):
+        """Noiseless electrons per pixel and the truth of each star's light.
+
+        Returns ``(image, fractions)``: ``fractions`` has ``stamp`` (fraction of each star's
+        total flux drawn in its stamp), ``image`` (fraction landing on the image) and
+        ``outside`` (lost beyond the stamp); for the legacy renderer (``psf=None``) ``stamp`` is
+        the analytic fraction inside its stamp's circle, to which it scales each stamp. ``sky`` is a :class:`SkyModel` (a
+        flat sky when None).
+        """
+        flux = self.rates(filt) * exptime
+        if self.psf is None:
+            image = render_stars(self.shape, self.stars["x"], self.stars["y"], flux, self.fwhm)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                on = np.array([render_stars(self.shape, [xi], [yi], [1.0], self.fwhm).sum()
+                               for xi, yi in zip(self.stars["x"], self.stars["y"], strict=True)])
+            inside = _moffat_cdf(int(np.ceil(6 * self.fwhm)), moffat_alpha(self.fwhm))
+            fractions = {"stamp": np.full(len(flux), inside), "image": on,
+                         "outside": np.full(len(flux), 1.0 - inside)}
+        else:
+            image, fractions = render_psf(self.shape, self.stars["x"], self.stars["y"], flux,
+                                          self.psf)
+        if include_sky:
+            level = filt.sky_rate(self.pixel_area_arcsec2) * exptime
+            image += level if sky is None else sky.image(self.shape, level, rng)
+        return image, fractions
 
     def expected_electrons(self, filt, exptime, include_sky=True):
         """Noiseless electrons collected per pixel in ``exptime`` (before the flat response)."""
-        image = render_stars(self.shape, self.stars["x"], self.stars["y"],
-                             self.rates(filt) * exptime, self.fwhm)
-        if include_sky:
-            image += filt.sky_rate(self.pixel_area_arcsec2) * exptime
-        return image
+        if self.psf is None:
+            image = render_stars(self.shape, self.stars["x"], self.stars["y"],
+                                 self.rates(filt) * exptime, self.fwhm)
+            if include_sky:
+                image += filt.sky_rate(self.pixel_area_arcsec2) * exptime
+            return image
+        return self.render(filt, exptime, include_sky)[0]
+
+
+@dataclass
+class SkyModel:
+    """A sky that is not flat: a linear gradient and nebulous patches.
+
+    Parameters
+    ----------
+    gradient : float
+        Fractional change of the sky level across the image (0.3: +-15% from one edge to
+        the other), along ``angle`` (degrees from +x).
+    patches : int
+        Number of nebulous patches (elongated 2-D Gaussians, random sizes and angles).
+    patch_amplitude : float
+        Peak of each patch as a fraction of the sky level (drawn uniformly up to it).
+    patch_size : (float, float)
+        Range of the patches' sigma (pixels).
+    seed : int
+        Random seed of the patches (and of the angle when ``angle`` is None).
+    """
+
+    gradient: float = 0.0
+    angle: float | None = 30.0
+    patches: int = 0
+    patch_amplitude: float = 0.5
+    patch_size: tuple = (8.0, 60.0)
+    seed: int = 0
+
+    def image(self, shape, level, rng=None):
+        """Sky electrons per pixel for a mean level ``level``."""
+        rng = np.random.default_rng([self.seed, 5]) if rng is None else rng
+        ny, nx = shape
+        yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+        angle = rng.uniform(0, 360) if self.angle is None else self.angle
+        c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
+        t = ((xx - (nx - 1) / 2) * c + (yy - (ny - 1) / 2) * s) / max(nx, ny)
+        sky = level * (1.0 + self.gradient * t)
+        for _ in range(int(self.patches)):
+            x0, y0 = rng.uniform(0, nx), rng.uniform(0, ny)
+            sa = rng.uniform(*self.patch_size)
+            sb = sa * rng.uniform(0.3, 1.0)
+            th = np.deg2rad(rng.uniform(0, 180))
+            u = (xx - x0) * np.cos(th) + (yy - y0) * np.sin(th)
+            v = -(xx - x0) * np.sin(th) + (yy - y0) * np.cos(th)
+            sky += level * rng.uniform(0.2, 1.0) * self.patch_amplitude * np.exp(
+                -0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
+        return sky
 
 
 def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, center=(250.4235, 36.4613),
                pixel_scale=1.0, rotation=0.0, flip=False, sip_coeff=0.0, fwhm=3.5,
                mag_range=(10.0, 18.0), color_range=(-0.1, 1.6), bands=("B", "V", "R", "I"),
                proper_motion=0.0, variable_fraction=0.0, edge_margin=20, obs_epoch=2024.5,
-               catalog_epoch=2016.0):
+               catalog_epoch=2016.0, psf=None, variable_amplitude=0.0, blend_fraction=0.0,
+               blend_separation=(0.5, 2.0), blend_dmag=(0.0, 3.0), n_saturated=0,
+               saturated_mag=None):
     """Draw a random star field with known truth.
 
     Magnitudes follow a rising luminosity function (``dN/dm ~ 10**(0.3 m)``) between
@@ -179,8 +272,27 @@ def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, center=(250.4235, 36.
 
     ``proper_motion`` is the rms proper motion in mas/yr per axis; catalog positions
     (``ra_cat``, ``dec_cat``) are at ``catalog_epoch`` and image positions at ``obs_epoch``.
+
+    The options below draw from their own random stream, so a field made without them is the
+    same as before they existed:
+
+    ``psf``
+        A PSF family (:class:`~glue_zeropoint.simulate.psf.PSF`, a spec such as
+        ``'moffat:beta=2'`` or a dict); its FWHM is ``fwhm`` unless the spec gives one. None
+        keeps the legacy Moffat beta 3.5 renderer.
+    ``variable_amplitude``
+        Variables (``variable_fraction``) are ``dmag`` uniform in +-amplitude brighter or
+        fainter on the image than in the catalog.
+    ``blend_fraction``, ``blend_separation``, ``blend_dmag``
+        That fraction of the stars gets a companion ``blend_separation`` FWHM away (range)
+        and ``blend_dmag`` magnitudes fainter (range), same colour; ``blend_of`` names the
+        primary.
+    ``n_saturated``, ``saturated_mag``
+        Add that many stars of V uniform in ``saturated_mag`` (a (bright, faint) range; by
+        default 2 magnitudes brighter than ``mag_range``) to saturate a frame.
     """
     rng = np.random.default_rng(seed)
+    rng2 = np.random.default_rng([seed, 101])
     ny, nx = shape
     wcs = make_wcs(shape, center, pixel_scale, rotation, flip, sip_coeff)
     x = rng.uniform(-edge_margin, nx - 1 + edge_margin, n_stars)
@@ -212,11 +324,56 @@ def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, center=(250.4235, 36.
     for band in bands:
         stars[f"mag_{band}"] = mags[band]
     stars["variable"] = rng.random(n_stars) < variable_fraction
+    stars["dmag"] = np.where(stars["variable"],
+                             rng2.uniform(-1, 1, n_stars) * variable_amplitude, 0.0)
+    stars["blend_of"] = np.full(n_stars, -1)
     order = np.argsort(stars["mag_V"] if "mag_V" in stars.colnames else x)
     stars = stars[order]
     stars["star_id"] = np.arange(n_stars)
+    if psf is not None:
+        psf = make_psf(psf, fwhm=fwhm)
+        fwhm = float(psf.fwhm)
+    extra_rows = []
+    if n_saturated:
+        bright = saturated_mag or (mag_range[0] - 2.0, mag_range[0])
+        sv = rng2.uniform(*bright, int(n_saturated))
+        sbv = rng2.uniform(*color_range, int(n_saturated))
+        sx = rng2.uniform(2 * fwhm + 10, nx - 2 * fwhm - 10, int(n_saturated))
+        sy = rng2.uniform(2 * fwhm + 10, ny - 2 * fwhm - 10, int(n_saturated))
+        extra_rows.append((sx, sy, sv, sbv, np.full(int(n_saturated), -1)))
+    if blend_fraction:
+        k = rng2.random(n_stars) < blend_fraction
+        sep = rng2.uniform(*blend_separation, k.sum()) * fwhm
+        ang = rng2.uniform(0, 2 * np.pi, k.sum())
+        dm = rng2.uniform(*blend_dmag, k.sum())
+        bvk = np.array(stars["mag_B"] - stars["mag_V"])[k] if "mag_B" in stars.colnames \
+            else rng2.uniform(*color_range, k.sum())
+        extra_rows.append((np.array(stars["x"])[k] + sep * np.cos(ang),
+                           np.array(stars["y"])[k] + sep * np.sin(ang),
+                           np.array(stars["mag_V"])[k] + dm, bvk, np.array(stars["star_id"])[k]))
+    for ex, ey, ev, ebv, parent in extra_rows:
+        esky = wcs.pixel_to_world(ex, ey)
+        emags = {"V": ev, "B": ev + ebv, "R": ev - (0.55 * ebv + 0.02),
+                 "I": ev - (1.1 * ebv + 0.05), "g": ev + 0.6 * ebv - 0.12,
+                 "r": ev - 0.46 * ebv + 0.11, "i": ev - 0.9 * ebv + 0.25,
+                 "z": ev - 1.15 * ebv + 0.35}
+        new = Table()
+        new["star_id"] = np.arange(len(ex)) + len(stars)
+        new["x"], new["y"] = ex, ey
+        new["ra"], new["dec"] = esky.ra.deg, esky.dec.deg
+        new["ra_cat"], new["dec_cat"] = esky.ra.deg, esky.dec.deg  # no proper motion
+        new["pmra"] = np.zeros(len(ex))
+        new["pmdec"] = np.zeros(len(ex))
+        for band in bands:
+            new[f"mag_{band}"] = emags[band]
+        new["variable"] = np.zeros(len(ex), bool)
+        new["dmag"] = np.zeros(len(ex))
+        new["blend_of"] = parent
+        from astropy.table import vstack
+
+        stars = vstack([stars, new])
     return StarField(shape=tuple(shape), wcs=wcs, stars=stars, fwhm=fwhm, obs_epoch=obs_epoch,
-                     catalog_epoch=catalog_epoch, bands=tuple(bands))
+                     catalog_epoch=catalog_epoch, bands=tuple(bands), psf=psf)
 
 
 def _moffat_cdf(r, alpha, beta=MOFFAT_BETA):

@@ -8,18 +8,22 @@ import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from .field import FilterTruth, make_field
+from .night import _cosmic_rays
 
-__all__ = ["simulate_image"]
+__all__ = ["simulate_image", "simulate_raw_image"]
 
 
 def simulate_image(field=None, filt=None, exptime=30.0, *, read_noise=8.0, seed=0,
-                   saturation=None, date="2024-07-01T22:00:00", filter_name="V",
+                   saturation=None, date="2024-07-01T22:00:00", filter_name="V", sky=None,
                    **field_kwargs):
     """Simulate a calibrated image in electrons with a propagated uncertainty.
 
     The data are ``Poisson(expected) + N(0, read_noise)``; the uncertainty is what a calibration
     would state, ``sqrt(max(data, 0) + read_noise**2)``; pixels at or above ``saturation``
-    (electrons) are clipped there and masked.
+    (electrons) are clipped there and masked. ``psf=`` (a PSF family or spec, see
+    :mod:`glue_zeropoint.simulate.psf`) and the other :func:`make_field` options pass through
+    ``field_kwargs``; ``sky`` is a :class:`~glue_zeropoint.simulate.field.SkyModel`
+    (gradient, nebulous patches) instead of a flat sky.
 
     Returns
     -------
@@ -28,13 +32,23 @@ def simulate_image(field=None, filt=None, exptime=30.0, *, read_noise=8.0, seed=
         GAIN = 1, RDNOISE, BUNIT).
     truth : dict
         ``field`` (StarField), ``filter`` (FilterTruth), ``expected`` (noiseless image),
-        ``sky`` (e-/pixel), ``exptime``.
+        ``sky`` (e-/pixel; the mean level when ``sky`` is a SkyModel), ``exptime``, and with
+        a PSF family or a SkyModel also ``fractions`` (per star: ``stamp``, ``image``,
+        ``outside``, see :func:`~glue_zeropoint.simulate.psf.render_psf`), ``sky_image``.
     """
     if field is None:
         field = make_field(seed=seed, **field_kwargs)
     filt = FilterTruth() if filt is None else filt
     rng = np.random.default_rng([seed, 7])
-    expected = field.expected_electrons(filt, exptime)
+    extra = {}
+    if field.psf is None and sky is None:
+        expected = field.expected_electrons(filt, exptime)
+    else:
+        expected, fractions = field.render(filt, exptime, include_sky=False)
+        level = filt.sky_rate(field.pixel_area_arcsec2) * exptime
+        sky_image = level if sky is None else sky.image(field.shape, level)
+        expected = expected + sky_image
+        extra = {"fractions": fractions, "sky_image": sky_image}
     data = rng.poisson(expected).astype(np.float64) + rng.normal(0.0, read_noise, field.shape)
     mask = np.zeros(field.shape, dtype=bool)
     if saturation is not None:
@@ -52,6 +66,74 @@ def simulate_image(field=None, filt=None, exptime=30.0, *, read_noise=8.0, seed=
         header["SATURATE"] = float(saturation)
     ccd = CCDData(data.astype(np.float32), unit="electron", wcs=field.wcs, meta=header,
                   uncertainty=StdDevUncertainty(sigma.astype(np.float32)), mask=mask)
-    sky = filt.sky_rate(field.pixel_area_arcsec2) * exptime
-    return ccd, {"field": field, "filter": filt, "expected": expected, "sky": sky,
-                 "exptime": float(exptime)}
+    sky_level = filt.sky_rate(field.pixel_area_arcsec2) * exptime
+    return ccd, {"field": field, "filter": filt, "expected": expected, "sky": sky_level,
+                 "exptime": float(exptime), **extra}
+
+
+def simulate_raw_image(field=None, filt=None, exptime=30.0, *, gain=1.7, read_noise=7.0,
+                       pedestal=1000.0, adc_max=65535, dark_rate=0.02, hot_fraction=3e-4,
+                       cosmic_rays=30, sky=None, seed=0, write_gain=False,
+                       write_saturate=True, date="2024-07-01T22:00:00", filter_name="V",
+                       **field_kwargs):
+    """A single raw frame in ADU as a camera writes it: no calibration frames, unknown gain.
+
+    ``raw = clip(round((Poisson(expected + dark) + N(0, read_noise) + cosmic rays) / gain
+    + pedestal), 0, adc_max)`` as uint16: a flat detector response (no flat needed), a
+    uniform pedestal (bias level) in ADU, dark current ``dark_rate`` e-/s with a fraction
+    ``hot_fraction`` of hot pixels (20-400 e-/s), ``cosmic_rays`` tracks of 1-4 pixels
+    (500-20000 e- each), stars brighter than the ADC saturate at ``adc_max`` (flat tops).
+
+    The header has EXPTIME, FILTER, DATE-OBS, the WCS, BUNIT = 'adu', SATURATE = ``adc_max``
+    (unless ``write_saturate`` is False) and no GAIN/RDNOISE unless ``write_gain``.
+
+    Returns
+    -------
+    ccd : `~astropy.nddata.CCDData`
+        uint16 data, unit adu, no uncertainty, no mask.
+    truth : dict
+        As :func:`simulate_image` plus ``gain``, ``read_noise``, ``pedestal``, ``adc_max``,
+        ``hot`` (bool image), ``cosmic_rays`` (bool image), ``saturated`` (bool per star:
+        its peak pixel reached ``adc_max``), ``expected`` (noiseless electrons, stars + sky,
+        without dark, pedestal or cosmic rays).
+    """
+    if field is None:
+        field = make_field(seed=seed, **field_kwargs)
+    filt = FilterTruth() if filt is None else filt
+    rng = np.random.default_rng([seed, 17])
+    stars, fractions = field.render(filt, exptime, include_sky=False)
+    level = filt.sky_rate(field.pixel_area_arcsec2) * exptime
+    sky_image = np.full(field.shape, level) if sky is None else sky.image(field.shape, level)
+    expected = stars + sky_image
+    dark = np.full(field.shape, dark_rate * exptime)
+    hot = rng.random(field.shape) < hot_fraction
+    dark[hot] = rng.uniform(20.0, 400.0, hot.sum()) * exptime
+    electrons = rng.poisson(np.clip(expected + dark, 0, None)).astype(np.float64)
+    electrons += rng.normal(0.0, read_noise, field.shape)
+    cr = _cosmic_rays(field.shape, cosmic_rays, rng) if cosmic_rays else np.zeros(field.shape)
+    electrons += cr
+    adu = np.clip(np.round(electrons / gain + pedestal), 0, adc_max).astype(np.uint16)
+    # which stars saturate: their noiseless peak (plus sky and pedestal) beyond the ADC
+    x = np.round(np.asarray(field.stars["x"])).astype(int)
+    y = np.round(np.asarray(field.stars["y"])).astype(int)
+    ny, nx = field.shape
+    on = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    saturated = np.zeros(len(x), bool)
+    peak = expected[np.clip(y, 0, ny - 1), np.clip(x, 0, nx - 1)] / gain + pedestal
+    saturated[on] = peak[on] >= adc_max
+    header = field.wcs.to_header(relax=True)
+    header["EXPTIME"] = float(exptime)
+    header["FILTER"] = filter_name
+    header["DATE-OBS"] = date
+    header["BUNIT"] = "adu"
+    if write_saturate:
+        header["SATURATE"] = (int(adc_max), "ADC ceiling (ADU)")
+    if write_gain:
+        header["GAIN"] = (gain, "electrons per ADU")
+        header["RDNOISE"] = (read_noise, "read noise (e-)")
+    ccd = CCDData(adu, unit="adu", wcs=field.wcs, meta=header)
+    return ccd, {"field": field, "filter": filt, "expected": expected, "sky": level,
+                 "sky_image": sky_image, "exptime": float(exptime), "fractions": fractions,
+                 "gain": gain, "read_noise": read_noise, "pedestal": pedestal,
+                 "adc_max": adc_max, "hot": hot, "cosmic_rays": cr > 0,
+                 "saturated": saturated}
