@@ -69,7 +69,7 @@ def test_write_errors_name_the_file_and_what_to_do(tmp_path):
 
     target = tmp_path / "x.fits"
     with pytest.raises(OutputError, match=r"x.fits: could not be written .*free some space"):
-        with atomic_path(target) as tmp:
+        with atomic_path(target):
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,82 +1,34 @@
 """Star detection for plate solving: fast, with accurate windowed centroids.
 
 Solving needs the positions of a few hundred stars, to a few hundredths of a pixel, quickly on
-large frames. Two methods:
+large frames. Both methods use the photometry's detection stack
+(:mod:`glue_zeropoint.photometry.detection`): the same background mesh, the same matched
+filter with a threshold from the *measured* noise of the filtered image, the same rejection of
+peaks sharper than the PSF (hot pixels, cosmic rays), the same PSF measurement.
 
 ``'fast'`` (default)
-    Background and its noise from photutils' ``Background2D`` on a sub-sampled copy of the
-    image (the background is smooth, so this loses nothing and is ~15x quicker on 4k frames),
-    a Gaussian matched filter and local maxima above ``threshold`` sigma (scipy.ndimage), then
-    iterative Gaussian-windowed centroids (the SExtractor ``XWIN`` estimator) and a box flux.
-    About 1.5 s on a 4096x4096 frame.
+    Those candidates, then iterative Gaussian-windowed centroids (the SExtractor ``XWIN``
+    estimator) and a box flux.
 ``'daofind'``
-    photutils' ``DAOStarFinder`` on the background-subtracted image (about 3 s more on a 4k
-    frame), with the same windowed centroids.
+    :func:`~glue_zeropoint.photometry.find_stars` (photutils' ``DAOStarFinder`` on the
+    candidates), with the same windowed centroids.
 """
 
 import logging
 
 import numpy as np
 from astropy.table import Table
-from scipy import ndimage
 
-from ..exceptions import InputError
+from ..exceptions import InputError, PhotometryError
 from ..headers import RAW_SATURATION_KEYS, positive_header_value
+from ..photometry.detection import estimate_background, find_stars
+from ..photometry.image import PreparedImage
 
 __all__ = ["detect_sources", "windowed_centroids"]
 
 log = logging.getLogger(__name__)
 
 _FWHM_GUESS = 3.5
-
-
-def _interp_matrix(n_full, centres):
-    """(n_full, len(centres)) matrix of linear-interpolation weights (clamped at the ends)."""
-    x = np.arange(n_full, dtype=float)
-    m = len(centres)
-    W = np.zeros((n_full, m), dtype=np.float32)
-    if m == 1:
-        W[:, 0] = 1.0
-        return W
-    j = np.clip(np.searchsorted(centres, x) - 1, 0, m - 2)
-    t = np.clip((x - centres[j]) / (centres[j + 1] - centres[j]), 0.0, 1.0)
-    W[np.arange(n_full), j] = 1.0 - t
-    W[np.arange(n_full), j + 1] += t
-    return W
-
-
-def _background(data, mask, box=128):
-    """Smooth background and its noise (rms) from a sub-sampled copy of the image.
-
-    The background mesh (sigma-clipped medians in boxes, median-filtered) comes from photutils'
-    ``Background2D``; it is interpolated bilinearly to full resolution as two small matrix
-    products, which is much quicker on large frames than resampling the image.
-    """
-    from astropy.stats import SigmaClip
-    from photutils.background import Background2D, MedianBackground
-
-    ny, nx = data.shape
-    step = max(1, int(min(ny, nx) // 1024))
-    sub = data[::step, ::step]
-    sub_mask = None if mask is None else mask[::step, ::step]
-    sbox = max(8, int(box // step))
-    sbox = min(sbox, max(4, min(sub.shape) // 2))
-    try:
-        bkg = Background2D(sub, sbox, mask=sub_mask, filter_size=3,
-                           sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
-                           bkg_estimator=MedianBackground())
-        mesh = np.asarray(bkg.background_mesh, dtype=np.float32)
-        rms = float(bkg.background_rms_median)
-    except ValueError:  # too few good pixels per box: fall back to one global level
-        from astropy.stats import sigma_clipped_stats
-
-        good = sub if sub_mask is None else sub[~sub_mask]
-        _, med, std = sigma_clipped_stats(good, sigma=3.0, maxiters=5)
-        return np.full(data.shape, med, dtype=np.float32), float(std)
-    cy = (np.arange(mesh.shape[0]) + 0.5) * sbox * step - 0.5
-    cx = (np.arange(mesh.shape[1]) + 0.5) * sbox * step - 0.5
-    back = _interp_matrix(ny, cy) @ mesh @ _interp_matrix(nx, cx).T
-    return back.astype(np.float32, copy=False), rms
 
 
 def windowed_centroids(image, x, y, fwhm, n_iter=8, half=None):
@@ -129,34 +81,6 @@ def windowed_centroids(image, x, y, fwhm, n_iter=8, half=None):
     return xc, yc
 
 
-def _measure_fwhm(image, x, y, peak, saturation):
-    """Median FWHM (pixels) of bright, unsaturated stars from their second moments."""
-    half = 7
-    ny, nx = image.shape
-    ok = (x > half) & (x < nx - half - 1) & (y > half) & (y < ny - half - 1)
-    if saturation is not None:
-        ok &= peak < 0.7 * saturation
-    idx = np.flatnonzero(ok)[:50]
-    if idx.size < 3:
-        return None
-    off = np.arange(-half, half + 1)
-    cx = np.round(x[idx]).astype(int)
-    cy = np.round(y[idx]).astype(int)
-    st = image[cy[:, None, None] + off[None, :, None], cx[:, None, None] + off[None, None, :]]
-    st = np.clip(st, 0, None)
-    r2 = off[None, :, None] ** 2 + off[None, None, :] ** 2
-    w = st * (r2 <= half ** 2)
-    s = w.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sig2 = (w * r2).sum(axis=(1, 2)) / s / 2.0
-    sig = np.sqrt(sig2[np.isfinite(sig2) & (sig2 > 0)])
-    if sig.size < 3:
-        return None
-    # the truncated second moment underestimates the wings; a Moffat/Gaussian of this width
-    # is close enough for a detection filter and a centroid window
-    return float(np.clip(2.3548 * np.median(sig), 1.2, 20.0))
-
-
 def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method="fast",
                    mask=None, saturation=None):
     """Detect stars and measure their centroids and approximate fluxes.
@@ -204,29 +128,31 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
     if saturation is None:
         meta = getattr(image, "meta", None) or {}
         saturation, _key = positive_header_value(meta, RAW_SATURATION_KEYS)
-    any_bad = bool(bad.any())
-    back, rms = _background(data, bad if any_bad else None)
-    sub = data - back
-    if any_bad:
-        sub[bad] = 0.0
-    fwhm_used = _FWHM_GUESS if fwhm is None else float(fwhm)
-    if fwhm is not None and not (0.5 <= fwhm_used <= 50):
-        raise InputError(f"fwhm={fwhm!r} pixels is not plausible; give a value between 0.5 "
+    name = str((getattr(image, "meta", None) or {}).get("FILENAME", "image"))
+    im = PreparedImage(data=data.astype(np.float64), variance=None, bad=bad,
+                       saturation=saturation, name=name)
+    bkg = estimate_background(im.data, bad)
+    if fwhm is not None and not (0.3 <= float(fwhm) <= 50):
+        raise InputError(f"fwhm={fwhm!r} pixels is not plausible; give a value between 0.3 "
                          "and 50 or leave it out to measure it")
     if method == "daofind":
-        table = _daofind(sub, rms, fwhm_used, threshold, bad if any_bad else None)
+        found = find_stars(im, fwhm=fwhm, threshold=threshold, background=bkg)
+        table = Table({"x": np.asarray(found["x"], float), "y": np.asarray(found["y"], float),
+                       "flux": np.asarray(found["flux"], float),
+                       "peak": np.asarray(found["peak"], float)})
+        table.sort("flux", reverse=True)
+        fwhm_used, rms = float(found.meta["fwhm"]), float(found.meta["background_rms"])
+        sub = im.data - bkg.level
     elif method == "fast":
-        table = _fast_find(sub, rms, fwhm_used, threshold)
+        table, fwhm_used, rms, sub = _fast_find(im, bkg, fwhm, threshold)
     else:
         raise InputError(f"method must be 'fast' or 'daofind', not {method!r}")
-    if fwhm is None and len(table) >= 3:
-        measured = _measure_fwhm(sub, table["x"], table["y"], table["peak"], saturation)
-        if measured is not None:
-            fwhm_used = measured
+    back = bkg.level
     if max_sources is not None:
         table = table[: int(max_sources)]
     # windowed centroids on the brightest (the ones that matter for the WCS fit)
-    xc, yc = windowed_centroids(sub, table["x"], table["y"], fwhm_used)
+    # (a window narrower than ~1.5 px would only see the brightest pixel)
+    xc, yc = windowed_centroids(sub, table["x"], table["y"], max(fwhm_used, 1.5))
     table["x"] = xc
     table["y"] = yc
     sat = np.zeros(len(table), bool) if saturation is None else \
@@ -240,50 +166,46 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
     return table
 
 
-def _fast_find(sub, rms, fwhm, threshold):
-    sig = fwhm / 2.3548
-    smooth = ndimage.gaussian_filter(sub, sig, mode="nearest", truncate=3.0)
-    # noise of the filtered image, measured (pixel noise is not exactly white)
-    step = max(1, int(min(sub.shape) // 512))
-    s = smooth[::step, ::step]
-    med = np.median(s)
-    noise = 1.4826 * np.median(np.abs(s - med))
-    if not np.isfinite(noise) or noise <= 0:
-        noise = rms / (2 * np.sqrt(np.pi) * sig)
-    level = med + threshold * noise
-    size = max(3, int(2 * np.ceil(0.8 * fwhm) + 1))
-    above = smooth > level
-    # local maxima only where the image is above threshold (cheap on sparse fields)
-    labels, n = ndimage.label(above)
-    if n == 0:
-        return _empty()
-    slices = ndimage.find_objects(labels)
-    xs, ys = [], []
-    for k, sl in enumerate(slices, start=1):
-        if sl is None:
-            continue
-        pad = size // 2
-        y0 = max(sl[0].start - pad, 0)
-        y1 = min(sl[0].stop + pad, sub.shape[0])
-        x0 = max(sl[1].start - pad, 0)
-        x1 = min(sl[1].stop + pad, sub.shape[1])
-        box = smooth[y0:y1, x0:x1]
-        lab = labels[y0:y1, x0:x1] == k
-        if lab.sum() == 1 or box.size <= 9:
-            iy, ix = np.unravel_index(np.argmax(np.where(lab, box, -np.inf)), box.shape)
-            ys.append(iy + y0)
-            xs.append(ix + x0)
-            continue
-        mx = ndimage.maximum_filter(box, size=size, mode="nearest")
-        iy, ix = np.nonzero((box == mx) & lab)
-        ys.extend(iy + y0)
-        xs.extend(ix + x0)
-    xs = np.asarray(xs, int)
-    ys = np.asarray(ys, int)
-    if xs.size == 0:
-        return _empty()
+def _fast_find(im, bkg, fwhm, threshold):
+    """Matched-filter candidates of the photometry's stack (measured filtered noise, sharp
+    peaks rejected), the PSF measured when ``fwhm`` is not given, and a box flux."""
+    from ..photometry.detection import (
+        _candidates,
+        _mesh_at,
+        _psf_ratio,
+        _quantum,
+        _sharp_outliers,
+    )
+    from ..photometry.psf import PSF, measure_psf
+
+    bad = im.bad
+    sub = im.data - bkg.level
+    sub[bad] = 0.0
+    rms = bkg.median_rms
+    floor = 0.0
+    if not rms > 0:
+        step = _quantum(im.data, bad)
+        floor = (step or 1.0) / np.sqrt(12.0)
+        rms = floor
+    box = int(bkg.box)
+    if fwhm is None:
+        c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box, floor)
+        order = np.argsort(-c.smooth_peak)
+        try:
+            psf = measure_psf(im, c.x[order], c.y[order])
+        except PhotometryError:
+            psf = PSF(fwhm=_FWHM_GUESS)
+    else:
+        psf = PSF(fwhm=float(fwhm))
+    cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
+    if cand.x.size == 0:
+        return _empty(), psf.fwhm, rms, sub
+    psf_ratio = _psf_ratio(sub, cand)
+    sharp = _sharp_outliers(sub, cand, _mesh_at(np.maximum(bkg.rms_mesh, floor), box, cand.y,
+                                                 cand.x), psf_ratio)
+    xs, ys = cand.x[~sharp].astype(int), cand.y[~sharp].astype(int)
     # box flux within ~1.5 FWHM and peak, from the unfiltered background-subtracted image
-    half = max(2, int(np.ceil(1.5 * fwhm)))
+    half = max(2, int(np.ceil(1.5 * psf.fwhm)))
     ny, nx = sub.shape
     off = np.arange(-half, half + 1)
     flux = np.zeros(xs.size)
@@ -293,40 +215,13 @@ def _fast_find(sub, rms, fwhm, threshold):
         ix = np.clip(xk[:, None, None] + off[None, None, :], 0, nx - 1)
         flux[k0:k0 + 4096] = sub[iy, ix].sum(axis=(1, 2))
     peak = sub[ys, xs]
-    # cosmic rays and hot pixels are much sharper than stars: their raw peak stands far above
-    # the matched-filter peak. Compare with the typical star (median of the detections).
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sharp = peak / (smooth[ys, xs] - med)
-    typical = np.nanmedian(sharp) if sharp.size else np.nan
-    if np.isfinite(typical) and typical > 0:
-        keep = sharp < 2.5 * typical
-        if keep.sum() >= 4:
-            xs, ys, flux, peak = xs[keep], ys[keep], flux[keep], peak[keep]
     order = np.argsort(-flux, kind="stable")
     t = Table()
     t["x"] = xs[order].astype(float)
     t["y"] = ys[order].astype(float)
     t["flux"] = flux[order].astype(float)
     t["peak"] = peak[order].astype(float)
-    return t
-
-
-def _daofind(sub, rms, fwhm, threshold, mask):
-    from photutils.detection import DAOStarFinder
-
-    finder = DAOStarFinder(threshold * rms, fwhm, exclude_border=True)
-    found = finder(sub, mask=mask)
-    if found is None or len(found) == 0:
-        return _empty()
-    t = Table()
-    xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
-    yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
-    t["x"] = np.asarray(found[xname], float)
-    t["y"] = np.asarray(found[yname], float)
-    t["flux"] = np.asarray(found["flux"], float)
-    t["peak"] = np.asarray(found["peak"], float)
-    t.sort("flux", reverse=True)
-    return t
+    return t, psf.fwhm, rms, sub
 
 
 def _empty():

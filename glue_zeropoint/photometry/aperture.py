@@ -1021,7 +1021,8 @@ def _pixel_variance(im, res):
     """Per-pixel variance of the sky for the CCD equation (no uncertainty image): sky + read
     noise^2 when the read noise is known and agrees with the measured annulus variance, else
     the measured (clipping-corrected) annulus variance."""
-    measured = (res["sky_std"] / _CLIP3_STD_RATIO) ** 2
+    # never below the quantisation noise of one converter step (gain electrons)
+    measured = np.maximum((res["sky_std"] / _CLIP3_STD_RATIO) ** 2, im.gain ** 2 / 12.0)
     if im.read_noise is None:
         return measured, "CCD equation (measured sky variance)"
     model = np.clip(res["sky"], 0, None) + im.read_noise ** 2

@@ -196,7 +196,7 @@ class Candidates:
     noise: float
 
 
-def _candidates(sub, bad, sigma, threshold, box):
+def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0):
     """Matched-filter candidates: local maxima of the image smoothed by a Gaussian of
     ``sigma`` whose height above the local level is ``threshold`` times the *measured* local
     noise of the smoothed image (sigma-clipped std in boxes of ``box`` pixels): correct for
@@ -208,6 +208,9 @@ def _candidates(sub, bad, sigma, threshold, box):
     smooth = K.smooth_separable(np.ascontiguousarray(sub, dtype=np.float64), k)
     stride = max(1, int(math.ceil(box / 32.0)))
     med, std, _ = K.mesh_stats(smooth, np.ascontiguousarray(bad), box, stride, 3.0, 10)
+    # never below the filtered noise of the pixel-noise floor (quantisation of a flat sky)
+    # (the 2-D kernel outer(k, k) scales white noise by sum(k^2))
+    std = np.where(np.isfinite(std), np.maximum(std, pixel_floor * float(np.sum(k * k))), std)
     good = np.isfinite(std) & (std > 0)
     if not good.any():
         raise PhotometryError("the filtered image has no measurable noise (constant or empty "
@@ -223,6 +226,30 @@ def _candidates(sub, bad, sigma, threshold, box):
     keep = snr >= threshold
     return Candidates(ys[keep], xs[keep], snr[keep], (peak - level_at)[keep],
                       float(k[k.size // 2] ** 2), float(np.nanmedian(std[good])))
+
+
+def _quantum(data, bad):
+    """The step of integer-valued data (None when the data are not on a grid of steps)."""
+    vals = data[~bad]
+    vals = vals[np.isfinite(vals)][:: max(1, vals.size // 20000)]
+    if vals.size < 10 or not np.all(vals == np.round(vals)):
+        return None
+    u = np.unique(vals)
+    if u.size < 2:
+        return None
+    return float(np.min(np.diff(u)))
+
+
+def _psf_ratio(sub, cand, n=100):
+    """A star's peak pixel over its matched-filter peak, from the brightest candidates: their
+    lower quartile (hot pixels and cosmic rays, which may be many among the brightest, sit far
+    above it), bounded to what star-like profiles give (1.2 to 3.5)."""
+    order = np.argsort(-cand.smooth_peak)[:n]
+    if order.size < 5:
+        return float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = sub[cand.y[order], cand.x[order]] / cand.smooth_peak[order]
+    return float(np.clip(np.nanpercentile(ratios, 25), 1.2, 3.5))
 
 
 def _sharp_outliers(sub, cand, pix_noise, psf_ratio):
@@ -320,11 +347,23 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         bad = im.bad & ~(np.isfinite(im.data) & (im.data >= 0.99 * im.saturation))
     sub[bad] = 0.0
     rms = bkg.median_rms
-    if not rms > 0:
-        raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
-                              "constant or empty?")
-    box = int(bkg.box)
     notes = []
+    floor = 0.0
+    if not rms > 0:
+        # a flat, quantised sky (8-bit frames, a sky at the converter's floor): its noise is
+        # at least the quantisation noise of one step
+        step = _quantum(im.data, im.bad)
+        if step is None:
+            raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
+                                  "constant or empty?")
+        floor = step / math.sqrt(12.0)
+        rms = floor
+        bkg.rms_mesh = np.maximum(bkg.rms_mesh, floor)
+        notes.append(f"{im.name}: the sky is flat to the last digit (quantised data); its noise "
+                     f"is taken as the quantisation noise, {floor:.3g} per pixel: faint stars and "
+                     "errors are unreliable")
+        log.warning(notes[-1])
+    box = int(bkg.box)
     if psf is None and fwhm is not None:
         if not fwhm > 0:
             raise InputError(f"fwhm must be > 0 pixels, got {fwhm!r}")
@@ -335,9 +374,9 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         ny, nx = sub.shape
         y0, x0 = max(0, ny // 2 - 512), max(0, nx // 2 - 512)
         region = (slice(y0, y0 + 1024), slice(x0, x0 + 1024))
-        c = _candidates(sub[region], bad[region], 1.0, max(threshold, 20.0), box)
+        c = _candidates(sub[region], bad[region], 1.0, max(threshold, 20.0), box, floor)
         if c.x.size < 10 and (y0 or x0):
-            c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box)
+            c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box, floor)
             y0 = x0 = 0
         ys, xs = c.y + y0, c.x + x0
         if xs.size == 0:
@@ -363,14 +402,11 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                      "pixels cannot be told from stars by shape; apertures are widened so "
                      "the captured light does not depend on the pixel phase")
         log.info(notes[-1])
-    cand = _candidates(sub, bad, psf.sigma_eff, threshold, box)
+    cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
     # a star's peak pixel over its matched-filter peak, from the brightest candidates
     n_rej = 0
     if cand.x.size:
-        order = np.argsort(-cand.smooth_peak)[:50]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratios = sub[cand.y[order], cand.x[order]] / cand.smooth_peak[order]
-        psf_ratio = float(np.nanmedian(ratios)) if ratios.size >= 5 else float("nan")
+        psf_ratio = _psf_ratio(sub, cand)
         pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
         sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio)
         n_rej = int(sharp.sum())

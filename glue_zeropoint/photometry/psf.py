@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: light it captures does not depend on where the star falls inside its pixel.
 UNDERSAMPLED_FWHM = 2.0
 _GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: A core narrower than this (pixels, minor axis) holds all its light in one pixel whatever its
+#: phase: a hot pixel or a cosmic-ray hit, not a star the PSF can be measured on.
+SINGLE_PIXEL_FWHM = 0.3
 
 
 @dataclass
@@ -337,7 +340,7 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
     first_guess = None
     tried = 0
     for k in range(xs.size):
-        if len(fits) >= max_stars or tried >= 4 * max_stars:
+        if len(fits) >= max_stars or tried >= 10 * max_stars:
             break
         x, y = xs[k], ys[k]
         guess = first_guess or 3.0
@@ -379,8 +382,9 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         if abs(f1 - f0) > 0.2 * f0:
             again = _fit_core(st, good, out[3], out[4], f1, noise * noise)
             out = again or out
-        if not (0.2 < math.sqrt(out[0] * out[1]) < 3.0 * h):
-            continue
+        if out[1] < SINGLE_PIXEL_FWHM or not math.sqrt(out[0] * out[1]) < 3.0 * h:
+            continue  # a one-pixel event (hot pixel, cosmic ray) or not a star
+
         fits.append(out)
     if not fits:
         raise PhotometryError(f"{im.name}: could not measure the PSF on any of {xs.size} "

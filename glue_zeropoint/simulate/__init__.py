@@ -22,11 +22,18 @@ Nothing here imports Qt or glue.
 
 from .camera import Camera, DetectorMaps, make_detector_maps
 from .catalog import catalog_errors, reference_catalog
-from .field import (FilterTruth, SkyModel, StarField, make_field, make_wcs, moffat_alpha,
-                    render_stars)
+from .field import (
+                    FilterTruth,
+                    SkyModel,
+                    StarField,
+                    make_field,
+                    make_wcs,
+                    moffat_alpha,
+                    render_stars,
+)
 from .image import simulate_image, simulate_raw_image
-from .psf import PSF, Aureole, Gaussian, Moffat, Trailed, make_psf, render_psf
 from .night import DEFAULT_FILTERS, FrameTruth, NightTruth, simulate_night
+from .psf import PSF, Aureole, Gaussian, Moffat, Trailed, make_psf, render_psf
 
 __all__ = ["Camera", "DetectorMaps", "make_detector_maps", "catalog_errors",
            "reference_catalog", "FilterTruth", "StarField", "make_field", "make_wcs",

@@ -294,7 +294,6 @@ def test_no_star_for_a_curve_of_growth_falls_back_to_the_profile_envelope():
 
     from glue_zeropoint.photometry.aperture import _gaussian_inside, _r4_halo_inside
     from glue_zeropoint.simulate import FilterTruth, simulate_image
-    from glue_zeropoint.simulate.field import _moffat_cdf, moffat_alpha
 
     ccd, truth = simulate_image(seed=3, shape=(200, 200), n_stars=15, mag_range=(18.5, 19.5),
                                 filt=FilterTruth(zp=21.5))

@@ -195,7 +195,7 @@ def test_viewer_table_and_plot_show_why_stars_were_left_out(glue_app):
     table = reference_catalog(field, style="normalised", seed=4)
     image = ccd_to_data(ccd, "M13 V")
     dc.append(image)
-    stars = detect_stars(dc, image)
+    detect_stars(dc, image)
     # find matched, clean stars first, then give three of them catalog problems
     probe = catalog_to_data(table, "probe")
     link_catalog(dc, probe, image)
