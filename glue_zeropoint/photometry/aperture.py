@@ -543,12 +543,13 @@ class CurveOfGrowth:
             return envelope_correction(r_ap, fwhm, "no usable curve-of-growth star")
         # the tail is common to every star: its error adds to the mean's
         err = math.hypot(err, value * growth.tail["missing_err"] / total)
-        broadest = 1.0 / _r4_halo_inside(r_ap, fwhm)
-        if not (value - 3.0 * err <= max(broadest, 1.0 + growth.tail["missing"] * 3)
-                and value + 3.0 * err >= 1.0):
+        lo, hi = 1.0 / _gaussian_inside(r_ap, fwhm), 1.0 / _r4_halo_inside(r_ap, fwhm)
+        if not (value + 3.0 * err >= 1.0 and value <= hi + 3.0 * err) or err > 0.5 * (hi - lo):
+            # outside what a star can have, or less certain than the profile envelope itself
             return envelope_correction(
                 r_ap, fwhm, f"the curve of growth of {n} star(s) gives {value:.3f} +/- "
-                            f"{err:.3f}, outside what a star can have (1 to {broadest:.3f})")
+                            f"{err:.3f}, outside or less certain than what the PSF families "
+                            f"allow (1 to {hi:.3f})")
         if n < self.min_stars:
             warnings.warn(f"aperture correction rests on only {n} star(s) (wanted "
                           f"{self.min_stars}); its error is uncertain", GrowthCurveWarning,

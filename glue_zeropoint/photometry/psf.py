@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: light it captures does not depend on where the star falls inside its pixel.
 UNDERSAMPLED_FWHM = 2.0
 _GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: The flattest outer profile accepted, S ~ r**-3 (broader than the r**-4 halos of real seeing
+#: and optics); rings flatter than that are taken to hold other light.
+MIN_TAIL_INDEX = 3.0
 #: A core narrower than this (pixels, minor axis) holds all its light in one pixel whatever its
 #: phase: a hot pixel or a cosmic-ray hit, not a star the PSF can be measured on.
 SINGLE_PIXEL_FWHM = 0.3
@@ -493,7 +496,7 @@ def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
             try:
                 res = least_squares(
                     lambda q: ((model(q) - s_med) / s_err)[keep], [math.log(a0), p0],
-                    bounds=([-80.0, 2.05], [80.0, 20.0]))
+                    bounds=([-80.0, MIN_TAIL_INDEX], [80.0, 20.0]))
             except (ValueError, FloatingPointError):
                 continue
             if best is None or res.cost < best.cost:
@@ -531,9 +534,9 @@ def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
     # fitted inside the largest radius is only a guide to the light beyond it; half the
     # extrapolated light is taken as its model error
     m_err = math.hypot(m_err, 0.5 * m)
-    if p < 2.3:
-        # a tail this flat does not converge within any sensible radius: the extrapolation
-        # is not measured, say so through the error
+    if p < MIN_TAIL_INDEX + 0.1:
+        # at the flattest wings allowed: the rings hold light no stellar wing explains
+        # (a neighbour, a streak, a sky gradient): the extrapolation is not measured
         m_err = max(m_err, m)
     out.update(amplitude=a, index=p, missing=float(m), missing_err=float(m_err))
     return out
