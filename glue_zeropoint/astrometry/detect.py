@@ -173,7 +173,6 @@ def _fast_find(im, bkg, fwhm, threshold):
         _candidates,
         _mesh_at,
         _psf_ratio,
-        _quantum,
         _sharp_outliers,
     )
     from ..photometry.psf import PSF, measure_psf
@@ -184,8 +183,7 @@ def _fast_find(im, bkg, fwhm, threshold):
     rms = bkg.median_rms
     floor = 0.0
     if not rms > 0:
-        step = _quantum(im.data, bad)
-        floor = (step or 1.0) / np.sqrt(12.0)
+        floor = im.quantisation_noise or 1.0 / np.sqrt(12.0)
         rms = floor
     box = int(bkg.box)
     if fwhm is None:

@@ -228,18 +228,6 @@ def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0):
                       float(k[k.size // 2] ** 2), float(np.nanmedian(std[good])))
 
 
-def _quantum(data, bad):
-    """The step of integer-valued data (None when the data are not on a grid of steps)."""
-    vals = data[~bad]
-    vals = vals[np.isfinite(vals)][:: max(1, vals.size // 20000)]
-    if vals.size < 10 or not np.all(vals == np.round(vals)):
-        return None
-    u = np.unique(vals)
-    if u.size < 2:
-        return None
-    return float(np.min(np.diff(u)))
-
-
 def _psf_ratio(sub, cand, n=100):
     """A star's peak pixel over its matched-filter peak, from the brightest candidates: their
     lower quartile (hot pixels and cosmic rays, which may be many among the brightest, sit far
@@ -266,6 +254,78 @@ def _sharp_outliers(sub, cand, pix_noise, psf_ratio):
         ratio = pk / cand.smooth_peak
     excess = pk - psf_ratio * cand.smooth_peak
     return (ratio > math.sqrt(one_pixel * psf_ratio)) & (excess > 5.0 * pix_noise)
+
+
+def _first_psf(im, sub, c, y0, x0, threshold, rms):
+    """The PSF measured on candidates ``c`` of a region offset by ``(y0, x0)``."""
+    ys, xs = c.y + y0, c.x + x0
+    if xs.size == 0:
+        raise PhotometryError(f"{im.name}: no stars found above {max(threshold, 20):g} "
+                              f"sigma (background rms {rms:.3g}); lower threshold= or "
+                              "check the image")
+    order = np.argsort(-sub[ys, xs])
+    try:
+        return measure_psf(im, xs[order], ys[order])
+    except PhotometryError:
+        if im.saturation is not None:
+            n_sat = int(np.sum(im.data[ys, xs] >= 0.9 * im.saturation))
+            if n_sat >= 0.5 * xs.size:
+                raise PhotometryError(
+                    f"{im.name}: {n_sat} of the {xs.size} brightest stars are saturated "
+                    f"(level {im.saturation:g}) and the others too faint to measure the "
+                    "FWHM; use a shorter exposure, or give fwhm=... to measure them "
+                    "anyway (they will be flagged)") from None
+        raise
+
+
+def _psf_at_scale(im, sub, bad, scale, threshold, box, floor, rms):
+    """The PSF from bright peaks of a matched filter of width ``scale`` (pixels): the central
+    1024 x 1024 pixels first (enough stars, a fraction of the time), the whole frame when
+    they hold too few usable stars."""
+    ny, nx = sub.shape
+    y0, x0 = max(0, ny // 2 - 512), max(0, nx // 2 - 512)
+    region = (slice(y0, y0 + 1024), slice(x0, x0 + 1024))
+    c = _candidates(sub[region], bad[region], scale, max(threshold, 20.0), box, floor)
+    try:
+        return _first_psf(im, sub, c, y0, x0, threshold, rms)
+    except PhotometryError:
+        if not (y0 or x0 or ny > 1024 or nx > 1024):
+            raise
+        c = _candidates(sub, bad, scale, max(threshold, 20.0), box, floor)
+        return _first_psf(im, sub, c, 0, 0, threshold, rms)
+
+
+#: matched-filter widths (Gaussian sigma, pixels) whose peaks the PSF is measured on: a
+#: narrow one finds undersampled stars; a broad one finds well-resolved stars, which the
+#: narrow filter breaks into many noise maxima (none isolated) and outshines with cosmic-ray
+#: hits
+PSF_SEARCH_SCALES = (1.0, 3.0)
+
+
+def _psf_from_peaks(im, sub, bad, threshold, box, floor, rms):
+    """The PSF measured on the frame's bright peaks, at both :data:`PSF_SEARCH_SCALES`
+    when the narrow one gives an undersampled PSF or few stars: the PSF resting on more
+    stars wins (on a tie, the broader: cosmic-ray hits are sharp)."""
+    error = None
+    best = None
+    for scale in PSF_SEARCH_SCALES:
+        try:
+            psf = _psf_at_scale(im, sub, bad, scale, threshold, box, floor, rms)
+        except PhotometryError as exc:
+            error = error or exc
+            continue
+        if best is None or psf.n_stars >= best.n_stars or (
+                best.undersampled and not psf.undersampled and psf.n_stars >= 2):
+            if best is not None and abs(psf.fwhm - best.fwhm) > 0.3 * best.fwhm:
+                log.info("%s: PSF %.2f px on %d stars (filter %.0f px) preferred to %.2f px on "
+                         "%d stars", im.name, psf.fwhm, psf.n_stars, scale, best.fwhm,
+                         best.n_stars)
+            best = psf
+        if not (best.undersampled or best.n_stars < 5):
+            break
+    if best is None:
+        raise error
+    return best
 
 
 def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, background=None,
@@ -352,11 +412,10 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     if not rms > 0:
         # a flat, quantised sky (8-bit frames, a sky at the converter's floor): its noise is
         # at least the quantisation noise of one step
-        step = _quantum(im.data, im.bad)
-        if step is None:
+        floor = im.quantisation_noise
+        if not floor > 0:
             raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
                                   "constant or empty?")
-        floor = step / math.sqrt(12.0)
         rms = floor
         bkg.rms_mesh = np.maximum(bkg.rms_mesh, floor)
         notes.append(f"{im.name}: the sky is flat to the last digit (quantised data); its noise "
@@ -369,33 +428,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
             raise InputError(f"fwhm must be > 0 pixels, got {fwhm!r}")
         psf = PSF(fwhm=float(fwhm))
     if psf is None:
-        # the PSF from bright peaks of the central 1024 x 1024 pixels (enough stars, a
-        # fraction of the time), found with a 1-pixel kernel (fine for FWHM 0.4-5 px)
-        ny, nx = sub.shape
-        y0, x0 = max(0, ny // 2 - 512), max(0, nx // 2 - 512)
-        region = (slice(y0, y0 + 1024), slice(x0, x0 + 1024))
-        c = _candidates(sub[region], bad[region], 1.0, max(threshold, 20.0), box, floor)
-        if c.x.size < 10 and (y0 or x0):
-            c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box, floor)
-            y0 = x0 = 0
-        ys, xs = c.y + y0, c.x + x0
-        if xs.size == 0:
-            raise PhotometryError(f"{im.name}: no stars found above {max(threshold, 20):g} "
-                                  f"sigma (background rms {rms:.3g}); lower threshold= or "
-                                  "check the image")
-        order = np.argsort(-sub[ys, xs])
-        try:
-            psf = measure_psf(im, xs[order], ys[order])
-        except PhotometryError:
-            if im.saturation is not None:
-                n_sat = int(np.sum(im.data[ys, xs] >= 0.9 * im.saturation))
-                if n_sat >= 0.5 * xs.size:
-                    raise PhotometryError(
-                        f"{im.name}: {n_sat} of the {xs.size} brightest stars are saturated "
-                        f"(level {im.saturation:g}) and the others too faint to measure the "
-                        "FWHM; use a shorter exposure, or give fwhm=... to measure them "
-                        "anyway (they will be flagged)") from None
-            raise
+        psf = _psf_from_peaks(im, sub, bad, threshold, box, floor, rms)
     fwhm = psf.fwhm
     if psf.undersampled:
         notes.append(f"{im.name}: stars are undersampled (FWHM {fwhm:.2f} px < 2 px): hot "

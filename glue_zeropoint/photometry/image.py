@@ -25,6 +25,30 @@ log = logging.getLogger(__name__)
 _ELECTRON = u.electron
 
 
+def quantum_step(data, bad):
+    """The step of data on a grid of steps (None when there is none).
+
+    Read from differences of horizontally adjacent pixels, so that an offset per row or per
+    frame (an overscan or bias level subtracted from integer counts) cancels: the step is the
+    smallest non-zero difference, accepted when (nearly) every difference is a multiple of it.
+    """
+    d = np.diff(np.asarray(data, dtype=np.float64), axis=1)
+    ok = ~(bad[:, 1:] | bad[:, :-1]) & np.isfinite(d)
+    d = np.abs(d[ok])
+    d = d[:: max(1, d.size // 200000)]
+    scale = float(np.max(d)) if d.size else 0.0
+    nz = d[d > 1e-9 * max(scale, 1e-300)]
+    if nz.size < 10:
+        return None
+    step = float(np.percentile(nz, 0.1))
+    if not step > 0:
+        return None
+    ratio = nz / step
+    if np.mean(np.abs(ratio - np.round(ratio)) < 1e-3) < 0.99:
+        return None
+    return float(np.median(nz[np.round(ratio) == 1]))
+
+
 @dataclass
 class PreparedImage:
     """An image ready for photometry (all in electrons).
@@ -72,6 +96,15 @@ class PreparedImage:
     @property
     def shape(self):
         return self.data.shape
+
+    @property
+    def quantisation_noise(self):
+        """The rms of rounding to the data's step (``step / sqrt(12)``; 0 when the data are
+        not on a grid of steps): a floor for any noise measured on a flat, quantised sky."""
+        if "_qnoise" not in self.__dict__:
+            step = quantum_step(self.data, self.bad)
+            self.__dict__["_qnoise"] = 0.0 if step is None else step / math.sqrt(12.0)
+        return self.__dict__["_qnoise"]
 
     def require_exptime(self):
         """The exposure time, or an :class:`InputError` that says how to give it."""

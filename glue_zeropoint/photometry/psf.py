@@ -292,6 +292,13 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
     return fa, fb, th % math.pi, xc, yc, flux
 
 
+def _weighted_median(values, weights):
+    """The value at half the cumulative weight."""
+    order = np.argsort(values)
+    cw = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
+
+
 def _moment_fwhm(stamp, good, x0, y0, half):
     """A rough FWHM from the second moment of the central pixels (pixel variance removed)."""
     yy, xx = np.mgrid[0:stamp.shape[0], 0:stamp.shape[1]]
@@ -302,6 +309,11 @@ def _moment_fwhm(stamp, good, x0, y0, half):
         return None
     var = float((w * r2).sum() / s / 2.0) - 1.0 / 12.0
     return _GAUSS_FWHM * math.sqrt(max(var, 0.01))
+
+
+FAINT_PSF_SNR = 10.0
+"""Peak signal-to-noise of the faintest stars the PSF may rest on when no brighter star is
+usable."""
 
 
 def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=None):
@@ -342,6 +354,7 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
     fits = []
     first_guess = None
     tried = 0
+    qnoise = float(getattr(im, "quantisation_noise", 0.0) or 0.0)
     for k in range(xs.size):
         if len(fits) >= max_stars or tried >= 10 * max_stars:
             break
@@ -355,6 +368,12 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         iso = isolation if isolation is not None else max(4.0, 3.0 * guess)
         d2 = (xs - x) ** 2 + (ys - y) ** 2
         d2[k] = np.inf
+        # twins within 2 px are the same star (the flat top of a quantised profile gives
+        # several equal maxima): the brightest listed one stands for it
+        twin = d2 <= 4.0
+        if np.any(twin[:k]):
+            continue
+        d2[twin] = np.inf
         if np.min(d2, initial=np.inf) < iso * iso:
             continue
         stamp = data[iy - h:iy + h + 1, ix - h:ix + h + 1]
@@ -368,15 +387,23 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         if edge.size < 8:
             continue
         b = float(np.median(edge))
-        noise = float(mad_std(edge)) or float(np.std(edge)) or 1e-9
+        # a flat, quantised sky (8-bit frames) has a stamp-edge rms of 0: floor it at the
+        # rounding noise
+        noise = max(float(mad_std(edge)) or float(np.std(edge)), qnoise) or 1e-9
         st = stamp - b
         if st[h - 1:h + 2, h - 1:h + 2].max() < min_snr * noise:
             continue
         tried += 1
         cx, cy = x - (ix - h), y - (iy - h)
-        if first_guess is None:
-            first_guess = _moment_fwhm(st, good, cx, cy, min(h, 4)) or 2.0
-        f0 = first_guess if not fits else float(np.median([f[0] * f[1] for f in fits]) ** 0.5)
+        moment = _moment_fwhm(st, good, cx, cy, min(h, 4))
+        if moment is None or moment < SINGLE_PIXEL_FWHM:
+            continue  # a one-pixel event: no starting width to take from it
+        if fits:
+            f0 = float(np.median([f[0] * f[1] for f in fits]) ** 0.5)
+        else:
+            f0 = moment
+            if first_guess is None:
+                first_guess = moment
         out = _fit_core(st, good, cx, cy, f0, noise * noise)
         if out is None:
             continue
@@ -385,21 +412,55 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         if abs(f1 - f0) > 0.2 * f0:
             again = _fit_core(st, good, out[3], out[4], f1, noise * noise)
             out = again or out
-        if out[1] < SINGLE_PIXEL_FWHM or not math.sqrt(out[0] * out[1]) < 3.0 * h:
+        if not np.all(np.isfinite(out[:3])) or out[1] < SINGLE_PIXEL_FWHM or \
+                not math.sqrt(out[0] * out[1]) < 3.0 * h:
             continue  # a one-pixel event (hot pixel, cosmic ray) or not a star
 
-        fits.append(out)
+        fits.append(tuple(out) + (noise,))
+    few = len(fits) < 3
+    if few and min_snr > FAINT_PSF_SNR:
+        # a shallow frame (8-bit pixels, short exposures in blue bands): fainter stars too
+        try:
+            psf = measure_psf(im, xs, ys, max_stars=max_stars, min_snr=FAINT_PSF_SNR,
+                              isolation=isolation, box=box)
+        except PhotometryError:
+            psf = None
+        # (a width from one or two sources is kept only when it is not sharp: cosmic-ray
+        # hits and hot pixels are)
+        if psf is not None and psf.n_stars >= len(fits) and (
+                psf.n_stars >= 3 or not psf.undersampled):
+            note = (f"{im.name}: fewer than 3 stars above {min_snr:g} sigma to measure the "
+                    f"PSF; measured on {psf.n_stars} stars down to {FAINT_PSF_SNR:g} sigma: "
+                    f"FWHM {psf.fwhm:.2f} px is less certain")
+            log.warning(note)
+            if hasattr(im, "notes"):
+                im.notes.append(note)
+            return psf
     if not fits:
         raise PhotometryError(f"{im.name}: could not measure the PSF on any of {xs.size} "
                               "stars (all near the edge, masked, saturated, crowded or too "
                               "faint); give the FWHM (fwhm=..., --fwhm) in pixels")
+    if few and min_snr > FAINT_PSF_SNR:
+        f = math.sqrt(fits[0][0] * fits[0][1])
+        if f < UNDERSAMPLED_FWHM:
+            # one or two sharp sources cannot be told from cosmic-ray hits
+            raise PhotometryError(
+                f"{im.name}: could not measure the PSF: only {len(fits)} usable source(s), "
+                f"{f:.2f} px wide, which may be cosmic-ray hits (a shallow or cloudy "
+                "frame?); give the FWHM (fwhm=..., --fwhm) in pixels")
     arr = np.asarray([f[:3] for f in fits], float)
     fw = np.sqrt(arr[:, 0] * arr[:, 1])
-    med = float(np.median(fw))
+    # the width the light says: a median weighted by each source's flux signal-to-noise, so
+    # that cosmic-ray hits and hot pixels (sharp, bright peaks with little flux), however many,
+    # do not outvote the stars
+    snr = np.asarray([max(f[5], 0.0) / max(f[6], 1e-30) for f in fits], float)
+    med = _weighted_median(fw, snr) if snr.sum() > 0 else float(np.median(fw))
     # drop outliers (blends, galaxies, cosmic-ray hits) before the final medians
-    scat = float(mad_std(fw)) if fw.size >= 3 else 0.0
+    near = np.abs(np.log(fw / med)) < math.log(1.5)
+    scat = float(mad_std(fw[near])) if near.sum() >= 3 else 0.0
     keep = np.abs(fw - med) <= 3.0 * max(scat, 0.05 * med)
-    arr, fw = arr[keep], fw[keep]
+    if keep.any():
+        arr, fw = arr[keep], fw[keep]
     maj, mnr = float(np.median(arr[:, 0])), float(np.median(arr[:, 1]))
     ell = float(np.median(1.0 - arr[:, 1] / arr[:, 0]))
     # axial median of the angle (doubled-angle mean)

@@ -81,3 +81,60 @@ def test_background_matches_truth(sim):
     assert bkg.median_rms == pytest.approx(np.sqrt(truth["sky"] + 64.0), rel=0.05)
     assert bkg.level.shape == data.shape
     assert bkg.rms.shape == data.shape
+
+
+def _sa112(name):
+    """A real 8-bit SA112 light (tests/data/MANIFEST.md): overscan (per-row median) subtracted
+    and trimmed, as ccdproc's subtract_overscan(median=True) and trim_image do."""
+    from pathlib import Path
+
+    from astropy.io import fits
+
+    path = Path(__file__).parents[1] / "data" / "raw" / name
+    with fits.open(path) as hl:
+        data = hl[0].data.astype(np.float64)
+        header = hl[0].header.copy()
+    over = np.median(data[:, 1537:1541], axis=1, keepdims=True)
+    data = (data - over)[:, :1536]
+    header["FILENAME"] = name
+    return CCDData(data, unit="adu", meta=header)
+
+
+def test_quantum_step_survives_row_offsets():
+    from glue_zeropoint.photometry.image import quantum_step
+
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(2.0, (300, 300)).astype(float)
+    bad = np.zeros(counts.shape, bool)
+    assert quantum_step(counts, bad) == 1.0
+    # an overscan level subtracted per row leaves non-integral values on a grid of steps
+    assert quantum_step(counts - rng.uniform(0, 1, (300, 1)), bad) == pytest.approx(1.0)
+    assert quantum_step(2.5 * counts + 0.3, bad) == pytest.approx(2.5)
+    assert quantum_step(counts + rng.normal(0, 0.2, counts.shape), bad) is None
+
+
+@pytest.mark.parametrize("name, fwhm_range", [
+    # hot pixels far brighter than the stars; the stars are off the frame's centre
+    ("SA112-SF1-001B1.fit.gz", (3.0, 6.5)),
+    # the brightest "star" at 20 sigma is a cosmic-ray hit ~1 px wide
+    ("SA112-SF1-002V1.fit.gz", (3.0, 6.5)),
+])
+def test_real_8bit_frame_psf_is_the_stars_not_hot_pixels(name, fwhm_range):
+    """The real SA112 lights: 8-bit pixels, 97% of the sky at exactly 0 after the overscan,
+    hot pixels up to 187 ADU, stars peaking at 5-10 ADU with FWHM ~4 px (photutils'
+    fit_fwhm on DAOStarFinder sources: 3.65 px). Before: 'background rms is 0' (non-integral
+    after the overscan), or a PSF of 0.97 px from one cosmic-ray hit and ~800 noise
+    detections."""
+    ccd = _sa112(name)
+    found = find_stars(ccd)
+    lo, hi = fwhm_range
+    assert lo < found.meta["fwhm"] < hi
+    assert 5 <= len(found) < 100  # stars, not noise: ~1 detection per 15000 pixels at most
+    notes = " ".join(found.meta["notes"])
+    assert "quantised" in notes
+    # the stars found are extended: no detection is a lone hot pixel
+    d = np.asarray(ccd.data)
+    for x, y in zip(np.round(found["x"]).astype(int), np.round(found["y"]).astype(int)):
+        if 2 <= x < d.shape[1] - 2 and 2 <= y < d.shape[0] - 2:
+            ring = d[y - 1:y + 2, x - 1:x + 2].sum() - d[y, x]
+            assert ring > 0, (x, y)
