@@ -391,7 +391,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     """
     from photutils.detection import DAOStarFinder
 
-    from .psf import PSF, measure_psf
+    from .psf import PSF
 
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(ccd, mask=mask)
     if isinstance(ccd, PreparedImage) and mask is not None:

@@ -134,7 +134,8 @@ def test_real_8bit_frame_psf_is_the_stars_not_hot_pixels(name, fwhm_range):
     assert "quantised" in notes
     # the stars found are extended: no detection is a lone hot pixel
     d = np.asarray(ccd.data)
-    for x, y in zip(np.round(found["x"]).astype(int), np.round(found["y"]).astype(int)):
+    for x, y in zip(np.round(found["x"]).astype(int), np.round(found["y"]).astype(int),
+                    strict=True):
         if 2 <= x < d.shape[1] - 2 and 2 <= y < d.shape[0] - 2:
             ring = d[y - 1:y + 2, x - 1:x + 2].sum() - d[y, x]
             assert ring > 0, (x, y)
