@@ -26,6 +26,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from ..exceptions import AstrometryError, InputError
 from ..progress import report
+from ..stats import pixel_scale_arcsec as _pix_scale
 from ._geometry import project
 from .detect import detect_sources
 from .fit import fit_tan_sip, match_xy, refine_wcs
@@ -599,10 +600,6 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
     report(progress, 5, _STEPS, "solved")
     log.info("%s: %s (%.2f s)", name, sol, sol.elapsed)
     return sol
-
-
-def _pix_scale(w):
-    return float(np.sqrt(abs(np.linalg.det(w.pixel_scale_matrix))) * 3600.0)
 
 
 def _matches_table(w, src, src_xy, f_src, cat, f_cat):

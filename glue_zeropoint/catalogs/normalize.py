@@ -41,8 +41,10 @@ __all__ = ["normalize_catalog", "catalog_bands", "require_band", "parse_sexagesi
 
 log = logging.getLogger(__name__)
 
-#: Canonical order of bands in ``meta['bands']`` and in the columns.
-BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "G", "BP", "RP",
+#: Canonical order of bands (the one list; :mod:`glue_zeropoint.glue.viewer_state` uses it too):
+#: ``meta['bands']``, the column order, and colours ``X-Y`` with X before Y. Within each
+#: system the bands run blue to red (Gaia: BP, G, RP), so "X before Y" means "X bluer".
+BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "BP", "G", "RP",
               "J", "H", "K", "Ks")
 _BAND_RE = "|".join(sorted(BAND_ORDER, key=len, reverse=True))
 

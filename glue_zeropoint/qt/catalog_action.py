@@ -38,6 +38,7 @@ from ..exceptions import CatalogError, ZeropointError
 from ..glue.catalog_data import catalog_to_data, catalogs_for, link_catalog
 from ..glue.loader import wcs_from_meta
 from ..glue.stars import stars_for
+from ..stats import pixel_scale_arcsec
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 from .tools import image_of
 
@@ -214,12 +215,10 @@ def add_identification(stars_data, table):
 
 
 def _pixel_scale_arcsec(image):
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
     wcs = wcs_from_meta(image)
     if wcs is None or not wcs.has_celestial:
         return None
-    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+    scale = pixel_scale_arcsec(wcs)
     return scale if np.isfinite(scale) and scale > 0 else None
 
 
