@@ -47,6 +47,7 @@ from glue.core.message import (
 )
 from glue.viewers.common.state import ViewerState
 
+from ..catalogs.normalize import BAND_ORDER
 from ..exceptions import InputError, ZeropointError
 
 __all__ = ["ZeroPointViewerState", "SELECTION_MODES", "SELECTION_MODE_LABELS",
@@ -61,8 +62,6 @@ SELECTION_MODE_LABELS = {
     "exclude": "Exclude the chosen subset",
     "only": "Use only the chosen subset",
 }
-#: bands in wavelength order, to build colours bluer-minus-redder
-BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "J", "H", "K")
 #: properties that are data (or depend on data choices), applied in this order
 _DATA_ORDER = ("image", "stars", "catalog", "band", "color", "subset")
 #: callback properties that are not saved as they are (result is saved as a dict)
@@ -557,7 +556,7 @@ class ZeroPointViewerState(ViewerState):
         return ""
 
     def _fit_now(self):
-        from ..zeropoint import fit_zeropoint
+        from ..zeropoint import FitSettings, fit_zeropoint
 
         if any(getattr(self, name) is None for name in ("stars", "catalog", "band")):
             self._star_table = None
@@ -567,11 +566,11 @@ class ZeroPointViewerState(ViewerState):
         exptime = self.image.meta.get("exptime") if self.image is not None else None
         catalog_name = (self.catalog.meta.get("catalog") or self.catalog.meta.get("zp_catalog")
                         or self.catalog.label)
-        result = fit_zeropoint(matches, self.band, color=self.color,
-                               fit_color=bool(self.fit_color_term and self.color),
-                               clip_sigma=float(self.clip_sigma), exclude=exclude,
+        settings = FitSettings(fit_color=bool(self.fit_color_term and self.color),
+                               clip_sigma=float(self.clip_sigma))
+        result = fit_zeropoint(matches, self.band, color=self.color, exclude=exclude,
                                exptime=None if exptime is None else float(exptime),
-                               catalog=str(catalog_name))
+                               catalog=str(catalog_name), settings=settings)
         self._attach_sky(result)
         self._star_table = self._make_star_table(result)
         return result
