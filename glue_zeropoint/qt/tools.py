@@ -47,7 +47,7 @@ from ..glue.stars import (
     stars_for,
     write_star_regions,
 )
-from .blit import install_fast_redraw, is_dynamic_layer
+from .blit import blit_enabled, install_fast_redraw, is_dynamic_layer, request_redraw
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 
 __all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
@@ -100,7 +100,7 @@ class ApertureOverlay(HubListener):
         self.collection = EllipseCollection(
             [], [], [], units="xy", offsets=np.zeros((0, 2)),
             offset_transform=self.axes.transData, facecolors="none",
-            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50, animated=True)
+            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50, animated=blit_enabled())
         self.axes.add_collection(self.collection, autolim=False)
         self._stars = None
         hub = viewer.session.hub
@@ -140,7 +140,7 @@ class ApertureOverlay(HubListener):
         self.collection.set_widths(np.full(n, 2 * radius))
         self.collection.set_heights(np.full(n, 2 * radius))
         self.collection.set_angles(np.zeros(n))
-        install_fast_redraw(viewer).request()  # the collection is animated: a blit
+        request_redraw(viewer, self.collection)  # the collection is animated: a blit
 
     def remove(self):
         if self.viewer is None:
@@ -265,12 +265,12 @@ class StarTool(ToolbarModeBase):
 
             # animated: moving it redraws only the overlays (see .blit)
             self._rubber = Circle(self._start, radius, fill=False, ec="#ffcc00", lw=1.2,
-                                  ls="--", zorder=60, animated=True)
+                                  ls="--", zorder=60, animated=blit_enabled())
             self.viewer.axes.add_patch(self._rubber)
         self._rubber.set_center(self._start)
         self._rubber.set_radius(radius)
         self._rubber.set_visible(True)
-        install_fast_redraw(self.viewer).request()
+        request_redraw(self.viewer, self._rubber)
 
     def _on_release(self, mode):
         if self._start is None:
@@ -286,7 +286,7 @@ class StarTool(ToolbarModeBase):
     def _hide_rubber(self):
         if self._rubber is not None and self._rubber.get_visible():
             self._rubber.set_visible(False)
-            install_fast_redraw(self.viewer).request()
+            request_redraw(self.viewer, self._rubber)
 
     def deactivate(self):
         self._hide_rubber()
