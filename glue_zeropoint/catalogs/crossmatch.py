@@ -28,7 +28,7 @@ from astropy.time import Time
 
 from ..exceptions import CatalogError, InputError
 
-__all__ = ["crossmatch", "propagate_proper_motion", "estimate_match_radius", "MATCH_OK",
+__all__ = ["crossmatch", "add_fit_meta", "propagate_proper_motion", "estimate_match_radius", "MATCH_OK",
            "MATCH_NONE", "MATCH_AMBIGUOUS"]
 
 log = logging.getLogger(__name__)
@@ -319,3 +319,21 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
         "offset_ra_arcsec": dra, "offset_dec_arcsec": ddec,
         "catalog": str(catalog.meta.get("catalog", "")), "n_catalog": len(catalog)}
     return out
+
+
+def add_fit_meta(matches, catalog, *, name=None, aperture=None):
+    """Put into ``matches.meta`` what the zero-point fit reads besides the columns, the same
+    way for the headless pipeline and the Glue viewer: the catalog ``name``, the catalog's
+    ``zp_systematic`` (unless already there) and, from ``aperture`` (a dict such as a Glue
+    stars dataset's ``meta['zp_aperture']``), ``aperture_correction`` and its error (the
+    fluxes are aperture-corrected: the fit needs them for the total error). Returns
+    ``matches``."""
+    if name is not None:
+        matches.meta["catalog"] = name
+    meta = getattr(catalog, "meta", None) or {}
+    if "zp_systematic" in meta and "zp_systematic" not in matches.meta:
+        matches.meta["zp_systematic"] = meta["zp_systematic"]
+    for key in ("aperture_correction", "aperture_correction_err"):
+        if aperture and key in aperture:
+            matches.meta[key] = aperture[key]
+    return matches

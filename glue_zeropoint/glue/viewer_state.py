@@ -131,12 +131,14 @@ def data_to_table(data):
 # ---------------------------------------------------------------------------------------------
 # the science layers
 
-def _crossmatch(sources, catalog, radius_arcsec, obstime):
+def _crossmatch(sources, catalog, radius_arcsec, obstime, aperture):
+    """The crossmatch with what the fit reads from the meta (as in the headless pipeline)."""
     from astropy import units as u
 
-    from ..catalogs.crossmatch import crossmatch
+    from ..catalogs.crossmatch import add_fit_meta, crossmatch
 
-    return crossmatch(sources, catalog, radius=radius_arcsec * u.arcsec, obstime=obstime)
+    matches = crossmatch(sources, catalog, radius=radius_arcsec * u.arcsec, obstime=obstime)
+    return add_fit_meta(matches, catalog, aperture=aperture)
 
 
 class _Listener(HubListener):
@@ -477,16 +479,8 @@ class ZeroPointViewerState(ViewerState):
                 table.meta.update(self.catalog.meta)
                 self._catalog_table = (self.catalog.uuid, table)
             catalog = self._catalog_table[1]
-            matches = _crossmatch(sources, catalog, float(self.match_radius), self._obstime())
-            for key_ in ("zp_systematic",):
-                if key_ in catalog.meta and key_ not in matches.meta:
-                    matches.meta[key_] = catalog.meta[key_]
-            # the fluxes are aperture-corrected: the fit needs the correction and its error
-            # for the total error, exactly as in the headless measure_image
-            aperture = self.stars.meta.get("zp_aperture") or {}
-            for key_ in ("aperture_correction", "aperture_correction_err"):
-                if key_ in aperture:
-                    matches.meta[key_] = aperture[key_]
+            matches = _crossmatch(sources, catalog, float(self.match_radius), self._obstime(),
+                                  self.stars.meta.get("zp_aperture") or {})
             self._matches = matches
             self._matches_key = key
             self._update_matches_data(matches)

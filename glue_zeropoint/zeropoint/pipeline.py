@@ -496,7 +496,7 @@ def _match(run, stars, positions, band):
     """Crossmatch; then measure again with the unmatched catalog stars as neighbours (their
     light flags a star crowded and keeps it out of the aperture correction). Step 3; returns
     (stars, matches)."""
-    from ..catalogs.crossmatch import crossmatch
+    from ..catalogs.crossmatch import add_fit_meta, crossmatch
 
     im, cat = run.im, run.cat
     matches = crossmatch(stars, cat, radius=run.settings.radius, obstime=run.date)
@@ -516,9 +516,7 @@ def _match(run, stars, positions, band):
         stars, _ = _measure(run, positions, psf=stars.meta["psf"], neighbours=neighbours)
         matches = crossmatch(stars, cat, radius=xm["radius_arcsec"], obstime=run.date)
         matches.meta["crossmatch"]["radius_method"] = xm.get("radius_method")
-    matches.meta["catalog"] = run.name
-    if "zp_systematic" in cat.meta and "zp_systematic" not in matches.meta:
-        matches.meta["zp_systematic"] = cat.meta["zp_systematic"]
+    add_fit_meta(matches, cat, name=run.name)
     return stars, matches
 
 
