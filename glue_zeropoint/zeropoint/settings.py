@@ -20,62 +20,14 @@ Examples
 True
 """
 
-import dataclasses
 from dataclasses import dataclass, field, fields
 
-import numpy as np
-
+from .._settings import _GROUPS, Settings
 from ..exceptions import InputError
 from .reasons import MAX_CAT_ERR
 
 __all__ = ["Settings", "ImageSettings", "PhotometrySettings", "WCSSettings", "FitSettings",
            "MeasureSettings"]
-
-
-def _plain(value):
-    """A JSON-able form of a setting value (SkyCoord -> [ra, dec] deg, Quantity -> arcsec)."""
-    if isinstance(value, Settings):
-        return value.to_dict()
-    if hasattr(value, "icrs") and hasattr(value.icrs, "ra"):  # SkyCoord
-        return [float(value.icrs.ra.deg), float(value.icrs.dec.deg)]
-    if hasattr(value, "unit") and hasattr(value, "to_value"):  # Quantity (an angle here)
-        return float(value.to_value("arcsec"))
-    if isinstance(value, (tuple, list, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-class Settings:
-    """Base of the settings dataclasses: dict round trip and keyword updates."""
-
-    def to_dict(self):
-        """The settings as a dict of JSON types (nested groups as dicts)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d):
-        """Settings from :meth:`to_dict` output (missing keys keep their defaults)."""
-        d = dict(d or {})
-        names = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise InputError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(names)}")
-        kw = {}
-        for name, value in d.items():
-            sub = _GROUPS.get((cls.__name__, name))
-            if sub is not None and isinstance(value, dict):
-                value = sub.from_dict(value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kw[name] = value
-        return cls(**kw)
-
-    def replace(self, **changes):
-        """A copy with ``changes`` applied (:func:`dataclasses.replace`)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -271,7 +223,7 @@ def fit_settings(settings=None, **keywords):
 
 
 #: (settings class, field) -> the Settings class of a nested group
-_GROUPS = {("MeasureSettings", "image"): ImageSettings,
+_GROUPS.update({("MeasureSettings", "image"): ImageSettings,
            ("MeasureSettings", "photometry"): PhotometrySettings,
            ("MeasureSettings", "wcs"): WCSSettings,
-           ("MeasureSettings", "fit"): FitSettings}
+           ("MeasureSettings", "fit"): FitSettings})
