@@ -4,6 +4,7 @@ keyword updates. Below every layer; imports none of them."""
 
 import dataclasses
 from dataclasses import fields
+from pathlib import PurePath
 
 import numpy as np
 
@@ -28,6 +29,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, PurePath):
+        return str(value)
     return value
 
 
