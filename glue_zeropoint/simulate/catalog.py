@@ -1,12 +1,12 @@
 """Reference catalogs for simulated fields, in the column style VizieR returns."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .._settings import Settings
+from ._settings import SimSettings
 
 __all__ = ["reference_catalog", "catalog_errors", "CatalogSimSettings"]
 
@@ -17,7 +17,7 @@ def catalog_errors(mags, floor=0.01, m0=15.5):
 
 
 @dataclass
-class CatalogSimSettings(Settings):
+class CatalogSimSettings(SimSettings):
     """How :func:`reference_catalog` writes and spoils the catalog (serialisable).
 
     Attributes
@@ -59,16 +59,6 @@ class CatalogSimSettings(Settings):
     merge_blends: bool = False
     error_scale: float = 1.0
     truth_column: bool = False
-
-    @classmethod
-    def from_keywords(cls, settings=None, **keywords):
-        """``settings`` (default: the defaults) with field keywords applied; an unknown
-        keyword is a TypeError."""
-        settings = cls() if settings is None else settings
-        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-        return settings.replace(**keywords) if keywords else settings
 
     @property
     def spoils(self):

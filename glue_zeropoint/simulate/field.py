@@ -7,7 +7,7 @@ magnitude ``m`` gives ``m - m_inst = ZP + c (colour - colour_ref)`` with
 the flat-field response of the detector).
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 from astropy import units as u
@@ -15,7 +15,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from .._settings import Settings
+from ._settings import SimSettings
 from .psf import PSF, make_psf, render_psf
 
 __all__ = ["FilterTruth", "StarField", "SkyModel", "make_field", "FieldSettings", "make_wcs", "moffat_alpha",
@@ -258,7 +258,7 @@ class SkyModel:
 
 
 @dataclass
-class FieldSettings(Settings):
+class FieldSettings(SimSettings):
     """What :func:`make_field` draws (serialisable: :meth:`to_dict`/:meth:`from_dict`).
 
     Attributes
@@ -314,16 +314,6 @@ class FieldSettings(Settings):
     blend_dmag: tuple = (0.0, 3.0)
     n_saturated: int = 0
     saturated_mag: tuple | None = None
-
-    @classmethod
-    def from_keywords(cls, settings=None, **keywords):
-        """``settings`` (default: the defaults) with field keywords applied; an unknown
-        keyword is a TypeError."""
-        settings = cls() if settings is None else settings
-        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-        return settings.replace(**keywords) if keywords else settings
 
 
 def _band_mags(v, bv):
