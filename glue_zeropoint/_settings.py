@@ -60,6 +60,16 @@ class Settings:
             kw[name] = value
         return cls(**kw)
 
+    @classmethod
+    def from_keywords(cls, settings=None, **keywords):
+        """``settings`` (default: the defaults) with field keywords applied; a keyword that
+        is no field is a TypeError (as an unknown keyword argument would be)."""
+        settings = cls() if settings is None else settings
+        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+        return settings.replace(**keywords) if keywords else settings
+
     def replace(self, **changes):
         """A copy with ``changes`` applied (:func:`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -416,16 +416,6 @@ class SolveSettings(Settings):
     fwhm: float | None = None
     false_alarm: float = 1e-9
     min_matches: int = 8
-
-    @classmethod
-    def from_keywords(cls, settings=None, **keywords):
-        """``settings`` (default: the defaults) with field keywords applied; an unknown
-        keyword is a TypeError."""
-        settings = cls() if settings is None else settings
-        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-        return settings.replace(**keywords) if keywords else settings
 
 
 def _pointing_hints(center, scale, img_wcs, header, shape):

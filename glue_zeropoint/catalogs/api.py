@@ -2,7 +2,7 @@
 
 import logging
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -192,16 +192,6 @@ class QuerySettings(Settings):
     timeout: float | None = None
     row_limit: int | None = None
     refresh: bool = False
-
-    @classmethod
-    def from_keywords(cls, settings=None, **keywords):
-        """``settings`` (default: the defaults) with field keywords applied; an unknown
-        keyword is a TypeError."""
-        settings = cls() if settings is None else settings
-        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-        return settings.replace(**keywords) if keywords else settings
 
 
 def get_catalog(spec, center, radius, *, band=None, allow_empty=False, progress=None,

@@ -214,12 +214,7 @@ class MeasureSettings(Settings):
 def fit_settings(settings=None, **keywords):
     """``settings`` (a FitSettings, default the defaults) with FitSettings keywords applied;
     an unknown keyword is a TypeError."""
-    settings = FitSettings() if settings is None else settings
-    names = {f.name for f in fields(FitSettings)}
-    unknown = sorted(set(keywords) - names)
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-    return settings.replace(**keywords) if keywords else settings
+    return FitSettings.from_keywords(settings, **keywords)
 
 
 #: (settings class, field) -> the Settings class of a nested group
