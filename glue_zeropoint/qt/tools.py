@@ -41,6 +41,7 @@ from ..glue.stars import (
     add_stars,
     find_positions,
     merge_stars,
+    peak_within,
     region_positions,
     remove_stars,
     star_at,
@@ -317,7 +318,7 @@ class StarTool(ToolbarModeBase):
                 viewer.set_status(f"removed star {hit}")
                 return "removed", hit
             if radius > 0:
-                x, y = _peak_within(image, x, y, radius)
+                x, y = peak_within(image, x, y, radius)
             before = set(np.asarray(stars["star_id"]).tolist()) if stars is not None else set()
             stars = add_stars(dc, image, [(x, y)])
         except ZeropointError as err:
@@ -346,25 +347,6 @@ class StarTool(ToolbarModeBase):
             fast.remove()
             self.viewer._zp_fast_redraw = None
         super().close()
-
-
-def _peak_within(image, x, y, radius):
-    """The brightest unmasked pixel within ``radius`` of ``(x, y)`` (pixel units)."""
-    ny, nx = image.shape
-    x0, x1 = max(int(np.floor(x - radius)), 0), min(int(np.ceil(x + radius)) + 1, nx)
-    y0, y1 = max(int(np.floor(y - radius)), 0), min(int(np.ceil(y + radius)) + 1, ny)
-    if x1 <= x0 or y1 <= y0:
-        return x, y
-    view = (slice(y0, y1), slice(x0, x1))
-    flux = np.asarray(image.get_data(image.id["flux"], view=view), float)
-    bad = np.asarray(image.get_data(image.id["mask"], view=view)) != 0
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    outside = (xx - x) ** 2 + (yy - y) ** 2 > radius ** 2
-    flux = np.where(bad | outside | ~np.isfinite(flux), -np.inf, flux)
-    if not np.isfinite(flux.max()):
-        return x, y
-    iy, ix = np.unravel_index(int(np.argmax(flux)), flux.shape)
-    return float(x0 + ix), float(y0 + iy)
 
 
 @viewer_tool

@@ -7,11 +7,14 @@ import sys
 
 import numpy as np
 import pytest
-from test_tools import _aperture_pixels, _buffer, _settle, click, image_viewer  # noqa: F401
+import test_tools
+from test_tools import _aperture_pixels, _buffer, _settle, click
 from test_tools import isolated_bright_stars as bright_stars
 
 from glue_zeropoint.glue.stars import stars_for
 from glue_zeropoint.qt import blit
+
+image_viewer = test_tools.image_viewer  # the same fixture: an image viewer on a night
 
 
 @pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True)])

@@ -47,7 +47,7 @@ def test_solve_mode():
     assert WCSSettings(solve_wcs=True).mode == "always"
     assert WCSSettings(solve_wcs=None).mode == "never"
     with pytest.raises(InputError, match="solve_wcs"):
-        WCSSettings(solve_wcs="sometimes").mode
+        _ = WCSSettings(solve_wcs="sometimes").mode
 
 
 def test_fit_arrays_settings_same_as_keywords():
