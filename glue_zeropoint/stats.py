@@ -16,12 +16,16 @@ import math
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "mad_std", "robust_sigma_about", "solve_excess_variance",
+__all__ = ["MAD_TO_SIGMA", "MEDIAN_ERROR", "mad_std", "robust_sigma_about", "solve_excess_variance",
            "pixel_area_arcsec2", "pixel_scale_arcsec"]
 
 #: 1 / Phi^-1(3/4): a Gaussian's sigma over its median absolute deviation (the constant
 #: :func:`astropy.stats.mad_std` uses).
 MAD_TO_SIGMA = 1.482602218505602
+
+#: The error of the median of n Gaussian values is ``MEDIAN_ERROR * sigma / sqrt(n)`` for
+#: large n (sqrt(pi/2), to the 4 decimals used since the start: kept so numbers do not move).
+MEDIAN_ERROR = 1.2533
 
 
 def mad_std(values, *, ignore_nan=False):
