@@ -64,6 +64,8 @@ def nearest_star(ra, dec, x, y, vx=None, vy=None, *, ra_axis=True):
     dec = np.asarray(dec, float)
     vx = ra if vx is None else np.asarray(vx, float)
     vy = dec if vy is None else np.asarray(vy, float)
+    if not np.any(np.isfinite(dec)):
+        raise InputError("no catalog star with a finite position")
     cosd = np.cos(np.deg2rad(np.nanmedian(dec)))
     sx = cosd if ra_axis else 1.0
     d = np.hypot((vx - x) * sx, vy - y)
