@@ -18,8 +18,8 @@ from .detect import detect_sources
 from .fit import TanSipFit, fit_tan_sip, fit_wcs_from_pairs, refine_wcs
 from .header import rough_pointing, update_fits_wcs, wcs_from_header, write_wcs
 from .quality import WCSQuality, wcs_quality
-from .solve import Solution, solve
+from .solve import Solution, SolveSettings, solve
 
 __all__ = ["wcs_from_header", "rough_pointing", "write_wcs", "wcs_quality", "WCSQuality",
-           "solve", "Solution", "fit_wcs_from_pairs", "refine_wcs", "fit_tan_sip", "TanSipFit",
+           "solve", "Solution", "SolveSettings", "fit_wcs_from_pairs", "refine_wcs", "fit_tan_sip", "TanSipFit",
            "detect_sources", "update_fits_wcs"]

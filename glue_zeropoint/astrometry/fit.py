@@ -21,6 +21,7 @@ from astropy.wcs import WCS, Sip
 from scipy.spatial import cKDTree
 
 from ..exceptions import AstrometryError, InputError
+from ..stats import robust_sigma_about
 from ._geometry import deproject, design_matrix, poly_terms, project
 
 __all__ = ["fit_wcs_from_pairs", "refine_wcs", "fit_tan_sip", "TanSipFit", "match_xy",
@@ -115,8 +116,7 @@ def _solve_poly(un, vn, xi, eta, terms, crval, ra, dec, use, max_rounds=8):
 
 def _clip(res, use, clip, min_keep):
     """One round of clipping on a robust scale; returns the new mask."""
-    a = np.abs(res[use])
-    sigma = 1.4826 * np.median(a) if a.size else 0.0
+    sigma = robust_sigma_about(res[use])
     sigma = max(sigma, 1e-4)  # arcsec: never clip below 0.1 mas
     new = np.all(np.abs(res) <= clip * sigma, axis=1)
     if new.sum() < min_keep:

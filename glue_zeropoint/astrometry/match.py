@@ -21,7 +21,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import poisson
 
-__all__ = ["Similarity", "triangles", "propose", "false_alarm_log10"]
+from .._settings import Settings
+
+__all__ = ["Similarity", "triangles", "propose", "false_alarm_log10", "PatternTuning"]
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,96 @@ def triangles(xy, k=6, min_side=0.0, tol=0.0):
     return verts[good], inv[good], L2[good], np.sign(area[good])
 
 
-def propose(src_xy, cat_xy, *, k=6, tol=0.012, scale_bounds=None, parity=None,
-            min_side_pix=8.0, bin_pix=40.0, bin_deg=3.0, bin_log=0.03, max_proposals=100):
+@dataclass
+class PatternTuning(Settings):
+    """Tuning of the triangle search of :func:`propose` (serialisable).
+
+    Attributes
+    ----------
+    k : int
+        Neighbours per star whose triangles are formed.
+    tol : float
+        Tolerance of the triangle shape invariants.
+    min_side_pix : float
+        Shortest side of a source triangle (pixels).
+    bin_pix, bin_deg, bin_log : float
+        Vote bins: translation (pixels of the source), rotation (degrees), log scale.
+    """
+
+    k: int = 6
+    tol: float = 0.012
+    min_side_pix: float = 8.0
+    bin_pix: float = 40.0
+    bin_deg: float = 3.0
+    bin_log: float = 0.03
+
+
+def _triangle_pairs(src_xy, cat_xy, scale_bounds, parity, p):
+    """Source and catalog triangles of the same shape that pass the scale and parity tests:
+    ``(sv, sl, cv, i_s, i_c, par)``, or None when there are none."""
+    sv, sinv, sl, ss = triangles(src_xy, p.k, min_side=p.min_side_pix, tol=p.tol)
+    cv, cinv, cl, cs = triangles(cat_xy, p.k, tol=p.tol)
+    if not len(sv) or not len(cv):
+        return None
+    tree = cKDTree(cinv)
+    hits = tree.query_ball_point(sinv, p.tol)
+    lens = np.fromiter((len(h) for h in hits), int, len(hits))
+    if lens.sum() == 0:
+        return None
+    i_s = np.repeat(np.arange(len(sv)), lens)
+    i_c = np.fromiter(itertools.chain.from_iterable(hits), int, lens.sum())
+    par = (ss[i_s] * cs[i_c]).astype(int)
+    scl = cl[i_c] / sl[i_s]
+    keep = par != 0
+    if scale_bounds is not None:
+        keep &= (scl >= scale_bounds[0]) & (scl <= scale_bounds[1])
+    if parity is not None:
+        keep &= par == parity
+    i_s, i_c, par = i_s[keep], i_c[keep], par[keep]
+    if not i_s.size:
+        return None
+    return sv, sl, cv, i_s, i_c, par
+
+
+def _similarities(src_xy, cat_xy, sv, cv, i_s, i_c, par):
+    """``w = a z + b`` of each triangle pair (complex least squares on its three vertices)."""
+    zs = src_xy[sv[i_s]]  # (P, 3, 2)
+    z = zs[..., 0] + 1j * zs[..., 1] * par[:, None]
+    wc = cat_xy[cv[i_c]]
+    w = wc[..., 0] + 1j * wc[..., 1]
+    zm = z.mean(axis=1, keepdims=True)
+    wm = w.mean(axis=1, keepdims=True)
+    a = ((w - wm) * np.conj(z - zm)).sum(axis=1) / (np.abs(z - zm) ** 2).sum(axis=1)
+    return a, wm[:, 0] - a * zm[:, 0]
+
+
+def _vote(src_xy, a, b, par, p):
+    """Bins of (parity, log scale, angle, translation of the source centroid): each pair's bin
+    (``inverse``) and each bin's support, its votes plus those of its neighbours in
+    translation and angle (a true solution straddling a bin edge splits its votes)."""
+    ctr = src_xy.mean(axis=0)
+    sc = np.abs(a)
+    zc = ctr[0] + 1j * ctr[1] * par
+    t = a * zc + b
+    tb = p.bin_pix * float(np.median(sc))
+    key = np.column_stack([par, np.floor(np.log(sc) / p.bin_log),
+                           np.floor(np.degrees(np.angle(a)) / p.bin_deg),
+                           np.floor(t.real / tb), np.floor(t.imag / tb)]).astype(np.int64)
+    uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    lookup = {tuple(u): c for u, c in zip(uniq.tolist(), counts.tolist(), strict=True)}
+    support = np.empty(len(uniq), int)
+    for j, u in enumerate(uniq.tolist()):
+        s = 0
+        for da in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    s += lookup.get((u[0], u[1], u[2] + da, u[3] + dx, u[4] + dy), 0)
+        support[j] = s
+    return inverse.ravel(), support
+
+
+def propose(src_xy, cat_xy, *, scale_bounds=None, parity=None, max_proposals=100,
+            tuning=None, **keywords):
     """Candidate similarity transforms from matching triangles, best-supported first.
 
     Parameters
@@ -118,6 +208,11 @@ def propose(src_xy, cat_xy, *, k=6, tol=0.012, scale_bounds=None, parity=None,
         Allowed arcsec/pixel range.
     parity : {-1, 1, None}
         Required determinant sign of the transform, or None for either.
+    max_proposals : int
+        Most proposals returned.
+    tuning : PatternTuning, optional
+        ``k``, ``tol``, ``min_side_pix``, ``bin_pix``, ``bin_deg``, ``bin_log``; any of them
+        may also be given as a keyword (the keywords this function took).
 
     Returns
     -------
@@ -126,60 +221,13 @@ def propose(src_xy, cat_xy, *, k=6, tol=0.012, scale_bounds=None, parity=None,
         Number of triangle pairs that passed the shape, scale and parity tests (the number of
         hypotheses that the search implicitly considered).
     """
-    sv, sinv, sl, ss = triangles(src_xy, k, min_side=min_side_pix, tol=tol)
-    cv, cinv, cl, cs = triangles(cat_xy, k, tol=tol)
-    if not len(sv) or not len(cv):
+    p = PatternTuning.from_keywords(tuning, **keywords)
+    pairs = _triangle_pairs(src_xy, cat_xy, scale_bounds, parity, p)
+    if pairs is None:
         return [], 0
-    tree = cKDTree(cinv)
-    hits = tree.query_ball_point(sinv, tol)
-    lens = np.fromiter((len(h) for h in hits), int, len(hits))
-    if lens.sum() == 0:
-        return [], 0
-    i_s = np.repeat(np.arange(len(sv)), lens)
-    i_c = np.fromiter(itertools.chain.from_iterable(hits), int, lens.sum())
-    par = (ss[i_s] * cs[i_c]).astype(int)
-    scl = cl[i_c] / sl[i_s]
-    keep = par != 0
-    if scale_bounds is not None:
-        keep &= (scl >= scale_bounds[0]) & (scl <= scale_bounds[1])
-    if parity is not None:
-        keep &= par == parity
-    i_s, i_c, par = i_s[keep], i_c[keep], par[keep]
-    n_pairs = int(i_s.size)
-    if not n_pairs:
-        return [], 0
-    # similarity from the three vertex pairs (complex least squares)
-    zs = src_xy[sv[i_s]]  # (P, 3, 2)
-    z = zs[..., 0] + 1j * zs[..., 1] * par[:, None]
-    wc = cat_xy[cv[i_c]]
-    w = wc[..., 0] + 1j * wc[..., 1]
-    zm = z.mean(axis=1, keepdims=True)
-    wm = w.mean(axis=1, keepdims=True)
-    a = ((w - wm) * np.conj(z - zm)).sum(axis=1) / (np.abs(z - zm) ** 2).sum(axis=1)
-    b = wm[:, 0] - a * zm[:, 0]
-    # vote in bins of (parity, log scale, angle, translation of the source centroid)
-    ctr = src_xy.mean(axis=0)
-    sc = np.abs(a)
-    zc = ctr[0] + 1j * ctr[1] * par
-    t = a * zc + b
-    med_scale = float(np.median(sc))
-    tb = bin_pix * med_scale
-    key = np.column_stack([par, np.floor(np.log(sc) / bin_log),
-                           np.floor(np.degrees(np.angle(a)) / bin_deg),
-                           np.floor(t.real / tb), np.floor(t.imag / tb)]).astype(np.int64)
-    uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    # support of a proposal: votes in its bin plus its neighbours in translation and angle
-    # (a true solution straddling a bin edge splits its votes)
-    lookup = {tuple(u): c for u, c in zip(uniq.tolist(), counts.tolist(), strict=True)}
-    support = np.empty(len(uniq), int)
-    for j, u in enumerate(uniq.tolist()):
-        s = 0
-        for da in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                for dy in (-1, 0, 1):
-                    s += lookup.get((u[0], u[1], u[2] + da, u[3] + dx, u[4] + dy), 0)
-        support[j] = s
+    sv, sl, cv, i_s, i_c, par = pairs
+    a, b = _similarities(src_xy, cat_xy, sv, cv, i_s, i_c, par)
+    inverse, support = _vote(src_xy, a, b, par, p)
     best_bins = np.argsort(-support, kind="stable")[:max_proposals]
     proposals = []
     for j in best_bins:
@@ -188,7 +236,7 @@ def propose(src_xy, cat_xy, *, k=6, tol=0.012, scale_bounds=None, parity=None,
         m = members[np.argmax(sl[i_s[members]])]
         proposals.append((Similarity(complex(a[m]), complex(b[m]), int(par[m])),
                           int(support[j]), sv[i_s[m]], cv[i_c[m]]))
-    return proposals, n_pairs
+    return proposals, int(i_s.size)
 
 
 def false_alarm_log10(n_match, expected, n_trials):

@@ -24,8 +24,10 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
+from .._settings import Settings
 from ..exceptions import AstrometryError, InputError
 from ..progress import report
+from ..stats import pixel_scale_arcsec as _pix_scale
 from ._geometry import project
 from .detect import detect_sources
 from .fit import fit_tan_sip, match_xy, refine_wcs
@@ -33,7 +35,7 @@ from .header import as_pixel_scale, as_sky_center, read_image, rough_pointing
 from .match import false_alarm_log10, propose
 from .quality import WCSQuality, catalog_radec, wcs_quality
 
-__all__ = ["solve", "Solution"]
+__all__ = ["solve", "Solution", "SolveSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -383,25 +385,12 @@ def _finish(result, src_v, src_xy_all, cat, cat_table, center, shape, degree, n_
     return (fit, f_src, f_cat, quality, fa), None
 
 
-def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8, 1.25),
-          flip=None, sip_degree=None, progress=None, shape=None, band=None,
-          search_radius=None, fwhm=None, false_alarm=1e-9, min_matches=8, name=None):
-    """Find the WCS of an image by matching its stars to a reference catalog.
+@dataclass
+class SolveSettings(Settings):
+    """How :func:`solve` searches (serialisable: :meth:`to_dict`/:meth:`from_dict`).
 
-    Parameters
+    Attributes
     ----------
-    ccd_or_sources : `~astropy.nddata.CCDData`, 2-D array, FITS path, or `~astropy.table.Table`
-        The image (stars are detected) or a table of detected stars with ``x``, ``y``
-        (0-based) and preferably ``flux`` (then also give ``shape``).
-    catalog : `~astropy.table.Table`
-        Normalised catalog: ``ra``, ``dec`` (degrees), ``mag_<band>``; optional ``pmra``,
-        ``pmdec`` (mas/yr) and ``ref_epoch`` (positions are moved to the image's DATE-OBS).
-    center : `~astropy.coordinates.SkyCoord` or (ra, dec) in degrees, optional
-        Rough image centre. Default: the image's WCS, else the header's RA/DEC or
-        OBJCTRA/OBJCTDEC (:func:`rough_pointing`), else the catalog's centre.
-    scale : float or Quantity, optional
-        Approximate pixel scale in arcsec/pixel. Default: the image's WCS or header (FOCALLEN
-        and pixel size); without any, every scale is tried (slower, less robust).
     scale_range : (float, float)
         The true scale lies within ``scale * scale_range``.
     flip : bool or None
@@ -409,13 +398,6 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
     sip_degree : int or None
         None chooses plain TAN or SIP up to degree 3 from the residuals; 0 or 1 forces plain
         TAN; >= 2 fits SIP of that degree.
-    progress : callable, optional
-        ``progress(done, total, message)``; may raise Cancelled.
-    shape : tuple, optional
-        ``(ny, nx)`` when a table of sources is given.
-    band : str, optional
-        Catalog band used to rank stars by brightness (default: the FILTER keyword's band if
-        the catalog has it, else the best-filled ``mag_`` column).
     search_radius : float or Quantity, optional
         How far (degrees) the true centre may be from ``center``; default the larger of the
         field's half-diagonal and 10 arcmin.
@@ -425,35 +407,19 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
         Largest accepted probability that the solution is a chance alignment.
     min_matches : int
         Fewest matched stars accepted.
-    name : str, optional
-        Name of the image in messages (default: the file name, or 'image').
-
-    Returns
-    -------
-    Solution
-
-    Raises
-    ------
-    AstrometryError
-        No significant solution (wrong field, wrong scale, too few stars): the message says
-        what was tried and what to check.
-    InputError
-        Unusable arguments (no stars, catalog without ra/dec, bad scale).
     """
-    t0 = time.perf_counter()
-    lo, hi = (float(v) for v in scale_range)
-    if not (0 < lo <= 1 <= hi):
-        raise InputError(f"scale_range must be (low <= 1, high >= 1); got {scale_range!r}")
-    report(progress, 0, _STEPS, "detecting stars")
-    auto_name, src, shape, header, img_wcs = _sources_and_header(ccd_or_sources, shape, fwhm)
-    name = name or auto_name
-    ny, nx = shape
-    if len(src) < 4:
-        raise AstrometryError(f"{name}: only {len(src)} stars detected; at least 4 (better 20) "
-                              "are needed to solve: check the exposure or lower the threshold")
-    report(progress, 1, _STEPS, f"{len(src)} stars; reading catalog")
 
-    # hints
+    scale_range: tuple = (0.8, 1.25)
+    flip: bool | None = None
+    sip_degree: int | None = None
+    search_radius: object = None
+    fwhm: float | None = None
+    false_alarm: float = 1e-9
+    min_matches: int = 8
+
+
+def _pointing_hints(center, scale, img_wcs, header, shape):
+    """(center, scale, hints): given, else from the image WCS, else from the header."""
     hints = {}
     center = as_sky_center(center)
     scale = as_pixel_scale(scale)
@@ -473,6 +439,206 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
             center, hints["center"] = c, f"header {how}"
         if scale is None and s is not None:
             scale, hints["scale"] = s, f"header {how}"
+    return center, scale, hints
+
+
+def _catalog_centre(ra, dec):
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    m = SkyCoord(c.cartesian.mean(), representation_type="cartesian")
+    return SkyCoord(m.spherical.lon, m.spherical.lat, frame="icrs")
+
+
+def _search_region(shape, scale, hi, search_radius):
+    """Radius (arcsec) of the catalog region searched, or None (no scale, no radius)."""
+    ny, nx = shape
+    if scale is None:
+        return None if search_radius is None else \
+            u.Quantity(search_radius, u.deg).to_value(u.arcsec)
+    half_diag = 0.5 * math.hypot(nx, ny) * scale * hi
+    if search_radius is None:
+        uncert = max(half_diag, 600.0)
+    else:
+        uncert = u.Quantity(search_radius, u.deg).to_value(u.arcsec)
+    return half_diag + uncert
+
+
+def _attempts(n_all, n_cat, scale, cat_area, img_area):
+    """(number of stars, number of catalog stars) to try, at matched surface density."""
+    attempts = []
+    for n_s in (40, 80, 20):
+        n_s = min(n_s, n_all)
+        if scale is not None:
+            n_c = [int(np.clip(round(n_s * cat_area / img_area), n_s // 2, 2000))]
+        else:
+            n_c = [n_s, 3 * n_s, 10 * n_s]
+        for nc in n_c:
+            key = (n_s, min(nc, n_cat))
+            if key not in attempts:
+                attempts.append(key)
+    return attempts
+
+
+@dataclass
+class _Search:
+    """One plate-solving search: its inputs and what it has found so far."""
+
+    src_xy: np.ndarray
+    cat: object  # _Catalog
+    center: SkyCoord
+    shape: tuple
+    scale: float | None
+    bounds: tuple | None
+    parity: int | None
+    degree: int | None
+    max_rms_pix: float
+    settings: SolveSettings
+    n_trials: int = 0
+    best: tuple = (0.0, 0)  # (log10 FA, n matched) of the best rejected candidate
+    rejected: list = field(default_factory=list)  # why candidates failed the final checks
+
+    @property
+    def img_area(self):
+        ny, nx = self.shape
+        return nx * ny * (self.scale ** 2 if self.scale else 1.0)
+
+
+def _try_attempt(search, n_s, n_c, progress):
+    """Propose similarity transforms from the brightest ``n_s`` stars and ``n_c`` catalog
+    stars, verify each; returns the final fit (see :func:`_finish`) or None."""
+    s, cat = search.settings, search.cat
+    proposals, n_pairs = propose(search.src_xy[:n_s], cat.xy[:n_c], scale_bounds=search.bounds,
+                                 parity=search.parity, max_proposals=60)
+    search.n_trials += max(n_pairs, 1)
+    if not proposals:
+        return None
+    n_v = min(len(search.src_xy), 200)
+    src_v = search.src_xy[:n_v]
+    n_cv = (int(np.clip(round(2 * n_v * cat.area / search.img_area), n_v, len(cat)))
+            if search.scale is not None else len(cat))
+    density = n_cv / cat.area
+    cat_table = Table({"ra": cat.ra, "dec": cat.dec})
+    for sim, _votes, tri_src, _tri_cat in proposals:
+        result, fa, n_m = _verify(sim, src_v, tri_src, cat.xy[:n_cv], density,
+                                  search.scale or sim.scale, search.n_trials)
+        if result is None or fa > math.log10(s.false_alarm) or n_m < s.min_matches:
+            if fa < search.best[0] or (fa == search.best[0] and n_m > search.best[1]):
+                search.best = (fa, n_m)
+            continue
+        report(progress, 3, _STEPS, "fitting the WCS")
+        final, why = _finish(result, src_v, search.src_xy, cat, cat_table, search.center,
+                             search.shape, search.degree, search.n_trials, s.false_alarm,
+                             s.min_matches, search.max_rms_pix)
+        if final is not None:
+            return final
+        search.rejected.append(why)
+        if len(search.rejected) >= 8:
+            return None
+    return None
+
+
+def _no_solution(name, search, where, hints):
+    s, scale = search.settings, search.scale
+    lo, hi = (float(v) for v in s.scale_range)
+    s_txt = (f"scale {scale * lo:.3g}-{scale * hi:.3g} arcsec/pixel ({hints['scale']})"
+             if scale else "any scale")
+    rejected = search.rejected
+    extra = (f"; {len(rejected)} candidate(s) matched the patterns but failed the final "
+             f"fit ({rejected[0]})" if rejected else "")
+    flip = s.flip
+    return AstrometryError(
+        f"{name}: no astrometric solution: {len(search.src_xy)} stars detected, "
+        f"{len(search.cat)} catalog stars {where}; tried {search.n_trials} pattern matches at "
+        f"{s_txt}, "
+        f"{'either parity' if flip is None else ('mirrored' if flip else 'not mirrored')}; "
+        f"the best lined up {search.best[1]} stars (false-alarm probability "
+        f"10^{search.best[0]:.1f}, need < {s.false_alarm:g}){extra}. Check that the catalog "
+        "covers this field (--center / header RA DEC), the pixel scale (--scale) and that the "
+        "image shows stars")
+
+
+def _solution(name, final, src, search, hints, t0):
+    """The :class:`Solution` of the final fit (its scale checked against the range asked)."""
+    fit, f_src, f_cat, quality, fa_final = final
+    w = fit.wcs
+    scale = search.scale
+    if scale is not None:
+        lo, hi = (float(v) for v in search.settings.scale_range)
+        s_fit = _pix_scale(w)
+        if not (scale * lo * 0.98 <= s_fit <= scale * hi * 1.02):
+            raise AstrometryError(f"{name}: the solution's scale {s_fit:.4f} arcsec/pixel is "
+                                  f"outside the range asked for ({scale * lo:.4f}-"
+                                  f"{scale * hi:.4f}); widen scale_range")
+    matches = _matches_table(w, src, search.src_xy, f_src, search.cat, f_cat)
+    cd = w.wcs.cd if w.wcs.has_cd() else w.pixel_scale_matrix
+    flipped = bool(np.linalg.det(cd) > 0)
+    # position angle of +y: direction of (CD[0,1], CD[1,1]) in (east, north)
+    rotation = float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0)
+    ny, nx = search.shape
+    c = w.pixel_to_world((nx - 1) / 2.0, (ny - 1) / 2.0)
+    return Solution(wcs=w, quality=quality, matches=matches, n_matched=len(matches),
+                    sip_degree=fit.degree, pixel_scale=_pix_scale(w), rotation=rotation,
+                    flipped=flipped, log10_false_alarm=fa_final, center=c.icrs, hints=hints,
+                    elapsed=time.perf_counter() - t0)
+
+
+def solve(ccd_or_sources, catalog, *, center=None, scale=None, band=None, shape=None,
+          name=None, progress=None, settings=None, **keywords):
+    """Find the WCS of an image by matching its stars to a reference catalog.
+
+    Parameters
+    ----------
+    ccd_or_sources : `~astropy.nddata.CCDData`, 2-D array, FITS path, or `~astropy.table.Table`
+        The image (stars are detected) or a table of detected stars with ``x``, ``y``
+        (0-based) and preferably ``flux`` (then also give ``shape``).
+    catalog : `~astropy.table.Table`
+        Normalised catalog: ``ra``, ``dec`` (degrees), ``mag_<band>``; optional ``pmra``,
+        ``pmdec`` (mas/yr) and ``ref_epoch`` (positions are moved to the image's DATE-OBS).
+    center : `~astropy.coordinates.SkyCoord` or (ra, dec) in degrees, optional
+        Rough image centre. Default: the image's WCS, else the header's RA/DEC or
+        OBJCTRA/OBJCTDEC (:func:`rough_pointing`), else the catalog's centre.
+    scale : float or Quantity, optional
+        Approximate pixel scale in arcsec/pixel. Default: the image's WCS or header (FOCALLEN
+        and pixel size); without any, every scale is tried (slower, less robust).
+    band : str, optional
+        Catalog band used to rank stars by brightness (default: the FILTER keyword's band if
+        the catalog has it, else the best-filled ``mag_`` column).
+    shape : tuple, optional
+        ``(ny, nx)`` when a table of sources is given.
+    name : str, optional
+        Name of the image in messages (default: the file name, or 'image').
+    progress : callable, optional
+        ``progress(done, total, message)``; may raise Cancelled.
+    settings : SolveSettings, optional
+        ``scale_range``, ``flip``, ``sip_degree``, ``search_radius``, ``fwhm``,
+        ``false_alarm``, ``min_matches`` (see :class:`SolveSettings`).
+    **keywords
+        Any SolveSettings field, overriding ``settings`` (the keywords this function took).
+
+    Returns
+    -------
+    Solution
+
+    Raises
+    ------
+    AstrometryError
+        No significant solution (wrong field, wrong scale, too few stars): the message says
+        what was tried and what to check.
+    InputError
+        Unusable arguments (no stars, catalog without ra/dec, bad scale).
+    """
+    t0 = time.perf_counter()
+    s = SolveSettings.from_keywords(settings, **keywords)
+    lo, hi = (float(v) for v in s.scale_range)
+    if not (0 < lo <= 1 <= hi):
+        raise InputError(f"scale_range must be (low <= 1, high >= 1); got {s.scale_range!r}")
+    report(progress, 0, _STEPS, "detecting stars")
+    auto_name, src, shape, header, img_wcs = _sources_and_header(ccd_or_sources, shape, s.fwhm)
+    name = name or auto_name
+    if len(src) < 4:
+        raise AstrometryError(f"{name}: only {len(src)} stars detected; at least 4 (better 20) "
+                              "are needed to solve: check the exposure or lower the threshold")
+    report(progress, 1, _STEPS, f"{len(src)} stars; reading catalog")
+    center, scale, hints = _pointing_hints(center, scale, img_wcs, header, shape)
     ra, dec = _catalog_positions(catalog, header)
     mags = _catalog_mags(catalog, band, header)
     good = np.isfinite(ra) & np.isfinite(dec)
@@ -480,23 +646,10 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
         raise InputError(f"the catalog has {int(good.sum())} stars with finite positions; at "
                          "least 4 are needed")
     if center is None:
-        c = SkyCoord(ra[good] * u.deg, dec[good] * u.deg)
-        m = SkyCoord(c.cartesian.mean(), representation_type="cartesian")
-        center = SkyCoord(m.spherical.lon, m.spherical.lat, frame="icrs")
-        hints["center"] = "catalog centre"
+        center, hints["center"] = _catalog_centre(ra[good], dec[good]), "catalog centre"
     if scale is None:
         hints["scale"] = "unknown (all scales tried)"
-    half_diag_pix = 0.5 * math.hypot(nx, ny)
-    if scale is not None:
-        half_diag = half_diag_pix * scale * hi
-        if search_radius is None:
-            uncert = max(half_diag, 600.0)
-        else:
-            uncert = u.Quantity(search_radius, u.deg).to_value(u.arcsec)
-        region = half_diag + uncert
-    else:
-        region = None if search_radius is None else \
-            u.Quantity(search_radius, u.deg).to_value(u.arcsec)
+    region = _search_region(shape, scale, hi, s.search_radius)
     cat = _Catalog(ra, dec, mags, center, region)
     where = (f"within {region / 60:.0f} arcmin of {center.to_string('hmsdms', precision=0)}"
              f" ({hints['center']})" if region else "")
@@ -504,105 +657,27 @@ def solve(ccd_or_sources, catalog, *, center=None, scale=None, scale_range=(0.8,
         raise AstrometryError(
             f"{name}: the catalog has {len(cat)} stars {where}: it does not cover this field; "
             "check --center (or the header RA/DEC) and query the catalog around it")
-
-    src_xy_all = np.column_stack([np.asarray(src["x"], float), np.asarray(src["y"], float)])
-    parity = None if flip is None else (1 if flip else -1)
-    bounds = None if scale is None else (scale * lo, scale * hi)
-    img_area = nx * ny * (scale ** 2 if scale else 1.0)
-
-    # attempts: (number of stars, number of catalog stars) at matched surface density
-    n_all = len(src_xy_all)
-    attempts = []
-    for n_s in (40, 80, 20):
-        n_s = min(n_s, n_all)
-        if scale is not None:
-            n_c = [int(np.clip(round(n_s * cat.area / img_area), n_s // 2, 2000))]
-        else:
-            n_c = [n_s, 3 * n_s, 10 * n_s]
-        for nc in n_c:
-            key = (n_s, min(nc, len(cat)))
-            if key not in attempts:
-                attempts.append(key)
-    report(progress, 2, _STEPS, "matching star patterns")
-    n_v = min(n_all, 200)
-    src_v = src_xy_all[:n_v]
-    n_trials = 0
-    best = (0.0, 0)  # (log10 FA, n matched) of the best rejected candidate
-    rejected = []  # why candidates that passed the pattern test failed the final checks
     fwhm = float(src.meta.get("fwhm", 3.0) or 3.0) if hasattr(src, "meta") else 3.0
-    max_rms_pix = max(1.0, 0.4 * fwhm)
-    degree = sip_degree if sip_degree is None else max(int(sip_degree), 1)
-    cat_table = Table({"ra": cat.ra, "dec": cat.dec})
+    search = _Search(
+        src_xy=np.column_stack([np.asarray(src["x"], float), np.asarray(src["y"], float)]),
+        cat=cat, center=center, shape=shape, scale=scale,
+        bounds=None if scale is None else (scale * lo, scale * hi),
+        parity=None if s.flip is None else (1 if s.flip else -1),
+        degree=s.sip_degree if s.sip_degree is None else max(int(s.sip_degree), 1),
+        max_rms_pix=max(1.0, 0.4 * fwhm), settings=s)
+    report(progress, 2, _STEPS, "matching star patterns")
     final = None
-    for n_s, n_c in attempts:
-        proposals, n_pairs = propose(src_xy_all[:n_s], cat.xy[:n_c], scale_bounds=bounds,
-                                     parity=parity, max_proposals=60)
-        n_trials += max(n_pairs, 1)
-        if not proposals:
-            continue
-        if scale is not None:
-            n_cv = int(np.clip(round(2 * n_v * cat.area / img_area), n_v, len(cat)))
-        else:
-            n_cv = len(cat)
-        cat_v = cat.xy[:n_cv]
-        density = n_cv / cat.area
-        for sim, _votes, tri_src, _tri_cat in proposals:
-            scale_h = scale or sim.scale
-            result, fa, n_m = _verify(sim, src_v, tri_src, cat_v, density, scale_h,
-                                      n_trials)
-            if result is None or fa > math.log10(false_alarm) or n_m < min_matches:
-                if fa < best[0] or (fa == best[0] and n_m > best[1]):
-                    best = (fa, n_m)
-                continue
-            report(progress, 3, _STEPS, "fitting the WCS")
-            final, why = _finish(result, src_v, src_xy_all, cat, cat_table, center, shape,
-                                 degree, n_trials, false_alarm, min_matches, max_rms_pix)
-            if final is not None:
-                break
-            rejected.append(why)
-            if len(rejected) >= 8:
-                break
-        if final is not None or len(rejected) >= 8:
+    for n_s, n_c in _attempts(len(search.src_xy), len(cat), scale, cat.area, search.img_area):
+        final = _try_attempt(search, n_s, n_c, progress)
+        if final is not None or len(search.rejected) >= 8:
             break
     if final is None:
-        s_txt = (f"scale {scale * lo:.3g}-{scale * hi:.3g} arcsec/pixel ({hints['scale']})"
-                 if scale else "any scale")
-        extra = (f"; {len(rejected)} candidate(s) matched the patterns but failed the final "
-                 f"fit ({rejected[0]})" if rejected else "")
-        raise AstrometryError(
-            f"{name}: no astrometric solution: {n_all} stars detected, {len(cat)} catalog "
-            f"stars {where}; tried {n_trials} pattern matches at {s_txt}, "
-            f"{'either parity' if flip is None else ('mirrored' if flip else 'not mirrored')}; "
-            f"the best lined up {best[1]} stars (false-alarm probability 10^{best[0]:.1f}, "
-            f"need < {false_alarm:g}){extra}. Check that the catalog covers this field "
-            "(--center / header RA DEC), the pixel scale (--scale) and that the image shows "
-            "stars")
+        raise _no_solution(name, search, where, hints)
     report(progress, 4, _STEPS, "refined with all stars")
-    fit, f_src, f_cat, quality, fa_final = final
-    w = fit.wcs
-    if scale is not None:
-        s_fit = _pix_scale(w)
-        if not (scale * lo * 0.98 <= s_fit <= scale * hi * 1.02):
-            raise AstrometryError(f"{name}: the solution's scale {s_fit:.4f} arcsec/pixel is "
-                                  f"outside the range asked for ({scale * lo:.4f}-"
-                                  f"{scale * hi:.4f}); widen scale_range")
-    matches = _matches_table(w, src, src_xy_all, f_src, cat, f_cat)
-    cd = w.wcs.cd if w.wcs.has_cd() else w.pixel_scale_matrix
-    flipped = bool(np.linalg.det(cd) > 0)
-    # position angle of +y: direction of (CD[0,1], CD[1,1]) in (east, north)
-    rotation = float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0)
-    c = w.pixel_to_world((nx - 1) / 2.0, (ny - 1) / 2.0)
-    sol = Solution(wcs=w, quality=quality, matches=matches, n_matched=len(matches),
-                   sip_degree=fit.degree, pixel_scale=_pix_scale(w), rotation=rotation,
-                   flipped=flipped, log10_false_alarm=fa_final, center=c.icrs, hints=hints,
-                   elapsed=time.perf_counter() - t0)
+    sol = _solution(name, final, src, search, hints, t0)
     report(progress, 5, _STEPS, "solved")
     log.info("%s: %s (%.2f s)", name, sol, sol.elapsed)
     return sol
-
-
-def _pix_scale(w):
-    return float(np.sqrt(abs(np.linalg.det(w.pixel_scale_matrix))) * 3600.0)
 
 
 def _matches_table(w, src, src_xy, f_src, cat, f_cat):

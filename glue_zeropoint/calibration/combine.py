@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..progress import report
+from ..stats import MAD_TO_SIGMA
 
 __all__ = ["combine_frames", "median_variance_factor", "combine_block", "sorting_network"]
 
@@ -149,7 +150,7 @@ def _combine_kernel(stack, pairs, use_median, nsigma, maxiters, var_a, var_b, us
                     for k in range(m):
                         dev[k] = abs(buf[lo + k, i] - centre)
                     _sort(dev, m)
-                    s = 1.4826 * _median_sorted(dev, 0, m)
+                    s = MAD_TO_SIGMA * _median_sorted(dev, 0, m)
                 if not s > 0.0:
                     break
                 new_lo = lo

@@ -23,6 +23,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from numba import njit, prange
 
 from ..headers import ascii_text
+from ..stats import mad_std
 from .combine import combine_frames, median_variance_factor
 
 __all__ = ["make_master_bias", "make_master_dark", "make_master_flat", "find_hot_pixels",
@@ -198,7 +199,7 @@ def _robust_stats(data, mask=None, max_samples=2 ** 20):
     if values.size == 0:
         return np.nan, np.nan
     median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * 1.4826
+    mad = mad_std(values)
     return median, mad
 
 

@@ -548,174 +548,220 @@ def _record_master(night, out, writer, name, ccd, info, inputs=()):
         writer.submit(ccd, out / f"master_{name}.fits", written)
 
 
+@dataclass
+class _Group:
+    """One calibration group (same shape and binning) while it is calibrated."""
+
+    kinds: dict  # frame kind -> frames
+    entry: dict  # the group's entry in the report
+    suffix: str
+    night: object
+    out: Path | None
+    steps: object
+    writer: object
+    combine: str
+    noise: CameraNoise | None = None
+    bias: object = None
+    darks: list = field(default_factory=list)  # (exptime, master name)
+    flats: dict = field(default_factory=dict)  # filter -> master name
+
+    def skip_step(self, message):
+        self.entry["skipped_steps"].append(message)
+        log.warning("%s: %s", self.entry["name"], message)
+
+    @property
+    def bias_name(self):
+        return ("bias" + self.suffix) if self.bias is not None else None
+
+
 def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, gain,
                      read_noise):
-    report = night.report
     kinds = {k: [f for f in group if f.kind == k] for k in ("bias", "dark", "flat", "light")}
     entry = {"name": _group_label(key), "shape": list(key[0]), "binning": list(key[1]),
              "counts": {k: len(v) for k, v in kinds.items()},
              "filters": sorted({str(f.filter) for f in kinds["flat"] + kinds["light"]}),
              "exptimes": {k: sorted({f.exptime for f in v}) for k, v in kinds.items() if v},
              "skipped_steps": [], "notes": []}
-    report["groups"].append(entry)
-    skipped_steps = entry["skipped_steps"]
+    night.report["groups"].append(entry)
+    g = _Group(kinds=kinds, entry=entry, suffix=suffix, night=night, out=out, steps=steps,
+               writer=writer, combine=combine)
+    if not _group_noise(g, group, gain, read_noise):
+        return
+    _master_bias(g)
+    _master_darks(g)
+    _master_flats(g)
+    _calibrate_lights(g)
 
-    def skip_step(message):
-        skipped_steps.append(message)
-        log.warning("%s: %s", entry["name"], message)
 
+def _group_noise(g, group, gain, read_noise):
+    """Gain and read noise of the group (header or measured); False when the group cannot be
+    calibrated (no lights: skipped; with lights: an InputError)."""
+    entry, report = g.entry, g.night.report
     notes = []
     _check_gains(group, gain, f"group {entry['name']}", entry["notes"])
     noise = _camera_noise(group, gain, read_noise, notes)
     for n in notes:
-        skip_step(n)
+        g.skip_step(n)
     if noise is None or noise.read_noise is None:
         what = "gain" if noise is None else "read noise"
-        if kinds["light"]:
-            first = kinds["light"][0]
+        if g.kinds["light"]:
+            first = g.kinds["light"][0]
             option = "--gain/gain=" if what == "gain" else "--read-noise/read_noise="
             raise InputError(
                 f"{first.path}: no {what} in the headers "
                 f"({'/'.join(GAIN_KEYS if what == 'gain' else READ_NOISE_KEYS)}) "
                 f"and not enough flats and biases (2 + 2) to measure it; pass {option}")
-        skip_step(f"no {what} known and no lights: group not calibrated")
-        steps.sub(len(group))
-        return
+        g.skip_step(f"no {what} known and no lights: group not calibrated")
+        g.steps.sub(len(group))
+        return False
     entry["gain"] = {"value": noise.gain, "source": noise.gain_source, "error": noise.gain_err}
     entry["read_noise"] = {"value": noise.read_noise, "source": noise.read_noise_source,
                            "error": noise.read_noise_err}
-    if report["gain"] is None or not suffix:
+    if report["gain"] is None or not g.suffix:
         report["gain"] = entry["gain"]
         report["read_noise"] = entry["read_noise"]
     log.info("%s: gain %.4g e-/ADU (%s), read noise %.3g e- (%s)", entry["name"], noise.gain,
              noise.gain_source, noise.read_noise, noise.read_noise_source)
+    g.noise = noise
+    return True
 
-    # master bias
-    bias = None
-    if kinds["bias"]:
-        bias = make_master_bias(kinds["bias"], noise, method=combine,
-                                progress=steps.sub(len(kinds["bias"])))
-        _record_master(night, out, writer, "bias" + suffix, bias, {
-            "frames": [f.name for f in kinds["bias"]], "n": len(kinds["bias"]),
-            "method": combine, "exptime": sorted({f.exptime for f in kinds["bias"]})},
-            kinds["bias"])
-        if any(f.exptime > 0 for f in kinds["bias"]):
-            entry["notes"].append(
-                "short darks used as biases: their dark current (rate x "
-                f"{max(f.exptime for f in kinds['bias']):g} s) stays in the master bias")
-    else:
-        skip_step("no bias frames: bias not subtracted (the overscan, where present, is)")
 
-    # master darks, one per exposure time
-    darks = []
+def _master_bias(g):
+    frames = g.kinds["bias"]
+    if not frames:
+        g.skip_step("no bias frames: bias not subtracted (the overscan, where present, is)")
+        return
+    g.bias = make_master_bias(frames, g.noise, method=g.combine,
+                              progress=g.steps.sub(len(frames)))
+    _record_master(g.night, g.out, g.writer, "bias" + g.suffix, g.bias, {
+        "frames": [f.name for f in frames], "n": len(frames),
+        "method": g.combine, "exptime": sorted({f.exptime for f in frames})}, frames)
+    if any(f.exptime > 0 for f in frames):
+        g.entry["notes"].append(
+            "short darks used as biases: their dark current (rate x "
+            f"{max(f.exptime for f in frames):g} s) stays in the master bias")
+
+
+def _master_darks(g):
+    """One master dark per exposure time."""
     by_t = {}
-    for f in kinds["dark"]:
+    for f in g.kinds["dark"]:
         by_t.setdefault(round(f.exptime, 6), []).append(f)
     for t, members in sorted(by_t.items()):
-        name = ("dark" if len(by_t) == 1 else f"dark_{_fmt_t(t)}") + suffix
-        dark = make_master_dark(members, bias, noise, method=combine,
-                                progress=steps.sub(len(members)))
-        _record_master(night, out, writer, name, dark, {
-            "frames": [f.name for f in members], "n": len(members), "method": combine,
+        name = ("dark" if len(by_t) == 1 else f"dark_{_fmt_t(t)}") + g.suffix
+        dark = make_master_dark(members, g.bias, g.noise, method=g.combine,
+                                progress=g.steps.sub(len(members)))
+        _record_master(g.night, g.out, g.writer, name, dark, {
+            "frames": [f.name for f in members], "n": len(members), "method": g.combine,
             "exptime": t, "unit": "electron / s", "hot_pixels": int(dark.mask.sum()),
-            "bias_subtracted": bias is not None}, members)
-        darks.append((t, name))
-    if not kinds["dark"]:
-        skip_step("no dark frames: dark current not subtracted, hot pixels not flagged")
+            "bias_subtracted": g.bias is not None}, members)
+        g.darks.append((t, name))
+    if not g.kinds["dark"]:
+        g.skip_step("no dark frames: dark current not subtracted, hot pixels not flagged")
 
-    # master flats, one per filter
-    flats = {}
+
+def _master_flats(g):
+    """One master flat per filter (with the dark closest in exposure time)."""
+    night = g.night
     by_filter = {}
-    for f in kinds["flat"]:
+    for f in g.kinds["flat"]:
         by_filter.setdefault(f.filter, []).append(f)
     for filt, members in by_filter.items():
         t_f = float(np.median([f.exptime for f in members]))
-        dark_name, how = _pick_dark(darks, t_f, bias is not None)
+        dark_name, how = _pick_dark(g.darks, t_f, g.bias is not None)
         dark = night.masters.get(dark_name) if dark_name else None
-        flat, info = make_master_flat(members, bias, dark, noise, method=combine,
-                                      progress=steps.sub(len(members)))
-        report["skipped"] += info["skipped"]
+        flat, info = make_master_flat(members, g.bias, dark, g.noise, method=g.combine,
+                                      progress=g.steps.sub(len(members)))
+        night.report["skipped"] += info["skipped"]
         if flat is None:
-            skip_step(f"no usable flat of filter {filt!r}")
+            g.skip_step(f"no usable flat of filter {filt!r}")
             continue
-        name = f"flat_{filt if filt is not None else 'none'}{suffix}"
-        _record_master(night, out, writer, name, flat, {
-            "frames": info["used"], "n": len(info["used"]), "method": combine, "filter": filt,
+        name = f"flat_{filt if filt is not None else 'none'}{g.suffix}"
+        _record_master(night, g.out, g.writer, name, flat, {
+            "frames": info["used"], "n": len(info["used"]), "method": g.combine, "filter": filt,
             "levels_e": info["levels"], "dark": dark_name, "dark_match": how,
-            "bias": ("bias" + suffix) if bias is not None else None,
-            "low_response_pixels": int(flat.mask.sum()),
+            "bias": g.bias_name, "low_response_pixels": int(flat.mask.sum()),
             "nonpositive_pixels": info["n_nonpositive"]}, members)
-        flats[filt] = name
+        g.flats[filt] = name
 
-    # lights
-    n_pixels = sum(int(np.prod(f.shape)) for f in kinds["light"])
+
+def _calibrate_lights(g):
+    """Calibrate (or reuse) every light, in filter and exposure order (so prepared masters
+    are shared), and report them in file order."""
+    night, out = g.night, g.out
+    n_pixels = sum(int(np.prod(f.shape)) for f in g.kinds["light"])
     memmap = out is not None and n_pixels * 9 > IN_MEMORY_BYTES
-    prepared = None
-    cal_frames = kinds["bias"] + kinds["dark"] + kinds["flat"]
+    cal_frames = g.kinds["bias"] + g.kinds["dark"] + g.kinds["flat"]
     done = []  # (file order, ccd, report entry): calibrated grouped by filter and exposure
-    order = {id(f): i for i, f in enumerate(kinds["light"])}
-    for frame in sorted(kinds["light"], key=lambda f: (str(f.filter), f.exptime)):
-        dark_name, how = _pick_dark(darks, frame.exptime, bias is not None)
-        flat_name = flats.get(frame.filter)
-        masters = {"bias": bias, "dark": night.masters.get(dark_name) if dark_name else None,
-                   "flat": night.masters.get(flat_name) if flat_name else None}
-        key = (id(bias), id(masters["dark"]), id(masters["flat"]), float(frame.exptime),
-               noise.gain, noise.read_noise)
-        reused = None
-        if out is not None:
-            run = night._run
-            zpkey = _light_key(run, frame, cal_frames, suffix)
-            reused = _reusable(out / frame.product_name, zpkey, memmap)
-            used = [m for m in (bias is not None and ("bias" + suffix), dark_name, flat_name)
-                    if m]
-            run["keys"][frame.product_name] = {"kind": "light", "key": zpkey,
-                                               "inputs": [frame.path],
-                                               "masters": [f"master_{m}.fits" for m in used]}
-        if reused is not None:
-            ccd, counts = reused
-            run["reused"].append(frame.product_name)
-            run["keys"][frame.product_name]["run"] = ccd.meta.get(RUN_KEY)
-        else:
-            if prepared is None or prepared["key"] != key:
-                prepared = None  # free the previous one first
-                prepared = prepare_masters(noise, frame.exptime, **masters)
-            ccd, counts = calibrate_light(frame, noise, prepared=prepared, **masters)
-            _annotate(ccd, frame, noise, bias is not None and ("bias" + suffix), dark_name,
-                      how, flat_name, counts, out)
-            if out is not None:
-                ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
-                ccd.meta[RUN_KEY] = (night._run["id"], "run that wrote it")
-                ccd.meta[INPUTS_KEY] = (zpkey, "inputs hash")
-        light_entry = {
-            "file": str(frame.path.name), "path": str(frame.path), "filter": frame.filter,
-            "exptime": frame.exptime, "bias": ("bias" + suffix) if bias is not None else None,
-            "dark": dark_name, "dark_match": how, "flat": flat_name,
-            "flat_match": (f"flat of filter {frame.filter!r}" if flat_name else
-                           f"no flat of filter {frame.filter!r}: not flat-fielded"),
-            "masked": counts}
-        if flat_name is None:
-            skip_step(f"{frame.name}: no flat of filter {frame.filter!r}; not flat-fielded")
-        item = [order[id(frame)], ccd, light_entry]
+    order = {id(f): i for i, f in enumerate(g.kinds["light"])}
+    prepared = [None]  # the masters prepared for the last light (shared by the next ones)
+    for frame in sorted(g.kinds["light"], key=lambda f: (str(f.filter), f.exptime)):
+        item = [order[id(frame)], *_calibrate_one(g, frame, cal_frames, memmap, prepared)]
         done.append(item)
-        if reused is not None:
-            night.products.append(out / frame.product_name)
-            light_entry["product"] = frame.product_name
-            light_entry["reused"] = True
-        elif out is not None:
+        if out is not None and not item[2].get("reused"):
             def written(path, item=item):
                 night.products.append(path)
                 item[2]["product"] = path.name
                 if memmap:  # keep memory bounded over many big lights
                     item[1] = read_product(path, memmap=True)
 
-            writer.submit(ccd, out / frame.product_name, written)
-        del ccd
-        steps.step(f"calibrated {frame.name}")
-    if writer is not None:
-        writer.wait()
+            g.writer.submit(item[1], out / frame.product_name, written)
+        g.steps.step(f"calibrated {frame.name}")
+    if g.writer is not None:
+        g.writer.wait()
     for _, ccd, light_entry in sorted(done, key=lambda item: item[0]):
         night.lights.append(ccd)
-        report["lights"].append(light_entry)
+        night.report["lights"].append(light_entry)
+
+
+def _calibrate_one(g, frame, cal_frames, memmap, prepared):
+    """(calibrated light, its report entry): a product reused when its inputs did not
+    change, else calibrated with the group's masters."""
+    night, out, noise, bias = g.night, g.out, g.noise, g.bias
+    dark_name, how = _pick_dark(g.darks, frame.exptime, bias is not None)
+    flat_name = g.flats.get(frame.filter)
+    masters = {"bias": bias, "dark": night.masters.get(dark_name) if dark_name else None,
+               "flat": night.masters.get(flat_name) if flat_name else None}
+    key = (id(bias), id(masters["dark"]), id(masters["flat"]), float(frame.exptime),
+           noise.gain, noise.read_noise)
+    reused = None
+    if out is not None:
+        run = night._run
+        zpkey = _light_key(run, frame, cal_frames, g.suffix)
+        reused = _reusable(out / frame.product_name, zpkey, memmap)
+        used = [m for m in (g.bias_name, dark_name, flat_name) if m]
+        run["keys"][frame.product_name] = {"kind": "light", "key": zpkey,
+                                           "inputs": [frame.path],
+                                           "masters": [f"master_{m}.fits" for m in used]}
+    if reused is not None:
+        ccd, counts = reused
+        run["reused"].append(frame.product_name)
+        run["keys"][frame.product_name]["run"] = ccd.meta.get(RUN_KEY)
+    else:
+        if prepared[0] is None or prepared[0]["key"] != key:
+            prepared[0] = None  # free the previous one first
+            prepared[0] = prepare_masters(noise, frame.exptime, **masters)
+        ccd, counts = calibrate_light(frame, noise, prepared=prepared[0], **masters)
+        _annotate(ccd, frame, noise, g.bias_name or False, dark_name, how, flat_name, counts,
+                  out)
+        if out is not None:
+            ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
+            ccd.meta[RUN_KEY] = (night._run["id"], "run that wrote it")
+            ccd.meta[INPUTS_KEY] = (zpkey, "inputs hash")
+    light_entry = {
+        "file": str(frame.path.name), "path": str(frame.path), "filter": frame.filter,
+        "exptime": frame.exptime, "bias": g.bias_name, "dark": dark_name, "dark_match": how,
+        "flat": flat_name,
+        "flat_match": (f"flat of filter {frame.filter!r}" if flat_name else
+                       f"no flat of filter {frame.filter!r}: not flat-fielded"),
+        "masked": counts}
+    if flat_name is None:
+        g.skip_step(f"{frame.name}: no flat of filter {frame.filter!r}; not flat-fielded")
+    if reused is not None:
+        night.products.append(out / frame.product_name)
+        light_entry["product"] = frame.product_name
+        light_entry["reused"] = True
+    return ccd, light_entry
 
 
 def _product_names(frames, root):

@@ -2,12 +2,14 @@
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from .._settings import Settings
 from ..exceptions import CatalogError, CatalogServiceError
 from ..io import human_age
 from ..progress import report
@@ -16,7 +18,7 @@ from .config import offline_from_env
 from .files import read_catalog
 from .specs import default_catalogs_for_band, spec_for
 
-__all__ = ["get_catalog", "field_of", "parse_spec"]
+__all__ = ["get_catalog", "field_of", "parse_spec", "QuerySettings"]
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,37 @@ def _one(service, catalog, center, radius, *, offline, cache, timeout, row_limit
     return table
 
 
-def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, timeout=None,
-                progress=None, row_limit=None, refresh=False, allow_empty=False):
+@dataclass
+class QuerySettings(Settings):
+    """How catalogs are queried (serialisable with :meth:`to_dict`/:meth:`from_dict`).
+
+    Attributes
+    ----------
+    offline : bool
+        Use only the cache and local files (also set by ``GLUE_ZEROPOINT_OFFLINE=1``). An
+        offline query is also answered by a cached cone of the same catalog that contains the
+        asked one.
+    cache : `CatalogCache`, path, None or False
+        None: the default cache (``GLUE_ZEROPOINT_CACHE_DIR``); False: no cache.
+    timeout : float, optional
+        Seconds per HTTP request before giving up. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
+        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
+        ``--timeout``).
+    row_limit : int, optional
+        Row limit of the query (default :data:`~glue_zeropoint.catalogs.services.DEFAULT_ROW_LIMIT`).
+    refresh : bool
+        Query even when a fresh cached answer exists.
+    """
+
+    offline: bool = False
+    cache: object = None
+    timeout: float | None = None
+    row_limit: int | None = None
+    refresh: bool = False
+
+
+def get_catalog(spec, center, radius, *, band=None, allow_empty=False, progress=None,
+                settings=None, **keywords):
     """The reference stars of a field as a normalised table.
 
     Parameters
@@ -181,24 +212,15 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
     band : str, optional
         Needed for ``'default'``; when given, the result must have the band (a default
         catalog without it is skipped).
-    offline : bool, optional
-        Use only the cache and local files (also set by ``GLUE_ZEROPOINT_OFFLINE=1``). An
-        offline query is also answered by a cached cone of the same catalog that contains the
-        asked one.
-    cache : `CatalogCache`, path, None or False
-        None: the default cache (``GLUE_ZEROPOINT_CACHE_DIR``); False: no cache.
-    timeout : float, optional
-        Seconds per HTTP request before giving up. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
-        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
-        ``--timeout``).
-    progress : callable, optional
-        ``progress(done, total, message)``.
-    row_limit : int, optional
-        Row limit of the query (default :data:`~glue_zeropoint.catalogs.services.DEFAULT_ROW_LIMIT`).
-    refresh : bool
-        Query even when a fresh cached answer exists.
     allow_empty : bool
         Return an empty table instead of raising when SIMBAD knows no object in the cone.
+    progress : callable, optional
+        ``progress(done, total, message)``.
+    settings : QuerySettings, optional
+        ``offline``, ``cache``, ``timeout``, ``row_limit``, ``refresh`` (see
+        :class:`QuerySettings`).
+    **keywords
+        Any QuerySettings field, overriding ``settings`` (the keywords this function took).
 
     Returns
     -------
@@ -218,8 +240,9 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
     from .normalize import require_band
     from .services import DEFAULT_ROW_LIMIT
 
-    offline = bool(offline) or offline_from_env()
-    row_limit = DEFAULT_ROW_LIMIT if row_limit is None else int(row_limit)
+    s = QuerySettings.from_keywords(settings, **keywords)
+    offline = bool(s.offline) or offline_from_env()
+    row_limit = DEFAULT_ROW_LIMIT if s.row_limit is None else int(s.row_limit)
     kind, value = parse_spec(spec)
     if kind == "file":
         report(progress, 0, 1, f"reading {value.name}")
@@ -232,13 +255,14 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
         raise CatalogError("the field centre must be a SkyCoord (names are not resolved)")
     center = center.icrs
     radius = u.Quantity(radius).to(u.deg)
-    cache = _resolve_cache(cache)
+    cache = _resolve_cache(s.cache)
+    timeout = s.timeout
     if timeout is None:
         from .config import default_timeout
 
         timeout = default_timeout()
     common = dict(offline=offline, cache=cache, timeout=timeout, row_limit=row_limit,
-                  refresh=refresh, allow_empty=allow_empty, progress=progress)
+                  refresh=s.refresh, allow_empty=allow_empty, progress=progress)
     if kind == "simbad":
         table = _one("simbad", "simbad", center, radius, step=0, steps=1, **common)
         if band is not None:
@@ -249,7 +273,14 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
         if band is not None:
             require_band(table, band)
         return table
-    # default: best catalog for the band, falling back to the next one
+    return _default_catalog(band, center, radius, common)
+
+
+def _default_catalog(band, center, radius, common):
+    """The best default catalog for the band, falling back to the next one (a service that
+    failed answers the rest only from the cache)."""
+    from .normalize import require_band
+
     candidates = default_catalogs_for_band(band)
     failures = []
     service_error = None  # the service is down or slow: only cached answers for the rest
@@ -263,7 +294,7 @@ def get_catalog(spec, center, radius, *, band=None, offline=False, cache=None, t
             require_band(table, band)
             if step:
                 warnings.warn(f"default catalog for band {band}: using {catalog} because "
-                              f"{'; '.join(failures)}", stacklevel=2)
+                              f"{'; '.join(failures)}", stacklevel=3)
             table.meta["default_for_band"] = band
             return table
         except CatalogServiceError as err:

@@ -28,7 +28,7 @@ from astropy.time import Time
 
 from ..exceptions import CatalogError, InputError
 
-__all__ = ["crossmatch", "propagate_proper_motion", "estimate_match_radius", "MATCH_OK",
+__all__ = ["crossmatch", "add_fit_meta", "propagate_proper_motion", "estimate_match_radius", "MATCH_OK",
            "MATCH_NONE", "MATCH_AMBIGUOUS"]
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,44 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
     >>> [str(v) for v in crossmatch(src, cat, radius=2.0)['match']]
     ['ok', 'none']
     """
+    _check_inputs(sources, catalog, ambiguity_factor)
+    if obstime is None:
+        obstime = sources.meta.get("date_obs") or sources.meta.get("DATE-OBS")
+    t = _julian_year(obstime) if obstime is not None else None
+    cra, cdec = propagate_proper_motion(catalog, t)
+    sra, sdec = _as_float(sources["ra"]), _as_float(sources["dec"])
+    idx, sep, d2 = _nearest_pairs(sra, sdec, cra, cdec, catalog)
+    pixel_scale = pixel_scale or sources.meta.get("pixel_scale")
+    search = 10.0 if not pixel_scale else max(10.0, 5.0 * float(pixel_scale))
+    min_radius = 1.0 if not pixel_scale else max(1.0, float(pixel_scale))
+    r_arcsec, sigma, method = _match_radius(radius, sep, search, min_radius)
+    status = _match_status(idx, sep, d2, r_arcsec, ambiguity_factor)
+    sgood = np.isfinite(sra) & np.isfinite(sdec)
+    idx[status == MATCH_NONE] = -1
+    out = _joined_table(sources, catalog, idx, cra, cdec)
+    sep_out = np.where(sgood, sep, np.nan)
+    out["cat_index"] = idx
+    out["sep_arcsec"] = sep_out
+    out["sep2_arcsec"] = np.where(sgood & np.isfinite(d2), d2, np.nan)
+    out["sep2_arcsec"].description = ("separation of the second-nearest catalog star (a match "
+                                      "is ambiguous when it is within ambiguity_factor radii)")
+    out["match"] = status.astype(str)
+    okm = status == MATCH_OK
+    dra, ddec = _median_offset(sra, sdec, cra, cdec, idx, okm)
+    out.meta = dict(sources.meta)
+    out.meta["crossmatch"] = {
+        "radius_arcsec": r_arcsec, "radius_method": method, "sigma_arcsec": sigma,
+        "search_radius_arcsec": search, "obstime": t,
+        "ambiguity_factor": float(ambiguity_factor),
+        "n_ok": int(okm.sum()), "n_none": int((status == MATCH_NONE).sum()),
+        "n_ambiguous": int((status == MATCH_AMBIGUOUS).sum()),
+        "median_sep_arcsec": float(np.nanmedian(sep_out)) if np.isfinite(sep_out).any() else float("nan"),
+        "offset_ra_arcsec": dra, "offset_dec_arcsec": ddec,
+        "catalog": str(catalog.meta.get("catalog", "")), "n_catalog": len(catalog)}
+    return out
+
+
+def _check_inputs(sources, catalog, ambiguity_factor):
     for name in ("ra", "dec"):
         if name not in sources.colnames:
             raise InputError(f"sources: no {name!r} column (columns: {sources.colnames}); "
@@ -221,24 +259,19 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
                                "column; normalise it first (catalogs.normalize_catalog)")
     if not ambiguity_factor >= 1.0:
         raise InputError(f"ambiguity_factor must be >= 1, got {ambiguity_factor!r}")
-    if obstime is None:
-        obstime = sources.meta.get("date_obs") or sources.meta.get("DATE-OBS")
-    t = _julian_year(obstime) if obstime is not None else None
-    cra, cdec = propagate_proper_motion(catalog, t)
+
+
+def _nearest_pairs(sra, sdec, cra, cdec, catalog):
+    """(catalog row, separation, separation of the second nearest) of each source (-1, NaN,
+    inf for a source without a finite position)."""
     cgood = np.isfinite(cra) & np.isfinite(cdec)
     if not cgood.any():
         raise CatalogError(f"catalog {catalog.meta.get('catalog', '')!s}: no finite position")
     if not cgood.all():
         log.warning("catalog: %d rows without a finite position ignored", (~cgood).sum())
     cidx = np.nonzero(cgood)[0]
-    sra = _as_float(sources["ra"])
-    sdec = _as_float(sources["dec"])
     sgood = np.isfinite(sra) & np.isfinite(sdec)
-    n = len(sources)
-    pixel_scale = pixel_scale or sources.meta.get("pixel_scale")
-    search = 10.0 if not pixel_scale else max(10.0, 5.0 * float(pixel_scale))
-    min_radius = 1.0 if not pixel_scale else max(1.0, float(pixel_scale))
-
+    n = sra.size
     idx = np.full(n, -1)
     sep = np.full(n, np.nan)
     d2 = np.full(n, np.inf)  # separation to the second-nearest catalog star
@@ -247,23 +280,31 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
         idx[sgood] = cidx[i1]
         sep[sgood] = s1
         d2[sgood] = s2
+    return idx, sep, d2
 
+
+def _match_radius(radius, sep, search, min_radius):
+    """(radius in arcsec, sigma of the separations or NaN, how it was chosen)."""
     if radius is None:
         r_arcsec, sigma = estimate_match_radius(sep, search, min_radius)
         method = (f"5 sigma of the separations (sigma {sigma:.3g} arcsec from their median)"
                   if math.isfinite(sigma) else "search radius (too few pairs to measure)")
-    else:
-        r_arcsec = float(radius.to_value(u.arcsec)) if hasattr(radius, "unit") else float(radius)
-        sigma = float("nan")
-        method = "given"
-        if not (r_arcsec > 0 and math.isfinite(r_arcsec)):
-            raise InputError(f"radius must be a positive angle (arcsec), got {radius!r}")
+        return r_arcsec, sigma, method
+    r_arcsec = float(radius.to_value(u.arcsec)) if hasattr(radius, "unit") else float(radius)
+    if not (r_arcsec > 0 and math.isfinite(r_arcsec)):
+        raise InputError(f"radius must be a positive angle (arcsec), got {radius!r}")
+    return r_arcsec, float("nan"), "given"
 
+
+def _match_status(idx, sep, d2, r_arcsec, ambiguity_factor):
+    """``'ok'``, ``'none'`` or ``'ambiguous'`` (a second catalog star within the ambiguity
+    radius, or the farther of two sources on one catalog star) per source."""
+    n = idx.size
     status = np.full(n, MATCH_NONE, dtype=object)
-    ok = sgood & (sep <= r_arcsec)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(sep) & (sep <= r_arcsec)
     status[ok] = MATCH_OK
     amb = ok & (d2 <= ambiguity_factor * r_arcsec)
-    # two sources on one catalog star: the farther one is ambiguous
     matched = np.nonzero(ok)[0]
     if matched.size:
         order = matched[np.lexsort((sep[matched], idx[matched]))]
@@ -272,9 +313,12 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
         dup[order[1:][same]] = True
         amb |= dup
     status[amb] = MATCH_AMBIGUOUS
-    idx[~ok] = -1
-    sep_out = np.where(sgood, sep, np.nan)
+    return status
 
+
+def _joined_table(sources, catalog, idx, cra, cdec):
+    """The sources with the matched catalog row's columns (``cat_<name>``, masked where no
+    match) and the catalog position at the observation date."""
     out = Table(sources, copy=True)
     take = np.where(idx >= 0, idx, 0)
     nomatch = idx < 0
@@ -294,28 +338,33 @@ def crossmatch(sources, catalog, *, radius=None, obstime=None, ambiguity_factor=
                                      description="catalog RA at the observation date")
     out["cat_dec_obs"] = MaskedColumn(cdec[take], mask=nomatch, unit=u.deg,
                                       description="catalog Dec at the observation date")
-    out["cat_index"] = idx
-    out["sep_arcsec"] = sep_out
-    out["sep2_arcsec"] = np.where(sgood & np.isfinite(d2), d2, np.nan)
-    out["sep2_arcsec"].description = ("separation of the second-nearest catalog star (a match "
-                                      "is ambiguous when it is within ambiguity_factor radii)")
-    out["match"] = status.astype(str)
-    okm = status == MATCH_OK
-    if okm.any():
-        cosd = np.cos(np.deg2rad(sdec[okm]))
-        dra = float(np.median((sra[okm] - cra[idx[okm]] + 180.0) % 360.0 - 180.0) * 3600.0
-                    * np.median(cosd))
-        ddec = float(np.median(sdec[okm] - cdec[idx[okm]]) * 3600.0)
-    else:
-        dra = ddec = float("nan")
-    out.meta = dict(sources.meta)
-    out.meta["crossmatch"] = {
-        "radius_arcsec": r_arcsec, "radius_method": method, "sigma_arcsec": sigma,
-        "search_radius_arcsec": search, "obstime": t,
-        "ambiguity_factor": float(ambiguity_factor),
-        "n_ok": int(okm.sum()), "n_none": int((status == MATCH_NONE).sum()),
-        "n_ambiguous": int((status == MATCH_AMBIGUOUS).sum()),
-        "median_sep_arcsec": float(np.nanmedian(sep_out)) if np.isfinite(sep_out).any() else float("nan"),
-        "offset_ra_arcsec": dra, "offset_dec_arcsec": ddec,
-        "catalog": str(catalog.meta.get("catalog", "")), "n_catalog": len(catalog)}
     return out
+
+
+def _median_offset(sra, sdec, cra, cdec, idx, okm):
+    """Median (RA cos Dec, Dec) offset in arcsec of the sources from their matches."""
+    if not okm.any():
+        return float("nan"), float("nan")
+    cosd = np.cos(np.deg2rad(sdec[okm]))
+    dra = float(np.median((sra[okm] - cra[idx[okm]] + 180.0) % 360.0 - 180.0) * 3600.0
+                * np.median(cosd))
+    ddec = float(np.median(sdec[okm] - cdec[idx[okm]]) * 3600.0)
+    return dra, ddec
+
+
+def add_fit_meta(matches, catalog, *, name=None, aperture=None):
+    """Put into ``matches.meta`` what the zero-point fit reads besides the columns, the same
+    way for the headless pipeline and the Glue viewer: the catalog ``name``, the catalog's
+    ``zp_systematic`` (unless already there) and, from ``aperture`` (a dict such as a Glue
+    stars dataset's ``meta['zp_aperture']``), ``aperture_correction`` and its error (the
+    fluxes are aperture-corrected: the fit needs them for the total error). Returns
+    ``matches``."""
+    if name is not None:
+        matches.meta["catalog"] = name
+    meta = getattr(catalog, "meta", None) or {}
+    if "zp_systematic" in meta and "zp_systematic" not in matches.meta:
+        matches.meta["zp_systematic"] = meta["zp_systematic"]
+    for key in ("aperture_correction", "aperture_correction_err"):
+        if aperture and key in aperture:
+            matches.meta[key] = aperture[key]
+    return matches

@@ -46,6 +46,7 @@ about 0.1 arcsec/yr may be left unidentified.
 
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
@@ -185,80 +186,23 @@ def identify(stars, simbad_table, *, radius=None, obstime=None, mark_catalog=Non
     simbad = _as_simbad_table(simbad_table)
     n = len(stars)
     out = Table(stars, copy=True)
-    ids = np.array([""] * n, dtype=object)
-    otypes = np.array([""] * n, dtype=object)
-    sep = np.full(n, np.nan)
-    status = np.full(n, MATCH_NONE, dtype=object)
-    variable = np.zeros(n, bool)
-    nonstellar = np.zeros(n, bool)
-    radius_arcsec = float("nan")
-    method = "no SIMBAD object in the field" if n else "no stars"
-    usable = len(simbad) > 0 and n > 0
-    if usable:
-        cra = np.asarray(simbad["ra"], float)
-        cdec = np.asarray(simbad["dec"], float)
-        usable = bool(np.any(np.isfinite(cra) & np.isfinite(cdec)))
-        if not usable:
-            raise CatalogError("SIMBAD answer: no object has a finite position; the answer is "
-                               "damaged: query again (refresh) or clear the catalog cache")
-    if usable:
-        positions = Table({"ra": stars["ra"], "dec": stars["dec"]},
-                          meta={k: stars.meta[k] for k in ("date_obs", "DATE-OBS",
-                                                            "pixel_scale")
-                                if k in stars.meta})
-        xm = crossmatch(positions, simbad, radius=radius, obstime=obstime)
-        info = xm.meta["crossmatch"]
-        if radius is None and not math.isfinite(info["sigma_arcsec"]):
-            fallback = max(FALLBACK_RADIUS_ARCSEC,
-                           float(positions.meta.get("pixel_scale") or 0.0))
-            xm = crossmatch(positions, simbad, radius=fallback, obstime=obstime)
-            info = xm.meta["crossmatch"]
-            info["radius_method"] = (f"{fallback:g} arcsec (too few pairs to measure the "
-                                     "radius)")
-        radius_arcsec, method = float(info["radius_arcsec"]), str(info["radius_method"])
-        status = np.asarray(xm["match"]).astype(object)
-        found = status != MATCH_NONE
-        index = np.asarray(xm["cat_index"])
-        sim_ids = _strings(simbad["id"], len(simbad))
-        sim_otypes = _strings(simbad["otype"] if "otype" in simbad.colnames else None,
-                              len(simbad))
-        sim_var = _bools(simbad["variable"] if "variable" in simbad.colnames else None,
-                         len(simbad))
-        sim_non = _bools(simbad["nonstellar"] if "nonstellar" in simbad.colnames else None,
-                         len(simbad))
-        rows = index[found]
-        ids[found] = sim_ids[rows]
-        otypes[found] = sim_otypes[rows]
-        sep[found] = np.asarray(xm["sep_arcsec"], float)[found]
-        variable[found] = sim_var[rows] | np.array([is_variable(t) for t in otypes[found]],
-                                                   dtype=bool)
-        nonstellar[found] = sim_non[rows] | np.array([is_nonstellar(t)
-                                                      for t in otypes[found]], dtype=bool)
-
-    _set_column(out, "simbad_id", np.array(list(ids), dtype=str) if n else np.array([], "<U1"),
-                "SIMBAD main identifier ('' when none)")
-    _set_column(out, "simbad_otype",
-                np.array(list(otypes), dtype=str) if n else np.array([], "<U1"),
-                "SIMBAD object type ('' when none)")
-    _set_column(out, "simbad_sep_arcsec", sep, "distance to the SIMBAD object", unit=u.arcsec)
-    _set_column(out, "simbad_match",
-                np.array(list(status), dtype=str) if n else np.array([], "<U1"),
-                "SIMBAD match: ok, ambiguous or none")
-    _set_column(out, "variable", variable, "SIMBAD: known or suspected variable")
-    _set_column(out, "nonstellar", nonstellar, "SIMBAD: not a star (galaxy, cluster, nebula)")
-
+    found = _Identified.empty(n)
+    if _usable(simbad, n):
+        found = _match_simbad(stars, simbad, radius, obstime)
+    _identification_columns(out, found, n)
     if mark_catalog is None:
         mark_catalog = "cat_variable" in out.colnames or "cat_nonstellar" in out.colnames
     marked = {}
     if mark_catalog:
-        for name, flags in (("cat_variable", variable), ("cat_nonstellar", nonstellar)):
+        for name, flags in (("cat_variable", found.variable),
+                            ("cat_nonstellar", found.nonstellar)):
             if name not in out.colnames:
                 out[name] = MaskedColumn(np.zeros(n, bool), mask=np.ones(n, bool))
             marked[name] = _mark(out, name, flags)
-
     smeta = simbad.meta or {}
+    status, variable, nonstellar = found.status, found.variable, found.nonstellar
     out.meta["identify"] = {
-        "radius_arcsec": radius_arcsec, "radius_method": method, "n_stars": n,
+        "radius_arcsec": found.radius_arcsec, "radius_method": found.method, "n_stars": n,
         "n_identified": int(np.sum(status != MATCH_NONE)),
         "n_ambiguous": int(np.sum(status == "ambiguous")),
         "n_variable": int(variable.sum()), "n_nonstellar": int(nonstellar.sum()),
@@ -270,8 +214,92 @@ def identify(stars, simbad_table, *, radius=None, obstime=None, mark_catalog=Non
     }
     log.info("SIMBAD identification: %d of %d stars identified (%d variable, %d non-stellar), "
              "radius %.2f arcsec", out.meta["identify"]["n_identified"], n, variable.sum(),
-             nonstellar.sum(), radius_arcsec)
+             nonstellar.sum(), found.radius_arcsec)
     return out
+
+
+@dataclass
+class _Identified:
+    """Per star: SIMBAD id, object type, separation, match status, variable, non-stellar;
+    and the match radius used and how it was chosen."""
+
+    ids: np.ndarray
+    otypes: np.ndarray
+    sep: np.ndarray
+    status: np.ndarray
+    variable: np.ndarray
+    nonstellar: np.ndarray
+    radius_arcsec: float
+    method: str
+
+    @classmethod
+    def empty(cls, n):
+        return cls(ids=np.array([""] * n, dtype=object), otypes=np.array([""] * n, dtype=object),
+                   sep=np.full(n, np.nan), status=np.full(n, MATCH_NONE, dtype=object),
+                   variable=np.zeros(n, bool), nonstellar=np.zeros(n, bool),
+                   radius_arcsec=float("nan"),
+                   method="no SIMBAD object in the field" if n else "no stars")
+
+
+def _usable(simbad, n):
+    """True when there are stars and SIMBAD objects (CatalogError: none with a position)."""
+    if not (len(simbad) > 0 and n > 0):
+        return False
+    cra = np.asarray(simbad["ra"], float)
+    cdec = np.asarray(simbad["dec"], float)
+    if not np.any(np.isfinite(cra) & np.isfinite(cdec)):
+        raise CatalogError("SIMBAD answer: no object has a finite position; the answer is "
+                           "damaged: query again (refresh) or clear the catalog cache")
+    return True
+
+
+def _match_simbad(stars, simbad, radius, obstime):
+    """Crossmatch the stars with the SIMBAD objects (a fallback radius when too few pairs to
+    measure one); the :class:`_Identified` of each star."""
+    n = len(stars)
+    found = _Identified.empty(n)
+    positions = Table({"ra": stars["ra"], "dec": stars["dec"]},
+                      meta={k: stars.meta[k] for k in ("date_obs", "DATE-OBS", "pixel_scale")
+                            if k in stars.meta})
+    xm = crossmatch(positions, simbad, radius=radius, obstime=obstime)
+    info = xm.meta["crossmatch"]
+    if radius is None and not math.isfinite(info["sigma_arcsec"]):
+        fallback = max(FALLBACK_RADIUS_ARCSEC, float(positions.meta.get("pixel_scale") or 0.0))
+        xm = crossmatch(positions, simbad, radius=fallback, obstime=obstime)
+        info = xm.meta["crossmatch"]
+        info["radius_method"] = f"{fallback:g} arcsec (too few pairs to measure the radius)"
+    found.radius_arcsec, found.method = float(info["radius_arcsec"]), str(info["radius_method"])
+    found.status = np.asarray(xm["match"]).astype(object)
+    hit = found.status != MATCH_NONE
+    rows = np.asarray(xm["cat_index"])[hit]
+    m = len(simbad)
+
+    def column(name):
+        return simbad[name] if name in simbad.colnames else None
+
+    found.ids[hit] = _strings(simbad["id"], m)[rows]
+    found.otypes[hit] = _strings(column("otype"), m)[rows]
+    found.sep[hit] = np.asarray(xm["sep_arcsec"], float)[hit]
+    otypes = found.otypes[hit]
+    found.variable[hit] = _bools(column("variable"), m)[rows] | np.array(
+        [is_variable(t) for t in otypes], dtype=bool)
+    found.nonstellar[hit] = _bools(column("nonstellar"), m)[rows] | np.array(
+        [is_nonstellar(t) for t in otypes], dtype=bool)
+    return found
+
+
+def _identification_columns(out, found, n):
+    def text(values):
+        return np.array(list(values), dtype=str) if n else np.array([], "<U1")
+
+    _set_column(out, "simbad_id", text(found.ids), "SIMBAD main identifier ('' when none)")
+    _set_column(out, "simbad_otype", text(found.otypes), "SIMBAD object type ('' when none)")
+    _set_column(out, "simbad_sep_arcsec", found.sep, "distance to the SIMBAD object",
+                unit=u.arcsec)
+    _set_column(out, "simbad_match", text(found.status), "SIMBAD match: ok, ambiguous or none")
+    _set_column(out, "variable", found.variable, "SIMBAD: known or suspected variable")
+    _set_column(out, "nonstellar", found.nonstellar,
+                "SIMBAD: not a star (galaxy, cluster, nebula)")
 
 
 def _field_of_stars(stars, margin=1 * u.arcmin):
@@ -289,9 +317,8 @@ def _field_of_stars(stars, margin=1 * u.arcmin):
     return center, radius
 
 
-def identify_field(stars, center=None, radius=None, *, offline=False, cache=None, timeout=None,
-                   match_radius=None, obstime=None, progress=None, refresh=False,
-                   mark_catalog=None):
+def identify_field(stars, center=None, radius=None, *, match_radius=None, obstime=None,
+                   mark_catalog=None, progress=None, settings=None, **keywords):
     """Query SIMBAD once for the field (cached) and :func:`identify` the stars.
 
     Parameters
@@ -304,21 +331,16 @@ def identify_field(stars, center=None, radius=None, *, offline=False, cache=None
         centre of the stars.
     radius : `~astropy.units.Quantity`, optional
         Cone radius. Default: the stars' extent plus 1 arcmin.
-    offline : bool
-        Only the cache (also ``GLUE_ZEROPOINT_OFFLINE=1``); a cached cone of SIMBAD that
-        contains this one also answers.
-    cache : `~glue_zeropoint.catalogs.CatalogCache`, path, None or False
-        See :func:`~glue_zeropoint.catalogs.get_catalog`.
-    timeout : float, optional
-        Seconds per HTTP request. Default: ``GLUE_ZEROPOINT_TIMEOUT`` or
-        30 s (:func:`glue_zeropoint.catalogs.config.default_timeout`; the command line's
-        ``--timeout``).
     match_radius, obstime, mark_catalog
         Passed to :func:`identify` (``match_radius`` as its ``radius``).
     progress : callable, optional
         ``progress(done, total, message)``.
-    refresh : bool
-        Query even when a fresh cached answer exists.
+    settings : `~glue_zeropoint.catalogs.api.QuerySettings`, optional
+        ``offline`` (only the cache, also ``GLUE_ZEROPOINT_OFFLINE=1``; a cached cone of
+        SIMBAD that contains this one also answers), ``cache``, ``timeout``, ``refresh``
+        (see :func:`~glue_zeropoint.catalogs.get_catalog`).
+    **keywords
+        Any QuerySettings field, overriding ``settings`` (the keywords this function took).
 
     Returns
     -------
@@ -345,9 +367,8 @@ def identify_field(stars, center=None, radius=None, *, offline=False, cache=None
         auto_center, auto_radius = _field_of_stars(stars)
         center = auto_center if center is None else center
         radius = auto_radius if radius is None else radius
-    simbad = get_catalog("simbad", center, radius, offline=offline, cache=cache,
-                         timeout=timeout, progress=progress, refresh=refresh,
-                         allow_empty=True)
+    simbad = get_catalog("simbad", center, radius, allow_empty=True, progress=progress,
+                         settings=settings, **keywords)
     out = identify(stars, simbad, radius=match_radius, obstime=obstime,
                    mark_catalog=mark_catalog)
     center = center.icrs

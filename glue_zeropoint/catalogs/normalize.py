@@ -41,8 +41,10 @@ __all__ = ["normalize_catalog", "catalog_bands", "require_band", "parse_sexagesi
 
 log = logging.getLogger(__name__)
 
-#: Canonical order of bands in ``meta['bands']`` and in the columns.
-BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "G", "BP", "RP",
+#: Canonical order of bands (the one list; :mod:`glue_zeropoint.glue.viewer_state` uses it too):
+#: ``meta['bands']``, the column order, and colours ``X-Y`` with X before Y. Within each
+#: system the bands run blue to red (Gaia: BP, G, RP), so "X before Y" means "X bluer".
+BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "BP", "G", "RP",
               "J", "H", "K", "Ks")
 _BAND_RE = "|".join(sorted(BAND_ORDER, key=len, reverse=True))
 
@@ -362,9 +364,42 @@ def normalize_catalog(table, spec=None, name=None):
     n = len(src)
     columns_found = ", ".join(src.colnames) or "(none)"
     used = {}  # normalised name -> original column it was made from
+    ra, dec = _positions(src, spec, label, columns_found, used)
+    ids = _identifiers(src, spec, ra, dec, used)
+    pmra, pmdec, epoch = _proper_motions(src, spec, used)
+    mags, errs, sources = _magnitudes(src, spec)
+    if not mags and not (spec is not None and spec.service == "simbad"):
+        raise CatalogError(
+            f"{label}: no magnitude columns found (looked for e.g. V, Vmag, r'mag, rmag, mag_V "
+            f"or colours like B-V with a V column); columns found: {columns_found}")
+    bands = sorted(mags, key=_band_key)
+    variable, nonstellar, otype = _object_flags(src, spec, used)
 
-    # --- position
-    ra_name = dec_name = None
+    out = Table(meta={})
+    out["id"] = Column(ids, dtype=str)
+    out["ra"] = Column(np.asarray(ra, dtype=np.float64), unit=u.deg)
+    out["dec"] = Column(np.asarray(dec, dtype=np.float64), unit=u.deg)
+    out["pmra"] = Column(np.asarray(pmra, dtype=np.float64), unit=u.mas / u.yr)
+    out["pmdec"] = Column(np.asarray(pmdec, dtype=np.float64), unit=u.mas / u.yr)
+    out["ref_epoch"] = Column(np.asarray(epoch, dtype=np.float64), unit=u.yr)
+    for band in bands:
+        out[f"mag_{band}"] = Column(np.asarray(mags[band], dtype=np.float64), unit=u.mag)
+        err = errs.get(band, np.full(n, np.nan))
+        out[f"err_{band}"] = Column(np.asarray(err, dtype=np.float64), unit=u.mag)
+        used.setdefault(f"mag_{band}", sources[band])
+        if f"err_{band}" in src.colnames:
+            used[f"err_{band}"] = f"err_{band}"
+    out["variable"] = Column(variable, dtype=bool)
+    out["nonstellar"] = Column(nonstellar, dtype=bool)
+    out["otype"] = Column(otype, dtype=str)
+    _keep_original_columns(out, src, used)
+    _catalog_meta(out, src, spec, name, bands, sources)
+    return out
+
+
+def _positions(src, spec, label, columns_found, used):
+    """(ra, dec) in degrees (ICRS, RA in [0, 360)) from the spec's columns, RA/Dec-like
+    names, galactic coordinates or one sexagesimal 'RA Dec' column."""
     if spec is not None and spec.ra_column and spec.ra_column in src.colnames \
             and spec.dec_column in src.colnames:
         ra_name, dec_name = spec.ra_column, spec.dec_column
@@ -394,13 +429,14 @@ def normalize_catalog(table, spec=None, name=None):
                 f"{columns_found}")
         ra, dec = _split_pairs(src[pair])
         position = pair
-    if n and not np.any(np.isfinite(ra) & np.isfinite(dec)):
+    if len(src) and not np.any(np.isfinite(ra) & np.isfinite(dec)):
         raise CatalogError(f"{label}: the position columns ({position}) could not be read as angles; columns found: "
                            f"{columns_found}")
-    ra = np.mod(ra, 360.0)
+    return np.mod(ra, 360.0), dec
 
-    # --- identifier
-    id_name = None
+
+def _identifiers(src, spec, ra, dec, used):
+    """Star identifiers: the spec's or an id-like column, else ``J<ra><dec>``."""
     if spec is not None and spec.id_column and spec.id_column in src.colnames:
         id_name = spec.id_column
     elif spec is not None and spec.id_column is None and get_spec(spec.id) is spec:
@@ -413,10 +449,15 @@ def normalize_catalog(table, spec=None, name=None):
     else:
         ids = np.array([f"J{r:09.5f}{d:+09.5f}" for r, d in zip(ra, dec, strict=True)],
                        dtype=str)
-    if n == 0:
+    if len(src) == 0:
         ids = np.array([], dtype="<U1")
+    return ids
 
-    # --- proper motions and epoch
+
+def _proper_motions(src, spec, used):
+    """(pmra, pmdec) in mas/yr (NaN when unknown) and the reference epoch (Julian year; MJD
+    values converted) of each star."""
+    n = len(src)
     pmra = np.full(n, np.nan)
     pmdec = np.full(n, np.nan)
     pmra_name = (spec.pmra_column if spec is not None and spec.pmra_column in src.colnames
@@ -441,34 +482,33 @@ def normalize_catalog(table, spec=None, name=None):
         values[mjd] = 2000.0 + (values[mjd] - 51544.5) / 365.25
         epoch = np.where(np.isfinite(values), values, float(default_epoch))
         used["ref_epoch"] = epoch_name
+    return pmra, pmdec, epoch
 
-    # --- magnitudes
-    mags, errs, sources = {}, {}, {}
-    if spec is not None:
-        for band, (magcol, errcol) in spec.bands.items():
-            if magcol not in src.colnames:
-                continue
-            mags[band] = _clean_mag(_float(src[magcol]))
-            sources[band] = magcol
-            if errcol and errcol in src.colnames:
-                errs[band] = _clean_err(_float(src[errcol]))
-            elif band in spec.flux_errors and all(c in src.colnames
-                                                  for c in spec.flux_errors[band]):
-                flux = _float(src[spec.flux_errors[band][0]])
-                eflux = _float(src[spec.flux_errors[band][1]])
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    errs[band] = _clean_err(2.5 / np.log(10) * eflux / flux)
-            if band in spec.band_flags and spec.band_flags[band][0] in src.colnames:
-                flag_col, good = spec.band_flags[band]
-                flags = _float(src[flag_col])
-                mags[band] = np.where(flags == good, mags[band], np.nan)
-    known = spec is not None and get_spec(spec.id) is spec  # a registry catalog or SIMBAD
-    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags), bare=not known).items():
+
+def _spec_magnitudes(src, spec, mags, errs, sources):
+    """The bands a catalog spec names (errors from flux errors when needed; quality flags)."""
+    for band, (magcol, errcol) in spec.bands.items():
+        if magcol not in src.colnames:
+            continue
         mags[band] = _clean_mag(_float(src[magcol]))
         sources[band] = magcol
-        if errcol is not None:
+        if errcol and errcol in src.colnames:
             errs[band] = _clean_err(_float(src[errcol]))
-    # colours -> missing bands
+        elif band in spec.flux_errors and all(c in src.colnames
+                                              for c in spec.flux_errors[band]):
+            flux = _float(src[spec.flux_errors[band][0]])
+            eflux = _float(src[spec.flux_errors[band][1]])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                errs[band] = _clean_err(2.5 / np.log(10) * eflux / flux)
+        if band in spec.band_flags and spec.band_flags[band][0] in src.colnames:
+            flag_col, good = spec.band_flags[band]
+            flags = _float(src[flag_col])
+            mags[band] = np.where(flags == good, mags[band], np.nan)
+
+
+def _bands_from_colours(src, mags, errs, sources):
+    """Missing bands from colour columns (``B-V`` with V gives B), repeated until no more."""
+    n = len(src)
     colours = _detect_colours(src)
     changed = True
     while changed:
@@ -486,13 +526,28 @@ def normalize_catalog(table, spec=None, name=None):
                 errs[b] = np.hypot(errs.get(a, np.full(n, np.nan)), ecolour)
                 sources[b] = f"{a} - ({cname})"
                 changed = True
-    if not mags and not (spec is not None and spec.service == "simbad"):
-        raise CatalogError(
-            f"{label}: no magnitude columns found (looked for e.g. V, Vmag, r'mag, rmag, mag_V "
-            f"or colours like B-V with a V column); columns found: {columns_found}")
-    bands = sorted(mags, key=_band_key)
 
-    # --- flags and object type
+
+def _magnitudes(src, spec):
+    """(mags, errs, sources) by band: the spec's bands, bands found by column name, then
+    bands from colours; ``sources`` says which column (or sum) each came from."""
+    mags, errs, sources = {}, {}, {}
+    if spec is not None:
+        _spec_magnitudes(src, spec, mags, errs, sources)
+    known = spec is not None and get_spec(spec.id) is spec  # a registry catalog or SIMBAD
+    for band, (magcol, errcol) in _detect_bands(src, skip=tuple(mags), bare=not known).items():
+        mags[band] = _clean_mag(_float(src[magcol]))
+        sources[band] = magcol
+        if errcol is not None:
+            errs[band] = _clean_err(_float(src[errcol]))
+    _bands_from_colours(src, mags, errs, sources)
+    return mags, errs, sources
+
+
+def _object_flags(src, spec, used):
+    """(variable, nonstellar, otype) per star from the object type, the catalog's variability
+    columns (Gaia VarFlag, Refcat2 dupvar...) and existing ``variable``/``nonstellar``."""
+    n = len(src)
     variable = np.zeros(n, dtype=bool)
     nonstellar = np.zeros(n, dtype=bool)
     otype = np.array([""] * n, dtype=str) if n else np.array([], dtype="<U1")
@@ -518,25 +573,12 @@ def normalize_catalog(table, spec=None, name=None):
     if "nonstellar" in src.colnames:
         nonstellar |= _bool_column(src["nonstellar"])
         used["nonstellar"] = "nonstellar"
+    return variable, nonstellar, otype
 
-    # --- assemble
-    out = Table(meta={})
-    out["id"] = Column(ids, dtype=str)
-    out["ra"] = Column(np.asarray(ra, dtype=np.float64), unit=u.deg)
-    out["dec"] = Column(np.asarray(dec, dtype=np.float64), unit=u.deg)
-    out["pmra"] = Column(np.asarray(pmra, dtype=np.float64), unit=u.mas / u.yr)
-    out["pmdec"] = Column(np.asarray(pmdec, dtype=np.float64), unit=u.mas / u.yr)
-    out["ref_epoch"] = Column(np.asarray(epoch, dtype=np.float64), unit=u.yr)
-    for band in bands:
-        out[f"mag_{band}"] = Column(np.asarray(mags[band], dtype=np.float64), unit=u.mag)
-        err = errs.get(band, np.full(n, np.nan))
-        out[f"err_{band}"] = Column(np.asarray(err, dtype=np.float64), unit=u.mag)
-        used.setdefault(f"mag_{band}", sources[band])
-        if f"err_{band}" in src.colnames:
-            used[f"err_{band}"] = f"err_{band}"
-    out["variable"] = Column(variable, dtype=bool)
-    out["nonstellar"] = Column(nonstellar, dtype=bool)
-    out["otype"] = Column(otype, dtype=str)
+
+def _keep_original_columns(out, src, used):
+    """Every original column goes along (``<name>_orig`` when a normalised column took its
+    name and was not made from it)."""
     for colname in src.colnames:
         col = src[colname]
         if col.dtype.kind == "O":  # e.g. SIMBAD strings: plain str so every writer copes
@@ -552,6 +594,9 @@ def normalize_catalog(table, spec=None, name=None):
         else:
             out[colname] = col
 
+
+def _catalog_meta(out, src, spec, name, bands, sources):
+    """The normalised table's meta: the source's meta plus the catalog facts (section 6)."""
     meta = dict(src.meta) if src.meta else {}
     meta.pop("bands", None)
     out.meta.update({k: v for k, v in meta.items()
@@ -571,7 +616,6 @@ def normalize_catalog(table, spec=None, name=None):
     out.meta["cache_age_s"] = float(meta.get("cache_age_s", 0.0) or 0.0)
     out.meta["truncated"] = bool(meta.get("truncated", False))
     out.meta["band_sources"] = {b: sources[b] for b in bands}
-    return out
 
 
 def _now_iso():

@@ -37,7 +37,7 @@ def build_demo_night(out, *, size=1024, seed=1, progress=None):
     from ..calibration import calibrate_night
     from ..catalogs import read_catalog
     from ..simulate import reference_catalog, simulate_night
-    from ..zeropoint import measure_image
+    from ..zeropoint import FitSettings, MeasureSettings, measure_image
 
     out = ensure_output_dir(out)
     raw = out / "raw"
@@ -55,8 +55,8 @@ def build_demo_night(out, *, size=1024, seed=1, progress=None):
     light = next(ccd for ccd in night.lights if ccd.meta.get("FILTER") == DEMO_BAND)
     filt = truth.filters[DEMO_BAND]
     # quote the zero point at the simulator's reference colour, so it compares with the truth
-    measurement = measure_image(light, catalog, DEMO_BAND, color=DEMO_COLOR,
-                                color_ref=filt.color_ref)
+    settings = MeasureSettings(fit=FitSettings(color_ref=filt.color_ref))
+    measurement = measure_image(light, catalog, DEMO_BAND, color=DEMO_COLOR, settings=settings)
     measure_dir = ensure_output_dir(out / "measure")
     measurement.write(measure_dir)
     write_json(out / "truth.json", {

@@ -199,6 +199,25 @@ def _wcs_line(m, wcs_file):
     return f"WCS: {source}{where}; {quality}"
 
 
+
+def _settings(args, *, center, wcs_source):
+    """The :class:`~glue_zeropoint.zeropoint.MeasureSettings` of the command-line options."""
+    from ..zeropoint.settings import (
+        FitSettings,
+        ImageSettings,
+        MeasureSettings,
+        PhotometrySettings,
+        WCSSettings,
+    )
+
+    return MeasureSettings(
+        image=ImageSettings(gain=args.gain, read_noise=args.read_noise,
+                            saturation=args.saturation, exptime=args.exptime),
+        photometry=PhotometrySettings(fwhm=args.fwhm, threshold=args.threshold),
+        wcs=WCSSettings(solve_wcs=args.solve, center=center, scale=args.scale,
+                        wcs_source=wcs_source),
+        fit=FitSettings(color_ref=args.color_ref), radius=args.radius, offline=args.offline)
+
 def run(args):
     from ..astrometry import wcs_from_header
     from ..io import ensure_output_dir
@@ -235,12 +254,8 @@ def run(args):
 
     with timeout_override(args.timeout):
         m = measure_image(ccd, args.catalog, args.band, color=args.color,
-                          color_ref=args.color_ref, positions=positions, gain=args.gain,
-                          read_noise=args.read_noise, exptime=args.exptime,
-                          saturation=args.saturation, fwhm=args.fwhm,
-                          threshold=args.threshold, radius=args.radius, offline=args.offline,
-                          solve_wcs=args.solve, center=center, scale=args.scale,
-                          wcs_source=source)
+                          positions=positions,
+                          settings=_settings(args, center=center, wcs_source=source))
     extra = {"image": str(image)}
     if args.wcs:
         extra["wcs_file"] = str(Path(args.wcs))

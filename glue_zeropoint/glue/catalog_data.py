@@ -23,7 +23,8 @@ import numpy as np
 from ..exceptions import CatalogError
 from .links import link_sky
 
-__all__ = ["catalog_to_data", "link_catalog", "catalogs_for", "json_safe_meta", "register"]
+__all__ = ["catalog_to_data", "link_catalog", "catalogs_for", "json_safe_meta", "register",
+           "catalog_field", "add_or_update_catalog"]
 
 
 def json_safe_meta(meta):
@@ -99,3 +100,29 @@ def link_catalog(dc, catalog_data, image_data):
 
 def register():
     """Nothing to register: catalog datasets are made by the catalog action."""
+
+
+def catalog_field(image):
+    """``(center, radius)`` of the cone covering an image dataset, or ``(None, None)`` without WCS."""
+    from ..catalogs import field_of
+    from .loader import wcs_from_meta
+
+    wcs = wcs_from_meta(image)
+    if wcs is None or not wcs.has_celestial:
+        return None, None
+    return field_of(wcs, image.shape)
+
+
+def add_or_update_catalog(dc, image, table, label):
+    """The catalog dataset ``label`` of ``image``: updated in place when it exists (links,
+    subsets and viewers stay), else made, added to ``dc`` and linked to the image."""
+    new = catalog_to_data(table, label)
+    for data in catalogs_for(dc, image):
+        if data.label == label:
+            data.update_values_from_data(new)
+            data.meta.update(new.meta)
+            link_catalog(dc, data, image)
+            return data
+    dc.append(new)
+    link_catalog(dc, new, image)
+    return new

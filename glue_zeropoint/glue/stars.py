@@ -67,7 +67,7 @@ __all__ = ["STAR_COLUMNS", "DUPLICATE_RADIUS", "stars_for", "stars_label", "add_
            "remove_stars", "detect_stars", "remeasure_stars", "measure_positions",
            "find_positions", "merge_stars", "stars_table", "star_at", "update_sky",
            "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "region_positions",
-           "write_star_regions",
+           "write_star_regions", "peak_within",
            "register"]
 
 log = logging.getLogger(__name__)
@@ -565,3 +565,23 @@ def star_at(stars_data, x, y, radius=None):
 
 def register():
     """Nothing to register: stars datasets are made by the tools and the API above."""
+
+
+def peak_within(image, x, y, radius):
+    """The brightest unmasked pixel of an image dataset within ``radius`` of ``(x, y)``
+    (pixel units; the star tool's drag), or ``(x, y)`` when there is none."""
+    ny, nx = image.shape
+    x0, x1 = max(int(np.floor(x - radius)), 0), min(int(np.ceil(x + radius)) + 1, nx)
+    y0, y1 = max(int(np.floor(y - radius)), 0), min(int(np.ceil(y + radius)) + 1, ny)
+    if x1 <= x0 or y1 <= y0:
+        return x, y
+    view = (slice(y0, y1), slice(x0, x1))
+    flux = np.asarray(image.get_data(image.id["flux"], view=view), float)
+    bad = np.asarray(image.get_data(image.id["mask"], view=view)) != 0
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    outside = (xx - x) ** 2 + (yy - y) ** 2 > radius ** 2
+    flux = np.where(bad | outside | ~np.isfinite(flux), -np.inf, flux)
+    if not np.isfinite(flux.max()):
+        return x, y
+    iy, ix = np.unravel_index(int(np.argmax(flux)), flux.shape)
+    return float(x0 + ix), float(y0 + iy)

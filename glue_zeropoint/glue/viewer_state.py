@@ -47,6 +47,7 @@ from glue.core.message import (
 )
 from glue.viewers.common.state import ViewerState
 
+from ..catalogs.normalize import BAND_ORDER
 from ..exceptions import InputError, ZeropointError
 
 __all__ = ["ZeroPointViewerState", "SELECTION_MODES", "SELECTION_MODE_LABELS",
@@ -61,8 +62,6 @@ SELECTION_MODE_LABELS = {
     "exclude": "Exclude the chosen subset",
     "only": "Use only the chosen subset",
 }
-#: bands in wavelength order, to build colours bluer-minus-redder
-BAND_ORDER = ("U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "J", "H", "K")
 #: properties that are data (or depend on data choices), applied in this order
 _DATA_ORDER = ("image", "stars", "catalog", "band", "color", "subset")
 #: callback properties that are not saved as they are (result is saved as a dict)
@@ -132,12 +131,14 @@ def data_to_table(data):
 # ---------------------------------------------------------------------------------------------
 # the science layers
 
-def _crossmatch(sources, catalog, radius_arcsec, obstime):
+def _crossmatch(sources, catalog, radius_arcsec, obstime, aperture):
+    """The crossmatch with what the fit reads from the meta (as in the headless pipeline)."""
     from astropy import units as u
 
-    from ..catalogs.crossmatch import crossmatch
+    from ..catalogs.crossmatch import add_fit_meta, crossmatch
 
-    return crossmatch(sources, catalog, radius=radius_arcsec * u.arcsec, obstime=obstime)
+    matches = crossmatch(sources, catalog, radius=radius_arcsec * u.arcsec, obstime=obstime)
+    return add_fit_meta(matches, catalog, aperture=aperture)
 
 
 class _Listener(HubListener):
@@ -478,16 +479,8 @@ class ZeroPointViewerState(ViewerState):
                 table.meta.update(self.catalog.meta)
                 self._catalog_table = (self.catalog.uuid, table)
             catalog = self._catalog_table[1]
-            matches = _crossmatch(sources, catalog, float(self.match_radius), self._obstime())
-            for key_ in ("zp_systematic",):
-                if key_ in catalog.meta and key_ not in matches.meta:
-                    matches.meta[key_] = catalog.meta[key_]
-            # the fluxes are aperture-corrected: the fit needs the correction and its error
-            # for the total error, exactly as in the headless measure_image
-            aperture = self.stars.meta.get("zp_aperture") or {}
-            for key_ in ("aperture_correction", "aperture_correction_err"):
-                if key_ in aperture:
-                    matches.meta[key_] = aperture[key_]
+            matches = _crossmatch(sources, catalog, float(self.match_radius), self._obstime(),
+                                  self.stars.meta.get("zp_aperture") or {})
             self._matches = matches
             self._matches_key = key
             self._update_matches_data(matches)
@@ -557,7 +550,7 @@ class ZeroPointViewerState(ViewerState):
         return ""
 
     def _fit_now(self):
-        from ..zeropoint import fit_zeropoint
+        from ..zeropoint import FitSettings, fit_zeropoint
 
         if any(getattr(self, name) is None for name in ("stars", "catalog", "band")):
             self._star_table = None
@@ -567,11 +560,11 @@ class ZeroPointViewerState(ViewerState):
         exptime = self.image.meta.get("exptime") if self.image is not None else None
         catalog_name = (self.catalog.meta.get("catalog") or self.catalog.meta.get("zp_catalog")
                         or self.catalog.label)
-        result = fit_zeropoint(matches, self.band, color=self.color,
-                               fit_color=bool(self.fit_color_term and self.color),
-                               clip_sigma=float(self.clip_sigma), exclude=exclude,
+        settings = FitSettings(fit_color=bool(self.fit_color_term and self.color),
+                               clip_sigma=float(self.clip_sigma))
+        result = fit_zeropoint(matches, self.band, color=self.color, exclude=exclude,
                                exptime=None if exptime is None else float(exptime),
-                               catalog=str(catalog_name))
+                               catalog=str(catalog_name), settings=settings)
         self._attach_sky(result)
         self._star_table = self._make_star_table(result)
         return result

@@ -15,11 +15,10 @@ viewer. :func:`save_outputs` writes the ``.glu`` session and screenshots.
 """
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
-from ..exceptions import InputError
+from ..glue.datasets import image_datasets  # noqa: F401 (API: moved to the glue layer)
 
 __all__ = ["build_app", "save_outputs", "image_datasets", "VIEWER_LAYOUT"]
 
@@ -32,88 +31,6 @@ VIEWER_LAYOUT = {
     "scatter": (0, 520, 620, 380),
     "table": (620, 520, 740, 380),
 }
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def image_datasets(dc, images):
-    """Add images to ``dc`` and return their datasets.
-
-    Each item is a glue ``Data`` (used as it is), a path to a calibrated product (loaded with
-    glue's ``load_data`` and the plugin's product factory, so sessions refer to the file), or a
-    ``CCDData`` (converted with :func:`~glue_zeropoint.glue.loader.ccd_to_data`).
-    """
-    from astropy.nddata import CCDData
-    from glue.core import Data
-    from glue.core.data_factories import load_data
-
-    from ..glue.loader import calibrated_product_factory, ccd_to_data, raising_load_errors
-
-    result = []
-    for i, item in enumerate(_as_list(images)):
-        if isinstance(item, Data):
-            data = item
-        elif isinstance(item, (str, os.PathLike)):
-            with raising_load_errors():  # a broken product is the caller's error, not a message
-                loaded = load_data(str(item), factory=calibrated_product_factory)
-            data = loaded[0] if isinstance(loaded, list) else loaded
-        elif isinstance(item, CCDData):
-            meta = item.meta or {}
-            parts = [str(meta.get(k)).strip() for k in ("OBJECT", "FILTER") if meta.get(k)]
-            label = " ".join(parts + [f"{i + 1:03d}"]) if parts else f"image {i + 1:03d}"
-            data = ccd_to_data(item, label)
-        else:
-            raise InputError(f"image {i + 1}: expected a CCDData, a glue Data or a product "
-                             f"path, got {type(item).__name__}")
-        if data not in dc:
-            dc.append(data)
-        result.append(data)
-    if not result:
-        raise InputError("no image given")
-    return result
-
-
-def _primary_index(datasets, band):
-    """The image the zero point is shown for: the first whose filter is the band."""
-    for i, data in enumerate(datasets):
-        if data.meta.get("band") == band:
-            return i
-    return 0
-
-
-def _stars_for_image(stars, index, image, primary):
-    """The stars table given for image ``index``: from a list (by position), a dict (by label
-    or position), or a single table (which belongs to the ``primary`` image); else ``None``."""
-    if stars is None:
-        return None
-    if isinstance(stars, dict):
-        return stars.get(image.label, stars.get(index))
-    if isinstance(stars, (list, tuple)):
-        return stars[index] if index < len(stars) else None
-    return stars if index == primary else None
-
-
-def _catalog_data(dc, catalog_table, images):
-    from ..catalogs import normalize_catalog
-    from ..glue.catalog_data import catalog_to_data, link_catalog
-
-    table = catalog_table
-    if "ra" not in table.colnames or "dec" not in table.colnames:
-        table = normalize_catalog(table)
-    label = str(table.meta.get("catalog") or "reference catalog")
-    if os.sep in label or label.lower().endswith((".ecsv", ".csv", ".fits", ".xml", ".vot")):
-        label = Path(label).name  # a local file: its name is label enough
-    catalog = catalog_to_data(table, label)
-    dc.append(catalog)
-    for image in reversed(images):  # the first image ends as the catalog's own image
-        link_catalog(dc, catalog, image)
-    return catalog
 
 
 def build_app(images, catalog_table, band, color=None, *, stars=None, measure_all=True):
@@ -147,7 +64,7 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
     from glue_qt.viewers.scatter import ScatterViewer
     from glue_qt.viewers.table import TableViewer
 
-    from ..glue.stars import detect_stars, merge_stars, stars_for
+    from ..glue.datasets import night_datasets
     from .catalog_action import show_catalog_layer
     from .tools import _overlay, show_stars_layer
     from .zeropoint_viewer import ZeroPointViewer
@@ -157,18 +74,8 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
         if name in settings.AUTOLINK:
             settings.AUTOLINK[name] = "always_ignore"
     app = GlueApplication()
-    dc = app.data_collection
-    datasets = image_datasets(dc, images)
-    primary = _primary_index(datasets, band)
-    for i, image in enumerate(datasets):
-        table = _stars_for_image(stars, i, image, primary)
-        if table is not None:
-            merge_stars(dc, image, table)
-        elif i == primary or measure_all:
-            detect_stars(dc, image)
-    first = datasets[primary]
-    catalog = _catalog_data(dc, catalog_table, [first] + [d for d in datasets if d is not first])
-    star_data = stars_for(dc, first)
+    _datasets, first, catalog, star_data = night_datasets(
+        app.data_collection, images, catalog_table, band, stars=stars, measure_all=measure_all)
 
     viewers = {}
     image_viewer = app.new_data_viewer(ImageViewer, data=first)

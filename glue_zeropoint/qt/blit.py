@@ -34,17 +34,69 @@ there until the next full draw.
 
 The canvas's ``draw`` and ``draw_idle`` are replaced on this one canvas instance, and the
 ``redraw`` of the stars' layer artists; :meth:`FastOverlayRedraw.remove` puts them back. Saving
-a figure is unaffected: matplotlib draws animated artists when saving.
+a figure is unaffected: matplotlib draws animated artists when saving. The viewer, its layer
+artists and the animated artists are held weakly (a closed viewer is freed).
+
+The switch
+----------
+All of this sits behind one switch, :data:`ENABLED`: set the environment variable
+``GLUE_ZEROPOINT_BLIT=0`` before starting glue, or in Python::
+
+    import glue_zeropoint.qt.blit; glue_zeropoint.qt.blit.set_enabled(False)
+
+Then nothing is replaced on any canvas or layer (blitting already installed is removed), the
+overlays are ordinary artists, and every change is a full draw as glue does it: slower on big
+images, but the reference to compare against when a redraw looks wrong.
 """
 
 import logging
+import os
 import weakref
 
-__all__ = ["FastOverlayRedraw", "install_fast_redraw", "is_dynamic_layer"]
+__all__ = ["FastOverlayRedraw", "install_fast_redraw", "is_dynamic_layer", "ENABLED",
+           "blit_enabled", "set_enabled", "request_redraw"]
+
+#: The switch: True to blit the stars' overlays (default), False for glue's full draws. The
+#: default comes from the environment variable ``GLUE_ZEROPOINT_BLIT`` (``0``, ``false``,
+#: ``no`` or ``off`` turn it off).
+ENABLED = os.environ.get("GLUE_ZEROPOINT_BLIT", "1").strip().lower() not in (
+    "0", "false", "no", "off")
+
+_installed = weakref.WeakSet()  # the live FastOverlayRedraw objects, for set_enabled(False)
 
 log = logging.getLogger(__name__)
 
 DYNAMIC_KINDS = ("stars", "matches")
+
+
+def blit_enabled():
+    """The value of the switch :data:`ENABLED`."""
+    return bool(ENABLED)
+
+
+def set_enabled(enabled):
+    """Turn the blitting on or off; off removes it from every canvas it is installed on."""
+    global ENABLED
+    ENABLED = bool(enabled)
+    if not ENABLED:
+        for fast in list(_installed):
+            fast.remove()
+
+
+def request_redraw(viewer, *overlays):
+    """Redraw a viewer after its ``overlays`` (artists only we change: the apertures, the
+    rubber band) changed: when enabled they are animated and blitted, else a full draw."""
+    if not blit_enabled():
+        for artist in overlays:
+            artist.set_animated(False)
+        viewer.figure.canvas.draw_idle()
+        return
+    fast = install_fast_redraw(viewer)
+    for artist in overlays:
+        if not artist.get_animated():  # made while the switch was off
+            artist.set_animated(True)
+            fast._dirty = True  # the background still has it: draw it all once
+    fast.request()
 
 
 def is_dynamic_layer(layer):
@@ -101,12 +153,16 @@ class FastOverlayRedraw:
         self._key = None
         self._dirty = True       # something besides the animated artists changed
         self._pending = False    # a fast redraw was asked for
-        self._wrapped = []       # layer artists whose redraw is ours
-        self._mine = {}          # id -> artist animated here
+        self._wrapped = []       # weak references to layer artists whose redraw is ours
+        self._mine = weakref.WeakValueDictionary()  # id -> artist animated here
         self.full_draws = 0
         self.fast_draws = 0
         self.canvas.draw = self.draw
         self.canvas.draw_idle = self._draw_idle_other
+        _installed.add(self)
+
+    def _wrapped_alive(self):
+        return [la for la in (ref() for ref in self._wrapped) if la is not None]
 
     def remove(self):
         """Give the canvas its own ``draw``/``draw_idle`` back and stop animating the layers."""
@@ -115,14 +171,22 @@ class FastOverlayRedraw:
         for name, ours in (("draw", self.draw), ("draw_idle", self._draw_idle_other)):
             if self.canvas.__dict__.get(name) == ours:
                 delattr(self.canvas, name)
-        for layer_artist in self._wrapped:
+        for layer_artist in self._wrapped_alive():
             if layer_artist.__dict__.get("redraw") == self.request:
                 del layer_artist.redraw
-        for artist in self._mine.values():
+        for artist in list(self._mine.values()):
             artist.set_animated(False)
+        for axes in self.figure.axes:  # the overlays animated by their makers too
+            for artist in axes.get_children():
+                if artist.get_animated():
+                    artist.set_animated(False)
         self._wrapped = []
-        self._mine = {}
+        self._mine = weakref.WeakValueDictionary()
+        _installed.discard(self)
         self._background = None
+        viewer = self.viewer
+        if viewer is not None and getattr(viewer, "_zp_fast_redraw", None) is self:
+            del viewer._zp_fast_redraw
         self.canvas = self.figure = None
         self._viewer = lambda: None
 
@@ -179,15 +243,16 @@ class FastOverlayRedraw:
                     and layer_artist.zorder > floor):
                 on_top.append(layer_artist)  # hidden or disabled ones too: they may come back
         # their redraws (e.g. a subset brushed elsewhere) change only animated artists
+        wrapped = self._wrapped_alive()
         for layer_artist in on_top:
             if "redraw" not in layer_artist.__dict__:
                 layer_artist.redraw = self.request
-                self._wrapped.append(layer_artist)
-        for layer_artist in self._wrapped:
+                wrapped.append(layer_artist)
+        for layer_artist in wrapped:
             if (not any(layer_artist is x for x in on_top)
                     and layer_artist.__dict__.get("redraw") == self.request):
                 del layer_artist.redraw
-        self._wrapped = [la for la in self._wrapped if any(la is x for x in on_top)]
+        self._wrapped = [weakref.ref(la) for la in wrapped if any(la is x for x in on_top)]
 
         wanted = {id(legend): legend for legend in legends}
         if floor is not None:
@@ -199,7 +264,7 @@ class FastOverlayRedraw:
             for artist in _flatten(getattr(layer_artist, "mpl_artists", ())):
                 wanted[id(artist)] = artist
         changed = False
-        for key, artist in self._mine.items():
+        for key, artist in list(self._mine.items()):
             if key not in wanted and artist.get_animated():
                 artist.set_animated(False)
                 changed = True
@@ -207,7 +272,7 @@ class FastOverlayRedraw:
             if not artist.get_animated():
                 artist.set_animated(True)
                 changed = True
-        self._mine = wanted
+        self._mine = weakref.WeakValueDictionary(wanted)
 
         found = []
         for axes in self.figure.axes:
@@ -264,7 +329,10 @@ class FastOverlayRedraw:
 
 
 def install_fast_redraw(viewer):
-    """The viewer's :class:`FastOverlayRedraw`, installed on first use."""
+    """The viewer's :class:`FastOverlayRedraw`, installed on first use; None when the switch
+    (:data:`ENABLED`) is off."""
+    if not blit_enabled():
+        return None
     fast = getattr(viewer, "_zp_fast_redraw", None)
     if fast is None or fast.canvas is None:
         fast = FastOverlayRedraw(viewer)

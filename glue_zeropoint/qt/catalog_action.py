@@ -23,7 +23,10 @@ SIMBAD identification
 query of the image field in a worker thread (cached, so the answer is shared with a SIMBAD
 catalog fetched for the same image) and adds ``simbad_id``, ``simbad_otype``,
 ``simbad_sep_arcsec``, ``variable`` and ``nonstellar`` (0/1) components to the image's stars
-dataset, in place (:func:`add_identification`): links, subsets and viewers stay.
+dataset, in place (:func:`glue_zeropoint.glue.identification.add_identification`): links,
+subsets and viewers stay. This module keeps the dialog, the tool and the worker threads; the
+dataset work is in :mod:`glue_zeropoint.glue.catalog_data` and
+:mod:`glue_zeropoint.glue.identification`.
 """
 
 import logging
@@ -35,8 +38,12 @@ from glue.viewers.common.tool import Tool
 from qtpy import QtCore, QtWidgets
 
 from ..exceptions import CatalogError, ZeropointError
-from ..glue.catalog_data import catalog_to_data, catalogs_for, link_catalog
-from ..glue.loader import wcs_from_meta
+from ..glue.catalog_data import add_or_update_catalog, catalog_field
+from ..glue.identification import (  # noqa: F401 (IDENTIFICATION_COMPONENTS: API)
+    IDENTIFICATION_COMPONENTS,
+    add_identification,
+    stars_snapshot,
+)
 from ..glue.stars import stars_for
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 from .tools import image_of
@@ -52,9 +59,6 @@ SOURCES = (("VizieR catalog", "vizier"), ("SIMBAD", "simbad"), ("Local file", "f
 
 #: The glue setting (``glue.config.settings``) of offline catalog work.
 OFFLINE_SETTING = "ZEROPOINT_CATALOG_OFFLINE"
-#: Components :func:`add_identification` adds to a stars dataset (strings, then numbers).
-IDENTIFICATION_COMPONENTS = ("simbad_id", "simbad_otype", "simbad_sep_arcsec", "variable",
-                             "nonstellar")
 
 
 def offline_default():
@@ -65,29 +69,6 @@ def offline_default():
 
     setting = getattr(settings, OFFLINE_SETTING) if OFFLINE_SETTING in settings else False
     return bool(setting) or offline_from_env()
-
-
-def catalog_field(image):
-    """``(center, radius)`` of the cone covering an image dataset, or ``(None, None)`` without WCS."""
-    from ..catalogs import field_of
-
-    wcs = wcs_from_meta(image)
-    if wcs is None or not wcs.has_celestial:
-        return None, None
-    return field_of(wcs, image.shape)
-
-
-def _add_or_update(dc, image, table, label):
-    new = catalog_to_data(table, label)
-    for data in catalogs_for(dc, image):
-        if data.label == label:
-            data.update_values_from_data(new)
-            data.meta.update(new.meta)
-            link_catalog(dc, data, image)
-            return data
-    dc.append(new)
-    link_catalog(dc, new, image)
-    return new
 
 
 def show_catalog_layer(viewer, catalog):
@@ -142,7 +123,7 @@ def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=Non
         data = None
         if image in dc:
             catalog = Path(spec).name if is_file else str(table.meta.get("catalog") or name)
-            data = _add_or_update(dc, image, table, f"{catalog}: {image.label}")
+            data = add_or_update_catalog(dc, image, table, f"{catalog}: {image.label}")
             if live_widget(viewer) is not None and viewer.state is not None:  # not closed
                 if show:
                     show_catalog_layer(viewer, data)
@@ -162,67 +143,6 @@ def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=Non
     return task.start()
 
 
-def add_identification(stars_data, table):
-    """Put :func:`~glue_zeropoint.catalogs.identify` columns into a stars dataset, in place.
-
-    ``table`` rows are matched to the dataset's rows by ``star_id``; stars it does not have
-    (added while the query ran) get ``''``/NaN/0. Existing components are updated (their ids,
-    hence subsets and links on them, stay); missing ones are added. Returns the number of
-    stars identified.
-    """
-    from glue.core.component import CategoricalComponent, Component
-
-    ids = np.asarray(stars_data["star_id"]).astype(np.int64)
-    n = ids.size
-    rows = {int(k): i for i, k in enumerate(np.asarray(table["star_id"]).astype(np.int64))}
-    take = np.array([rows.get(int(k), -1) for k in ids], dtype=np.int64)
-    have = take >= 0
-    values = {}
-    for name in IDENTIFICATION_COMPONENTS:
-        src = np.asarray(table[name])
-        if name in ("simbad_id", "simbad_otype"):
-            column = np.array([""] * n, dtype=object)
-            column[have] = src.astype(str)[take[have]]
-            values[name] = np.array(column.tolist() if n else [], dtype=str)
-        elif name == "simbad_sep_arcsec":
-            column = np.full(n, np.nan)
-            column[have] = src.astype(float)[take[have]]
-            values[name] = column
-        else:
-            column = np.zeros(n, dtype=np.int8)
-            column[have] = src.astype(bool)[take[have]]
-            values[name] = column
-    labels = {cid.label: cid for cid in stars_data.components}
-    numeric = {}
-    for name, column in values.items():
-        categorical = column.dtype.kind == "U"
-        new = (CategoricalComponent(column) if categorical
-               else Component(column, units="arcsec" if name == "simbad_sep_arcsec" else ""))
-        if name not in labels:
-            stars_data.add_component(new, name)
-        elif categorical:
-            # update_components cannot set categorical values: swap the values as glue's
-            # update_values_from_data does; the message below goes out with the numbers
-            stars_data.get_component(labels[name])._data = new._data
-        else:
-            numeric[labels[name]] = column
-    if numeric:
-        stars_data.update_components(numeric)
-    elif labels.keys() & set(IDENTIFICATION_COMPONENTS):
-        stars_data.update_components({})
-    return int(np.count_nonzero(values["simbad_id"] != "")) if n else 0
-
-
-def _pixel_scale_arcsec(image):
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    wcs = wcs_from_meta(image)
-    if wcs is None or not wcs.has_celestial:
-        return None
-    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
-    return scale if np.isfinite(scale) and scale > 0 else None
-
-
 def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radius=None):
     """Identify the stars of ``image`` (default: the viewer's reference image) in SIMBAD.
 
@@ -233,7 +153,6 @@ def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radi
     :class:`~glue_zeropoint.qt.menus.BackgroundTask` or ``None`` if it could not start;
     ``on_done(stars_data_or_None)`` is called at the end.
     """
-    from astropy.table import Table
 
     from ..catalogs import identify_field
 
@@ -261,12 +180,7 @@ def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radi
     except ZeropointError as err:
         return give_up(f"SIMBAD identification: {describe_error(err)}")
     offline = offline_default() if offline is None else bool(offline)
-    snapshot = Table({"star_id": np.asarray(stars["star_id"]).astype(np.int64),
-                      "ra": np.asarray(stars["ra"], float),
-                      "dec": np.asarray(stars["dec"], float)})
-    scale = _pixel_scale_arcsec(image)
-    if scale:
-        snapshot.meta["pixel_scale"] = scale  # sets crossmatch's smallest and search radius
+    snapshot = stars_snapshot(stars, image)
     task = BackgroundTask(
         lambda progress: identify_field(snapshot, center, radius, offline=offline,
                                         match_radius=match_radius, progress=progress),

@@ -9,21 +9,20 @@ image (:func:`~glue_zeropoint.glue.wcs_update.attach_wcs`), so linked catalog ma
 the stars at once. Right-click on the image undoes the last pair. Messages go to the status bar
 and to non-modal message boxes, never to a modal dialog.
 
-:class:`SkyMatcher` holds the pairs and the fit without any Qt, so scripts and tests can drive
-it directly.
+:class:`~glue_zeropoint.glue.match_sky.SkyMatcher` (glue-core, no Qt) holds the pairs and the
+fit, so scripts and tests can drive it directly; the science (snapping a click to a star, the
+nearest catalog star, the fit and its refinement) is :mod:`glue_zeropoint.astrometry.pairs`.
+This module keeps only the Qt tool that feeds it clicks and draws the pairs.
 """
 
 import logging
 import warnings
 
-import numpy as np
 from glue.config import viewer_tool
 from glue.viewers.common.tool import Tool
 
-from ..astrometry import detect_sources, fit_wcs_from_pairs, refine_wcs, wcs_quality
-from ..astrometry.detect import windowed_centroids
-from ..exceptions import InputError, ZeropointError
-from ..glue.wcs_update import attach_wcs
+from ..exceptions import ZeropointError
+from ..glue.match_sky import SkyMatcher, catalog_radec_ids
 
 __all__ = ["SkyMatcher", "MatchSkyTool", "catalog_radec_ids", "register"]
 
@@ -31,198 +30,6 @@ log = logging.getLogger(__name__)
 
 TOOL_ID = "zp:match_sky"
 PAIR_COLOR = "#ff3df5"
-_RA_NAMES = ("ra", "ra_icrs", "raj2000", "right ascension")
-_DEC_NAMES = ("dec", "de_icrs", "dej2000", "declination")
-
-
-def catalog_radec_ids(data):
-    """``(ra_cid, dec_cid)`` of a glue table dataset with RA/Dec columns, or ``(None, None)``."""
-    ra = dec = None
-    for cid in data.main_components:
-        low = cid.label.lower()
-        if ra is None and low in _RA_NAMES:
-            ra = cid
-        if dec is None and low in _DEC_NAMES:
-            dec = cid
-    return ra, dec
-
-
-def _image_array(data):
-    labels = {cid.label: cid for cid in data.main_components}
-    cid = labels.get("flux") or data.main_components[0]
-    return np.asarray(data.get_data(cid), dtype=np.float32)
-
-
-class SkyMatcher:
-    """Pairs of (star on the image, catalog star) and the WCS they give.
-
-    Parameters
-    ----------
-    image : `glue.core.data.Data`
-        The 2-D image dataset.
-    snap_radius : float
-        A click snaps to the brightest star within this many pixels.
-    """
-
-    def __init__(self, image, snap_radius=8.0):
-        if image.ndim != 2:
-            raise InputError(f"{image.label}: match to sky needs a 2-D image")
-        self.image = image
-        self.snap_radius = float(snap_radius)
-        self.pixels = []  # (x, y) of paired stars
-        self.sky = []  # (ra, dec) of their catalog counterparts
-        self.pending = None  # (x, y) waiting for its counterpart
-        self.catalog = None  # the catalog dataset the counterparts were taken from
-        self.wcs = None
-        self.report = ""
-        self._array = None
-        self._sources = None
-
-    # ------------------------------------------------------------------ pairs
-    @property
-    def array(self):
-        if self._array is None:
-            self._array = _image_array(self.image)
-        return self._array
-
-    def snap(self, x, y):
-        """Centroid of the star nearest to a click at pixel (x, y)."""
-        a = self.array
-        ny, nx = a.shape
-        r = int(np.ceil(self.snap_radius))
-        x0, x1 = max(int(round(x)) - 2 * r, 0), min(int(round(x)) + 2 * r + 1, nx)
-        y0, y1 = max(int(round(y)) - 2 * r, 0), min(int(round(y)) + 2 * r + 1, ny)
-        if x0 >= x1 or y0 >= y1:
-            raise InputError(f"the click at ({x:.0f}, {y:.0f}) is outside the image")
-        box = a[y0:y1, x0:x1].astype(float)
-        finite = np.isfinite(box)
-        if not finite.any():
-            raise InputError(f"no valid pixels near ({x:.0f}, {y:.0f})")
-        back = np.nanmedian(box)
-        sub = np.where(finite, box - back, 0.0)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        near = np.hypot(xx - x, yy - y) <= self.snap_radius
-        k = np.argmax(np.where(near, sub, -np.inf))
-        py, px = yy.ravel()[k], xx.ravel()[k]
-        noise = 1.4826 * np.nanmedian(np.abs(sub[finite]))
-        if sub.ravel()[k] < 5 * max(noise, 1e-12):
-            raise InputError(f"no star near ({x:.0f}, {y:.0f}): click closer to a star")
-        full = np.zeros_like(a, dtype=np.float32)
-        full[y0:y1, x0:x1] = sub
-        cx, cy = windowed_centroids(full, [px], [py], fwhm=3.0, half=min(r, 7))
-        return float(cx[0]), float(cy[0])
-
-    def add_pixel(self, x, y, snap=True):
-        """Start a pair with the star at (x, y) (snapped to its centroid); returns it."""
-        self.pending = self.snap(x, y) if snap else (float(x), float(y))
-        return self.pending
-
-    def add_sky(self, catalog, x, y, x_cid=None, y_cid=None):
-        """Finish the pending pair with the catalog star nearest to (x, y) in a RA/Dec view.
-
-        ``x``, ``y`` are in the units of the view's axes ``x_cid``, ``y_cid`` (RA and Dec in
-        degrees by default). Returns the catalog row index, or None when no pair was pending.
-        """
-        if self.pending is None:
-            return None
-        ra_id, dec_id = catalog_radec_ids(catalog)
-        if ra_id is None or dec_id is None:
-            raise InputError(f"{catalog.label}: the catalog has no ra/dec columns")
-        ra = np.asarray(catalog.get_data(ra_id), float)
-        dec = np.asarray(catalog.get_data(dec_id), float)
-        vx = ra if x_cid is None else np.asarray(catalog.get_data(x_cid), float)
-        vy = dec if y_cid is None else np.asarray(catalog.get_data(y_cid), float)
-        cosd = np.cos(np.deg2rad(np.nanmedian(dec)))
-        sx = cosd if (x_cid is None or x_cid is ra_id) else 1.0
-        d = np.hypot((vx - x) * sx, vy - y)
-        if not np.isfinite(d).any():
-            raise InputError(f"{catalog.label}: no catalog star with a finite position")
-        row = int(np.nanargmin(d))
-        self.pixels.append(self.pending)
-        self.sky.append((float(ra[row]), float(dec[row])))
-        self.pending = None
-        self.catalog = catalog
-        return row
-
-    def undo(self):
-        """Drop the pending star, or else the last pair."""
-        if self.pending is not None:
-            self.pending = None
-        elif self.pixels:
-            self.pixels.pop()
-            self.sky.pop()
-
-    # ------------------------------------------------------------------ fit
-    def sources(self):
-        if self._sources is None:
-            self._sources = detect_sources(self.array, max_sources=3000)
-        return self._sources
-
-    def fit(self, refine=True):
-        """Fit the WCS from the pairs (>= 3), refined with all stars when possible.
-
-        Returns the WCS (also in :attr:`wcs`); :attr:`report` says what was done.
-        """
-        from astropy.coordinates import SkyCoord
-
-        n = len(self.pixels)
-        if n < 3:
-            raise InputError(f"{n} pair(s) so far: match at least 3 stars to fit a WCS")
-        xy = np.array(self.pixels)
-        sky = SkyCoord(np.array(self.sky)[:, 0], np.array(self.sky)[:, 1], unit="deg")
-        shape = self.image.shape
-        wcs = fit_wcs_from_pairs(xy, sky, shape=shape, sip_degree=None if n >= 17 else 1)
-        px, py = wcs.world_to_pixel(sky)
-        pair_rms = float(np.sqrt(np.mean((px - xy[:, 0]) ** 2 + (py - xy[:, 1]) ** 2)))
-        self.report = f"WCS from {n} pairs (rms {pair_rms:.2f} pixel)"
-        if refine and self.catalog is not None:
-            ra_id, dec_id = catalog_radec_ids(self.catalog)
-            ra = np.asarray(self.catalog.get_data(ra_id), float)
-            dec = np.asarray(self.catalog.get_data(dec_id), float)
-            src = self.sources()
-            try:
-                fit, i_src, _ = refine_wcs(wcs, src["x"], src["y"], ra, dec, shape=shape,
-                                           radius=max(5.0, 4 * pair_rms))
-            except ZeropointError as err:
-                self.report += f"; not refined ({err})"
-            else:
-                if len(i_src) >= max(10, 2 * n):
-                    wcs = fit.wcs
-                    q = wcs_quality(wcs, src, self.catalog_table(),
-                                    radius=max(3 * fit.rms_arcsec, 0.5))
-                    self.report = (f"WCS from {n} pairs refined with {len(i_src)} stars: rms "
-                                   f"{q.rms_arcsec:.2f} arcsec = {q.rms_pix:.2f} pixel"
-                                   + (f", SIP degree {fit.degree}" if fit.degree > 1 else ""))
-                else:
-                    self.report += (f"; only {len(i_src)} stars matched the catalog, kept the "
-                                    "fit from the pairs")
-        self.wcs = wcs
-        return wcs
-
-    def catalog_table(self):
-        from astropy.table import Table
-
-        ra_id, dec_id = catalog_radec_ids(self.catalog)
-        return Table({"ra": np.asarray(self.catalog.get_data(ra_id), float),
-                      "dec": np.asarray(self.catalog.get_data(dec_id), float)})
-
-    def apply(self, data_collection=None, save_product=True):
-        """Fit (if needed) and attach the WCS to the image; returns it.
-
-        With ``save_product``, the WCS is also written into the calibrated product the image
-        was loaded from (``meta['zp_product']``), when there is one.
-        """
-        from pathlib import Path
-
-        from ..astrometry import update_fits_wcs
-
-        wcs = self.wcs if self.wcs is not None else self.fit()
-        attach_wcs(self.image, wcs, data_collection=data_collection)
-        product = self.image.meta.get("zp_product") if save_product else None
-        if product and Path(product).is_file():
-            update_fits_wcs(product, wcs, history="WCS from match to sky (glue-zeropoint)")
-            self.report += f"; saved in {Path(product).name}"
-        return wcs
 
 
 def _all_viewers(viewer):

@@ -41,13 +41,14 @@ from ..glue.stars import (
     add_stars,
     find_positions,
     merge_stars,
+    peak_within,
     region_positions,
     remove_stars,
     star_at,
     stars_for,
     write_star_regions,
 )
-from .blit import install_fast_redraw, is_dynamic_layer
+from .blit import blit_enabled, install_fast_redraw, is_dynamic_layer, request_redraw
 from .menus import BackgroundTask, describe_error, live_widget, show_message
 
 __all__ = ["StarTool", "DetectStarsTool", "RegionsMenu", "ImportRegionsTool",
@@ -100,7 +101,7 @@ class ApertureOverlay(HubListener):
         self.collection = EllipseCollection(
             [], [], [], units="xy", offsets=np.zeros((0, 2)),
             offset_transform=self.axes.transData, facecolors="none",
-            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50, animated=True)
+            edgecolors=APERTURE_COLOR, linewidths=1.2, zorder=50, animated=blit_enabled())
         self.axes.add_collection(self.collection, autolim=False)
         self._stars = None
         hub = viewer.session.hub
@@ -140,7 +141,7 @@ class ApertureOverlay(HubListener):
         self.collection.set_widths(np.full(n, 2 * radius))
         self.collection.set_heights(np.full(n, 2 * radius))
         self.collection.set_angles(np.zeros(n))
-        install_fast_redraw(viewer).request()  # the collection is animated: a blit
+        request_redraw(viewer, self.collection)  # the collection is animated: a blit
 
     def remove(self):
         if self.viewer is None:
@@ -265,12 +266,12 @@ class StarTool(ToolbarModeBase):
 
             # animated: moving it redraws only the overlays (see .blit)
             self._rubber = Circle(self._start, radius, fill=False, ec="#ffcc00", lw=1.2,
-                                  ls="--", zorder=60, animated=True)
+                                  ls="--", zorder=60, animated=blit_enabled())
             self.viewer.axes.add_patch(self._rubber)
         self._rubber.set_center(self._start)
         self._rubber.set_radius(radius)
         self._rubber.set_visible(True)
-        install_fast_redraw(self.viewer).request()
+        request_redraw(self.viewer, self._rubber)
 
     def _on_release(self, mode):
         if self._start is None:
@@ -286,7 +287,7 @@ class StarTool(ToolbarModeBase):
     def _hide_rubber(self):
         if self._rubber is not None and self._rubber.get_visible():
             self._rubber.set_visible(False)
-            install_fast_redraw(self.viewer).request()
+            request_redraw(self.viewer, self._rubber)
 
     def deactivate(self):
         self._hide_rubber()
@@ -317,7 +318,7 @@ class StarTool(ToolbarModeBase):
                 viewer.set_status(f"removed star {hit}")
                 return "removed", hit
             if radius > 0:
-                x, y = _peak_within(image, x, y, radius)
+                x, y = peak_within(image, x, y, radius)
             before = set(np.asarray(stars["star_id"]).tolist()) if stars is not None else set()
             stars = add_stars(dc, image, [(x, y)])
         except ZeropointError as err:
@@ -346,25 +347,6 @@ class StarTool(ToolbarModeBase):
             fast.remove()
             self.viewer._zp_fast_redraw = None
         super().close()
-
-
-def _peak_within(image, x, y, radius):
-    """The brightest unmasked pixel within ``radius`` of ``(x, y)`` (pixel units)."""
-    ny, nx = image.shape
-    x0, x1 = max(int(np.floor(x - radius)), 0), min(int(np.ceil(x + radius)) + 1, nx)
-    y0, y1 = max(int(np.floor(y - radius)), 0), min(int(np.ceil(y + radius)) + 1, ny)
-    if x1 <= x0 or y1 <= y0:
-        return x, y
-    view = (slice(y0, y1), slice(x0, x1))
-    flux = np.asarray(image.get_data(image.id["flux"], view=view), float)
-    bad = np.asarray(image.get_data(image.id["mask"], view=view)) != 0
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    outside = (xx - x) ** 2 + (yy - y) ** 2 > radius ** 2
-    flux = np.where(bad | outside | ~np.isfinite(flux), -np.inf, flux)
-    if not np.isfinite(flux.max()):
-        return x, y
-    iy, ix = np.unravel_index(int(np.argmax(flux)), flux.shape)
-    return float(x0 + ix), float(y0 + iy)
 
 
 @viewer_tool

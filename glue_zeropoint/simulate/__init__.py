@@ -21,8 +21,9 @@ Nothing here imports Qt or glue.
 """
 
 from .camera import Camera, DetectorMaps, make_detector_maps
-from .catalog import catalog_errors, reference_catalog
+from .catalog import CatalogSimSettings, catalog_errors, reference_catalog
 from .field import (
+                    FieldSettings,
                     FilterTruth,
                     SkyModel,
                     StarField,
@@ -31,12 +32,13 @@ from .field import (
                     moffat_alpha,
                     render_stars,
 )
-from .image import simulate_image, simulate_raw_image
-from .night import DEFAULT_FILTERS, FrameTruth, NightTruth, simulate_night
+from .image import RawCameraSettings, simulate_image, simulate_raw_image
+from .night import DEFAULT_FILTERS, FrameTruth, NightPlan, NightTruth, simulate_night
 from .psf import PSF, Aureole, Gaussian, Moffat, Trailed, make_psf, render_psf
 
 __all__ = ["Camera", "DetectorMaps", "make_detector_maps", "catalog_errors",
            "reference_catalog", "FilterTruth", "StarField", "make_field", "make_wcs",
            "moffat_alpha", "render_stars", "simulate_image", "DEFAULT_FILTERS", "FrameTruth",
            "NightTruth", "simulate_night", "SkyModel", "simulate_raw_image", "PSF", "Gaussian",
-           "Moffat", "Trailed", "Aureole", "make_psf", "render_psf"]
+           "Moffat", "Trailed", "Aureole", "make_psf", "render_psf", "FieldSettings",
+           "CatalogSimSettings", "RawCameraSettings", "NightPlan"]

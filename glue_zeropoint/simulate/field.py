@@ -15,9 +15,10 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from ._settings import SimSettings
 from .psf import PSF, make_psf, render_psf
 
-__all__ = ["FilterTruth", "StarField", "SkyModel", "make_field", "make_wcs", "moffat_alpha",
+__all__ = ["FilterTruth", "StarField", "SkyModel", "make_field", "FieldSettings", "make_wcs", "moffat_alpha",
            "render_stars"]
 
 #: the profile of the legacy renderer (``psf=None``): kept so that the demo and the tests
@@ -256,107 +257,144 @@ class SkyModel:
         return sky
 
 
-def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, center=(250.4235, 36.4613),
-               pixel_scale=1.0, rotation=0.0, flip=False, sip_coeff=0.0, fwhm=3.5,
-               mag_range=(10.0, 18.0), color_range=(-0.1, 1.6), bands=("B", "V", "R", "I"),
-               proper_motion=0.0, variable_fraction=0.0, edge_margin=20, obs_epoch=2024.5,
-               catalog_epoch=2016.0, psf=None, variable_amplitude=0.0, blend_fraction=0.0,
-               blend_separation=(0.5, 2.0), blend_dmag=(0.0, 3.0), n_saturated=0,
-               saturated_mag=None):
-    """Draw a random star field with known truth.
+@dataclass
+class FieldSettings(SimSettings):
+    """What :func:`make_field` draws (serialisable: :meth:`to_dict`/:meth:`from_dict`).
 
-    Magnitudes follow a rising luminosity function (``dN/dm ~ 10**(0.3 m)``) between
-    ``mag_range``; B-V is uniform in ``color_range`` and the other bands follow mean
-    main-sequence-like colour relations. Stars are placed uniformly over the detector plus
-    ``edge_margin`` pixels beyond each edge, so some fall partly off the image.
-
-    ``proper_motion`` is the rms proper motion in mas/yr per axis; catalog positions
-    (``ra_cat``, ``dec_cat``) are at ``catalog_epoch`` and image positions at ``obs_epoch``.
-
-    The options below draw from their own random stream, so a field made without them is the
-    same as before they existed:
-
-    ``psf``
+    Attributes
+    ----------
+    center : (ra, dec)
+        Field centre in degrees.
+    pixel_scale, rotation, flip, sip_coeff
+        The WCS (:func:`make_wcs`): arcsec/pixel, degrees, mirrored, SIP distortion.
+    fwhm : float
+        Seeing FWHM in pixels (a ``psf`` spec may give its own).
+    mag_range, color_range : (float, float)
+        V magnitudes (rising luminosity function ``dN/dm ~ 10**(0.3 m)``) and B-V (uniform).
+    bands : tuple of str
+        Bands of the truth table.
+    proper_motion : float
+        rms proper motion in mas/yr per axis; catalog positions are at ``catalog_epoch``,
+        image positions at ``obs_epoch``.
+    variable_fraction, variable_amplitude
+        Fraction of variables, ``dmag`` uniform in +-amplitude on the image.
+    edge_margin : float
+        Stars are placed up to this many pixels beyond each edge.
+    obs_epoch, catalog_epoch : float
+        Julian years.
+    psf : PSF, str or dict, optional
         A PSF family (:class:`~glue_zeropoint.simulate.psf.PSF`, a spec such as
-        ``'moffat:beta=2'`` or a dict); its FWHM is ``fwhm`` unless the spec gives one. None
-        keeps the legacy Moffat beta 3.5 renderer.
-    ``variable_amplitude``
-        Variables (``variable_fraction``) are ``dmag`` uniform in +-amplitude brighter or
-        fainter on the image than in the catalog.
-    ``blend_fraction``, ``blend_separation``, ``blend_dmag``
+        ``'moffat:beta=2'`` or a dict); None keeps the legacy Moffat beta 3.5 renderer.
+    blend_fraction, blend_separation, blend_dmag
         That fraction of the stars gets a companion ``blend_separation`` FWHM away (range)
-        and ``blend_dmag`` magnitudes fainter (range), same colour; ``blend_of`` names the
-        primary.
-    ``n_saturated``, ``saturated_mag``
+        and ``blend_dmag`` magnitudes fainter (range), same colour.
+    n_saturated, saturated_mag
         Add that many stars of V uniform in ``saturated_mag`` (a (bright, faint) range; by
-        default 2 magnitudes brighter than ``mag_range``) to saturate a frame.
+        default 2 magnitudes brighter than ``mag_range``).
     """
-    rng = np.random.default_rng(seed)
-    rng2 = np.random.default_rng([seed, 101])
-    ny, nx = shape
-    wcs = make_wcs(shape, center, pixel_scale, rotation, flip, sip_coeff)
-    x = rng.uniform(-edge_margin, nx - 1 + edge_margin, n_stars)
-    y = rng.uniform(-edge_margin, ny - 1 + edge_margin, n_stars)
-    # inverse-CDF draw from dN/dm ~ 10**(0.3 m)
-    lo, hi = 10 ** (0.3 * np.array(mag_range))
-    v = np.log10(rng.uniform(lo, hi, n_stars)) / 0.3
-    bv = rng.uniform(*color_range, n_stars)
-    mags = {"V": v, "B": v + bv, "R": v - (0.55 * bv + 0.02), "I": v - (1.1 * bv + 0.05),
+
+    center: tuple = (250.4235, 36.4613)
+    pixel_scale: float = 1.0
+    rotation: float = 0.0
+    flip: bool = False
+    sip_coeff: float = 0.0
+    fwhm: float = 3.5
+    mag_range: tuple = (10.0, 18.0)
+    color_range: tuple = (-0.1, 1.6)
+    bands: tuple = ("B", "V", "R", "I")
+    proper_motion: float = 0.0
+    variable_fraction: float = 0.0
+    edge_margin: float = 20
+    obs_epoch: float = 2024.5
+    catalog_epoch: float = 2016.0
+    psf: object = None
+    variable_amplitude: float = 0.0
+    blend_fraction: float = 0.0
+    blend_separation: tuple = (0.5, 2.0)
+    blend_dmag: tuple = (0.0, 3.0)
+    n_saturated: int = 0
+    saturated_mag: tuple | None = None
+
+
+def _band_mags(v, bv):
+    """Magnitudes in every band from V and B-V (mean main-sequence-like colour relations)."""
+    return {"V": v, "B": v + bv, "R": v - (0.55 * bv + 0.02), "I": v - (1.1 * bv + 0.05),
             "g": v + 0.6 * bv - 0.12, "r": v - 0.46 * bv + 0.11, "i": v - 0.9 * bv + 0.25,
             "z": v - 1.15 * bv + 0.35}
+
+
+def _draw_stars(rng, rng2, wcs, shape, n_stars, s):
+    """The main stars, sorted by V (``rng`` draws positions, magnitudes, colours, proper
+    motions, variables; ``rng2`` the variables' amplitudes)."""
+    ny, nx = shape
+    x = rng.uniform(-s.edge_margin, nx - 1 + s.edge_margin, n_stars)
+    y = rng.uniform(-s.edge_margin, ny - 1 + s.edge_margin, n_stars)
+    # inverse-CDF draw from dN/dm ~ 10**(0.3 m)
+    lo, hi = 10 ** (0.3 * np.array(s.mag_range))
+    v = np.log10(rng.uniform(lo, hi, n_stars)) / 0.3
+    bv = rng.uniform(*s.color_range, n_stars)
+    mags = _band_mags(v, bv)
     sky = wcs.pixel_to_world(x, y)
-    pmra = rng.normal(0.0, proper_motion, n_stars) if proper_motion else np.zeros(n_stars)
-    pmdec = rng.normal(0.0, proper_motion, n_stars) if proper_motion else np.zeros(n_stars)
-    dt = catalog_epoch - obs_epoch
+    pm = s.proper_motion
+    pmra = rng.normal(0.0, pm, n_stars) if pm else np.zeros(n_stars)
+    pmdec = rng.normal(0.0, pm, n_stars) if pm else np.zeros(n_stars)
+    dt = s.catalog_epoch - s.obs_epoch
     cosd = np.cos(np.deg2rad(sky.dec.deg))
-    ra_cat = sky.ra.deg + pmra * dt / 3.6e6 / cosd
-    dec_cat = sky.dec.deg + pmdec * dt / 3.6e6
     stars = Table()
     stars["star_id"] = np.arange(n_stars)
     stars["x"] = x
     stars["y"] = y
     stars["ra"] = sky.ra.deg
     stars["dec"] = sky.dec.deg
-    stars["ra_cat"] = ra_cat
-    stars["dec_cat"] = dec_cat
+    stars["ra_cat"] = sky.ra.deg + pmra * dt / 3.6e6 / cosd
+    stars["dec_cat"] = sky.dec.deg + pmdec * dt / 3.6e6
     stars["pmra"] = pmra
     stars["pmdec"] = pmdec
-    for band in bands:
+    for band in s.bands:
         stars[f"mag_{band}"] = mags[band]
-    stars["variable"] = rng.random(n_stars) < variable_fraction
+    stars["variable"] = rng.random(n_stars) < s.variable_fraction
     stars["dmag"] = np.where(stars["variable"],
-                             rng2.uniform(-1, 1, n_stars) * variable_amplitude, 0.0)
+                             rng2.uniform(-1, 1, n_stars) * s.variable_amplitude, 0.0)
     stars["blend_of"] = np.full(n_stars, -1)
     order = np.argsort(stars["mag_V"] if "mag_V" in stars.colnames else x)
     stars = stars[order]
     stars["star_id"] = np.arange(n_stars)
-    if psf is not None:
-        psf = make_psf(psf, fwhm=fwhm)
-        fwhm = float(psf.fwhm)
+    return stars
+
+
+def _extra_stars(rng2, stars, shape, fwhm, s):
+    """Saturated stars and blend companions: a list of (x, y, V, B-V, parent row)."""
+    ny, nx = shape
+    n_stars = len(stars)
     extra_rows = []
-    if n_saturated:
-        bright = saturated_mag or (mag_range[0] - 2.0, mag_range[0])
-        sv = rng2.uniform(*bright, int(n_saturated))
-        sbv = rng2.uniform(*color_range, int(n_saturated))
-        sx = rng2.uniform(2 * fwhm + 10, nx - 2 * fwhm - 10, int(n_saturated))
-        sy = rng2.uniform(2 * fwhm + 10, ny - 2 * fwhm - 10, int(n_saturated))
-        extra_rows.append((sx, sy, sv, sbv, np.full(int(n_saturated), -1)))
-    if blend_fraction:
-        k = rng2.random(n_stars) < blend_fraction
-        sep = rng2.uniform(*blend_separation, k.sum()) * fwhm
+    if s.n_saturated:
+        n_sat = int(s.n_saturated)
+        bright = s.saturated_mag or (s.mag_range[0] - 2.0, s.mag_range[0])
+        sv = rng2.uniform(*bright, n_sat)
+        sbv = rng2.uniform(*s.color_range, n_sat)
+        sx = rng2.uniform(2 * fwhm + 10, nx - 2 * fwhm - 10, n_sat)
+        sy = rng2.uniform(2 * fwhm + 10, ny - 2 * fwhm - 10, n_sat)
+        extra_rows.append((sx, sy, sv, sbv, np.full(n_sat, -1)))
+    if s.blend_fraction:
+        k = rng2.random(n_stars) < s.blend_fraction
+        sep = rng2.uniform(*s.blend_separation, k.sum()) * fwhm
         ang = rng2.uniform(0, 2 * np.pi, k.sum())
-        dm = rng2.uniform(*blend_dmag, k.sum())
+        dm = rng2.uniform(*s.blend_dmag, k.sum())
         bvk = np.array(stars["mag_B"] - stars["mag_V"])[k] if "mag_B" in stars.colnames \
-            else rng2.uniform(*color_range, k.sum())
+            else rng2.uniform(*s.color_range, k.sum())
         extra_rows.append((np.array(stars["x"])[k] + sep * np.cos(ang),
                            np.array(stars["y"])[k] + sep * np.sin(ang),
                            np.array(stars["mag_V"])[k] + dm, bvk, np.array(stars["star_id"])[k]))
+    return extra_rows
+
+
+def _append_stars(stars, extra_rows, wcs, bands):
+    """The stars with the extra rows appended (no proper motion, not variable)."""
+    from astropy.table import vstack
+
     for ex, ey, ev, ebv, parent in extra_rows:
         esky = wcs.pixel_to_world(ex, ey)
-        emags = {"V": ev, "B": ev + ebv, "R": ev - (0.55 * ebv + 0.02),
-                 "I": ev - (1.1 * ebv + 0.05), "g": ev + 0.6 * ebv - 0.12,
-                 "r": ev - 0.46 * ebv + 0.11, "i": ev - 0.9 * ebv + 0.25,
-                 "z": ev - 1.15 * ebv + 0.35}
+        emags = _band_mags(ev, ebv)
         new = Table()
         new["star_id"] = np.arange(len(ex)) + len(stars)
         new["x"], new["y"] = ex, ey
@@ -369,11 +407,38 @@ def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, center=(250.4235, 36.
         new["variable"] = np.zeros(len(ex), bool)
         new["dmag"] = np.zeros(len(ex))
         new["blend_of"] = parent
-        from astropy.table import vstack
-
         stars = vstack([stars, new])
-    return StarField(shape=tuple(shape), wcs=wcs, stars=stars, fwhm=fwhm, obs_epoch=obs_epoch,
-                     catalog_epoch=catalog_epoch, bands=tuple(bands), psf=psf)
+    return stars
+
+
+def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, settings=None, **keywords):
+    """Draw a random star field with known truth.
+
+    Magnitudes follow a rising luminosity function (``dN/dm ~ 10**(0.3 m)``) between
+    ``mag_range``; B-V is uniform in ``color_range`` and the other bands follow mean
+    main-sequence-like colour relations. Stars are placed uniformly over the detector plus
+    ``edge_margin`` pixels beyond each edge, so some fall partly off the image.
+
+    ``settings`` is a :class:`FieldSettings`; ``keywords`` are any of its fields (override
+    it; the keywords this function always took: ``center``, ``pixel_scale``, ``fwhm``,
+    ``mag_range``, ``proper_motion``, ``psf``, ``blend_fraction``, ``n_saturated``...).
+
+    The options ``psf``, ``variable_amplitude``, ``blend_*`` and ``n_saturated`` draw from
+    their own random stream, so a field made without them is the same as before they existed.
+    """
+    s = FieldSettings.from_keywords(settings, **keywords)
+    rng = np.random.default_rng(seed)
+    rng2 = np.random.default_rng([seed, 101])
+    wcs = make_wcs(shape, s.center, s.pixel_scale, s.rotation, s.flip, s.sip_coeff)
+    stars = _draw_stars(rng, rng2, wcs, shape, n_stars, s)
+    psf, fwhm = s.psf, s.fwhm
+    if psf is not None:
+        psf = make_psf(psf, fwhm=fwhm)
+        fwhm = float(psf.fwhm)
+    stars = _append_stars(stars, _extra_stars(rng2, stars, shape, fwhm, s), wcs, s.bands)
+    return StarField(shape=tuple(shape), wcs=wcs, stars=stars, fwhm=fwhm,
+                     obs_epoch=s.obs_epoch, catalog_epoch=s.catalog_epoch,
+                     bands=tuple(s.bands), psf=psf)
 
 
 def _moffat_cdf(r, alpha, beta=MOFFAT_BETA):

@@ -4,13 +4,16 @@ Much faster than :func:`~glue_zeropoint.simulate.simulate_night` plus calibratio
 many-seed injection-recovery tests of photometry and the zero-point fit.
 """
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 
+from ._settings import SimSettings
 from .field import FilterTruth, make_field
 from .night import _cosmic_rays
 
-__all__ = ["simulate_image", "simulate_raw_image"]
+__all__ = ["simulate_image", "simulate_raw_image", "RawCameraSettings"]
 
 
 def simulate_image(field=None, filt=None, exptime=30.0, *, read_noise=8.0, seed=0,
@@ -71,11 +74,71 @@ def simulate_image(field=None, filt=None, exptime=30.0, *, read_noise=8.0, seed=
                  "exptime": float(exptime), **extra}
 
 
-def simulate_raw_image(field=None, filt=None, exptime=30.0, *, gain=1.7, read_noise=7.0,
-                       pedestal=1000.0, adc_max=65535, dark_rate=0.02, hot_fraction=3e-4,
-                       cosmic_rays=30, sky=None, seed=0, write_gain=False,
-                       write_saturate=True, date="2024-07-01T22:00:00", filter_name="V",
-                       **field_kwargs):
+@dataclass
+class RawCameraSettings(SimSettings):
+    """The camera of :func:`simulate_raw_image` (serialisable).
+
+    Attributes
+    ----------
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e-.
+    pedestal : float
+        Uniform bias level (ADU).
+    adc_max : int
+        ADC ceiling (ADU): brighter pixels saturate (flat tops).
+    dark_rate : float
+        Dark current (e-/s).
+    hot_fraction : float
+        Fraction of hot pixels (20-400 e-/s).
+    cosmic_rays : int
+        Cosmic-ray tracks of 1-4 pixels (500-20000 e- each).
+    write_gain : bool
+        Write GAIN and RDNOISE into the header.
+    write_saturate : bool
+        Write SATURATE = ``adc_max`` into the header.
+    """
+
+    gain: float = 1.7
+    read_noise: float = 7.0
+    pedestal: float = 1000.0
+    adc_max: int = 65535
+    dark_rate: float = 0.02
+    hot_fraction: float = 3e-4
+    cosmic_rays: int = 30
+    write_gain: bool = False
+    write_saturate: bool = True
+
+
+def _raw_header(field, exptime, filter_name, date, cam):
+    header = field.wcs.to_header(relax=True)
+    header["EXPTIME"] = float(exptime)
+    header["FILTER"] = filter_name
+    header["DATE-OBS"] = date
+    header["BUNIT"] = "adu"
+    if cam.write_saturate:
+        header["SATURATE"] = (int(cam.adc_max), "ADC ceiling (ADU)")
+    if cam.write_gain:
+        header["GAIN"] = (cam.gain, "electrons per ADU")
+        header["RDNOISE"] = (cam.read_noise, "read noise (e-)")
+    return header
+
+
+def _saturated_stars(field, expected, cam):
+    """Which stars saturate: their noiseless peak (plus sky and pedestal) beyond the ADC."""
+    x = np.round(np.asarray(field.stars["x"])).astype(int)
+    y = np.round(np.asarray(field.stars["y"])).astype(int)
+    ny, nx = field.shape
+    on = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    saturated = np.zeros(len(x), bool)
+    peak = expected[np.clip(y, 0, ny - 1), np.clip(x, 0, nx - 1)] / cam.gain + cam.pedestal
+    saturated[on] = peak[on] >= cam.adc_max
+    return saturated
+
+
+def simulate_raw_image(field=None, filt=None, exptime=30.0, *, sky=None, seed=0,
+                       date="2024-07-01T22:00:00", filter_name="V", camera=None, **keywords):
     """A single raw frame in ADU as a camera writes it: no calibration frames, unknown gain.
 
     ``raw = clip(round((Poisson(expected + dark) + N(0, read_noise) + cosmic rays) / gain
@@ -83,6 +146,10 @@ def simulate_raw_image(field=None, filt=None, exptime=30.0, *, gain=1.7, read_no
     uniform pedestal (bias level) in ADU, dark current ``dark_rate`` e-/s with a fraction
     ``hot_fraction`` of hot pixels (20-400 e-/s), ``cosmic_rays`` tracks of 1-4 pixels
     (500-20000 e- each), stars brighter than the ADC saturate at ``adc_max`` (flat tops).
+
+    ``camera`` is a :class:`RawCameraSettings`; ``keywords`` that name one of its fields
+    override it (``gain=``, ``read_noise=``...: the keywords this function always took), the
+    others make the field when none is given (:func:`make_field`).
 
     The header has EXPTIME, FILTER, DATE-OBS, the WCS, BUNIT = 'adu', SATURATE = ``adc_max``
     (unless ``write_saturate`` is False) and no GAIN/RDNOISE unless ``write_gain``.
@@ -97,6 +164,10 @@ def simulate_raw_image(field=None, filt=None, exptime=30.0, *, gain=1.7, read_no
         its peak pixel reached ``adc_max``), ``expected`` (noiseless electrons, stars + sky,
         without dark, pedestal or cosmic rays).
     """
+    names = {f.name for f in fields(RawCameraSettings)}
+    cam = RawCameraSettings.from_keywords(
+        camera, **{k: v for k, v in keywords.items() if k in names})
+    field_kwargs = {k: v for k, v in keywords.items() if k not in names}
     if field is None:
         field = make_field(seed=seed, **field_kwargs)
     filt = FilterTruth() if filt is None else filt
@@ -105,35 +176,20 @@ def simulate_raw_image(field=None, filt=None, exptime=30.0, *, gain=1.7, read_no
     level = filt.sky_rate(field.pixel_area_arcsec2) * exptime
     sky_image = np.full(field.shape, level) if sky is None else sky.image(field.shape, level)
     expected = stars + sky_image
-    dark = np.full(field.shape, dark_rate * exptime)
-    hot = rng.random(field.shape) < hot_fraction
+    dark = np.full(field.shape, cam.dark_rate * exptime)
+    hot = rng.random(field.shape) < cam.hot_fraction
     dark[hot] = rng.uniform(20.0, 400.0, hot.sum()) * exptime
     electrons = rng.poisson(np.clip(expected + dark, 0, None)).astype(np.float64)
-    electrons += rng.normal(0.0, read_noise, field.shape)
-    cr = _cosmic_rays(field.shape, cosmic_rays, rng) if cosmic_rays else np.zeros(field.shape)
+    electrons += rng.normal(0.0, cam.read_noise, field.shape)
+    cr = (_cosmic_rays(field.shape, cam.cosmic_rays, rng) if cam.cosmic_rays
+          else np.zeros(field.shape))
     electrons += cr
-    adu = np.clip(np.round(electrons / gain + pedestal), 0, adc_max).astype(np.uint16)
-    # which stars saturate: their noiseless peak (plus sky and pedestal) beyond the ADC
-    x = np.round(np.asarray(field.stars["x"])).astype(int)
-    y = np.round(np.asarray(field.stars["y"])).astype(int)
-    ny, nx = field.shape
-    on = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
-    saturated = np.zeros(len(x), bool)
-    peak = expected[np.clip(y, 0, ny - 1), np.clip(x, 0, nx - 1)] / gain + pedestal
-    saturated[on] = peak[on] >= adc_max
-    header = field.wcs.to_header(relax=True)
-    header["EXPTIME"] = float(exptime)
-    header["FILTER"] = filter_name
-    header["DATE-OBS"] = date
-    header["BUNIT"] = "adu"
-    if write_saturate:
-        header["SATURATE"] = (int(adc_max), "ADC ceiling (ADU)")
-    if write_gain:
-        header["GAIN"] = (gain, "electrons per ADU")
-        header["RDNOISE"] = (read_noise, "read noise (e-)")
+    adu = np.clip(np.round(electrons / cam.gain + cam.pedestal), 0,
+                  cam.adc_max).astype(np.uint16)
+    header = _raw_header(field, exptime, filter_name, date, cam)
     ccd = CCDData(adu, unit="adu", wcs=field.wcs, meta=header)
     return ccd, {"field": field, "filter": filt, "expected": expected, "sky": level,
                  "sky_image": sky_image, "exptime": float(exptime), "fractions": fractions,
-                 "gain": gain, "read_noise": read_noise, "pedestal": pedestal,
-                 "adc_max": adc_max, "hot": hot, "cosmic_rays": cr > 0,
-                 "saturated": saturated}
+                 "gain": cam.gain, "read_noise": cam.read_noise, "pedestal": cam.pedestal,
+                 "adc_max": cam.adc_max, "hot": hot, "cosmic_rays": cr > 0,
+                 "saturated": _saturated_stars(field, expected, cam)}

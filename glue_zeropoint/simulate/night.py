@@ -26,10 +26,11 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.time import Time
 
+from ._settings import SimSettings
 from .camera import Camera, make_detector_maps
 from .field import FilterTruth, StarField, make_field
 
-__all__ = ["simulate_night", "NightTruth", "FrameTruth", "DEFAULT_FILTERS"]
+__all__ = ["simulate_night", "NightPlan", "NightTruth", "FrameTruth", "DEFAULT_FILTERS"]
 
 DEFAULT_FILTERS = {
     "V": FilterTruth(band="V", zp=21.6, color_term=-0.04, color=("B", "V"), sky_sb=20.3),
@@ -155,11 +156,119 @@ def _cosmic_rays(shape, n, rng):
     return hits
 
 
+@dataclass
+class NightPlan(SimSettings):
+    """Which frames :func:`simulate_night` takes (serialisable).
+
+    Attributes
+    ----------
+    n_bias : int
+        Biases; in the 'thin' style these are 40 ms darks.
+    n_dark : int
+        Darks per exposure time.
+    dark_exptimes : sequence of float
+        One set of ``n_dark`` darks per exposure time.
+    n_flat : int
+        Flats per filter (every filter that has lights).
+    flat_exptime : float
+    flat_level : float
+        Mean electrons per pixel in a flat (each flat 0.8-1.2 times it: twilight fades).
+    lights : sequence of (filter, exptime, count)
+    object_name : str
+    cosmic_rays : int
+        Cosmic rays per dark and light.
+    write_wcs : bool, optional
+        Write the WCS into the light headers (default: except in the 'thin' style).
+    date : str
+        DATE-OBS of the first frame (ISO); one frame a minute after it.
+    """
+
+    n_bias: int = 9
+    n_dark: int = 5
+    dark_exptimes: tuple = (20.0,)
+    n_flat: int = 5
+    flat_exptime: float = 5.0
+    flat_level: float = 20000.0
+    lights: tuple = (("V", 20.0, 2),)
+    object_name: str = "M13"
+    cosmic_rays: int = 20
+    write_wcs: bool | None = None
+    date: str = "2024-07-01T22:00:00"
+
+
+@dataclass
+class _FrameWriter:
+    """Writes the frames of a simulated night one after the other (frame ``n`` draws its
+    noise from the stream ``[seed, n]``, its DATE-OBS ``n`` minutes after the first)."""
+
+    root: Path
+    style: str
+    shape: tuple
+    seed: int
+    camera: Camera
+    maps: object
+    star_field: StarField
+    truth: NightTruth
+    plan: NightPlan
+    write_wcs: bool
+    n: int = 0
+
+    def _adu(self, frame_rng, electrons, cr):
+        camera, shape = self.camera, self.shape
+        signal = frame_rng.poisson(np.clip(electrons, 0, None)).astype(np.float64)
+        signal += frame_rng.normal(0.0, camera.read_noise, shape)
+        if cr is not None:
+            signal += cr
+        offset = frame_rng.normal(0.0, camera.bias_drift) if camera.bias_drift else 0.0
+        adu = signal / camera.gain + self.maps.bias + offset
+        if camera.overscan:
+            over = camera.bias_level + offset + frame_rng.normal(
+                0.0, camera.read_noise / camera.gain, (shape[0], camera.overscan))
+            adu = np.hstack([adu, over])
+        return np.clip(np.round(adu), 0, camera.saturation_adu).astype(np.uint16), offset
+
+    def write(self, kind, i, exptime, filt, electrons, cr):
+        self.n += 1
+        frame_rng = np.random.default_rng([self.seed, self.n])
+        adu, offset = self._adu(frame_rng, electrons, cr)
+        date_obs = (Time(self.plan.date) + self.n * 60.0 * u.s).isot
+        name = _names(self.style, kind, i, exptime, filt, self.plan.object_name)
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hdr = _header(self.style, kind, exptime, filt if kind in ("flat", "light") else None,
+                      self.camera, date_obs, self.plan.object_name, self.star_field,
+                      self.write_wcs, self.shape)
+        fits.PrimaryHDU(adu, header=hdr).writeto(path, overwrite=True)
+        self.truth.frames.append(FrameTruth(path=path, kind=kind, exptime=float(exptime),
+                                            filter=filt, bias_offset=offset,
+                                            cosmic_rays=None if cr is None else cr > 0,
+                                            seed=self.n))
+
+
+def _write_frames(w, rng, light_filters, filters):
+    """Biases, darks, flats, lights, in that order (``rng``: cosmic rays, flat levels)."""
+    plan, maps, shape = w.plan, w.maps, w.shape
+    bias_t = 0.04 if w.style == "thin" else 0.0
+    for i in range(plan.n_bias):
+        w.write("bias", i, bias_t, None, maps.dark_rate * bias_t, None)
+    for t in plan.dark_exptimes:
+        for i in range(plan.n_dark):
+            cr = _cosmic_rays(shape, plan.cosmic_rays, rng) if plan.cosmic_rays else None
+            w.write("dark", i, t, None, maps.dark_rate * t, cr)
+    for f in light_filters:
+        for i in range(plan.n_flat):
+            level = plan.flat_level * rng.uniform(0.8, 1.2)  # twilight fades between flats
+            w.write("flat", i, plan.flat_exptime, f,
+                    level * maps.flats[f] + maps.dark_rate * plan.flat_exptime, None)
+    for f, t, count in plan.lights:
+        expected = w.star_field.expected_electrons(filters[f], t)
+        for i in range(count):
+            cr = _cosmic_rays(shape, plan.cosmic_rays, rng) if plan.cosmic_rays else None
+            w.write("light", i, t, f, expected * maps.flats[f] + maps.dark_rate * t, cr)
+
+
 def simulate_night(root, *, style="maxim", shape=(512, 512), seed=0, camera=None,
-                   filters=None, field_kwargs=None, n_bias=9, n_dark=5,
-                   dark_exptimes=(20.0,), n_flat=5, flat_exptime=5.0, flat_level=20000.0,
-                   lights=(("V", 20.0, 2),), object_name="M13", cosmic_rays=20,
-                   write_wcs=None, date="2024-07-01T22:00:00"):
+                   filters=None, field_kwargs=None, plan=None, **keywords):
     """Write a raw night into ``root`` and return its :class:`NightTruth`.
 
     Parameters
@@ -170,27 +279,30 @@ def simulate_night(root, *, style="maxim", shape=(512, 512), seed=0, camera=None
         Header convention (see module docstring).
     shape : tuple
         Active-area shape (ny, nx); overscan columns, if any, are added.
+    seed : int
     camera : `Camera`, optional
         Detector truth (default ``Camera()``; in the 'thin' style nothing of it is in the headers).
     filters : dict, optional
         ``{filter name: FilterTruth}``; default V and B (:data:`DEFAULT_FILTERS`). Flats are
         taken in every filter that has lights.
-    lights : sequence of (filter, exptime, count)
-    n_bias : int
-        Biases; in the 'thin' style these are 40 ms darks.
-    dark_exptimes : sequence of float
-        One set of ``n_dark`` darks per exposure time.
-    flat_level : float
-        Mean electrons per pixel in a flat.
+    field_kwargs : dict, optional
+        Passed to :func:`~glue_zeropoint.simulate.make_field` (default 300 stars).
+    plan : NightPlan, optional
+        The frames: ``n_bias``, ``n_dark``, ``dark_exptimes``, ``n_flat``, ``flat_exptime``,
+        ``flat_level``, ``lights`` (sequence of (filter, exptime, count)), ``object_name``,
+        ``cosmic_rays``, ``write_wcs``, ``date`` (see :class:`NightPlan`).
+    **keywords
+        Any NightPlan field, overriding ``plan`` (the keywords this function always took).
     """
     if style not in ("maxim", "iraf", "thin"):
         raise ValueError(f"style must be 'maxim', 'iraf' or 'thin', not {style!r}")
+    plan = NightPlan.from_keywords(plan, **keywords)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     camera = Camera() if camera is None else camera
     filters = dict(DEFAULT_FILTERS if filters is None else filters)
-    light_filters = list(dict.fromkeys(f for f, _, _ in lights))
+    light_filters = list(dict.fromkeys(f for f, _, _ in plan.lights))
     for f in light_filters:
         if f not in filters:
             raise ValueError(f"no FilterTruth for filter {f!r}; give filters={{...}}")
@@ -198,54 +310,11 @@ def simulate_night(root, *, style="maxim", shape=(512, 512), seed=0, camera=None
     fk.update(field_kwargs or {})
     star_field = make_field(shape, **fk)
     maps = make_detector_maps(camera, shape, light_filters, rng)
-    if write_wcs is None:
-        write_wcs = style != "thin"
+    write_wcs = style != "thin" if plan.write_wcs is None else plan.write_wcs
     truth = NightTruth(root=root, camera=camera, field=star_field, filters=filters, maps=maps,
                        style=style)
-    t0 = Time(date)
-    counter = {"n": 0}
-
-    def write(kind, i, exptime, filt, electrons, cr):
-        counter["n"] += 1
-        frame_rng = np.random.default_rng([seed, counter["n"]])
-        signal = frame_rng.poisson(np.clip(electrons, 0, None)).astype(np.float64)
-        signal += frame_rng.normal(0.0, camera.read_noise, shape)
-        if cr is not None:
-            signal += cr
-        offset = frame_rng.normal(0.0, camera.bias_drift) if camera.bias_drift else 0.0
-        adu = signal / camera.gain + maps.bias + offset
-        if camera.overscan:
-            over = camera.bias_level + offset + frame_rng.normal(
-                0.0, camera.read_noise / camera.gain, (shape[0], camera.overscan))
-            adu = np.hstack([adu, over])
-        adu = np.clip(np.round(adu), 0, camera.saturation_adu).astype(np.uint16)
-        date_obs = (t0 + counter["n"] * 60.0 * u.s).isot
-        name = _names(style, kind, i, exptime, filt, object_name)
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        hdr = _header(style, kind, exptime, filt if kind in ("flat", "light") else None,
-                      camera, date_obs, object_name, star_field, write_wcs, shape)
-        fits.PrimaryHDU(adu, header=hdr).writeto(path, overwrite=True)
-        truth.frames.append(FrameTruth(path=path, kind=kind, exptime=float(exptime),
-                                       filter=filt, bias_offset=offset,
-                                       cosmic_rays=None if cr is None else cr > 0,
-                                       seed=counter["n"]))
-
-    bias_t = 0.04 if style == "thin" else 0.0
-    for i in range(n_bias):
-        write("bias", i, bias_t, None, maps.dark_rate * bias_t, None)
-    for t in dark_exptimes:
-        for i in range(n_dark):
-            cr = _cosmic_rays(shape, cosmic_rays, rng) if cosmic_rays else None
-            write("dark", i, t, None, maps.dark_rate * t, cr)
-    for f in light_filters:
-        for i in range(n_flat):
-            level = flat_level * rng.uniform(0.8, 1.2)  # twilight fades between flats
-            write("flat", i, flat_exptime, f,
-                  level * maps.flats[f] + maps.dark_rate * flat_exptime, None)
-    for f, t, count in lights:
-        expected = star_field.expected_electrons(filters[f], t)
-        for i in range(count):
-            cr = _cosmic_rays(shape, cosmic_rays, rng) if cosmic_rays else None
-            write("light", i, t, f, expected * maps.flats[f] + maps.dark_rate * t, cr)
+    writer = _FrameWriter(root=root, style=style, shape=shape, seed=seed, camera=camera,
+                          maps=maps, star_field=star_field, truth=truth, plan=plan,
+                          write_wcs=write_wcs)
+    _write_frames(writer, rng, light_filters, filters)
     return truth

@@ -6,7 +6,10 @@ Public API
 - :func:`fit_zeropoint` (crossmatched stars) and :func:`fit_zeropoint_arrays` (plain arrays, fast,
   for the Glue viewer), returning :class:`ZeroPoint` / :class:`ArrayFit`;
 - :func:`sky_surface_brightness`, :func:`sky_level`;
-- :func:`measure_image` -> :class:`Measurement`: stars -> matches -> zero point -> sky.
+- :func:`measure_image` -> :class:`Measurement`: stars -> matches -> zero point -> sky;
+- :class:`MeasureSettings` (and its groups :class:`FitSettings`, :class:`PhotometrySettings`,
+  :class:`ImageSettings`, :class:`WCSSettings`): the settings, serialisable, shared by the
+  command line, the Glue panel and saved sessions.
 """
 
 from .fit import (
@@ -21,9 +24,17 @@ from .fit import (
                   parse_color,
 )
 from .pipeline import Measurement, measure_image
+from .settings import (
+    FitSettings,
+    ImageSettings,
+    MeasureSettings,
+    PhotometrySettings,
+    WCSSettings,
+)
 from .sky import pixel_area_arcsec2, sky_level, sky_surface_brightness, source_mask
 
 __all__ = ["fit_zeropoint", "fit_zeropoint_arrays", "ZeroPoint", "ArrayFit", "parse_color",
            "JSON_KEYS", "MIN_STARS", "MIN_STARS_COLOR", "MIN_COLOR_RANGE",
            "sky_surface_brightness", "sky_level", "source_mask", "pixel_area_arcsec2",
-           "measure_image", "Measurement"]
+           "measure_image", "Measurement", "MeasureSettings", "FitSettings", "ImageSettings",
+           "PhotometrySettings", "WCSSettings"]

@@ -57,8 +57,8 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import FitError, InputError
+from ..stats import MAD_TO_SIGMA, mad_std, solve_excess_variance
 from .reasons import (
-    MAX_CAT_ERR,
     MIN_STARS_STRICT,
     REASON_CODES,
     SEPARATOR,
@@ -67,6 +67,7 @@ from .reasons import (
     flag_reasons,
     reason_counts,
 )
+from .settings import fit_settings
 
 __all__ = ["fit_zeropoint", "fit_zeropoint_arrays", "ZeroPoint", "ArrayFit",
            "parse_color", "MIN_STARS", "MIN_STARS_COLOR", "MIN_COLOR_RANGE", "JSON_KEYS"]
@@ -76,7 +77,6 @@ log = logging.getLogger(__name__)
 MIN_STARS = 3
 MIN_STARS_COLOR = 10
 MIN_COLOR_RANGE = 0.3
-_MAD = 1.482602218505602
 
 #: The keys of zeropoint.json required by DESIGN.md section 4, in order.
 JSON_KEYS = ("zp", "zp_err", "zp_err_total", "scatter", "n_matched", "n_used", "band", "color",
@@ -184,20 +184,12 @@ def _solve_sigma_int(y, e2, col, npar, vx=None, cxy=None):
     if dof <= 0:
         return 0.0
 
-    def excess(s2):
+    def chi2(s2):
         _, _, _, r, w = _wls(y, e2, s2, col, vx, cxy)
-        return float((r * r) @ w) - dof
+        return float((r * r) @ w)
 
-    if excess(0.0) <= 0:
-        return 0.0
     hi = max(float(np.var(y)) * 4.0, float(np.max(e2)), 1e-8)
-    while excess(hi) > 0 and hi < 1e4:
-        hi *= 4.0
-    if excess(hi) > 0:
-        return hi
-    from scipy.optimize import brentq
-
-    return float(brentq(excess, 0.0, hi, xtol=1e-10, rtol=1e-6, maxiter=100))
+    return solve_excess_variance(chi2, dof, hi, xtol=1e-10, rtol=1e-6, grow_until=1e4)
 
 
 def _robust_sigma_int(r, e2):
@@ -206,12 +198,12 @@ def _robust_sigma_int(r, e2):
     r = np.abs(r - np.median(r))
 
     def scale(s2):
-        return _MAD * float(np.median(r / np.sqrt(e2 + s2)))
+        return MAD_TO_SIGMA * float(np.median(r / np.sqrt(e2 + s2)))
 
     if r.size < 3 or scale(0.0) <= 1.0:
         return 0.0
     # bisection on sigma (a starting value for the clipping: 1% is plenty)
-    lo, hi = 0.0, max(2.0 * _MAD * float(np.median(r)), 1e-4)
+    lo, hi = 0.0, max(2.0 * MAD_TO_SIGMA * float(np.median(r)), 1e-4)
     while scale(hi * hi) > 1.0 and hi < 100.0:
         hi *= 2.0
     while hi - lo > 0.01 * hi + 1e-5:
@@ -223,9 +215,139 @@ def _robust_sigma_int(r, e2):
     return hi * hi
 
 
-def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.0, floor=0.01,
-                         maxiter=10, fit_color=None, use=None, min_stars=MIN_STARS,
-                         colour_err=None, colour_cov=None):
+@dataclass
+class _Problem:
+    """The arrays of one zero-point fit: ``y``, its variance ``e2`` (floored), and for a
+    colour term the centred colour ``c``, its variance ``vx`` and covariance with y ``cxy``."""
+
+    y: np.ndarray
+    e2: np.ndarray
+    c: np.ndarray | None = None
+    vx: np.ndarray | None = None
+    cxy: np.ndarray | None = None
+
+    @property
+    def npar(self):
+        return 1 if self.c is None else 2
+
+    def subset(self, used):
+        """(y, e2, c, vx, cxy) of the ``used`` stars, for :func:`_wls`."""
+        def pick(a):
+            return None if a is None else a[used]
+
+        return self.y[used], self.e2[used], pick(self.c), pick(self.vx), pick(self.cxy)
+
+    def variance(self, s2, b, rows=slice(None)):
+        """Each star's residual variance with intrinsic variance ``s2`` and colour term ``b``."""
+        var = self.e2[rows] + s2
+        if self.vx is not None:
+            var = np.maximum(var + b * b * self.vx[rows] - 2.0 * b * self.cxy[rows], 0.25 * var)
+        return var
+
+    def model(self, a, b):
+        return a + (b * self.c if self.c is not None else 0.0)
+
+
+def _candidates(y, y_err, use):
+    """Finite stars with a non-negative error (and in ``use``)."""
+    if y.shape != y_err.shape:
+        raise InputError(f"y and y_err differ in shape: {y.shape} vs {y_err.shape}")
+    cand = np.isfinite(y) & np.isfinite(y_err) & (y_err >= 0)
+    if use is not None:
+        use = np.asarray(use, dtype=bool)
+        if use.shape != y.shape:
+            raise InputError(f"use has shape {use.shape}, y has {y.shape}")
+        cand &= use
+    return cand
+
+
+def _colour_decision(col, cand, fit_color):
+    """(fit the colour term?, candidates, reason if not): at least MIN_STARS_COLOR stars with
+    a colour spanning MIN_COLOR_RANGE (5-95 percentiles)."""
+    if col is None:
+        return False, cand, "no colour given"
+    if fit_color is False:
+        return False, cand, "not asked (fit_color=False)"
+    cc = cand & np.isfinite(col)
+    nc = int(cc.sum())
+    span = (float(np.subtract(*np.percentile(col[cc], [95, 5]))) if nc >= 2 else 0.0)
+    reason = ""
+    if nc < MIN_STARS_COLOR:
+        reason = f"too few stars with a colour ({nc} < {MIN_STARS_COLOR})"
+    elif span < MIN_COLOR_RANGE:
+        reason = (f"colour range too small ({span:.2f} mag between the 5th and 95th "
+                  f"percentiles < {MIN_COLOR_RANGE})")
+    if reason:
+        (log.warning if fit_color else log.info)("colour term not fitted: %s", reason)
+        return False, cand, reason
+    return True, cc, reason
+
+
+def _colour_terms(col, cand, e2, color_ref, colour_err, colour_cov):
+    """(centred colour, colour variance, y-colour covariance, color_ref); the reference
+    defaults to the weighted mean colour of the candidates."""
+    if color_ref is None:
+        w0 = 1.0 / e2[cand]
+        color_ref = float(np.sum(w0 * col[cand]) / np.sum(w0))
+    vx = cxy = None
+    if colour_err is not None or colour_cov is not None:
+        zeros = np.zeros(col.size)
+
+        def clean(a):
+            return zeros if a is None else np.nan_to_num(np.asarray(a, float), nan=0.0,
+                                                          posinf=0.0)
+
+        vx, cxy = clean(colour_err) ** 2, clean(colour_cov)
+    return col - color_ref, vx, cxy, color_ref
+
+
+def _first_clip(p, cand, clip_sigma, min_stars):
+    """Start from the median and a robust intrinsic scatter (the MAD of the normalised
+    residuals made 1), so that bright stars with tiny errors are not clipped for a scatter
+    the errors miss. Returns (used, starting zero point)."""
+    used = cand.copy()
+    zp0 = float(np.median(p.y[cand]))
+    if clip_sigma is None:
+        return used, zp0
+    r0 = p.y - zp0
+    s2_0 = _robust_sigma_int(r0[cand], p.e2[cand])
+    z = r0 / np.sqrt(p.e2 + s2_0)
+    zc = z[cand]
+    mad = mad_std(zc)
+    if mad > 0:
+        used = cand & (np.abs(z - np.median(zc)) <= clip_sigma * mad)
+    if used.sum() < min_stars:
+        used = cand.copy()
+    return used, zp0
+
+
+def _fit_and_clip(p, cand, used, zp0, clip_sigma, maxiter, min_stars):
+    """Solve sigma_int and the weighted fit, clip on the MAD scale of the normalised
+    residuals, repeat until the set does not change. Returns (used, s2, a, b, cov, rounds)."""
+    it, s2, a, b = 0, 0.0, zp0, 0.0
+    cov = np.full((2, 2), np.nan)
+    for _ in range(int(maxiter)):
+        it += 1
+        yu, e2u, cu, vu, xu = p.subset(used)
+        s2 = _solve_sigma_int(yu, e2u, cu, p.npar, vu, xu)
+        a, b, cov, _, _ = _wls(yu, e2u, s2, cu, vu, xu)
+        if clip_sigma is None:
+            break
+        z = (p.y - p.model(a, b)) / np.sqrt(p.variance(s2, b))
+        zc = z[used]
+        med = float(np.median(zc))
+        mad = mad_std(zc)
+        if not mad > 0:
+            break
+        new = cand & (np.abs(z - med) <= clip_sigma * mad)
+        if new.sum() < min_stars or np.array_equal(new, used):
+            break
+        used = new
+    return used, s2, a, b, cov, it
+
+
+def fit_zeropoint_arrays(y, y_err, colour=None, *, use=None, colour_err=None, colour_cov=None,
+                         min_stars=MIN_STARS, settings=None, **keywords):
     """The zero-point fit on plain arrays (fast; used by the Glue viewer on brushed subsets).
 
     Parameters
@@ -237,21 +359,8 @@ def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.
     colour : array, optional
         Catalog colour per star (NaN = unknown; such stars are left out only when the colour
         term is fitted).
-    color_ref : float, optional
-        Reference colour; default the weighted mean colour of the candidates.
-    clip_sigma : float
-        Clipping threshold on the MAD scale of the normalised residuals (None or inf: none).
-    floor : float
-        Minimum per-star error (mag).
-    maxiter : int
-        Clipping iterations.
-    fit_color : bool or None
-        None: fit the colour term when a colour is given and supported; True: the same but
-        log a warning when not supported; False: never.
     use : array of bool, optional
         Candidates (False = excluded before the fit, e.g. flagged or brushed away).
-    min_stars : int
-        Fewest stars for a fit.
     colour_err : array, optional
         Error of each star's colour (mag; NaN = 0). The colour term is then fitted with
         errors in both variables (:func:`_wls`), so that catalog colour errors do not bias it
@@ -259,6 +368,17 @@ def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.
     colour_cov : array, optional
         Covariance of the errors of ``y`` and of the colour (mag^2): ``-err_V^2`` for
         ``y = V_cat - m_inst`` with the colour ``B - V`` (the V error is in both).
+    min_stars : int
+        Fewest stars for a fit.
+    settings : FitSettings, optional
+        ``color_ref`` (default the weighted mean colour of the candidates), ``clip_sigma``
+        (on the MAD scale of the normalised residuals; None or inf: none), ``floor`` (minimum
+        per-star error, mag), ``maxiter`` (clipping rounds), ``fit_color`` (None: fit the
+        colour term when a colour is given and supported; True: the same but log a warning
+        when not supported; False: never).
+    **keywords
+        Any :class:`~glue_zeropoint.zeropoint.settings.FitSettings` field, overriding
+        ``settings`` (the keywords this function always took).
 
     Returns
     -------
@@ -278,120 +398,38 @@ def fit_zeropoint_arrays(y, y_err, colour=None, *, color_ref=None, clip_sigma=3.
     >>> abs(fit.zp - 21.5) < 3 * fit.zp_err, fit.n_used
     (True, 100)
     """
+    s = fit_settings(settings, **keywords)
     y = np.asarray(y, dtype=float)
     y_err = np.asarray(y_err, dtype=float)
-    if y.shape != y_err.shape:
-        raise InputError(f"y and y_err differ in shape: {y.shape} vs {y_err.shape}")
-    cand = np.isfinite(y) & np.isfinite(y_err) & (y_err >= 0)
-    if use is not None:
-        use = np.asarray(use, dtype=bool)
-        if use.shape != y.shape:
-            raise InputError(f"use has shape {use.shape}, y has {y.shape}")
-        cand &= use
+    cand = _candidates(y, y_err, use)
     col = None if colour is None else np.asarray(colour, dtype=float)
-    reason = ""
-    want_color = col is not None and fit_color is not False
-    if want_color:
-        cc = cand & np.isfinite(col)
-        nc = int(cc.sum())
-        span = (float(np.subtract(*np.percentile(col[cc], [95, 5]))) if nc >= 2 else 0.0)
-        if nc < MIN_STARS_COLOR:
-            reason = f"too few stars with a colour ({nc} < {MIN_STARS_COLOR})"
-        elif span < MIN_COLOR_RANGE:
-            reason = (f"colour range too small ({span:.2f} mag between the 5th and 95th "
-                      f"percentiles < {MIN_COLOR_RANGE})")
-        if reason:
-            want_color = False
-            (log.warning if fit_color else log.info)("colour term not fitted: %s", reason)
-        else:
-            cand = cc
-    elif col is None:
-        reason = "no colour given"
-    else:
-        reason = "not asked (fit_color=False)"
+    want_color, cand, reason = _colour_decision(col, cand, s.fit_color)
     if cand.sum() < min_stars:
         raise FitError(f"only {int(cand.sum())} usable star(s) for the zero point (need "
                        f"{min_stars}); check the matches, flags and exclusions")
-    err = np.maximum(np.where(np.isfinite(y_err), y_err, np.inf), float(floor))
-    e2_all = err * err
-    npar = 2 if want_color else 1
-    if want_color and color_ref is None:
-        w0 = 1.0 / e2_all[cand]
-        color_ref = float(np.sum(w0 * col[cand]) / np.sum(w0))
-    c_all = (col - color_ref) if want_color else None
-    vx_all = cxy_all = None
-    if want_color and (colour_err is not None or colour_cov is not None):
-        n_all = y.size
-        ce = (np.zeros(n_all) if colour_err is None
-              else np.nan_to_num(np.asarray(colour_err, float), nan=0.0, posinf=0.0))
-        cc = (np.zeros(n_all) if colour_cov is None
-              else np.nan_to_num(np.asarray(colour_cov, float), nan=0.0, posinf=0.0))
-        vx_all, cxy_all = ce * ce, cc
-
-    # start: median, and a robust intrinsic scatter (the MAD of the normalised residuals made
-    # 1), so that bright stars with tiny errors are not clipped for a scatter the errors miss
-    used = cand.copy()
-    zp0 = float(np.median(y[cand]))
-    r0 = y - zp0
-    clipping = clip_sigma is not None and math.isfinite(clip_sigma)
-    if clipping:
-        s2_0 = _robust_sigma_int(r0[cand], e2_all[cand])
-        z = r0 / np.sqrt(e2_all + s2_0)
-        zc = z[cand]
-        mad = _MAD * float(np.median(np.abs(zc - np.median(zc))))
-        if mad > 0:
-            used = cand & (np.abs(z - np.median(zc)) <= clip_sigma * mad)
-        if used.sum() < min_stars:
-            used = cand.copy()
-    it = 0
-    s2 = 0.0
-    a = zp0
-    b = 0.0
-    cov = np.full((2, 2), np.nan)
-    for _ in range(int(maxiter)):
-        it += 1
-        cu = None if c_all is None else c_all[used]
-        vu = None if vx_all is None else vx_all[used]
-        xu = None if cxy_all is None else cxy_all[used]
-        s2 = _solve_sigma_int(y[used], e2_all[used], cu, npar, vu, xu)
-        a, b, cov, _, _ = _wls(y[used], e2_all[used], s2, cu, vu, xu)
-        model = a + (b * c_all if c_all is not None else 0.0)
-        resid = y - model
-        if not clipping:
-            break
-        var_all = e2_all + s2
-        if vx_all is not None:
-            var_all = np.maximum(var_all + b * b * vx_all - 2.0 * b * cxy_all, 0.25 * var_all)
-        z = resid / np.sqrt(var_all)
-        zc = z[used]
-        med = float(np.median(zc))
-        mad = _MAD * float(np.median(np.abs(zc - med)))
-        if not mad > 0:
-            break
-        new = cand & (np.abs(z - med) <= clip_sigma * mad)
-        if new.sum() < min_stars or np.array_equal(new, used):
-            break
-        used = new
-    cu = None if c_all is None else c_all[used]
-    model = a + (b * c_all if c_all is not None else 0.0)
-    resid = np.where(np.isfinite(y), y - model, np.nan)
-    if c_all is not None:
-        resid = np.where(np.isfinite(c_all), resid, np.nan)
+    err = np.maximum(np.where(np.isfinite(y_err), y_err, np.inf), float(s.floor))
+    p = _Problem(y=y, e2=err * err)
+    color_ref = s.color_ref
+    if want_color:
+        p.c, p.vx, p.cxy, color_ref = _colour_terms(col, cand, p.e2, color_ref, colour_err,
+                                                    colour_cov)
+    clip = s.clip_sigma if s.clip_sigma is not None and math.isfinite(s.clip_sigma) else None
+    used, zp0 = _first_clip(p, cand, clip, min_stars)
+    used, s2, a, b, cov, it = _fit_and_clip(p, cand, used, zp0, clip, s.maxiter, min_stars)
+    resid = np.where(np.isfinite(y), y - p.model(a, b), np.nan)
+    if p.c is not None:
+        resid = np.where(np.isfinite(p.c), resid, np.nan)
     ru = resid[used]
-    dof = max(int(used.sum()) - npar, 1)
-    var_u = e2_all[used] + s2
-    if vx_all is not None:
-        var_u = np.maximum(var_u + b * b * vx_all[used] - 2.0 * b * cxy_all[used], 0.25 * var_u)
-    chi2 = float(np.sum(ru * ru / var_u)) / dof
+    dof = max(int(used.sum()) - p.npar, 1)
+    chi2 = float(np.sum(ru * ru / p.variance(s2, b, used))) / dof
     return ArrayFit(
         zp=a, zp_err=float(math.sqrt(cov[0, 0])),
         color_term=b if want_color else 0.0,
         color_term_err=float(math.sqrt(cov[1, 1])) if want_color else float("nan"),
-        color_ref=color_ref if want_color else color_ref,
-        sigma_int=float(math.sqrt(s2)), scatter=float(np.sqrt(np.mean(ru * ru))),
-        chi2_dof=chi2, used=used, clipped=cand & ~used, residual=resid, err=err,
-        n_used=int(used.sum()), fit_color=bool(want_color), color_term_reason=reason,
-        iterations=it)
+        color_ref=color_ref, sigma_int=float(math.sqrt(s2)),
+        scatter=float(np.sqrt(np.mean(ru * ru))), chi2_dof=chi2, used=used,
+        clipped=cand & ~used, residual=resid, err=err, n_used=int(used.sum()),
+        fit_color=bool(want_color), color_term_reason=reason, iterations=it)
 
 
 def parse_color(color):
@@ -625,9 +663,192 @@ def _neighbours(matches, m_inst):
                       fwhm)
 
 
-def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, floor=0.01,
-                  maxiter=10, fit_color=None, exclude=None, catalog_systematic=None,
-                  exptime=None, catalog=None, max_cat_err=MAX_CAT_ERR, check_neighbours=True):
+def _colour_columns(matches, color, band_names):
+    """(pair, colour, colour error) of a ``'B-V'`` colour from the catalog columns."""
+    from ..exceptions import CatalogError
+
+    pair = parse_color(color)
+    if pair is None:
+        return None, None, None
+    missing = [b for b in pair if f"cat_mag_{b}" not in matches.colnames]
+    if missing:
+        raise CatalogError(f"colour {color!r}: catalog has no band "
+                           f"{', '.join(missing)} (bands: {', '.join(band_names)})")
+    colour = _float_col(matches, f"cat_mag_{pair[0]}") - _float_col(matches, f"cat_mag_{pair[1]}")
+    e1 = _float_col(matches, f"cat_err_{pair[0]}")
+    e2 = _float_col(matches, f"cat_err_{pair[1]}")
+    colour_err = (np.hypot(e1, e2) if e1 is not None and e2 is not None
+                  else np.full(len(matches), np.nan))
+    return pair, colour, colour_err
+
+
+@dataclass
+class _Mags:
+    """Catalog and instrumental magnitudes of the matches, and ``y = m_cat - m_inst``."""
+
+    m_cat: np.ndarray
+    e_cat: np.ndarray
+    e_cat_used: np.ndarray  # NaN -> 0 (the floor then covers it)
+    m_inst: np.ndarray
+    e_inst: np.ndarray
+
+    @property
+    def y(self):
+        return self.m_cat - self.m_inst
+
+    @property
+    def y_err(self):
+        return np.hypot(self.e_inst, self.e_cat_used)
+
+
+def _require_band(matches, band):
+    from ..exceptions import CatalogError
+
+    if f"cat_mag_{band}" not in matches.colnames:
+        bands = _catalog_bands(matches)
+        raise CatalogError(f"catalog has no band {band!r} (bands: "
+                           f"{', '.join(bands) if bands else 'none'}); choose one of those "
+                           "with --band or another catalog")
+
+
+def _magnitudes(matches, band, floor):
+    """:class:`_Mags` of the matches in ``band`` (a missing catalog error: the floor, logged)."""
+    n = len(matches)
+    m_cat = _float_col(matches, f"cat_mag_{band}")
+    e_cat = _float_col(matches, f"cat_err_{band}")
+    if e_cat is None:
+        e_cat = np.full(n, np.nan)
+    m_inst = _float_col(matches, "mag_inst")
+    e_inst = _float_col(matches, "mag_inst_err")
+    if m_inst is None or e_inst is None:
+        raise InputError("matches: no mag_inst / mag_inst_err columns; measure the stars with "
+                         "photometry.measure_stars first")
+    no_err = np.isfinite(m_cat) & ~np.isfinite(e_cat)
+    if no_err.any():
+        log.info("%d catalog stars have no %s error; the %.3f mag floor is used",
+                 no_err.sum(), band, floor)
+    return _Mags(m_cat=m_cat, e_cat=e_cat, e_cat_used=np.where(np.isfinite(e_cat), e_cat, 0.0),
+                 m_inst=m_inst, e_inst=e_inst)
+
+
+def _user_exclusion(matches, exclude):
+    """Boolean array of the stars the user excluded (a mask, or star ids)."""
+    n = len(matches)
+    user = np.zeros(n, bool)
+    if exclude is None:
+        return user
+    ex = np.asarray(exclude)
+    if ex.dtype == bool:
+        if ex.shape != (n,):
+            raise InputError(f"exclude: a boolean array must have {n} elements, got "
+                             f"{ex.shape}")
+        return ex.copy()
+    if ex.size:
+        if "star_id" not in matches.colnames:
+            raise InputError("exclude: star ids given but matches has no star_id column")
+        user = np.isin(np.asarray(matches["star_id"]), ex)
+    return user
+
+
+def _match_and_flags(matches):
+    n = len(matches)
+    match = (np.array(matches["match"]).astype(str) if "match" in matches.colnames
+             else np.full(n, "ok"))
+    flags = (np.array(matches["flags"]).astype(np.int64) if "flags" in matches.colnames
+             else np.zeros(n, np.int64))
+    return match, flags
+
+
+def _reason_codes(matches, band, mags, match, flags, user, s):
+    """Every reason (zeropoint/reasons.py is the vocabulary) -> boolean array."""
+    n = len(matches)
+    matched = match != "none"
+    codes = {"no_match": ~matched, "ambiguous": match == "ambiguous",
+             "no_cat_mag": matched & ~np.isfinite(mags.m_cat)}
+    for code, cond in catalog_reasons(matches, band, s.max_cat_err).items():
+        codes[code] = cond & matched
+    codes.update(flag_reasons(flags))
+    no_flux = ~np.isfinite(mags.m_inst) | ~np.isfinite(mags.e_inst)
+    codes["no_flux"] = codes.get("no_flux", np.zeros(n, bool)) | no_flux
+    if s.check_neighbours:
+        in_ap, in_an = _neighbours(matches, mags.m_inst)
+        codes["crowded"] = codes.get("crowded", np.zeros(n, bool)) | in_ap
+        codes["sky_crowded"] = in_an
+    codes["excluded"] = user
+    return codes
+
+
+def _candidate_reasons(codes, n):
+    """(reason strings, candidates, relaxed codes): in a sparse field (fewer than
+    MIN_STARS_STRICT pass) the precautionary reasons give way rather than leave no fit."""
+    reason = _reason_strings(codes, n)
+    cand = reason == ""
+    relaxed = []
+    if cand.sum() < MIN_STARS_STRICT:
+        hard = {k: v for k, v in codes.items() if k not in SOFT_REASONS}
+        loose = _reason_strings(hard, n)
+        if (loose == "").sum() > cand.sum():
+            relaxed = [c for c in SOFT_REASONS if np.any(codes.get(c, False) & (loose == ""))]
+            log.warning("only %d star(s) pass every check; %s not applied (%d stars more)",
+                        int(cand.sum()), " and ".join(relaxed),
+                        int((loose == "").sum() - cand.sum()))
+            reason, cand = loose, loose == ""
+    return reason, cand, relaxed
+
+
+def _require_stars(reason, cand, n, band):
+    if cand.sum() < MIN_STARS:
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(
+            reason_counts(reason).items(), key=lambda kv: -kv[1]))
+        raise FitError(f"only {int(cand.sum())} usable star(s) of {n} for the {band} zero "
+                       f"point (need {MIN_STARS}); left out: {summary or 'none'}")
+
+
+def _systematics(meta, zp_err, catalog_systematic):
+    """(aperture correction, its error in mag, catalog systematic, total ZP error)."""
+    ac = float(meta.get("aperture_correction", 1.0) or 1.0)
+    ac_err = meta.get("aperture_correction_err", 0.0)
+    ac_err_mag = (1.0857362047581294 * float(ac_err) / ac
+                  if ac_err is not None and math.isfinite(float(ac_err)) else 0.0)
+    if catalog_systematic is None:
+        catalog_systematic = float(meta.get("zp_systematic", 0.0) or 0.0)
+    total = math.sqrt(zp_err ** 2 + ac_err_mag ** 2 + float(catalog_systematic) ** 2)
+    return ac, ac_err_mag, float(catalog_systematic), total
+
+
+def _stars_table(matches, mags, colour, colour_err, fit, reason, flags, match):
+    """The per-star table of the result (inputs, residual, used, reason)."""
+    n = len(matches)
+    stars = Table()
+    stars["star_id"] = (np.asarray(matches["star_id"]) if "star_id" in matches.colnames
+                        else np.arange(1, n + 1))
+    for src, dst in (("x", "x_image"), ("y", "y_image"), ("ra", "ra"), ("dec", "dec")):
+        if src in matches.colnames:
+            stars[dst] = np.asarray(matches[src], float)
+    if "cat_id" in matches.colnames:
+        stars["cat_id"] = np.asarray(matches["cat_id"].filled("") if hasattr(
+            matches["cat_id"], "filled") else matches["cat_id"]).astype(str)
+    stars["mag_cat"] = mags.m_cat
+    stars["mag_cat_err"] = mags.e_cat
+    stars["mag_inst"] = mags.m_inst
+    stars["mag_inst_err"] = mags.e_inst
+    if colour is not None:
+        stars["colour"] = colour
+        stars["colour_err"] = colour_err
+    stars["y"] = mags.y
+    stars["y_err"] = mags.y_err
+    stars["residual"] = fit.residual
+    stars["used"] = fit.used
+    stars["reason"] = reason.astype(str)
+    stars["reason"].description = ("why the fit left the star out: codes of "
+                                   "glue_zeropoint.zeropoint.reasons.REASONS, comma-separated")
+    stars["flags"] = flags
+    stars["match"] = match
+    return stars
+
+
+def fit_zeropoint(matches, band, *, color=None, exclude=None, exptime=None, catalog=None,
+                  settings=None, **keywords):
     """Fit the zero point of crossmatched stars.
 
     Parameters
@@ -642,27 +863,25 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
         Catalog band (``'V'``, ``'r'``...).
     color : str, optional
         ``'B-V'``-style colour from catalog bands; enables the colour term.
-    color_ref, clip_sigma, floor, maxiter, fit_color
-        See :func:`fit_zeropoint_arrays` and the module notes.
     exclude : array of bool or sequence of star ids, optional
         Stars the user excluded (e.g. brushed in Glue): a boolean array as long as
         ``matches`` or values of its ``star_id`` column.
-    catalog_systematic : float, optional
-        Catalog zero-point systematic (mag) added to ``zp_err_total``; default
-        ``matches.meta['zp_systematic']`` or 0.
     exptime : float, optional
         Default ``matches.meta['exptime']``.
     catalog : str, optional
         Catalog name for the result; default from ``matches.meta['crossmatch']['catalog']``.
-    max_cat_err : float or None
-        Stars whose catalog error in ``band`` is larger (mag) are left out (``cat_err``);
-        None: no limit. Default :data:`~glue_zeropoint.zeropoint.reasons.MAX_CAT_ERR` (0.1).
-    check_neighbours : bool
-        Also leave out stars with a measured neighbour in the aperture (``crowded``) or a much
-        brighter one in the sky annulus (``sky_crowded``), from the positions and fluxes of
-        all rows of ``matches`` and the radii in its meta (``aperture_radius``,
-        ``annulus_in``, ``annulus_out``, ``fwhm``, or Glue's ``zp_aperture``); skipped when
-        the radii are unknown. See :func:`glue_zeropoint.photometry.flags.neighbours`.
+    settings : `~glue_zeropoint.zeropoint.settings.FitSettings`, optional
+        ``color_ref``, ``clip_sigma``, ``floor``, ``maxiter``, ``fit_color`` (see
+        :func:`fit_zeropoint_arrays` and the module notes); ``catalog_systematic`` (mag, added
+        to ``zp_err_total``; default ``matches.meta['zp_systematic']`` or 0);
+        ``max_cat_err`` (stars whose catalog error in ``band`` is larger are left out,
+        ``cat_err``; None: no limit; default
+        :data:`~glue_zeropoint.zeropoint.reasons.MAX_CAT_ERR`, 0.1); ``check_neighbours``
+        (also leave out stars with a measured neighbour in the aperture, ``crowded``, or a
+        much brighter one in the sky annulus, ``sky_crowded``, from the radii in the meta;
+        see :func:`glue_zeropoint.photometry.flags.neighbours`).
+    **keywords
+        Any FitSettings field, overriding ``settings`` (the keywords this function took).
 
     When fewer than :data:`~glue_zeropoint.zeropoint.reasons.MIN_STARS_STRICT` (5) stars pass
     every check, the precautionary reasons (``cat_err``, ``sky_crowded``) are not applied
@@ -695,159 +914,45 @@ def fit_zeropoint(matches, band, *, color=None, color_ref=None, clip_sigma=3.0, 
     >>> abs(zp.zp - truth['filter'].zp) < 0.05
     True
     """
-    from ..exceptions import CatalogError
-
+    s = fit_settings(settings, **keywords)
     n = len(matches)
-    mcol, ecol = f"cat_mag_{band}", f"cat_err_{band}"
-    if mcol not in matches.colnames:
-        bands = _catalog_bands(matches)
-        raise CatalogError(f"catalog has no band {band!r} (bands: "
-                           f"{', '.join(bands) if bands else 'none'}); choose one of those "
-                           "with --band or another catalog")
-    pair = parse_color(color)
-    colour = None
-    colour_err = None
-    if pair is not None:
-        missing = [b for b in pair if f"cat_mag_{b}" not in matches.colnames]
-        if missing:
-            raise CatalogError(f"colour {color!r}: catalog has no band "
-                               f"{', '.join(missing)} (bands: {', '.join(_catalog_bands(matches))})")
-        colour = _float_col(matches, f"cat_mag_{pair[0]}") - _float_col(matches, f"cat_mag_{pair[1]}")
-        e1 = _float_col(matches, f"cat_err_{pair[0]}")
-        e2 = _float_col(matches, f"cat_err_{pair[1]}")
-        colour_err = (np.hypot(e1, e2) if e1 is not None and e2 is not None
-                      else np.full(n, np.nan))
-    m_cat = _float_col(matches, mcol)
-    e_cat = _float_col(matches, ecol)
-    if e_cat is None:
-        e_cat = np.full(n, np.nan)
-    m_inst = _float_col(matches, "mag_inst")
-    e_inst = _float_col(matches, "mag_inst_err")
-    if m_inst is None or e_inst is None:
-        raise InputError("matches: no mag_inst / mag_inst_err columns; measure the stars with "
-                         "photometry.measure_stars first")
-    # a missing catalog error: assume the floor (logged)
-    no_err = np.isfinite(m_cat) & ~np.isfinite(e_cat)
-    if no_err.any():
-        log.info("%d catalog stars have no %s error; the %.3f mag floor is used",
-                 no_err.sum(), band, floor)
-    e_cat_used = np.where(np.isfinite(e_cat), e_cat, 0.0)
-    y = m_cat - m_inst
-    y_err = np.hypot(e_inst, e_cat_used)
-
-    match = (np.array(matches["match"]).astype(str) if "match" in matches.colnames
-             else np.full(n, "ok"))
-    flags = (np.array(matches["flags"]).astype(np.int64) if "flags" in matches.colnames
-             else np.zeros(n, np.int64))
-    user = np.zeros(n, bool)
-    if exclude is not None:
-        ex = np.asarray(exclude)
-        if ex.dtype == bool:
-            if ex.shape != (n,):
-                raise InputError(f"exclude: a boolean array must have {n} elements, got "
-                                 f"{ex.shape}")
-            user = ex.copy()
-        elif ex.size:
-            if "star_id" not in matches.colnames:
-                raise InputError("exclude: star ids given but matches has no star_id column")
-            user = np.isin(np.asarray(matches["star_id"]), ex)
-
-    # every reason of every star (zeropoint/reasons.py is the vocabulary)
-    matched = match != "none"
-    codes = {"no_match": ~matched, "ambiguous": match == "ambiguous",
-             "no_cat_mag": matched & ~np.isfinite(m_cat)}
-    for code, cond in catalog_reasons(matches, band, max_cat_err).items():
-        codes[code] = cond & matched
-    codes.update(flag_reasons(flags))
-    no_flux = ~np.isfinite(m_inst) | ~np.isfinite(e_inst)
-    codes["no_flux"] = codes.get("no_flux", np.zeros(n, bool)) | no_flux
-    if check_neighbours:
-        in_ap, in_an = _neighbours(matches, m_inst)
-        codes["crowded"] = codes.get("crowded", np.zeros(n, bool)) | in_ap
-        codes["sky_crowded"] = in_an
-    codes["excluded"] = user
-    reason = _reason_strings(codes, n)
-    cand = reason == ""
-    relaxed = []
-    if cand.sum() < MIN_STARS_STRICT:
-        # a sparse field: the precautionary reasons give way rather than leave no fit
-        hard = {k: v for k, v in codes.items() if k not in SOFT_REASONS}
-        loose = _reason_strings(hard, n)
-        if (loose == "").sum() > cand.sum():
-            relaxed = [c for c in SOFT_REASONS if np.any(codes.get(c, False) & (loose == ""))]
-            log.warning("only %d star(s) pass every check; %s not applied (%d stars more)",
-                        int(cand.sum()), " and ".join(relaxed),
-                        int((loose == "").sum() - cand.sum()))
-            reason, cand = loose, loose == ""
-    n_matched = int((match == "ok").sum())
-    if cand.sum() < MIN_STARS:
-        summary = ", ".join(f"{v} {k}" for k, v in sorted(
-            reason_counts(reason).items(), key=lambda kv: -kv[1]))
-        raise FitError(f"only {int(cand.sum())} usable star(s) of {n} for the {band} zero "
-                       f"point (need {MIN_STARS}); left out: {summary or 'none'}")
+    _require_band(matches, band)
+    pair, colour, colour_err = _colour_columns(matches, color, _catalog_bands(matches))
+    mags = _magnitudes(matches, band, s.floor)
+    match, flags = _match_and_flags(matches)
+    user = _user_exclusion(matches, exclude)
+    codes = _reason_codes(matches, band, mags, match, flags, user, s)
+    reason, cand, relaxed = _candidate_reasons(codes, n)
+    _require_stars(reason, cand, n, band)
     colour_cov = None
     if pair is not None:
         # y = m_cat(band) - m_inst shares the band's catalog error with the colour
         sign = 1.0 if band == pair[0] else (-1.0 if band == pair[1] else 0.0)
-        colour_cov = sign * e_cat_used ** 2
-    fit = fit_zeropoint_arrays(y, y_err, colour, color_ref=color_ref, clip_sigma=clip_sigma,
-                               floor=floor, maxiter=maxiter, fit_color=fit_color, use=cand,
-                               colour_err=colour_err, colour_cov=colour_cov)
-    late = {}
+        colour_cov = sign * mags.e_cat_used ** 2
+    fit = fit_zeropoint_arrays(mags.y, mags.y_err, colour, use=cand, colour_err=colour_err,
+                               colour_cov=colour_cov, settings=s)
     if fit.fit_color:
-        late["no_colour"] = cand & ~np.isfinite(colour)
-    late["clipped"] = fit.clipped
-    for code, cond in late.items():
-        _add_reason(reason, cond, code)
+        _add_reason(reason, cand & ~np.isfinite(colour), "no_colour")
+    _add_reason(reason, fit.clipped, "clipped")
     meta = matches.meta or {}
-    t = exptime if exptime is not None else meta.get("exptime")
-    ac = float(meta.get("aperture_correction", 1.0) or 1.0)
-    ac_err = meta.get("aperture_correction_err", 0.0)
-    ac_err_mag = (1.0857362047581294 * float(ac_err) / ac
-                  if ac_err is not None and math.isfinite(float(ac_err)) else 0.0)
-    if catalog_systematic is None:
-        catalog_systematic = float(meta.get("zp_systematic", 0.0) or 0.0)
-    total = math.sqrt(fit.zp_err ** 2 + ac_err_mag ** 2 + float(catalog_systematic) ** 2)
+    ac, ac_err_mag, systematic, total = _systematics(meta, fit.zp_err, s.catalog_systematic)
     if catalog is None:
         catalog = (meta.get("crossmatch") or {}).get("catalog") or meta.get("catalog", "")
-
-    stars = Table()
-    stars["star_id"] = (np.asarray(matches["star_id"]) if "star_id" in matches.colnames
-                        else np.arange(1, n + 1))
-    for src, dst in (("x", "x_image"), ("y", "y_image"), ("ra", "ra"), ("dec", "dec")):
-        if src in matches.colnames:
-            stars[dst] = np.asarray(matches[src], float)
-    if "cat_id" in matches.colnames:
-        stars["cat_id"] = np.asarray(matches["cat_id"].filled("") if hasattr(
-            matches["cat_id"], "filled") else matches["cat_id"]).astype(str)
-    stars["mag_cat"] = m_cat
-    stars["mag_cat_err"] = e_cat
-    stars["mag_inst"] = m_inst
-    stars["mag_inst_err"] = e_inst
-    if colour is not None:
-        stars["colour"] = colour
-        stars["colour_err"] = colour_err
-    stars["y"] = y
-    stars["y_err"] = y_err
-    stars["residual"] = fit.residual
-    stars["used"] = fit.used
-    stars["reason"] = reason.astype(str)
-    stars["reason"].description = ("why the fit left the star out: codes of "
-                                   "glue_zeropoint.zeropoint.reasons.REASONS, comma-separated")
-    stars["flags"] = flags
-    stars["match"] = match
+    stars = _stars_table(matches, mags, colour, colour_err, fit, reason, flags, match)
     rejected = reason_counts(reason)
     stars.meta.update({"band": band, "color": color, "zp": fit.zp, "rejected": rejected,
                        "relaxed": relaxed})
+    fitted = fit.fit_color
     return ZeroPoint(
         zp=fit.zp, zp_err=fit.zp_err, zp_err_total=total, scatter=fit.scatter,
-        sigma_int=fit.sigma_int, n_matched=n_matched, n_used=fit.n_used, band=band,
-        color=color if pair is not None else None,
-        color_term=fit.color_term if fit.fit_color else None,
-        color_term_err=fit.color_term_err if fit.fit_color else None,
-        color_ref=fit.color_ref if fit.fit_color else color_ref,
+        sigma_int=fit.sigma_int, n_matched=int((match == "ok").sum()), n_used=fit.n_used,
+        band=band, color=color if pair is not None else None,
+        color_term=fit.color_term if fitted else None,
+        color_term_err=fit.color_term_err if fitted else None,
+        color_ref=fit.color_ref if fitted else s.color_ref,
         color_term_reason=fit.color_term_reason, aperture_correction=ac,
         aperture_correction_mag=-2.5 * math.log10(ac), aperture_correction_err=ac_err_mag,
-        catalog_systematic=float(catalog_systematic), exptime=t, catalog=str(catalog),
-        chi2_dof=fit.chi2_dof, n_clipped=int(fit.clipped.sum()), rejected=rejected,
-        stars=stars)
+        catalog_systematic=systematic,
+        exptime=exptime if exptime is not None else meta.get("exptime"),
+        catalog=str(catalog), chi2_dof=fit.chi2_dof, n_clipped=int(fit.clipped.sum()),
+        rejected=rejected, stars=stars)

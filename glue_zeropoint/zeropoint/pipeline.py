@@ -42,7 +42,9 @@ from ..obstime import observation_time
 from ..photometry import FLAG_SATURATED, find_stars, measure_stars, prepare_image
 from ..photometry.detection import estimate_background
 from ..progress import report
+from ..stats import pixel_scale_arcsec
 from .fit import ZeroPoint, fit_zeropoint
+from .settings import SOLVE_MODES, MeasureSettings  # noqa: F401 (SOLVE_MODES: API)
 from .sky import sky_surface_brightness
 
 __all__ = ["measure_image", "Measurement"]
@@ -220,8 +222,6 @@ def _catalog_table(catalog, band, im, offline, pointing=None):
 
 # --------------------------------------------------------------------------- WCS
 
-SOLVE_MODES = ("auto", "always", "never")
-
 #: The solver looks for scales within scale * (0.8, 1.25) (astrometry.solve's default).
 _SCALE_HI = 1.25
 
@@ -231,18 +231,6 @@ WCS_OFF_RMS_PIX = 2.0
 MIN_WCS_MATCHES = 5
 #: ... or fewer than this fraction of the stars that could (detected and in the catalog).
 WCS_MIN_MATCH_FRACTION = 0.2
-
-
-def _solve_mode(solve_wcs):
-    if solve_wcs is True:
-        return "always"
-    if solve_wcs is False or solve_wcs is None:
-        return "never"
-    mode = str(solve_wcs).strip().lower()
-    if mode not in SOLVE_MODES:
-        raise InputError(f"solve_wcs must be one of {', '.join(SOLVE_MODES)} (or True/False); "
-                         f"got {solve_wcs!r}")
-    return mode
 
 
 def _has_wcs(wcs):
@@ -301,7 +289,7 @@ def _pointing(im, center, scale):
             if isinstance(c, SkyCoord) and np.isfinite(c.icrs.ra.deg):
                 center, hints["center"] = c.icrs, "image WCS"
         if scale is None:
-            scale, hints["scale"] = math.sqrt(_pixel_area(im.wcs)), "image WCS"
+            scale, hints["scale"] = pixel_scale_arcsec(im.wcs), "image WCS"
     if center is None or scale is None:
         h_center, h_scale, how = rough_pointing(_header_without_wcs(im.meta))
         parts = [p for p in how.split(", ") if p]
@@ -376,6 +364,264 @@ def _in_image(catalog, wcs, shape):
     return inside
 
 
+@dataclass
+class _Run:
+    """What one measurement has found so far (passed from step to step)."""
+
+    im: object  # PreparedImage
+    settings: MeasureSettings
+    mode: str
+    need_solve: bool
+    notes: list
+    exptime: float
+    date: str | None = None
+    pointing: object = None
+    cat: Table | None = None
+    name: str = "catalog"
+    inside: np.ndarray | None = None
+    source: str = "header"
+    solution: object = None
+
+    @property
+    def retry(self):
+        """A header WCS that fails its check is plate-solved (``'auto'`` only)."""
+        return self.mode == "auto" and self.source == "header" and not self.need_solve
+
+
+class _SolveAgain(Exception):
+    """The header WCS looks off: measure again with a plate-solved WCS (``why``)."""
+
+    def __init__(self, why):
+        super().__init__(why)
+        self.why = why
+
+
+def _start(ccd, s):
+    """Prepare the image and decide about the WCS (step 0)."""
+    im = prepare_image(ccd, gain=s.image.gain, read_noise=s.image.read_noise,
+                       saturation=s.image.saturation, exptime=s.image.exptime)
+    notes = list(im.notes)
+    t = im.require_exptime()
+    mode = s.wcs.mode
+    need_solve = mode == "always" or not _has_wcs(im.wcs)
+    if need_solve and mode == "never":
+        raise InputError(f"{im.name}: no celestial WCS in the header; pass --wcs FILE (e.g. a "
+                         "plate solver's solution) or let it be plate-solved (--solve auto, "
+                         "with --center/--scale when the header has no pointing)")
+    run = _Run(im=im, settings=s, mode=mode, need_solve=need_solve, notes=notes, exptime=t,
+               source=s.wcs.wcs_source or "header")
+    center, scale = s.wcs.center, s.wcs.scale
+    run.pointing = _pointing(im, center, scale) if need_solve else None
+    if not need_solve and (center is not None or scale is not None):
+        notes.append("the image has a WCS, so --center/--scale are not used (--solve always "
+                     "solves from them)")
+    frac_bad = float(im.bad.mean())
+    if frac_bad > 0.5:
+        notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
+        warnings.warn(notes[-1], stacklevel=4)
+    obstime = observation_time(im.meta, im.name)
+    run.date = None if obstime is None else obstime.isot
+    return run
+
+
+def _read_catalog(run, catalog, band):
+    """The catalog table, checked to have the band (step 1)."""
+    cat = _catalog_table(catalog, band, run.im, run.settings.offline, pointing=run.pointing)
+    name = str(cat.meta.get("catalog", "catalog"))
+    if f"mag_{band}" not in cat.colnames:
+        bands = sorted(c[4:] for c in cat.colnames if c.startswith("mag_"))
+        raise CatalogError(f"catalog {name} has no band {band!r}; it has: "
+                           f"{', '.join(bands) or 'none'}")
+    mags = np.asarray(cat[f"mag_{band}"], float)
+    if not np.isfinite(mags).any():
+        raise CatalogError(f"catalog {name}: no star has a {band} magnitude (all NaN/empty)")
+    run.cat, run.name = cat, name
+
+
+def _solve_wcs(run, band):
+    """Plate-solve the image when it needs it (step 1b)."""
+    if not run.need_solve:
+        return
+    im = run.im
+    run.solution = _solve_image(im, run.cat, band, run.pointing, run.settings.photometry.fwhm)
+    im.wcs = run.solution.wcs
+    run.source = "solved"
+    how = "; ".join(f"{k} from {v}" for k, v in run.pointing.hints.items())
+    run.notes.append(f"WCS plate-solved against the catalog ({how})")
+
+
+def _require_catalog_on_image(run):
+    im, cat = run.im, run.cat
+    run.inside = _in_image(cat, im.wcs, im.shape)
+    if run.inside.any():
+        return
+    c = im.wcs.pixel_to_world((im.shape[1] - 1) / 2, (im.shape[0] - 1) / 2)
+    ra = np.asarray(cat["ra"], float)
+    dec = np.asarray(cat["dec"], float)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    far = (SkyCoord(np.nanmedian(ra[ok]) * u.deg, np.nanmedian(dec[ok]) * u.deg)
+           .separation(c).deg if ok.any() else float("nan"))
+    raise CatalogError(f"none of the {len(cat)} stars of catalog {run.name} falls on the image "
+                       f"(catalog centre {far:.3g} deg from the image centre): wrong field, "
+                       "or the WCS is wrong (--wcs FILE)")
+
+
+def _measure(run, positions, psf=None, neighbours=None):
+    """Detect (unless ``positions`` are given) and measure the stars (step 2); returns
+    (stars, positions)."""
+    im, ph = run.im, run.settings.photometry
+    if positions is None:
+        bkg = estimate_background(im.data, im.bad)
+        positions = find_stars(im, fwhm=ph.fwhm, threshold=ph.threshold, background=bkg,
+                               max_stars=ph.max_stars)
+        run.notes.extend(positions.meta.get("notes", []))
+    if psf is None:
+        stars = measure_stars(im, positions, fwhm=ph.fwhm, aperture_radius=ph.aperture_radius,
+                              annulus=ph.annulus)
+    else:
+        stars = measure_stars(im, positions, psf=psf, aperture_radius=ph.aperture_radius,
+                              annulus=ph.annulus, mask_positions=neighbours)
+    stars.meta["date_obs"] = run.date
+    stars.meta["pixel_scale"] = pixel_scale_arcsec(im.wcs)
+    return stars, positions
+
+
+def _require_unsaturated(im, stars):
+    if np.all(stars["flags"] & FLAG_SATURATED):
+        raise PhotometryError(f"{im.name}: all {len(stars)} stars are saturated (level "
+                              f"{im.saturation:g} e-); use a shorter exposure or fainter stars")
+
+
+def _match(run, stars, positions, band):
+    """Crossmatch; then measure again with the unmatched catalog stars as neighbours (their
+    light flags a star crowded and keeps it out of the aperture correction). Step 3; returns
+    (stars, matches)."""
+    from ..catalogs.crossmatch import add_fit_meta, crossmatch
+
+    im, cat = run.im, run.cat
+    matches = crossmatch(stars, cat, radius=run.settings.radius, obstime=run.date)
+    xm = matches.meta["crossmatch"]
+    if xm["n_ok"] == 0:
+        if run.retry:
+            raise _SolveAgain(f"no star matched the catalog within "
+                              f"{xm['radius_arcsec']:.2g} arcsec")
+        raise CatalogError(
+            f"no star of {im.name} matches catalog {run.name} within "
+            f"{xm['radius_arcsec']:.2g} arcsec ({len(stars)} stars, {int(run.inside.sum())} "
+            f"catalog stars on the image; median nearest separation "
+            f"{xm['median_sep_arcsec']:.3g} arcsec): the WCS is probably off (--wcs FILE, or "
+            "--solve always to plate-solve the image) or the match radius too small")
+    neighbours = _catalog_neighbours(im, matches, cat, band, run.date, run.exptime)
+    if neighbours is not None:
+        stars, _ = _measure(run, positions, psf=stars.meta["psf"], neighbours=neighbours)
+        matches = crossmatch(stars, cat, radius=xm["radius_arcsec"], obstime=run.date)
+        matches.meta["crossmatch"]["radius_method"] = xm.get("radius_method")
+    add_fit_meta(matches, cat, name=run.name)
+    return stars, matches
+
+
+def _check_wcs(run, stars, matches):
+    """The WCS's quality against the catalog (step 3b): (the ``astrometry`` dict, the
+    quality, why a header WCS looks off in ``'auto'`` mode, else None)."""
+    im = run.im
+    xm = matches.meta["crossmatch"]
+    quality = _wcs_quality(im.wcs, stars, run.cat, run.date, xm["radius_arcsec"], im.shape)
+    astrometry = {"wcs_source": run.source, "wcs_rms_arcsec": quality.rms_arcsec,
+                  "wcs_rms_pix": quality.rms_pix, "wcs_n_matched": quality.n_matched,
+                  "wcs_n_used": quality.n_used, "wcs_pixel_scale": quality.pixel_scale}
+    expected = min(len(stars), int(run.inside.sum()))
+    too_few = quality.n_matched < max(MIN_WCS_MATCHES, WCS_MIN_MATCH_FRACTION * expected)
+    why = None
+    if run.retry and (too_few or not quality.rms_pix <= WCS_OFF_RMS_PIX):
+        why = (f"{quality.n_matched} of about {expected} stars matched, rms "
+               f"{quality.rms_pix:.1f} pixels")
+    return astrometry, quality, why
+
+
+def _report_wcs(run, quality, astrometry):
+    """Say when the WCS looks off; add the plate solution to ``astrometry``."""
+    if not quality.rms_pix <= WCS_OFF_RMS_PIX:
+        run.notes.append(
+            f"the {run.source} WCS looks off: {quality.n_matched} stars match the catalog "
+            f"({run.name}) with rms {quality.rms_arcsec:.2f} arcsec = {quality.rms_pix:.1f} "
+            "pixels; the zero point may rest on chance matches: plate-solve the image (--solve "
+            "always) or give a better WCS (--wcs FILE)")
+        warnings.warn(run.notes[-1], stacklevel=4)
+    if run.solution is not None:
+        astrometry["wcs_solution"] = {k: v for k, v in run.solution.to_dict().items()
+                                      if k != "quality"}
+
+
+def _fit(run, matches, band, color, exclude):
+    """The zero-point fit (step 4)."""
+    zp = fit_zeropoint(matches, band, color=color, exclude=exclude, exptime=run.exptime,
+                       catalog=run.name, settings=run.settings.fit)
+    if zp.color is not None and zp.color_term is None:
+        run.notes.append(f"colour term not fitted: {zp.color_term_reason}")
+    if zp.stars.meta.get("relaxed"):
+        run.notes.append(f"too few stars pass every check: "
+                         f"{', '.join(zp.stars.meta['relaxed'])} not applied (see stars.ecsv)")
+    return zp
+
+
+def _sky(run, stars, zp):
+    """The sky surface brightness (step 5): (mu, mu_err), None for a raw frame or when it
+    cannot be measured (the notes say why)."""
+    im = run.im
+    if im.calibrated is False:
+        # the sky level of a raw frame still holds the bias pedestal: no number beats a
+        # wrong one
+        run.notes.append(f"{im.name}: no sky surface brightness: the frame is raw (its sky "
+                         "level includes the bias pedestal); calibrate it first "
+                         "(glue-zeropoint calibrate) or subtract the bias")
+        return None, None
+    try:
+        mask = _star_mask(im, stars)  # the measured stars generously, plus segmentation
+        return sky_surface_brightness(im, zp.zp, zp_err=zp.zp_err_total,
+                                      pixel_scale=run.settings.pixel_scale,
+                                      mask_sources=mask, exptime=run.exptime)
+    except PhotometryError as err:
+        run.notes.append(str(err))
+        warnings.warn(str(err), stacklevel=4)
+        return None, None
+
+
+def _measure_once(ccd, catalog, band, color, positions, exclude, progress, s):
+    """:func:`measure_image` with the settings resolved."""
+    steps = 5
+    again = (ccd, catalog, band, color, positions, exclude, progress, s)
+    report(progress, 0, steps, "preparing the image")
+    run = _start(ccd, s)
+    report(progress, 1, steps, "reading the catalog")
+    _read_catalog(run, catalog, band)
+    if run.need_solve:
+        report(progress, 1, steps, "solving the WCS")
+    _solve_wcs(run, band)
+    _require_catalog_on_image(run)
+    report(progress, 2, steps, "measuring stars")
+    stars, positions = _measure(run, positions)
+    _require_unsaturated(run.im, stars)
+    report(progress, 3, steps, "matching to the catalog")
+    try:
+        stars, matches = _match(run, stars, positions, band)
+    except _SolveAgain as off:
+        return _measure_with_solved_wcs(again, off.why)
+    astrometry, quality, why = _check_wcs(run, stars, matches)
+    if why is not None:
+        try:
+            return _measure_with_solved_wcs(again, why)
+        except AstrometryError as err:
+            run.notes.append(f"plate-solving from the header WCS failed too: {err}")
+    _report_wcs(run, quality, astrometry)
+    report(progress, 4, steps, "fitting the zero point")
+    zp = _fit(run, matches, band, color, exclude)
+    zp.sky_sb, zp.sky_sb_err = _sky(run, stars, zp)
+    report(progress, 5, steps, "done")
+    return Measurement(stars=stars, matches=matches, zeropoint=zp, sky_sb=zp.sky_sb,
+                       sky_sb_err=zp.sky_sb_err, notes=run.notes, image=run.im.data,
+                       astrometry=astrometry, solution=run.solution, wcs=run.im.wcs)
+
+
 def _measure_with_solved_wcs(call, why):
     """Measure again, plate-solving from the header WCS that failed its quality check.
 
@@ -383,20 +629,16 @@ def _measure_with_solved_wcs(call, why):
     wrong zero point; the header WCS still gives the solver its centre and scale.
     """
     log.info("the header WCS looks off (%s); plate-solving from it", why)
-    call = dict(call, solve_wcs="always")
-    result = measure_image(**call)
+    *args, s = call
+    s = s.replace(wcs=s.wcs.replace(solve_wcs="always"))
+    result = _measure_once(*args, s)
     result.notes.insert(0, f"the header WCS looked off ({why}); the image was plate-solved "
                            "from it instead (--solve never keeps the header WCS)")
     return result
 
 
-def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=None,
-                  progress=None,
-                  fwhm=None, threshold=5.0, aperture_radius=None, annulus=None, gain=None,
-                  read_noise=None, saturation=None, exptime=None, radius=None, exclude=None,
-                  clip_sigma=3.0, floor=0.01, fit_color=None, catalog_systematic=None,
-                  pixel_scale=None, offline=False, max_stars=None, solve_wcs="auto",
-                  center=None, scale=None, wcs_source=None):
+def measure_image(ccd, catalog, band, *, color=None, positions=None, exclude=None,
+                  progress=None, settings=None, **keywords):
     """Measure the zero point (and sky brightness) of one image against a catalog.
 
     Parameters
@@ -417,35 +659,33 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
         brightness refers to the ZP at this colour.
     positions : Table, array or SkyCoord, optional
         Stars to measure; default: detected with :func:`~glue_zeropoint.photometry.find_stars`.
+    exclude : array of bool or sequence of star ids, optional
+        Stars the user excluded (see :func:`~glue_zeropoint.zeropoint.fit_zeropoint`).
     progress : callable, optional
         ``progress(done, total, message)``; may raise ``Cancelled``.
-    fwhm, threshold, aperture_radius, annulus, gain, read_noise, saturation, exptime
-        Passed to the photometry.
-    radius : Quantity or float (arcsec), optional
-        Match radius (default measured, see :mod:`glue_zeropoint.catalogs.crossmatch`).
-    exclude, clip_sigma, floor, fit_color, catalog_systematic
-        Passed to :func:`~glue_zeropoint.zeropoint.fit_zeropoint`.
-    pixel_scale : float, optional
-        Arcsec/pixel for the sky brightness (default from the WCS).
-    offline : bool
-        Catalog layer: only cache and local files.
-    max_stars : int, optional
-        Measure at most the brightest ``max_stars`` detections.
-    solve_wcs : {'auto', 'always', 'never'} or bool
-        ``'auto'``: use the image's header WCS when it passes its quality check against the
-        catalog, plate-solve (starting from it) when it does not or when there is none;
-        ``'always'`` (True):
-        solve even when it has one (a mount's rough WCS then gives the starting point);
-        ``'never'`` (False): an image without a WCS is an InputError.
-    center : `~astropy.coordinates.SkyCoord` or (ra, dec) in degrees, optional
-        Rough image centre for solving (default: the image WCS, else the header's RA/DEC or
-        OBJCTRA/OBJCTDEC). Without any, an image that needs solving is an InputError.
-    scale : float, optional
-        Approximate pixel scale in arcsec/pixel for solving (default: the header's PIXSCALE,
-        SECPIX..., or FOCALLEN with XPIXSZ/PIXSIZE1; without any, every scale is tried).
-    wcs_source : str, optional
-        Where ``ccd.wcs`` came from, for the report (default ``'header'``; the command line
-        says ``'file'`` for ``--wcs``). A solved WCS is reported as ``'solved'``.
+    settings : `~glue_zeropoint.zeropoint.settings.MeasureSettings`, optional
+        Every other setting, grouped: ``image`` (gain, read_noise, saturation, exptime),
+        ``photometry`` (fwhm, threshold, aperture_radius, annulus, max_stars), ``wcs``
+        (solve_wcs, center, scale, wcs_source; see below), ``fit`` (color_ref, clip_sigma,
+        floor, fit_color, catalog_systematic...; see
+        :func:`~glue_zeropoint.zeropoint.fit_zeropoint`), ``radius`` (match radius, Quantity
+        or arcsec; default measured, see :mod:`glue_zeropoint.catalogs.crossmatch`),
+        ``pixel_scale`` (arcsec/pixel for the sky brightness; default from the WCS),
+        ``offline`` (catalogs only from the cache and local files).
+    **keywords
+        Any field of those groups by its own name (``fwhm=3.5``, ``solve_wcs='never'``,
+        ``radius=2.0``...), overriding ``settings``: the keywords this function always took.
+
+    The WCS settings: ``solve_wcs`` ``'auto'`` uses the image's header WCS when it passes
+    its quality check against the catalog, and plate-solves (starting from it) when it does
+    not or when there is none; ``'always'`` (True) solves even when it has one (a mount's
+    rough WCS then gives the starting point); ``'never'`` (False): an image without a WCS is
+    an InputError. ``center`` (SkyCoord or (ra, dec) degrees) and ``scale`` (arcsec/pixel)
+    are the rough pointing for solving (default: the image WCS, else the header's RA/DEC or
+    OBJCTRA/OBJCTDEC, PIXSCALE, SECPIX..., FOCALLEN with XPIXSZ/PIXSIZE1; without a centre,
+    an image that needs solving is an InputError; without a scale every scale is tried).
+    ``wcs_source`` says where ``ccd.wcs`` came from, for the report (default ``'header'``;
+    the command line says ``'file'`` for ``--wcs``); a solved WCS is reported as ``'solved'``.
 
     Returns
     -------
@@ -468,168 +708,8 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     >>> abs(m.zeropoint.zp - truth['filter'].zp) < 0.05
     True
     """
-    call = dict(locals())  # to measure again with a solved WCS if the header's is off
-    steps = 5
-    report(progress, 0, steps, "preparing the image")
-    im = prepare_image(ccd, gain=gain, read_noise=read_noise, saturation=saturation,
-                       exptime=exptime)
-    notes = list(im.notes)
-    t = im.require_exptime()
-    mode = _solve_mode(solve_wcs)
-    need_solve = mode == "always" or not _has_wcs(im.wcs)
-    if need_solve and mode == "never":
-        raise InputError(f"{im.name}: no celestial WCS in the header; pass --wcs FILE (e.g. a "
-                         "plate solver's solution) or let it be plate-solved (--solve auto, "
-                         "with --center/--scale when the header has no pointing)")
-    pointing = _pointing(im, center, scale) if need_solve else None
-    if not need_solve and (center is not None or scale is not None):
-        notes.append("the image has a WCS, so --center/--scale are not used (--solve always "
-                     "solves from them)")
-    frac_bad = float(im.bad.mean())
-    if frac_bad > 0.5:
-        notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
-        warnings.warn(notes[-1], stacklevel=2)
-    obstime = observation_time(im.meta, im.name)
-    date = None if obstime is None else obstime.isot
-
-    report(progress, 1, steps, "reading the catalog")
-    cat = _catalog_table(catalog, band, im, offline, pointing=pointing)
-    name = str(cat.meta.get("catalog", "catalog"))
-    if f"mag_{band}" not in cat.colnames:
-        bands = sorted(c[4:] for c in cat.colnames if c.startswith("mag_"))
-        raise CatalogError(f"catalog {name} has no band {band!r}; it has: "
-                           f"{', '.join(bands) or 'none'}")
-    mags = np.asarray(cat[f"mag_{band}"], float)
-    if not np.isfinite(mags).any():
-        raise CatalogError(f"catalog {name}: no star has a {band} magnitude (all NaN/empty)")
-    solution = None
-    source = wcs_source or "header"
-    if need_solve:
-        report(progress, 1, steps, "solving the WCS")
-        solution = _solve_image(im, cat, band, pointing, fwhm)
-        im.wcs = solution.wcs
-        source = "solved"
-        how = "; ".join(f"{k} from {v}" for k, v in pointing.hints.items())
-        notes.append(f"WCS plate-solved against the catalog ({how})")
-    inside = _in_image(cat, im.wcs, im.shape)
-    if not inside.any():
-        c = im.wcs.pixel_to_world((im.shape[1] - 1) / 2, (im.shape[0] - 1) / 2)
-        ra = np.asarray(cat["ra"], float)
-        dec = np.asarray(cat["dec"], float)
-        ok = np.isfinite(ra) & np.isfinite(dec)
-        far = (SkyCoord(np.nanmedian(ra[ok]) * u.deg, np.nanmedian(dec[ok]) * u.deg)
-               .separation(c).deg if ok.any() else float("nan"))
-        raise CatalogError(f"none of the {len(cat)} stars of catalog {name} falls on the image "
-                           f"(catalog centre {far:.3g} deg from the image centre): wrong field, "
-                           "or the WCS is wrong (--wcs FILE)")
-
-    report(progress, 2, steps, "measuring stars")
-    bkg = None
-    if positions is None:
-        bkg = estimate_background(im.data, im.bad)
-        positions = find_stars(im, fwhm=fwhm, threshold=threshold, background=bkg,
-                               max_stars=max_stars)
-        notes.extend(positions.meta.get("notes", []))
-    stars = measure_stars(im, positions, fwhm=fwhm, aperture_radius=aperture_radius,
-                          annulus=annulus)
-    if np.all(stars["flags"] & FLAG_SATURATED):
-        raise PhotometryError(f"{im.name}: all {len(stars)} stars are saturated (level "
-                              f"{im.saturation:g} e-); use a shorter exposure or fainter stars")
-    stars.meta["date_obs"] = date
-    stars.meta["pixel_scale"] = math.sqrt(_pixel_area(im.wcs))
-
-    report(progress, 3, steps, "matching to the catalog")
-    from ..catalogs.crossmatch import crossmatch
-
-    matches = crossmatch(stars, cat, radius=radius, obstime=date)
-    xm = matches.meta["crossmatch"]
-    retry = mode == "auto" and source == "header" and not need_solve
-    if xm["n_ok"] == 0:
-        if retry:
-            return _measure_with_solved_wcs(call, f"no star matched the catalog within "
-                                                  f"{xm['radius_arcsec']:.2g} arcsec")
-        raise CatalogError(
-            f"no star of {im.name} matches catalog {name} within {xm['radius_arcsec']:.2g} "
-            f"arcsec ({len(stars)} stars, {int(inside.sum())} catalog stars on the image; "
-            f"median nearest separation {xm['median_sep_arcsec']:.3g} arcsec): the WCS is "
-            "probably off (--wcs FILE, or --solve always to plate-solve the image) or the "
-            "match radius too small")
-    neighbours = _catalog_neighbours(im, matches, cat, band, date, t)
-    if neighbours is not None:
-        # measure again with the catalog stars that were not detected (blended into a
-        # brighter star, or below the threshold) as neighbours: their light flags a star
-        # crowded and keeps it out of the aperture correction
-        stars = measure_stars(im, positions, psf=stars.meta["psf"],
-                              aperture_radius=aperture_radius, annulus=annulus,
-                              mask_positions=neighbours)
-        stars.meta["date_obs"] = date
-        stars.meta["pixel_scale"] = math.sqrt(_pixel_area(im.wcs))
-        matches = crossmatch(stars, cat, radius=xm["radius_arcsec"], obstime=date)
-        matches.meta["crossmatch"]["radius_method"] = xm.get("radius_method")
-        xm = matches.meta["crossmatch"]
-    matches.meta["catalog"] = name
-    if "zp_systematic" in cat.meta and "zp_systematic" not in matches.meta:
-        matches.meta["zp_systematic"] = cat.meta["zp_systematic"]
-    quality = _wcs_quality(im.wcs, stars, cat, date, xm["radius_arcsec"], im.shape)
-    astrometry = {"wcs_source": source, "wcs_rms_arcsec": quality.rms_arcsec,
-                  "wcs_rms_pix": quality.rms_pix, "wcs_n_matched": quality.n_matched,
-                  "wcs_n_used": quality.n_used, "wcs_pixel_scale": quality.pixel_scale}
-    expected = min(len(stars), int(inside.sum()))
-    too_few = quality.n_matched < max(MIN_WCS_MATCHES, WCS_MIN_MATCH_FRACTION * expected)
-    if retry and (too_few or not quality.rms_pix <= WCS_OFF_RMS_PIX):
-        try:
-            return _measure_with_solved_wcs(
-                call, f"{quality.n_matched} of about {expected} stars matched, rms "
-                      f"{quality.rms_pix:.1f} pixels")
-        except AstrometryError as err:
-            notes.append(f"plate-solving from the header WCS failed too: {err}")
-    if not quality.rms_pix <= WCS_OFF_RMS_PIX:
-        notes.append(
-            f"the {source} WCS looks off: {quality.n_matched} stars match the catalog "
-            f"({name}) with rms {quality.rms_arcsec:.2f} arcsec = {quality.rms_pix:.1f} pixels; the "
-            "zero point may rest on chance matches: plate-solve the image (--solve always) or "
-            "give a better WCS (--wcs FILE)")
-        warnings.warn(notes[-1], stacklevel=2)
-    if solution is not None:
-        astrometry["wcs_solution"] = {k: v for k, v in solution.to_dict().items()
-                                      if k != "quality"}
-
-    report(progress, 4, steps, "fitting the zero point")
-    zp = fit_zeropoint(matches, band, color=color, color_ref=color_ref, clip_sigma=clip_sigma, floor=floor,
-                       fit_color=fit_color, exclude=exclude,
-                       catalog_systematic=catalog_systematic, exptime=t, catalog=name)
-    if zp.color is not None and zp.color_term is None:
-        notes.append(f"colour term not fitted: {zp.color_term_reason}")
-    if zp.stars.meta.get("relaxed"):
-        notes.append(f"too few stars pass every check: {', '.join(zp.stars.meta['relaxed'])} "
-                     "not applied (see stars.ecsv)")
-    # sky: mask the measured stars generously, plus photutils segmentation
-    if im.calibrated is False:
-        # the sky level of a raw frame still holds the bias pedestal: no number beats a
-        # wrong one
-        notes.append(f"{im.name}: no sky surface brightness: the frame is raw (its sky level "
-                     "includes the bias pedestal); calibrate it first (glue-zeropoint "
-                     "calibrate) or subtract the bias")
-        mu = mu_err = None
-        zp.sky_sb, zp.sky_sb_err = mu, mu_err
-        report(progress, 5, steps, "done")
-        return Measurement(stars=stars, matches=matches, zeropoint=zp, sky_sb=mu,
-                           sky_sb_err=mu_err, notes=notes, image=im.data,
-                           astrometry=astrometry, solution=solution, wcs=im.wcs)
-    try:
-        mask = _star_mask(im, stars)
-        mu, mu_err = sky_surface_brightness(im, zp.zp, zp_err=zp.zp_err_total,
-                                            pixel_scale=pixel_scale, mask_sources=mask,
-                                            exptime=t)
-    except PhotometryError as err:
-        notes.append(str(err))
-        warnings.warn(str(err), stacklevel=2)
-        mu = mu_err = None
-    zp.sky_sb, zp.sky_sb_err = mu, mu_err
-    report(progress, 5, steps, "done")
-    return Measurement(stars=stars, matches=matches, zeropoint=zp, sky_sb=mu,
-                       sky_sb_err=mu_err, notes=notes, image=im.data, astrometry=astrometry,
-                       solution=solution, wcs=im.wcs)
+    s = MeasureSettings.from_keywords(settings, **keywords)
+    return _measure_once(ccd, catalog, band, color, positions, exclude, progress, s)
 
 
 def _catalog_neighbours(im, matches, cat, band, date, exptime):
@@ -679,12 +759,6 @@ def _catalog_neighbours(im, matches, cat, band, date, exptime):
         return None
     flux = 10.0 ** (-0.4 * (mags[keep][on] - zp0)) * exptime
     return Table({"x": x[on], "y": y[on], "flux": flux})
-
-
-def _pixel_area(wcs):
-    from astropy.wcs.utils import proj_plane_pixel_area
-
-    return float(proj_plane_pixel_area(wcs.celestial)) * 3600.0 ** 2
 
 
 def _star_mask(im, stars):

@@ -19,6 +19,8 @@ from astropy.stats import sigma_clipped_stats
 
 from ..exceptions import InputError, PhotometryError
 from ..photometry.image import PreparedImage, prepare_image
+from ..stats import MEDIAN_ERROR
+from ..stats import pixel_area_arcsec2 as _wcs_pixel_area
 
 __all__ = ["sky_surface_brightness", "sky_level", "source_mask", "pixel_area_arcsec2"]
 
@@ -41,9 +43,7 @@ def pixel_area_arcsec2(wcs=None, pixel_scale=None):
     if wcs is None or not getattr(wcs, "has_celestial", False):
         raise InputError("no celestial WCS to get the pixel area from; pass pixel_scale= "
                          "(arcsec/pixel) or a WCS (--wcs FILE)")
-    from astropy.wcs.utils import proj_plane_pixel_area
-
-    return float(proj_plane_pixel_area(wcs.celestial)) * 3600.0 ** 2
+    return _wcs_pixel_area(wcs)
 
 
 def _block_mean(data, bad, f):
@@ -132,7 +132,7 @@ def sky_level(ccd, *, mask_sources=True, nboxes=8, max_samples=500_000):
     gsub = good[::step, ::step]
     _, s, std = sigma_clipped_stats(sub[gsub], sigma=3.0, maxiters=10)
     s = float(s)
-    err_pix = 1.2533 * float(std) / math.sqrt(ngood)
+    err_pix = MEDIAN_ERROR * float(std) / math.sqrt(ngood)
     ny, nx = im.shape
     box = int(math.ceil(max(ny, nx) / nboxes))
     stride = max(1, int(math.ceil(box / 64)))
