@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import InputError, ZeropointError
+from ..exceptions import InputError, InputWarning, ZeropointError
 
 __all__ = ["add_parser", "run", "read_image"]
 
@@ -166,7 +166,7 @@ def read_image(path):
         wcs = wcs_from_header(header, data.shape)
     except InputError as err:  # a broken header WCS is the same as none: solve or --wcs
         warnings.warn(f"{path.name}: the header WCS is unusable ({err}); it is ignored",
-                      stacklevel=2)
+                      InputWarning, stacklevel=2)
         wcs = None
     from ..headers import ascii_text
 
@@ -343,7 +343,7 @@ def _check_on_image(positions, ccd, path):
                          "are they for another image, or 1-based/0-based mixed up?")
     if not inside.all():
         warnings.warn(f"--positions {path}: {int((~inside).sum())} of {len(x)} positions fall "
-                      "off the image and are left out", stacklevel=2)
+                      "off the image and are left out", InputWarning, stacklevel=2)
 
 
 def _read_positions(path, wcs):

@@ -37,7 +37,14 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import AstrometryError, CatalogError, InputError, PhotometryError
+from ..exceptions import (
+    AstrometryError,
+    AstrometryWarning,
+    CatalogError,
+    InputError,
+    PhotometryError,
+    ZeropointWarning,
+)
 from ..obstime import observation_time
 from ..photometry import FLAG_SATURATED, find_stars, measure_stars, prepare_image
 from ..photometry.detection import estimate_background
@@ -488,7 +495,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
     frac_bad = float(im.bad.mean())
     if frac_bad > 0.5:
         notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
-        warnings.warn(notes[-1], stacklevel=2)
+        warnings.warn(notes[-1], ZeropointWarning, stacklevel=2)
     obstime = observation_time(im.meta, im.name)
     date = None if obstime is None else obstime.isot
 
@@ -589,7 +596,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
             f"({name}) with rms {quality.rms_arcsec:.2f} arcsec = {quality.rms_pix:.1f} pixels; the "
             "zero point may rest on chance matches: plate-solve the image (--solve always) or "
             "give a better WCS (--wcs FILE)")
-        warnings.warn(notes[-1], stacklevel=2)
+        warnings.warn(notes[-1], AstrometryWarning, stacklevel=2)
     if solution is not None:
         astrometry["wcs_solution"] = {k: v for k, v in solution.to_dict().items()
                                       if k != "quality"}
@@ -623,7 +630,7 @@ def measure_image(ccd, catalog, band, *, color=None, color_ref=None, positions=N
                                             exptime=t)
     except PhotometryError as err:
         notes.append(str(err))
-        warnings.warn(str(err), stacklevel=2)
+        warnings.warn(str(err), ZeropointWarning, stacklevel=2)
         mu = mu_err = None
     zp.sky_sb, zp.sky_sb_err = mu, mu_err
     report(progress, 5, steps, "done")
