@@ -6,7 +6,7 @@ Each feature module here has a ``register()`` that adds its pieces to glue's reg
 
 import importlib
 
-FEATURES = ("tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus")
+FEATURES = ("compat", "tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus")
 
 
 def register():
