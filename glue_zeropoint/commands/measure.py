@@ -4,7 +4,7 @@ Measures the stars of IMAGE (a calibrated product ``<stem>_cal.fits`` with its `
 ``MASK`` extensions, or a plain FITS image: then the uncertainty is modelled from the gain,
 read noise and sky), matches them to the reference catalog, fits the zero point (with a colour
 term when ``--color`` is given) and the sky surface brightness. Writes to ``--out``,
-atomically: ``zeropoint.json`` (DESIGN.md section 4 keys plus the WCS source and quality),
+atomically: ``zeropoint.json`` (docs/architecture.md section 4 keys plus the WCS source and quality),
 ``stars.ecsv`` (every measured star with its catalog match and fit residual),
 ``zeropoint.png`` (unless ``--no-plot``) and, when the WCS was solved here, ``<stem>.wcs`` (the
 solution as a header-only FITS file, usable with ``--wcs`` next time).

@@ -181,7 +181,7 @@ class Measurement:
                                colors=colors, tags=tags, comments=comments)
 
     def to_dict(self):
-        """The zero point's JSON dictionary (DESIGN section 4) plus photometry facts."""
+        """The zero point's JSON dictionary (docs/architecture.md section 4) plus photometry facts."""
         d = self.zeropoint.to_dict()
         meta = self.stars.meta
         psf = meta.get("psf") or {}
