@@ -110,7 +110,15 @@ def test_console_script_measure_agrees_with_the_demo(demo_run, tmp_path):
     assert abs(result["zp"] - truth["zp"]) < 4 * result["zp_err_total"]
     demo_result = json.loads((out / "measure" / "zeropoint.json").read_text())
     assert abs(result["zp"] - demo_result["zp"]) < result["zp_err"]  # the same light, re-read
-    assert (measured / "stars.ecsv").is_file()
+    from astropy.table import Table
+
+    stars = Table.read(measured / "stars.ecsv", format="ascii.ecsv")
+    units = {name: str(stars[name].unit) for name in ("x", "ra", "flux", "flux_err", "sky",
+                                                        "mag_inst", "residual", "sep_arcsec")}
+    assert units == {"x": "pix", "ra": "deg", "flux": "electron", "flux_err": "electron",
+                     "sky": "electron", "mag_inst": "mag", "residual": "mag",
+                     "sep_arcsec": "arcsec"}
+    assert str(stars["cat_mag_V"].unit) == "mag"  # the catalog's own units are kept
     version = _run(["--version"], tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("glue-zeropoint ")
     bad = _run(["measure", str(tmp_path / "nothing.fits"), "--catalog", "simbad", "--band",

@@ -134,7 +134,9 @@ class Measurement:
         if extra:
             d.update(extra)
         paths = [write_json(out / "zeropoint.json", d)]
-        table = self.star_table()
+        from .table_units import with_star_units
+
+        table = with_star_units(self.star_table())  # units on the measured columns
         with atomic_path(out / "stars.ecsv") as tmp:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
         paths.append(out / "stars.ecsv")
