@@ -7,6 +7,8 @@ modal dialog failing the test (``no_modal_dialogs``) and every Qt message captur
 (``qInstallMessageHandler``).
 """
 
+from pathlib import Path
+
 import pytest
 from glue.config import settings
 from glue.core.autolinking import find_possible_links
@@ -14,6 +16,8 @@ from glue.plugins.wcs_autolinking.wcs_autolinking import WCSLink
 from qtpy import QtCore, QtWidgets
 
 from glue_zeropoint.glue.links import AUTOLINKER_LABEL, link_images
+
+OUTPUT = Path(__file__).parents[1] / "_output"
 
 
 @pytest.fixture
@@ -100,6 +104,18 @@ def test_night_and_catalog_load_with_no_dialog_and_no_qt_warning(fresh_app, raw_
     app.load_data(str(catalog_file))
     assert find_possible_links(dc) == {}
 
+    # what the user sees now: the night and the catalog on the image, nothing asking
+    OUTPUT.mkdir(exist_ok=True)
+    app.resize(1200, 800)
+    viewer.viewer_size, viewer.position = (800, 600), (0, 0)
+    app.show()
+    QtWidgets.QApplication.processEvents()
+    viewer.figure.canvas.draw()
+    app.screenshot(str(OUTPUT / "night_and_catalog_loaded.png"))
+    assert not [w for w in QtWidgets.QApplication.topLevelWidgets()
+                if isinstance(w, QtWidgets.QDialog) and w.isVisible()
+                and not isinstance(w, QtWidgets.QProgressDialog)]
+
     # a table viewer showing a subset, closed with the app: glue-qt's table model used to
     # print "dataChanged() called with an invalid index range" here
     table = app.new_data_viewer(TableViewer, data=catalog)
@@ -149,3 +165,30 @@ def test_table_model_fix_applies_while_glue_qt_has_the_bug():
         "glue-qt's DataTableModel.data_changed no longer builds the invalid range: "
         "remove glue_zeropoint.qt.compat.fix_table_model")
     assert not compat.table_model_needs_fix()
+
+
+def test_plugins_menu_opens_a_raw_night_folder_without_a_dialog(fresh_app, raw_night,
+                                                                monkeypatch, qt_messages, qtbot):
+    """Plugins > Open raw night folder…: the folder picker (a folder, not files) returns the
+    night; it loads in the background and is linked, with no suggestion dialog."""
+    from glue_zeropoint.qt.menus import OPEN_RAW_NIGHT_LABEL
+
+    raw, _catalog = raw_night
+    app = fresh_app
+    picked = []
+
+    def pick_folder(parent, caption, *args, **kwargs):
+        picked.append(caption)
+        return str(raw)
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", pick_folder)
+    (action,) = [a for a in app._actions["plugins"] if a.text() == OPEN_RAW_NIGHT_LABEL]
+    action.trigger()
+    qtbot.waitUntil(lambda: len(app.data_collection) > 0, timeout=120000)
+    assert picked and "raw night" in picked[0]
+    lights = [d for d in app.data_collection if d.meta.get("zp_kind") == "light"]
+    assert len(lights) == 3
+    assert len([link for link in app.data_collection.external_links
+                if isinstance(link, WCSLink)]) == 3
+    assert find_possible_links(app.data_collection) == {}
+    assert [text for text in _qt_warnings(qt_messages) if "propagateSizeHints" not in text] == []
