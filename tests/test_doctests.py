@@ -13,15 +13,15 @@ import pytest
 
 import glue_zeropoint
 
-PACKAGE = Path(glue_zeropoint.__file__).parent
-REPO = PACKAGE.parent
+PACKAGE = Path(glue_zeropoint.__file__).parent  # the code under test (installed or not)
+REPO = Path(__file__).parents[1]  # the checkout: docs/, README.md
 
 
 def _modules_with_examples():
     names = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if ">>> " in path.read_text(encoding="utf-8"):
-            parts = path.relative_to(REPO).with_suffix("").parts
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
             names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 
