@@ -1,9 +1,23 @@
-"""Exceptions raised by glue-zeropoint.
+"""Exceptions and warnings raised by glue-zeropoint.
 
 Every message says what was wrong, in which file (when there is one) and what to do.
 The command line turns :class:`InputError` into exit code 2 with a one-line reason; the Glue
 layer shows any :class:`ZeropointError` as a non-modal message.
+
+Every warning the package issues is a :class:`GlueZeropointWarning` (an
+`~astropy.utils.exceptions.AstropyUserWarning`), one subclass per layer, so a user can filter
+them as a group or by layer:
+
+>>> import warnings
+>>> from glue_zeropoint.exceptions import CatalogWarning, GlueZeropointWarning
+>>> issubclass(CatalogWarning, GlueZeropointWarning)
+True
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore", CatalogWarning)  # e.g. "using the cached answer"
+...     warnings.warn("VizieR failed; using the cached answer", CatalogWarning)
 """
+
+from astropy.utils.exceptions import AstropyUserWarning
 
 
 class ZeropointError(Exception):
@@ -53,3 +67,36 @@ class FolderBusyError(InputError):
 
 class StaleProductsError(InputError):
     """A folder of calibrated products is incomplete or out of date (see its calibration.json)."""
+
+
+# --- warnings ------------------------------------------------------------------------------
+
+
+class GlueZeropointWarning(AstropyUserWarning):
+    """Base class of every warning issued by glue-zeropoint (filter this to silence them all)."""
+
+
+class CalibrationWarning(GlueZeropointWarning):
+    """A frame was skipped or refused, or a calibration choice was made for the user."""
+
+
+class PhotometryWarning(GlueZeropointWarning):
+    """A star measurement rests on a fallback (e.g. the measured sky variance, an aperture
+    correction from the PSF families' range)."""
+
+
+class CatalogWarning(GlueZeropointWarning):
+    """A catalog answer is partial, cached or from a fallback catalog."""
+
+
+class AstrometryWarning(GlueZeropointWarning):
+    """A WCS is doubtful or an astrometric assumption was made."""
+
+
+class ZeropointWarning(GlueZeropointWarning):
+    """A zero-point measurement is doubtful (many bad pixels, no sky brightness, ...)."""
+
+
+class InputWarning(GlueZeropointWarning):
+    """Part of the user's input could not be used and was left out (a date, positions, a
+    header WCS)."""

@@ -107,8 +107,8 @@ def ascii_text(text):
     --------
     >>> ascii_text('Dark-ü.fit')
     'Dark-u.fit'
-    >>> ascii_text('Flat-Hα.fit')
-    'Flat-H\\u03b1.fit'
+    >>> print(ascii_text('Flat-Hα.fit'))
+    Flat-H\\u03b1.fit
     """
     text = str(text)
     if text.isascii() and text.isprintable():

@@ -10,6 +10,8 @@ gives a warning naming the file and keyword and ``None``.
 import re
 import warnings
 
+from .exceptions import InputWarning
+
 __all__ = ["observation_time"]
 
 _OLD_FITS_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2,4})\s*$")
@@ -70,5 +72,5 @@ def observation_time(header, name=None):
         where = f"{name}: " if name else ""
         warnings.warn(f"{where}{bad[0]} {bad[1]!r} is not a date this reader knows (ISO "
                       "yyyy-mm-ddThh:mm:ss, dd/mm/yy, MJD-OBS); proper motions are not applied",
-                      stacklevel=2)
+                      InputWarning, stacklevel=2)
     return None

@@ -300,10 +300,14 @@ class CDSStub:
     requests : list of dict
         Every request received: ``method``, ``path``, ``body`` (str), ``params`` (VizieR
         ``-key`` lines or the TAP form fields), ``service`` (``'vizier'``/``'simbad'``).
+    held : int
+        Requests a ``'timeout'`` failure is holding right now (not yet answered): a client
+        that gave up in time raises while its request is still held.
     """
 
     def __init__(self):
         self.requests = []
+        self.held = 0
         self._vizier = {}
         self._simbad = None
         self._failures = []
@@ -435,7 +439,13 @@ class CDSStub:
         if failure is not None:
             mode = failure["mode"]
             if mode == "timeout":
-                self._release.wait(failure["delay"])
+                with self._lock:
+                    self.held += 1
+                try:
+                    self._release.wait(failure["delay"])
+                finally:
+                    with self._lock:
+                        self.held -= 1
             elif mode == "reset":
                 handler.close_connection = True
                 handler.wfile.flush()

@@ -35,16 +35,51 @@ def test_write_json_handles_numpy_quantities_and_nan(output_dir):
     assert to_jsonable((np.float64(np.inf),)) == [None]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-def test_read_only_output_folder_is_a_clear_input_error(tmp_path):
+def _read_only_for_everyone(monkeypatch, folder):
+    """Make ``folder`` read-only, and have ``os.access`` answer for it as the kernel does for
+    a normal user: root (CI) bypasses permission bits, so without this the test could only
+    run as a normal user."""
+    real_access = os.access
+    folder = Path(folder)
+    folder.chmod(0o500)
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_read_only_output_folder_is_a_clear_input_error(tmp_path, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o500)
+    _read_only_for_everyone(monkeypatch, ro)
     try:
-        with pytest.raises(InputError, match="not writable"):
+        with pytest.raises(InputError, match="ro: the output folder is not writable; choose "
+                                             "another --out"):
             ensure_output_dir(ro)
     finally:
         ro.chmod(0o700)
+
+
+def test_a_refused_rename_is_an_output_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    """The write itself refused (a folder that turned read-only, an ACL): as root too."""
+    import glue_zeropoint.io as zio
+    from glue_zeropoint.exceptions import OutputError
+
+    target = tmp_path / "zeropoint.json"
+    target.write_text("old")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(zio.os, "replace", refuse)
+    with pytest.raises(OutputError, match=r"zeropoint.json: could not be written \(Permission "
+                                          r"denied\); the folder cannot be written to"):
+        write_json(target, {"zp": 21.5})
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["zeropoint.json"]  # no temporary left
 
 
 def test_output_folder_under_a_file_is_a_clear_input_error(tmp_path):

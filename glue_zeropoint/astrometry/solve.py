@@ -25,7 +25,7 @@ from astropy.wcs import WCS
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from .._settings import Settings
-from ..exceptions import AstrometryError, InputError
+from ..exceptions import AstrometryError, AstrometryWarning, InputError
 from ..progress import report
 from ..stats import pixel_scale_arcsec as _pix_scale
 from ._geometry import project
@@ -161,7 +161,7 @@ def _sources_and_header(obj, shape, fwhm):
             shape = (int(np.ceil(np.nanmax(t["y"]))) + 1, int(np.ceil(np.nanmax(t["x"]))) + 1)
             warnings.warn(f"solve: no image shape given with the sources table; assuming "
                           f"{shape[1]}x{shape[0]} from the positions (pass shape=(ny, nx))",
-                          stacklevel=3)
+                          AstrometryWarning, stacklevel=3)
         return "sources", t, tuple(int(s) for s in shape), obj.meta.get("header"), None
     data = getattr(obj, "data", obj)
     data = np.asarray(data)

@@ -4,7 +4,7 @@ Public surface:
 
 - :func:`scan_frames` -> list of :class:`RawFrame` (what each file is, every guess reported);
 - :func:`calibrate_night` -> :class:`Night` (calibrated lights, masters, products, report);
-- :func:`write_product` / :func:`read_product`: the calibrated FITS product (DESIGN section 3);
+- :func:`write_product` / :func:`read_product`: the calibrated FITS product (docs/architecture.md section 3);
 - building blocks: :func:`combine_frames`, :func:`photon_transfer`, :func:`calibrate_light`,
   :func:`make_master_bias`, :func:`make_master_dark`, :func:`make_master_flat`;
 - :func:`flag_cosmic_rays`: optional L.A.Cosmic masking of single lights.

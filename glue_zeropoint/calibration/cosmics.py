@@ -7,8 +7,6 @@ single exposure.
 
 import numpy as np
 
-from ..exceptions import CalibrationError
-
 __all__ = ["flag_cosmic_rays"]
 
 
@@ -35,17 +33,8 @@ def flag_cosmic_rays(ccd, *, sigclip=4.5, objlim=5.0, niter=4):
     -----
     On simulated lights (FWHM 3.5 px) it finds 95-100% of the hit pixels; stars cut by the
     image edge can be flagged too.
-
-    Raises
-    ------
-    CalibrationError
-        If astroscrappy is not installed.
     """
-    try:
-        import astroscrappy
-    except ImportError as err:  # pragma: no cover - astroscrappy is installed in CI
-        raise CalibrationError("flagging cosmic rays needs astroscrappy; "
-                               "pip install astroscrappy") from err
+    import astroscrappy  # a dependency (pyproject.toml); imported here as it loads slowly
     mask = np.zeros(ccd.shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
     data = np.asarray(ccd.data, dtype=np.float32)
     variance = None

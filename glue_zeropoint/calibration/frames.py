@@ -15,7 +15,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from ..exceptions import InputError
+from ..exceptions import CalibrationWarning, InputError
 from ..headers import (
     EXPTIME_KEYS,
     FILTER_KEYS,
@@ -417,7 +417,7 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
             frames.products.append(str(rel.as_posix()))
         except FrameRefused as err:
             message = str(err)
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, CalibrationWarning, stacklevel=2)
             frames.refused.append({"file": str(rel), "reason": message})
             frames.skipped.append({"file": str(rel), "reason": message})
         except InputError:
@@ -430,7 +430,7 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
         n = sum(Path(p).name != MANIFEST_NAME for p in frames.products)
         warnings.warn(f"{n} calibrated product(s) of glue-zeropoint found in "
                       f"{', '.join(f or '.' for f in folders[:3])} were left out: products are "
-                      "never calibrated again", stacklevel=2)
+                      "never calibrated again", CalibrationWarning, stacklevel=2)
     if not frames:
         if frames.refused:
             raise InputError(f"{root}: every frame was refused: "
@@ -443,7 +443,7 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
 
 def _skip(frames, rel, reason):
     message = f"{rel}: {reason}; skipped"
-    warnings.warn(message, stacklevel=3)  # shown once: the CLI prints warnings, not this log
+    warnings.warn(message, CalibrationWarning, stacklevel=3)  # shown once: the CLI prints warnings, not this log
     frames.skipped.append({"file": str(rel), "reason": reason})
 
 

@@ -1,6 +1,6 @@
 """Calibrate one light frame: electrons, CCD-equation uncertainty, bad-pixel mask, header.
 
-``C = (S - B - d t) / f`` with (DESIGN section 5)
+``C = (S - B - d t) / f`` with (docs/architecture.md section 5)
 
     sigma_C^2 = [P + R^2 + sigma_B^2 + t^2 sigma_d^2 - 2 (t / t_d) sigma_B^2] / f^2
                 + C^2 sigma_f^2 / f^2

@@ -22,6 +22,7 @@ import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 from numba import njit, prange
 
+from ..exceptions import CalibrationWarning
 from ..headers import ascii_text
 from ..stats import mad_std
 from .combine import combine_frames, median_variance_factor
@@ -274,7 +275,7 @@ def make_master_flat(frames, bias, dark, noise, *, method="median", sigma=3.0, p
         if not level > 0:
             message = (f"{frame.name}: flat level {level:.4g} e- after bias/dark is not "
                        "positive; flat skipped")
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, CalibrationWarning, stacklevel=2)
             skipped.append({"file": frame.name, "reason": message})
             continue
         readers.append((frame, reader))
@@ -322,7 +323,7 @@ def make_master_flat(frames, bias, dark, noise, *, method="median", sigma=3.0, p
     if nonpositive:
         warnings.warn(f"master flat ({', '.join(used[:3])}{'...' if len(used) > 3 else ''}): "
                       f"{nonpositive} pixels are zero or negative; they are masked",
-                      stacklevel=2)
+                      CalibrationWarning, stacklevel=2)
     mask = find_low_response(flat, low)
     filt = frames[0].filter
     meta = _meta("flat", [f for f, _ in readers], method,

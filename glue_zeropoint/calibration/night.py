@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ..exceptions import InputError
+from ..exceptions import CalibrationWarning, InputError
 from ..headers import GAIN_KEYS, READ_NOISE_KEYS, ascii_text
 from ..io import OutputLock, clean_tmp_files, ensure_output_dir, file_sha256, write_json
 from .camera import CameraNoise, photon_transfer, read_noise_from_biases
@@ -235,7 +235,7 @@ def _check_gains(group, gain, label, notes):
     if gain is not None:
         notes.append(f"the headers disagree on the gain ({text}); the given gain {gain:g} "
                      "e-/ADU is used for every frame")
-        warnings.warn(notes[-1], stacklevel=3)
+        warnings.warn(notes[-1], CalibrationWarning, stacklevel=3)
         return
     raise InputError(f"frames of {label} disagree on the gain in their headers: {text}; frames "
                      "taken with different gains cannot be calibrated together: pass --gain G "
@@ -438,7 +438,7 @@ def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=Non
                 "never combined: " + ", ".join(f"{_group_label(k)} ({len(v)} frames)"
                                                for k, v in groups.items()))
         report["notes"].append(note)
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, CalibrationWarning, stacklevel=2)
     steps = _Progress(progress, len(frames))
     _product_names(frames, raw_dir)
     writer = None

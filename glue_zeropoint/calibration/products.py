@@ -1,4 +1,4 @@
-"""The calibrated FITS product (DESIGN section 3), written atomically.
+"""The calibrated FITS product (docs/architecture.md section 3), written atomically.
 
 Primary HDU: the image (float32, electrons) with the light's header; extension ``UNCERT``:
 1-sigma uncertainty (float32, e-); extension ``MASK``: uint8, 1 = bad.

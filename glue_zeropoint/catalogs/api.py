@@ -10,7 +10,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from .._settings import Settings
-from ..exceptions import CatalogError, CatalogServiceError
+from ..exceptions import CatalogError, CatalogServiceError, CatalogWarning
 from ..io import human_age
 from ..progress import report
 from .cache import CatalogCache, cache_key
@@ -153,14 +153,15 @@ def _one(service, catalog, center, radius, *, offline, cache, timeout, row_limit
         table, age = hit
         warnings.warn(f"{what} failed ({err}); using the cached answer from "
                       f"{human_age(age)} ago (retrieved {table.meta.get('retrieved', '?')})",
-                      stacklevel=3)
+                      CatalogWarning, stacklevel=3)
         return _mark_cached(table, age)
     if cache is not None:
         try:
             cache.put(key, table)
         except OSError as err:
             warnings.warn(f"could not write the catalog cache in {cache.directory} ({err}); "
-                          f"the answer is used but not kept for offline work", stacklevel=3)
+                          f"the answer is used but not kept for offline work", CatalogWarning,
+                          stacklevel=3)
     report(progress, step + 1, steps, f"{what}: {len(table)} rows")
     return table
 
@@ -294,7 +295,7 @@ def _default_catalog(band, center, radius, common):
             require_band(table, band)
             if step:
                 warnings.warn(f"default catalog for band {band}: using {catalog} because "
-                              f"{'; '.join(failures)}", stacklevel=3)
+                              f"{'; '.join(failures)}", CatalogWarning, stacklevel=3)
             table.meta["default_for_band"] = band
             return table
         except CatalogServiceError as err:

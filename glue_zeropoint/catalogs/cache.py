@@ -20,6 +20,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
+from ..exceptions import CatalogWarning
 from ..io import atomic_path
 from .config import default_cache_dir
 
@@ -130,7 +131,7 @@ class CatalogCache:
             table = Table.read(path, format="ascii.ecsv")
         except Exception as err:  # a damaged entry: drop it, never fail the caller
             warnings.warn(f"catalog cache entry {path} is unreadable ({err}); removed it",
-                          stacklevel=2)
+                          CatalogWarning, stacklevel=2)
             path.unlink(missing_ok=True)
             return None
         retrieved = _parse_time(table.meta.get("retrieved", ""))

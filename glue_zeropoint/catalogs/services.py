@@ -47,7 +47,7 @@ import requests
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from ..exceptions import CatalogError, CatalogServiceError
+from ..exceptions import CatalogError, CatalogServiceError, CatalogWarning
 from .config import simbad_base_url, vizier_base_url
 from .normalize import normalize_catalog
 from .specs import SIMBAD_SPEC, MissingColumnsError, check_answer_columns, spec_for
@@ -417,7 +417,7 @@ def query_vizier(catalog_id, center, radius, *, columns=None, row_limit=DEFAULT_
         warnings.warn(
             f"VizieR ({catalog_id}): the answer was cut at row_limit={row_limit} rows, so the "
             f"field has more stars than returned; use a smaller radius or a larger row_limit",
-            stacklevel=2)
+            CatalogWarning, stacklevel=2)
     return normalize_catalog(table, spec=spec)
 
 
@@ -437,7 +437,7 @@ def _join_companion(table, spec, center, radius, row_limit, timeout):
     except CatalogError as err:
         warnings.warn(f"{spec.id}: could not add {', '.join(c for c in columns if c != key)} "
                       f"from {cat_id} ({err}); proper motions and variability flags are "
-                      f"unknown", stacklevel=3)
+                      f"unknown", CatalogWarning, stacklevel=3)
         return table
     if other is None or key not in other.colnames:
         return table
@@ -551,5 +551,5 @@ def query_simbad(center, radius, *, timeout=30, row_limit=DEFAULT_ROW_LIMIT, all
     table.meta["truncated"] = truncated
     if truncated:
         warnings.warn(f"SIMBAD: the answer was cut at {row_limit} rows, so the field has more "
-                      f"objects than returned; use a smaller radius", stacklevel=2)
+                      f"objects than returned; use a smaller radius", CatalogWarning, stacklevel=2)
     return normalize_catalog(table, spec=SIMBAD_SPEC)

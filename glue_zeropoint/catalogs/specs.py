@@ -357,7 +357,7 @@ SIMBAD_SPEC = CatalogSpec(
     bands={b: (b, None) for b in ("B", "V", "R", "I")},
     variable=(("otype", "simbad_otype"),), otype_column="otype", columns=())
 
-#: Default catalogs by band, best first (DESIGN.md section 6).
+#: Default catalogs by band, best first (docs/architecture.md section 6).
 DEFAULTS = {
     **{b: ("I/360/syntphot", "II/336/apass9") for b in JOHNSON_BANDS},
     **{b: ("J/ApJ/867/105",) for b in ("g", "r", "i", "z")},

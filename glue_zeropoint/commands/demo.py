@@ -109,14 +109,19 @@ def run(args):
     from ..qt.app import build_app, save_outputs
 
     measurement = result["measurement"]
+    if args.no_gui:
+        from ..qt.compat import offscreen_messages_filtered
+
+        with offscreen_messages_filtered():  # the offscreen platform's size-hint notices
+            app = build_app(result["night"].lights, result["catalog"], DEMO_BAND,
+                            color=DEMO_COLOR, stars=measurement.stars)
+            written = save_outputs(app, result["out"])
+            for path in written:
+                print(f"  wrote {path}")
+            app.close()
+        return 0
     app = build_app(result["night"].lights, result["catalog"], DEMO_BAND, color=DEMO_COLOR,
                     stars=measurement.stars)
-    if args.no_gui:
-        written = save_outputs(app, result["out"])
-        for path in written:
-            print(f"  wrote {path}")
-        app.close()
-        return 0
     print("opening Glue (close the window to finish)", file=sys.stderr)
     app.start(maximized=False)
     return 0

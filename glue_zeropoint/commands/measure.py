@@ -4,7 +4,7 @@ Measures the stars of IMAGE (a calibrated product ``<stem>_cal.fits`` with its `
 ``MASK`` extensions, or a plain FITS image: then the uncertainty is modelled from the gain,
 read noise and sky), matches them to the reference catalog, fits the zero point (with a colour
 term when ``--color`` is given) and the sky surface brightness. Writes to ``--out``,
-atomically: ``zeropoint.json`` (DESIGN.md section 4 keys plus the WCS source and quality),
+atomically: ``zeropoint.json`` (docs/architecture.md section 4 keys plus the WCS source and quality),
 ``stars.ecsv`` (every measured star with its catalog match and fit residual),
 ``zeropoint.png`` (unless ``--no-plot``) and, when the WCS was solved here, ``<stem>.wcs`` (the
 solution as a header-only FITS file, usable with ``--wcs`` next time).
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import InputError, ZeropointError
+from ..exceptions import InputError, InputWarning, ZeropointError
 
 __all__ = ["add_parser", "run", "read_image"]
 
@@ -166,7 +166,7 @@ def read_image(path):
         wcs = wcs_from_header(header, data.shape)
     except InputError as err:  # a broken header WCS is the same as none: solve or --wcs
         warnings.warn(f"{path.name}: the header WCS is unusable ({err}); it is ignored",
-                      stacklevel=2)
+                      InputWarning, stacklevel=2)
         wcs = None
     from ..headers import ascii_text
 
@@ -358,7 +358,7 @@ def _check_on_image(positions, ccd, path):
                          "are they for another image, or 1-based/0-based mixed up?")
     if not inside.all():
         warnings.warn(f"--positions {path}: {int((~inside).sum())} of {len(x)} positions fall "
-                      "off the image and are left out", stacklevel=2)
+                      "off the image and are left out", InputWarning, stacklevel=2)
 
 
 def _read_positions(path, wcs):

@@ -27,7 +27,12 @@ Datasets the plugin makes (the contract other features build on; details in each
     its ``ra``/``dec`` to the image's RA/Dec world ids and to the stars table.
 ``links``
     ``sky_component_ids(image) -> (ra_id, dec_id)``, ``link_pixels``, ``link_sky``,
-    ``links_between``.
+    ``links_between``; ``link_images(dc)``: ``WCSLink`` between every pair of the plugin's
+    images, run by the plugin's autolinker before glue's own, so glue's link-suggestion
+    dialog never asks about them.
+``session``
+    glue session patches: SIP terms back into restored WCSs (and the loader's patch that
+    tells its factories a session restore calls them).
 """
 
 import importlib

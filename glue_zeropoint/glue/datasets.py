@@ -106,9 +106,11 @@ def night_datasets(dc, images, catalog_table, band, *, stars=None, measure_all=T
     stars table get their stars detected and measured (all of them with ``measure_all``, else
     only the primary one).
     """
+    from .links import link_images
     from .stars import detect_stars, merge_stars, stars_for
 
     datasets = image_datasets(dc, images)
+    link_images(dc)  # what glue's autolinker would ask about, settled (glue/links.py)
     primary = _primary_index(datasets, band)
     for i, image in enumerate(datasets):
         table = _stars_for_image(stars, i, image, primary)

@@ -4,15 +4,31 @@
   (glue orders world ids like numpy axes: for a ``RA---TAN, DEC--TAN`` WCS
   ``world_component_ids[1]`` is RA, but a WCS with swapped axes reverses that);
 - :func:`link_pixels` / :func:`link_sky` add ``LinkSame`` links, never twice;
-- :func:`links_between` lists the links joining two datasets.
+- :func:`links_between` lists the links joining two datasets;
+- :func:`link_images` links the plugin's images (lights and masters with a celestial WCS) to
+  each other with glue's ``WCSLink``, every pair once: what glue's own "Astronomy WCS"
+  autolinker would suggest, so its link-suggestion dialog has nothing to ask about them.
 
-Links are plain ``LinkSame`` objects in ``dc.external_links``, which glue saves in sessions.
+Links are plain glue link objects in ``dc.external_links``, which glue saves in sessions.
+
+When the images get linked
+--------------------------
+glue runs its autolinkers (the ``glue.config.autolinker`` registry) after every
+``add_datasets`` (File > Open, drag and drop, ``glue RAW_DIR``, the plugin's menu entries) and
+shows a dialog for the links each suggests. :func:`register` puts the plugin's autolinker
+*first* in that registry; it links the plugin's images itself (:func:`link_images`) and
+suggests nothing, so when glue's "Astronomy WCS" autolinker runs next it finds every pair of
+our images already linked. Code that appends datasets without ``add_datasets`` (the demo's
+:func:`~glue_zeropoint.qt.app.build_app`) calls :func:`link_images` itself.
 """
 
 from glue.core.link_helpers import LinkSame
 
 __all__ = ["sky_component_ids", "link_pixels", "link_sky", "links_between", "add_links_once",
-           "register"]
+           "link_images", "is_plugin_image", "AUTOLINKER_LABEL", "register"]
+
+#: label of the plugin's autolinker in ``glue.config.autolinker``
+AUTOLINKER_LABEL = "glue-zeropoint images"
 
 _RA_TYPES = ("pos.eq.ra",)
 _DEC_TYPES = ("pos.eq.dec",)
@@ -88,5 +104,54 @@ def links_between(dc, data1, data2):
     return result
 
 
+def is_plugin_image(data):
+    """True for an image the plugin loaded (a light or master) with a celestial WCS."""
+    from astropy.wcs.wcsapi import BaseHighLevelWCS
+
+    meta = getattr(data, "meta", None) or {}
+    return (meta.get("zp_kind") in ("light", "master") and getattr(data, "ndim", 0) == 2
+            and isinstance(getattr(data, "coords", None), BaseHighLevelWCS)
+            and bool(getattr(data.coords, "has_celestial", False)))
+
+
+def link_images(dc):
+    """Link every pair of the plugin's images in ``dc`` with a ``WCSLink`` (once).
+
+    Pairs are taken in collection order (glue's autolinker looks for ``(earlier, later)``);
+    images whose WCSs cannot be linked are skipped. Returns the links added.
+    """
+    from glue.plugins.wcs_autolinking.wcs_autolinking import IncompatibleWCS, WCSLink
+
+    images = [data for data in dc if is_plugin_image(data)]
+    if len(images) < 2:
+        return []
+    existing = {(link.data1, link.data2) for link in dc.external_links
+                if isinstance(link, WCSLink)}
+    new = []
+    for i, first in enumerate(images):
+        for second in images[i + 1:]:
+            if (first, second) in existing or (second, first) in existing:
+                continue
+            try:
+                new.append(WCSLink(first, second))
+            except IncompatibleWCS:
+                continue
+    if new:
+        dc.add_link(new)
+    return new
+
+
+def _autolink_images(data_collection):
+    """glue autolinker: link the plugin's images now, suggest nothing (see the module doc)."""
+    link_images(data_collection)
+    return []
+
+
 def register():
-    """Nothing to register: links are added by the stars and catalog features."""
+    """Put the plugin's autolinker first in glue's registry (once); the other links are added
+    by the stars and catalog features."""
+    from glue.config import autolinker
+
+    members = autolinker.members  # glue's own list: registration order is run order
+    if not any(function is _autolink_images for _label, function in members):
+        members.insert(0, (AUTOLINKER_LABEL, _autolink_images))

@@ -53,7 +53,17 @@ The factory runs the calibration through :func:`run_task`. Without a GUI this ca
 directly; the Qt side installs a runner (:func:`set_task_runner`) that runs it in a worker
 thread with a progress display and a Cancel button. A cancelled load returns no data. In the
 GUI an error of ours (bad folder, calibration failure) shows as a non-modal message and the
-factory returns no data (:func:`set_error_reporter`), so glue opens no traceback dialog.
+factory returns no data (:func:`set_error_reporter`), so glue opens no traceback dialog. When
+glue restores a session it needs the data (its ``LoadLog`` takes the first dataset): the
+plugin's session patch (:func:`mark_session_loads`) adds ``zp_restoring_session=True`` to the
+saved keyword arguments of our factories' records, glue passes them back to the factory, and
+the factory then raises instead of reporting.
+
+Links
+-----
+The images a factory returns are linked to each other by the plugin
+(:func:`glue_zeropoint.glue.links.link_images`, run by the plugin's autolinker before glue's
+own), so glue's "Astronomy WCS" link-suggestion dialog has nothing to ask about them.
 """
 
 import hashlib
@@ -61,7 +71,6 @@ import json
 import logging
 import os
 import re
-import sys
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -80,7 +89,8 @@ __all__ = ["ccd_to_data", "data_to_ccd", "wcs_from_meta", "header_from_meta", "W
            "products_dir_for", "is_raw_night_dir", "is_product_file", "find_products",
            "raw_night_factory", "calibrated_product_factory", "run_task", "set_task_runner",
            "set_error_reporter",
-           "progress_override", "raising_load_errors", "FITS_EXTENSIONS", "MANIFEST_NAME", "register"]
+           "progress_override", "raising_load_errors", "mark_session_loads", "RESTORE_KWARG",
+           "FITS_EXTENSIONS", "MANIFEST_NAME", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -537,20 +547,21 @@ def raw_night_factory(path, **kwargs):
     they are reported to it and no data is returned, so that glue shows no traceback dialog.
     """
     return _reporting_errors(path, lambda: run_task(
-        lambda progress: load_night(path, progress=progress), f"Loading {Path(path).name}"))
+        lambda progress: load_night(path, progress=progress), f"Loading {Path(path).name}"),
+        kwargs)
 
 
-def _reporting_errors(path, load):
+def _reporting_errors(path, load, kwargs):
     try:
         return load()
     except Cancelled:
-        if _restoring_a_session():  # glue indexes the result: it must not be empty
+        if kwargs.get(RESTORE_KWARG):  # glue indexes the result: it must not be empty
             raise
         log.info("loading %s was cancelled", path)
         return []
     except ZeropointError as err:
         if (_error_reporter is None or getattr(_local, "progress", None) is not None
-                or getattr(_local, "raise_errors", False) or _restoring_a_session()):
+                or getattr(_local, "raise_errors", False) or kwargs.get(RESTORE_KWARG)):
             # no GUI; a caller with its own progress display; a caller that needs the data
             # (raising_load_errors); or glue restoring a session, whose LoadLog takes [0]
             raise
@@ -566,17 +577,46 @@ def raising_load_errors():
         yield
 
 
-def _restoring_a_session(max_depth=40):
-    """True when glue's session restore (``LoadLog.__setgluestate__``) called the factory."""
-    frame = sys._getframe(1)
-    for _ in range(max_depth):
-        if frame is None:
-            return False
-        code = frame.f_code
-        if code.co_name == "__setgluestate__" and "data_factories" in code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
+# ---------------------------------------------------------------------------------------------
+# session restore: glue's LoadLog re-runs a factory with the keyword arguments it saved
+
+#: keyword argument the factories receive when glue restores a session (see
+#: :func:`mark_session_loads`)
+RESTORE_KWARG = "zp_restoring_session"
+_LOADLOG_TYPE = "glue.core.data_factories.helpers.LoadLog"
+
+
+def _factory_names():
+    return {f"{__name__}.{f.__name__}" for f in (raw_night_factory, calibrated_product_factory)}
+
+
+def mark_session_loads(record):
+    """glue ``session_patch``: tell the plugin's factories that a session restore calls them.
+
+    glue saves a factory-loaded dataset as a ``LoadLog`` record (``path``, ``factory``,
+    ``kwargs``) and restores it with ``load_data(path, factory=..., **kwargs)``, then takes
+    the first dataset of the result. Adding ``zp_restoring_session=True`` to the saved kwargs
+    of the records of our factories (glue calls session patches on the raw record before
+    rebuilding anything: the documented ``glue.config.session_patch`` hook) lets a factory know
+    it must return data or raise, never report the error and return nothing. Modifies
+    ``record`` in place; returns the names of the records marked.
+    """
+    ours = _factory_names()
+    marked = []
+    for name, item in record.items():
+        if not (isinstance(item, dict) and item.get("_type") == _LOADLOG_TYPE):
+            continue
+        factory = item.get("factory")
+        if isinstance(factory, str):  # a reference to another record
+            factory = record.get(factory)
+        if not (isinstance(factory, dict) and factory.get("function") in ours):
+            continue
+        saved = item.get("kwargs") or [[]]
+        pairs = [list(pair) for pair in (saved[0] if saved else [])
+                 if pair and pair[0] != RESTORE_KWARG]
+        item["kwargs"] = [pairs + [[RESTORE_KWARG, True]]]
+        marked.append(name)
+    return marked
 
 
 _error_reporter = None
@@ -597,12 +637,16 @@ def calibrated_product_factory(path, **kwargs):
 
     Errors are handled as in :func:`raw_night_factory` (a broken product is a non-modal
     message in the app, not glue's traceback dialog)."""
-    return _reporting_errors(path, lambda: load_night(path))
+    return _reporting_errors(path, lambda: load_night(path), kwargs)
 
 
 def register():
-    """Register the two data factories (priority 200, above glue's FITS reader at 100)."""
-    from glue.config import data_factory
+    """Register the two data factories (priority 200, above glue's FITS reader at 100) and the
+    session patch that marks their session-restore calls (:func:`mark_session_loads`)."""
+    from glue.config import data_factory, session_patch
+
+    if not any(member.function is mark_session_loads for member in session_patch.members):
+        session_patch.add(mark_session_loads)
 
     labels = {member.label for member in data_factory.members}
     if "Raw CCD night folder (glue-zeropoint)" not in labels:

@@ -29,6 +29,12 @@ The patch only applies when the saved linear WCS agrees with the meta header (CR
 the CD matrix), so a WCS updated in the session without updating the meta is left alone (and
 logged).
 
+**Whether a factory call is a restore.** glue re-runs a factory with the keyword arguments
+it saved; the loader's own session patch
+(:func:`glue_zeropoint.glue.loader.mark_session_loads`) adds ``zp_restoring_session=True`` to
+those of the plugin's factories, so a failed restore raises (glue reports it) instead of
+returning no data, which glue cannot index.
+
 **Other meta.** Entries of ``Data.meta`` that glue cannot serialise (a ``fits.Header``) are
 dropped by glue; the plugin's datasets keep only JSON values there (the loader stores the
 header as text in ``meta['zp_header']``).

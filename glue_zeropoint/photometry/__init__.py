@@ -1,5 +1,5 @@
 """Photometry: detection, centroids, apertures with a local sky, CCD-equation errors, flags and
-the aperture correction (DESIGN.md sections 2 and 5).
+the aperture correction (docs/architecture.md sections 2 and 5).
 
 Public API
 ----------

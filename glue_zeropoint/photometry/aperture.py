@@ -32,10 +32,9 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.stats import mad_std
 from astropy.table import Table
-from astropy.utils.exceptions import AstropyUserWarning
 from scipy.spatial import cKDTree
 
-from ..exceptions import InputError, PhotometryError
+from ..exceptions import InputError, PhotometryError, PhotometryWarning
 from . import _kernels as K
 from .detection import _positions_xy
 from .flags import (
@@ -308,7 +307,7 @@ def envelope_correction(r_ap, fwhm, why):
     return ApertureCorrection(value, err, 0, "profile envelope")
 
 
-class GrowthCurveWarning(AstropyUserWarning):
+class GrowthCurveWarning(PhotometryWarning):
     """The aperture correction rests on few stars or on the profile envelope."""
 
 
@@ -1032,7 +1031,7 @@ def _pixel_variance(im, res):
         return model, "CCD equation (sky + read noise)"
     warnings.warn(f"{im.name}: sky + read noise^2 is {ratio:.2f}x the measured sky "
                   "variance (bias not removed, or wrong gain/read noise?); using the measured "
-                  "sky variance for the errors", AstropyUserWarning, stacklevel=4)
+                  "sky variance for the errors", PhotometryWarning, stacklevel=4)
     return measured, "CCD equation (measured sky variance)"
 
 

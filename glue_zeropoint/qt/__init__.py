@@ -1,4 +1,5 @@
-"""Qt side of the plugin: image-viewer tools, the zero-point viewer, menu actions.
+"""Qt side of the plugin: image-viewer tools, the zero-point viewer, menu actions, and
+work-arounds for glue-qt (``compat``: a valid ``dataChanged`` range in its table model).
 
 Each feature module here has a ``register()`` that adds its pieces to glue's registries;
 :func:`register` calls them in order.
@@ -6,7 +7,7 @@ Each feature module here has a ``register()`` that adds its pieces to glue's reg
 
 import importlib
 
-FEATURES = ("tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus")
+FEATURES = ("compat", "tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus")
 
 
 def register():

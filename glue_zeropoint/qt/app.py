@@ -2,7 +2,7 @@
 
 :func:`build_app` makes a :class:`~glue_qt.app.application.GlueApplication` holding
 
-- the images (calibrated products are loaded through the plugin's data factory, so a session
+- the images, linked to each other by their WCS (calibrated products are loaded through the plugin's data factory, so a session
   saved by reference points at the product files; in-memory images are saved with the data),
 - one stars table per image (given, or detected and measured),
 - the reference catalog as a table linked to every image and its stars by RA/Dec,
@@ -58,7 +58,6 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
         Not yet shown (call ``app.start()`` or ``app.show()``). ``app.zp_viewers`` holds the
         four viewers by role (``'image'``, ``'scatter'``, ``'table'``, ``'zeropoint'``).
     """
-    from glue.config import settings
     from glue_qt.app.application import GlueApplication
     from glue_qt.viewers.image import ImageViewer
     from glue_qt.viewers.scatter import ScatterViewer
@@ -69,10 +68,6 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
     from .tools import _overlay, show_stars_layer
     from .zeropoint_viewer import ZeroPointViewer
 
-    # our datasets are linked explicitly: never ask about glue's WCS autolinking
-    for name in ("Astronomy WCS", "Astronomy WCS (3D)"):
-        if name in settings.AUTOLINK:
-            settings.AUTOLINK[name] = "always_ignore"
     app = GlueApplication()
     _datasets, first, catalog, star_data = night_datasets(
         app.data_collection, images, catalog_table, band, stars=stars, measure_all=measure_all)

@@ -314,7 +314,7 @@ class ZeroPointViewer(DataViewer):
         return self.state.result
 
     def export_json(self, path):
-        """Write the result as ``zeropoint.json``-style JSON (DESIGN.md section 4 keys)."""
+        """Write the result as ``zeropoint.json``-style JSON (docs/architecture.md section 4 keys)."""
         result = self._require_result()
         return write_json(path, result.to_dict())
 

@@ -1,6 +1,6 @@
 """A star field on the sky with known truth: positions, magnitudes, colours, WCS, PSF.
 
-The truth convention follows DESIGN.md section 5: for a filter with zero point ``ZP`` and colour
+The truth convention follows docs/architecture.md section 5: for a filter with zero point ``ZP`` and colour
 term ``c`` on colour ``colour`` (e.g. B-V) with reference ``colour_ref``, a star of catalog
 magnitude ``m`` gives ``m - m_inst = ZP + c (colour - colour_ref)`` with
 ``m_inst = -2.5 log10(F / t)``, F the *total* flux in electrons collected in ``t`` seconds (before

@@ -1,7 +1,7 @@
 """PSF families for the simulator, drawn pixel-integrated with an exactly known total flux.
 
 The measurement (``glue_zeropoint.photometry``) must not agree with the simulator by
-construction (DESIGN.md section 5, issue 10 point 7), so nothing here is imported from it and
+construction (docs/architecture.md section 5, issue 10 point 7), so nothing here is imported from it and
 nothing in it should be imported from here: each family below is written from its textbook
 formula.
 

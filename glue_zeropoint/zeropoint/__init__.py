@@ -1,5 +1,5 @@
 """Zero point: the fit (weighted, clipped, intrinsic scatter, colour term), the result object,
-the sky surface brightness, and the whole-image pipeline (DESIGN.md sections 4 and 5).
+the sky surface brightness, and the whole-image pipeline (docs/architecture.md sections 4 and 5).
 
 Public API
 ----------

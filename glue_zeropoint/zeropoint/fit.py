@@ -1,6 +1,6 @@
 """The zero-point fit: weighted, iteratively clipped, intrinsic scatter, optional colour term.
 
-Model (DESIGN.md section 5): ``y_i = m_cat,i - m_inst,i = ZP + c (colour_i - colour_ref)``,
+Model (docs/architecture.md section 5): ``y_i = m_cat,i - m_inst,i = ZP + c (colour_i - colour_ref)``,
 ``m_inst = -2.5 log10(F / t)`` with F the total (aperture-corrected) flux in electrons.
 
 Weights and the per-star floor
@@ -78,7 +78,7 @@ MIN_STARS = 3
 MIN_STARS_COLOR = 10
 MIN_COLOR_RANGE = 0.3
 
-#: The keys of zeropoint.json required by DESIGN.md section 4, in order.
+#: The keys of zeropoint.json required by docs/architecture.md section 4, in order.
 JSON_KEYS = ("zp", "zp_err", "zp_err_total", "scatter", "n_matched", "n_used", "band", "color",
              "color_term", "color_term_err", "aperture_correction", "sky_sb", "sky_sb_err",
              "exptime", "catalog")
@@ -530,7 +530,7 @@ class ZeroPoint:
     stars: Table = field(default=None, repr=False)
 
     def to_dict(self):
-        """The zeropoint.json content: DESIGN section-4 keys first, then extras.
+        """The zeropoint.json content: docs/architecture.md section-4 keys first, then extras.
 
         Examples
         --------

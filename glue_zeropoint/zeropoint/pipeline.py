@@ -37,7 +37,14 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import AstrometryError, CatalogError, InputError, PhotometryError
+from ..exceptions import (
+    AstrometryError,
+    AstrometryWarning,
+    CatalogError,
+    InputError,
+    PhotometryError,
+    ZeropointWarning,
+)
 from ..obstime import observation_time
 from ..photometry import FLAG_SATURATED, find_stars, measure_stars, prepare_image
 from ..photometry.detection import estimate_background
@@ -129,7 +136,9 @@ class Measurement:
         if extra:
             d.update(extra)
         paths = [write_json(out / "zeropoint.json", d)]
-        table = self.star_table()
+        from .table_units import with_star_units
+
+        table = with_star_units(self.star_table())  # units on the measured columns
         with atomic_path(out / "stars.ecsv") as tmp:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
         paths.append(out / "stars.ecsv")
@@ -176,7 +185,7 @@ class Measurement:
                                colors=colors, tags=tags, comments=comments)
 
     def to_dict(self):
-        """The zero point's JSON dictionary (DESIGN section 4) plus photometry facts."""
+        """The zero point's JSON dictionary (docs/architecture.md section 4) plus photometry facts."""
         d = self.zeropoint.to_dict()
         meta = self.stars.meta
         psf = meta.get("psf") or {}
@@ -418,7 +427,7 @@ def _start(ccd, s):
     frac_bad = float(im.bad.mean())
     if frac_bad > 0.5:
         notes.append(f"{im.name}: {100 * frac_bad:.0f}% of the pixels are masked or NaN")
-        warnings.warn(notes[-1], stacklevel=4)
+        warnings.warn(notes[-1], ZeropointWarning, stacklevel=4)
     obstime = observation_time(im.meta, im.name)
     run.date = None if obstime is None else obstime.isot
     return run
@@ -546,7 +555,7 @@ def _report_wcs(run, quality, astrometry):
             f"({run.name}) with rms {quality.rms_arcsec:.2f} arcsec = {quality.rms_pix:.1f} "
             "pixels; the zero point may rest on chance matches: plate-solve the image (--solve "
             "always) or give a better WCS (--wcs FILE)")
-        warnings.warn(run.notes[-1], stacklevel=4)
+        warnings.warn(run.notes[-1], AstrometryWarning, stacklevel=4)
     if run.solution is not None:
         astrometry["wcs_solution"] = {k: v for k, v in run.solution.to_dict().items()
                                       if k != "quality"}
@@ -582,7 +591,7 @@ def _sky(run, stars, zp):
                                       mask_sources=mask, exptime=run.exptime)
     except PhotometryError as err:
         run.notes.append(str(err))
-        warnings.warn(str(err), stacklevel=4)
+        warnings.warn(str(err), ZeropointWarning, stacklevel=4)
         return None, None
 
 

@@ -6,8 +6,6 @@ from astrometry_helpers import make_frame, rms_vs_truth, without_wcs
 from glue.core import Data
 from glue.core.link_helpers import LinkSame
 
-pytest.importorskip("glue_qt")
-
 
 def _click(qtbot, viewer, x, y, button=None):
     """A real Qt mouse click on a viewer's canvas at axes data coordinates (x, y)."""

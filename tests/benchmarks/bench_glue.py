@@ -1,6 +1,6 @@
 """Benchmark: from a drawn star (or a brushed region) to an updated zero-point viewer in Glue.
 
-Target (DESIGN.md section 8, issue 5): under 100 ms with 500 stars on a 4096 x 4096 image.
+Target (docs/architecture.md section 8, issue 5): under 100 ms with 500 stars on a 4096 x 4096 image.
 
 Builds an offscreen GlueApplication with a simulated ``--size`` x ``--size`` image, ``--stars``
 stars measured at their true positions, the field's catalog linked, an image viewer showing the

@@ -136,6 +136,52 @@ def test_session_restore_by_reference_rereads_products(tmp_path, fake_calibratio
     assert wcs_from_meta(restored[0]).sip is not None
 
 
+@pytest.mark.filterwarnings("ignore:Some non-standard WCS keywords")
+def test_session_restore_tells_the_factory_through_glues_session_patch(tmp_path, monkeypatch,
+                                                                       fake_calibration):
+    """glue's public hooks, not its call stack, tell a factory that a session restore calls
+    it: our session patch adds ``zp_restoring_session`` to the kwargs of the saved LoadLog,
+    glue hands them back to the factory, and the factory then raises instead of reporting an
+    error and returning nothing (glue's restore takes element [0] of the result). This fails
+    if glue changes how it saves or restores factory-loaded data."""
+    raw = fake_raw_dir(tmp_path / "raw")
+    datasets = load_data(str(raw))
+    assert datasets[0]._load_log.kwargs == {}
+    text = GlueSerializer(DataCollection(datasets)).dumps()
+
+    record = json.loads(text)
+    marked = loader.mark_session_loads(record)
+    assert len(marked) == 1
+    log_record = record[marked[0]]
+    assert log_record["_type"] == "glue.core.data_factories.helpers.LoadLog"
+    assert log_record["kwargs"] == [[[loader.RESTORE_KWARG, True]]]
+    assert loader.mark_session_loads(record) == marked  # marking twice changes nothing
+    assert record[marked[0]]["kwargs"] == [[[loader.RESTORE_KWARG, True]]]
+
+    calls = []
+    real = loader._reporting_errors
+    monkeypatch.setattr(loader, "_reporting_errors",
+                        lambda path, load, kwargs: calls.append(kwargs) or real(path, load, kwargs))
+    restored = GlueUnSerializer.loads(text).object("__main__")
+    assert calls == [{loader.RESTORE_KWARG: True}]
+    assert [d.label for d in restored] == [d.label for d in datasets]
+
+    reported = []
+    previous = loader.set_error_reporter(reported.append)
+    try:
+        import shutil
+
+        shutil.rmtree(loader.products_dir_for(raw))  # products gone, raw folder gone too
+        shutil.rmtree(raw)
+        assert load_data(str(raw), factory=loader.raw_night_factory) == []  # GUI: reported
+        assert len(reported) == 1 and "no such file or folder" in reported[0]
+        with pytest.raises(InputError, match="no such file or folder"):
+            GlueUnSerializer.loads(text).object("__main__")  # restore: raised, not [][0]
+        assert len(reported) == 1
+    finally:
+        loader.set_error_reporter(previous)
+
+
 def test_cancel_returns_no_data_and_leaves_no_manifest(tmp_path, fake_calibration):
     raw = fake_raw_dir(tmp_path / "raw")
 
@@ -173,8 +219,6 @@ def test_deep_folders_are_not_scanned_forever(tmp_path):
     assert os.path.isdir(deep)
 
 
-@pytest.mark.skipif(not hasattr(__import__("glue_zeropoint.calibration", fromlist=["x"]),
-                                "calibrate_night"), reason="calibration layer not merged yet")
 def test_real_raw_night_through_glue_factory(tmp_path, products_root):
     from glue_zeropoint.simulate import simulate_night
 

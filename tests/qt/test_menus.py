@@ -1,4 +1,4 @@
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,38 +17,43 @@ from glue_zeropoint.qt.menus import (
 OUTPUT = Path(__file__).parents[1] / "_output"
 
 
-class SlowCalibration(FakeCalibration):
-    """A fake calibration that takes ~1.2 s in 24 steps, reporting progress at each."""
+class GuiGatedCalibration(FakeCalibration):
+    """A fake calibration that can only finish while the GUI thread's event loop runs.
+
+    Each of its ``steps`` reports progress, then waits for the next tick of a timer living
+    in the main thread: if the load blocked the event loop, no tick would come and the step
+    fails (after a generous bound that only stops a hang). No sleeps, no clock assertions.
+    """
+
+    def __init__(self, steps=24):
+        super().__init__()
+        self.steps = steps
+        self.ticked = threading.Event()
+        self.waited = 0  # ticks of the GUI loop the calibration waited for and got
+
+    def tick(self):
+        self.ticked.set()
 
     def __call__(self, raw_dir, out_dir, progress):
-        for i in range(24):
+        for i in range(self.steps):
             if progress is not None:
-                progress(i, 24, f"step {i}")
-            time.sleep(0.05)
+                progress(i, self.steps, f"step {i}")
+            self.ticked.clear()
+            if not self.ticked.wait(120):
+                raise AssertionError("the GUI event loop stopped while the night loaded")
+            self.waited += 1
         return super().__call__(raw_dir, out_dir, progress)
 
 
 @pytest.fixture
-def slow_calibration(monkeypatch, products_root):
-    fake = SlowCalibration()
+def slow_calibration(monkeypatch, products_root, qapp):
+    fake = GuiGatedCalibration()
     monkeypatch.setattr(loader, "_calibrate", fake)
-    return fake
-
-
-class Ticker:
-    """Counts main-thread timer ticks: proof that the event loop ran (the window repaints)."""
-
-    def __init__(self, interval_ms=20):
-        self.ticks = 0
-        self.timer = QtCore.QTimer()
-        self.timer.timeout.connect(self._tick)
-        self.timer.start(interval_ms)
-
-    def _tick(self):
-        self.ticks += 1
-
-    def stop(self):
-        self.timer.stop()
+    timer = QtCore.QTimer()  # main thread: ticks only while the event loop runs
+    timer.timeout.connect(fake.tick)
+    timer.start(20)
+    yield fake
+    timer.stop()
 
 
 def visible_message_boxes():
@@ -64,11 +69,10 @@ def test_menubar_entry_is_registered(glue_app):
 def test_glue_load_data_on_a_raw_folder_keeps_the_window_alive(glue_app, slow_calibration,
                                                                 tmp_path):
     raw = fake_raw_dir(tmp_path / "raw night")
-    ticker = Ticker()
     datasets = glue_app.load_data(str(raw))  # glue's own path: factory -> qt task runner
-    ticker.stop()
     assert [d.label for d in datasets] == ["light_000", "light_001", "master bias"]
-    assert ticker.ticks >= 3  # the event loop kept running during the ~1.2 s calibration
+    # the calibration finished, so the event loop ticked at each of its steps meanwhile
+    assert slow_calibration.waited == slow_calibration.steps
     assert len(glue_app.data_collection) == 3
 
 
@@ -79,8 +83,8 @@ def test_open_raw_night_is_asynchronous_with_progress(glue_app, slow_calibration
     task = open_raw_night(glue_app, raw, on_done=results.append)
     assert not task.finished  # returned at once, work goes on in a thread
     assert task.dialog is not None and not task.dialog.isModal()
-    qtbot.waitUntil(lambda: task.dialog is None or task.dialog.value() > 0, timeout=5000)
-    task.wait(10000)
+    qtbot.waitUntil(lambda: task.dialog is None or task.dialog.value() > 0, timeout=60000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.finished and task.error is None
     assert [d.label for d in results[0]] == ["light_000", "light_001", "master bias"]
     assert len(glue_app.data_collection) == 3
@@ -90,13 +94,14 @@ def test_open_raw_night_is_asynchronous_with_progress(glue_app, slow_calibration
 def test_cancel_stops_the_calibration_and_adds_nothing(glue_app, slow_calibration, tmp_path,
                                                        qtbot):
     raw = fake_raw_dir(tmp_path / "raw")
+    slow_calibration.steps = 10 ** 6  # runs until cancelled
     results = []
     task = open_raw_night(glue_app, raw, on_done=results.append)
-    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.isVisible(), timeout=60000)
     button = task.dialog.findChild(QtWidgets.QPushButton)
     assert button.text() == "Cancel"
     qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
-    task.wait(10000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert results == [None]
     assert len(glue_app.data_collection) == 0
     assert not (loader.products_dir_for(raw) / loader.MANIFEST_NAME).exists()
@@ -108,7 +113,7 @@ def test_bad_folder_gives_a_non_modal_message(glue_app, tmp_path, products_root)
     empty.mkdir()
     results = []
     task = open_raw_night(glue_app, empty, on_done=results.append)
-    task.wait(10000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert results == [None]
     boxes = visible_message_boxes()
     assert boxes and not boxes[-1].isModal()
@@ -122,7 +127,7 @@ def test_background_task_reports_errors_of_any_kind(qapp):
         raise KeyError("bug")
 
     task = BackgroundTask(boom, "boom", dialog=False).start()
-    task.wait(5000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert isinstance(task.error, KeyError)
     box = show_message(None, "plain message", error=False)
     assert box.isVisible() and not box.isModal()
@@ -134,7 +139,7 @@ def test_background_task_reports_errors_of_any_kind(qapp):
         raise SystemExit(3)
 
     task = BackgroundTask(leave, "leave", dialog=False).start()
-    task.wait(10000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.finished and isinstance(task.error, SystemExit)
 
 
@@ -168,7 +173,7 @@ def test_real_raw_night_in_the_real_app(glue_app, tmp_path, products_root, qtbot
     qtbot.waitExposed(glue_app)
     # the whole chain: detect stars on the calibrated light
     task = viewer.toolbar.tools["zp:detect"].activate()
-    task.wait(20000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.error is None
     from glue_zeropoint.glue.stars import stars_for
 
@@ -235,16 +240,16 @@ def test_background_task_outlives_its_closed_window(qapp, qtbot):
 
     def work(progress):
         progress(1, 3, "first")
-        release.wait(5)
+        release.wait(120)  # released by the test
         progress(2, 3, "second")  # the window is gone by now
         return "result"
 
     task = BackgroundTask(work, "outlived", window, min_duration_ms=0).start()
-    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.value() == 1, timeout=3000)
+    qtbot.waitUntil(lambda: task.dialog is not None and task.dialog.value() == 1, timeout=60000)
     window.deleteLater()  # takes the progress dialog (its child) with it
-    qtbot.waitUntil(lambda: menus_live(window) is None, timeout=3000)
+    qtbot.waitUntil(lambda: menus_live(window) is None, timeout=60000)
     release.set()
-    task.wait(10000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.finished and task.result == "result" and task.error is None
     box = show_message(window, "the window is gone")  # falls back to no parent
     assert box.isVisible() and box.parent() is None

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from glue.core.roi import RectangularROI
 from glue.core.subset import RangeSubsetState
+from qt_mouse import canvas_point, click, drag, drag_rectangle
 from qtpy import QtCore
 from zp_nights import write_products
 
@@ -25,15 +25,6 @@ def isolated_bright_stars(truth, n=3, margin=25, isolation=14.0):
     return [(x[i], y[i], flux[i]) for i in order if ok[i]][:n]
 
 
-def canvas_point(viewer, x, y):
-    """Qt widget position (logical pixels, y down) of image pixel (x, y) on the viewer canvas."""
-    canvas = viewer.axes.figure.canvas
-    dx, dy = viewer.axes.transData.transform((x, y))
-    ratio = canvas.device_pixel_ratio
-    height = canvas.get_width_height()[1]  # logical pixels
-    return QtCore.QPoint(int(round(dx / ratio)), int(round(height - dy / ratio)))
-
-
 @pytest.fixture
 def image_viewer(glue_app, qtbot, tmp_path):
     from glue_qt.viewers.image import ImageViewer
@@ -49,21 +40,6 @@ def image_viewer(glue_app, qtbot, tmp_path):
     qtbot.waitExposed(glue_app)
     viewer.figure.canvas.draw()
     return viewer, light, truths[0]
-
-
-def click(qtbot, viewer, x, y):
-    canvas = viewer.axes.figure.canvas
-    qtbot.mouseClick(canvas, QtCore.Qt.MouseButton.LeftButton, pos=canvas_point(viewer, x, y))
-
-
-def drag(qtbot, viewer, start, end):
-    canvas = viewer.axes.figure.canvas
-    button = QtCore.Qt.MouseButton.LeftButton
-    qtbot.mousePress(canvas, button, pos=canvas_point(viewer, *start))
-    for t in (0.3, 0.7, 1.0):
-        point = (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
-        qtbot.mouseMove(canvas, canvas_point(viewer, *point))
-    qtbot.mouseRelease(canvas, button, pos=canvas_point(viewer, *end))
 
 
 def test_tools_are_in_the_stock_image_viewer(image_viewer):
@@ -108,7 +84,7 @@ def test_detect_tool_and_selection_shows_on_the_image(glue_app, image_viewer, qt
     viewer, light, _truth = image_viewer
     dc = glue_app.data_collection
     task = viewer.toolbar.tools["zp:detect"].activate()
-    task.wait(20000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.finished and task.error is None
     stars = stars_for(dc, light)
     assert stars.size >= 25
@@ -124,12 +100,20 @@ def test_detect_tool_and_selection_shows_on_the_image(glue_app, image_viewer, qt
     # and a region drawn on the image selects the stars inside it
     ny, nx = light.shape
     glue_app.session.edit_subset_mode.edit_subset = []  # a new subset, not a replacement
-    viewer.apply_roi(RectangularROI(0, nx / 2, 0, ny / 2))
+    # by hand with glue's own tool, from inside the shown part of the image to its middle
+    x0, y0 = max(1.0, viewer.state.x_min + 1), max(1.0, viewer.state.y_min + 1)
+    roi = drag_rectangle(qtbot, viewer, x0, nx / 2, y0, ny / 2)
+    assert (roi.xmin, roi.xmax, roi.ymin, roi.ymax) == pytest.approx((x0, nx / 2, y0, ny / 2),
+                                                                     abs=0.6)
     region = next(s for s in stars.subsets if s.label != "bright stars")
-    inside = (np.asarray(stars["x"]) < nx / 2) & (np.asarray(stars["y"]) < ny / 2)
+    x, y = np.asarray(stars["x"]), np.asarray(stars["y"])
+    inside = (x > roi.xmin) & (x < roi.xmax) & (y > roi.ymin) & (y < roi.ymax)
+    assert 0 < inside.sum() < stars.size
     assert region.to_mask().tolist() == inside.tolist()
     image_layer = next(la for la in viewer.layers if la.layer is light.subsets[-1])
-    assert image_layer.enabled and light.subsets[-1].to_mask()[1: ny // 2 - 1, 1: nx // 2 - 1].all()
+    on_image = light.subsets[-1].to_mask()
+    assert image_layer.enabled and on_image[int(y0) + 1: ny // 2 - 1, int(x0) + 1: nx // 2 - 1].all()
+    assert not on_image[ny // 2 + 1:, :].any() and not on_image[:, nx // 2 + 1:].any()
     OUTPUT.mkdir(exist_ok=True)
     viewer.figure.canvas.draw()
     glue_app.screenshot(str(OUTPUT / "detect_and_select.png"))
@@ -242,7 +226,7 @@ def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer,
     from glue_zeropoint.qt.tools import import_regions_file
 
     task = import_regions_file(viewer, str(junk))
-    task.wait(10000)
+    task.wait(120000)  # returns when done; the bound only stops a hang
     assert task.finished and task.error is not None and task.added_ids is None
     boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
              if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]

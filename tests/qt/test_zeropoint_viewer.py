@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.table import Table
-from glue.core.roi import RectangularROI
+from qt_mouse import drag_rectangle
 from qtpy import QtWidgets
 
 from glue_zeropoint.glue.catalog_data import catalog_to_data, link_catalog
@@ -72,7 +72,7 @@ def test_viewer_is_registered_and_shows_the_fit(zp_app):
     assert viewer.panel.table_model.rowCount() == len(state.star_table())
 
 
-def test_brushing_an_outlier_in_a_scatter_plot_moves_the_zero_point(zp_app):
+def test_brushing_an_outlier_in_a_scatter_plot_moves_the_zero_point(zp_app, qtbot):
     from glue_qt.viewers.scatter import ScatterViewer
 
     app, viewer, image, stars, catalog, cat_id = zp_app
@@ -87,9 +87,15 @@ def test_brushing_an_outlier_in_a_scatter_plot_moves_the_zero_point(zp_app):
     row = np.nonzero(np.asarray(matches["star_id"]) == sid)[0][0]
     mag, delta = float(matches["cat_mag"][row]), float(matches["delta"][row])
 
-    # a first region far from any star makes the subset; the viewer then excludes it
+    scatter.viewer_size = (560, 420)
+    QtWidgets.QApplication.processEvents()
+    # a first region, dragged by hand where no star is, makes the subset; the viewer then
+    # excludes it
+    s = scatter.state
     app.session.edit_subset_mode.edit_subset = []
-    scatter.apply_roi(RectangularROI(0.0, 0.1, 0.0, 0.1))
+    drag_rectangle(qtbot, scatter, s.x_min + 0.02 * (s.x_max - s.x_min),
+                   s.x_min + 0.06 * (s.x_max - s.x_min), s.y_max - 0.06 * (s.y_max - s.y_min),
+                   s.y_max - 0.02 * (s.y_max - s.y_min))
     group = app.data_collection.subset_groups[-1]
     viewer.options_widget().combosel_selection_mode.setCurrentIndex(1)  # exclude the subset
     state.subset = group
@@ -99,7 +105,10 @@ def test_brushing_an_outlier_in_a_scatter_plot_moves_the_zero_point(zp_app):
     # drawing the region on the outlier updates the fit through the subset message
     revision = state.revision
     app.session.edit_subset_mode.edit_subset = [group]
-    scatter.apply_roi(RectangularROI(mag - 0.03, mag + 0.03, delta - 0.15, delta + 0.15))
+    top = min(delta + 0.3, s.y_max - 0.01 * (s.y_max - s.y_min))  # the outlier is near the top
+    assert top > delta + 0.02
+    roi = drag_rectangle(qtbot, scatter, mag - 0.08, mag + 0.08, delta - 0.3, top)
+    assert roi.contains(mag, delta)
     after = state.result
     assert state.revision > revision
     assert after.n_used == before.n_used - 1
