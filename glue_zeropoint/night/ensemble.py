@@ -141,18 +141,23 @@ def ensemble_offsets(frame_index, star_id, mag, mag_err, n_frames, *, min_frames
     M = np.zeros(len(stars))
     good = np.ones(len(m), bool)
     for _ in range(n_iter):
-        # predicted error: the star's typical error scaled by the frame's dimming
-        dd = np.nan_to_num(D - np.nanmedian(D))
-        e = e_star[sidx] * 10 ** (0.4 * np.clip(dd[fi], -1, 3))
-        w = 1.0 / e ** 2
-        ww = w * good
-        num = np.bincount(sidx, ww * (m - D[fi]), len(stars))
-        den = np.bincount(sidx, ww, len(stars))
-        M = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-        num = np.bincount(fi, ww * (m - M[sidx]), n_frames)
-        den = np.bincount(fi, ww, n_frames)
-        D = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-        D -= np.nanmean(D)
+        for _ in range(30):  # alternate to convergence before any clipping
+            # predicted error: the star's typical error scaled by the frame's dimming
+            dd = np.nan_to_num(D - np.nanmedian(D))
+            e = e_star[sidx] * 10 ** (0.4 * np.clip(dd[fi], -1, 3))
+            w = 1.0 / e ** 2
+            ww = w * good
+            num = np.bincount(sidx, ww * (m - D[fi]), len(stars))
+            den = np.bincount(sidx, ww, len(stars))
+            M = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            num = np.bincount(fi, ww * (m - np.nan_to_num(M[sidx])), n_frames)
+            den = np.bincount(fi, ww, n_frames)
+            D_new = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            D_new -= np.nanmean(D_new)
+            done = np.nanmax(np.abs(np.nan_to_num(D_new - D))) < 1e-6
+            D = D_new
+            if done:
+                break
         r = (m - M[sidx] - D[fi]) / e
         scale = 1.4826 * np.nanmedian(np.abs(r[good])) if good.any() else 1.0
         new = np.isfinite(r) & (np.abs(r) <= clip * max(scale, 1.0))

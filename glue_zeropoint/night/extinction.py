@@ -282,10 +282,12 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
             else:
                 aj, bj, cj, sj = a, b, cov, s
             var = e[j] ** 2 + sj ** 2 + cj[0, 0] + x[j] ** 2 * cj[1, 1] + 2 * x[j] * cj[0, 1]
+            # the line (and scatter) it is compared with has this many degrees of freedom
+            dof = max(int(kept.sum()) - npar - (1 if kept[j] else 0), 1)
             t_stat[j] = (y[j] - aj - bj * x[j]) / math.sqrt(var)
-        dof = max(int(kept.sum()) - 1 - npar, 1)
-        thr_t = float(stats.t.isf(stats.norm.sf(threshold), dof))
-        new = allowed & (t_stat >= -thr_t) & (t_stat <= threshold_above)
+            t_stat[j] = stats.norm.isf(stats.t.sf(t_stat[j], dof)) if t_stat[j] > 0 else \
+                -stats.norm.isf(stats.t.sf(-t_stat[j], dof))  # as a normal deviate
+        new = allowed & (t_stat >= -threshold) & (t_stat <= threshold_above)
         if np.array_equal(new, kept):
             break
         kept = new
