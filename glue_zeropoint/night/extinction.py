@@ -15,8 +15,9 @@ frames so that a clear night loses a frame in ~1% of cases), frames more than
 clipping is one-sided because a symmetric clip, started from the robust line's scale,
 removed clean frames from both tails and shrank the scale: ~1.3% of clean frames lost and
 k's pulls 1.2 wide in 1000 simulated clear nights), and the line is refitted on the rest until the set is
-stable. ``k_err`` is the 1-sigma error; ``k_ci95`` the half-width of the 95% interval
-(Student t with the fit's degrees of freedom, since ``sigma_int`` is estimated).
+stable. ``k_err`` is the 1-sigma error, the larger of the analytic one and the jackknife over the
+used frames; ``k_ci95`` the half-width of the 95% interval (Student t with the fit's degrees
+of freedom, since ``sigma_int`` is estimated).
 """
 
 import itertools
@@ -292,6 +293,19 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
             break
         kept = new
     a, b, cov, s = _fit_line(x[kept], y[kept], e[kept], fixed_k=fixed)
+    k_jack = float("nan")
+    if fixed is None and kept.sum() > MIN_FRAMES:
+        # jackknife over the frames: the analytic error trusts the solved scatter and the
+        # leverage of a few high-airmass frames; in simulated nights it alone covered k in
+        # ~93% of nights at its 95% interval, the larger of the two in >= 95%
+        slopes = []
+        for j in np.flatnonzero(kept):
+            others = kept.copy()
+            others[j] = False
+            slopes.append(_fit_line(x[others], y[others], e[others])[1])
+        slopes = np.asarray(slopes)
+        nk = len(slopes)
+        k_jack = float(math.sqrt((nk - 1) / nk * np.sum((slopes - slopes.mean()) ** 2)))
     sig = np.sqrt(e ** 2 + s ** 2)
     resid = y - (a + b * x)
     r = resid / sig
@@ -303,6 +317,10 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
         k_e = float(k_err) if k_err is not None else float("nan")
     else:
         k_e = float(math.sqrt(cov[1, 1]))
+        if np.isfinite(k_jack) and k_jack > k_e:
+            notes.append(f"k error from the jackknife over frames ({k_jack:.4f} > analytic "
+                         f"{k_e:.4f})")
+            k_e = k_jack
     tq = float(stats.t.ppf(0.975, max(dof, 1)))
     return ExtinctionFit(
         band=band, zp0=a, zp0_err=float(math.sqrt(cov[0, 0])), k=float(k_val), k_err=k_e,

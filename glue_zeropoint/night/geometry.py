@@ -274,7 +274,8 @@ def check_time_zone(headers, location, targets):
                 if have_x[j] and targets[i] is not None:
                     xc, _ = target_airmass(t[j] - h * u.hour, location, targets[i])
                     diffs.append(abs(float(xc) - xh[j]))
-            scores[h] = float(np.nanmedian(diffs)) if diffs else np.inf
+            diffs = [d for d in diffs if np.isfinite(d)]
+            scores[h] = float(np.median(diffs)) if diffs else np.inf
         best = min(scores, key=scores.get)
         if scores[best] < AIRMASS_TOLERANCE:
             if best == 0:
