@@ -267,7 +267,7 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
     kept = allowed & (r >= -threshold) & (r <= threshold_above)
     npar = 1 if fixed is not None else 2
     for _ in range(max_iter):
-        if kept.sum() < MIN_FRAMES + 1:
+        if kept.sum() < MIN_FRAMES:
             kept = allowed.copy()
             notes.append("too few frames near the line: every frame used")
             break

@@ -29,13 +29,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import ZeropointError
+from ..exceptions import Cancelled, ZeropointError
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import ensemble_offsets, group_stars
 from .extinction import colour_airmass_term, fit_extinction, night_verdict
-from .run_constants import DEFAULT_COLOURS
 from .geometry import check_time_zone, frame_geometry, parse_site, pointing_from_header
+from .run_constants import DEFAULT_COLOURS
 
 __all__ = ["measure_night", "NightResult", "DEFAULT_COLOURS"]
 
@@ -335,8 +335,14 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
                             "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
                 pixel_area = m.astrometry.get("wcs_pixel_scale")
                 pixel_area = None if not pixel_area else pixel_area ** 2
+            except Cancelled:
+                raise
             except ZeropointError as err:
                 row["status"], row["reason"] = "no zero point", str(err)
+            except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
+                log.debug("traceback of %s", names[i], exc_info=True)
+                row["status"] = "no zero point"
+                row["reason"] = f"internal error: {type(err).__name__}: {err}"
         elif cat is not None:
             row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
         if stars is None:
@@ -353,9 +359,15 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
                     pixel_area = float(proj_plane_pixel_area(ccd.wcs.celestial)) * 3600 ** 2
                 if im.calibrated is False:
                     row["flags"] = "raw"
-            except ZeropointError as err:
+            except Cancelled:
+                raise
+            except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
+                if not isinstance(err, ZeropointError):
+                    log.debug("traceback of %s", names[i], exc_info=True)
+                    err = f"internal error: {type(err).__name__}: {err}"
                 row["status"] = "failed"
-                row["reason"] = "; ".join(r for r in (row["reason"], str(err)) if r)
+                row["reason"] = "; ".join(dict.fromkeys(
+                    r for r in (row["reason"], str(err)) if r))
         if stars is not None and len(stars):
             row["n_stars"] = len(stars)
             row["fwhm"] = float(stars.meta.get("fwhm") or np.nan)

@@ -79,7 +79,7 @@ def simulate_photometry_night(seed=0, *, bands=None, n_frames=20, airmass=(1.0, 
                            "mag_inst", "mag_inst_err")}
     zp_true = np.zeros(n_tot)
     cat_colour = col + rng.normal(0, cat_err * np.sqrt(2), n_stars)
-    for b, bt in bands.items():
+    for b in bands:
         m_cat_true[b] = mag_v + (0.0 if b == "V" else (col if b == "B" else -0.5 * col))
     cat_mag = {b: m_cat_true[b] + rng.normal(0, cat_err, n_stars) for b in bands}
     npix = np.pi * (1.5 * fwhm_pix) ** 2
@@ -112,7 +112,7 @@ def simulate_photometry_night(seed=0, *, bands=None, n_frames=20, airmass=(1.0, 
 
 def write_extinction_night(root, *, seed=0, bands=None, n_per_band=6, shape=(256, 256),
                            airmass=(1.05, 2.3), cloud=(2, 0.4), site=(31.96, -111.6, 2100.0),
-                           date="2024-07-02T03:30:00", exptime=20.0, n_stars=120,
+                           date="2024-07-02T10:30:00", exptime=20.0, n_stars=120,
                            write_airmass=True):
     """Raw FITS frames of a night through the atmosphere (module docstring).
 

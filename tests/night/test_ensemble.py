@@ -13,7 +13,7 @@ def _night(seed=1, nf=15, ns=60, dither=8.0):
     pos0 = rng.uniform(0, 600, (ns, 2))
     order = np.argsort(mags)
     positions, rows = [], []
-    for j in range(nf):
+    for _ in range(nf):
         seen = order[rng.random(ns) > 0.1]  # 10% lost per frame
         positions.append(pos0[seen] + rng.normal(0, dither, 2) + rng.normal(0, 0.2, (len(seen), 2)))
         rows.append(seen)
