@@ -6,7 +6,7 @@ Each feature module here has a ``register()`` that adds its pieces to glue's reg
 
 import importlib
 
-FEATURES = ("tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus")
+FEATURES = ("tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus", "night_viewer")
 
 
 def register():
