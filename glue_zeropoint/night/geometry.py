@@ -17,6 +17,7 @@ Everything here is plain astropy (``EarthLocation``, ``AltAz``, ``get_body``); n
 """
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from ..obstime import observation_time
 
 __all__ = ["site_from_header", "parse_site", "pointing_from_header", "airmass_young",
            "FrameGeometry", "frame_geometry", "check_time_zone", "sun_moon",
-           "AIRMASS_TOLERANCE", "moon_illumination"]
+           "AIRMASS_TOLERANCE", "moon_illumination", "check_longitude_sign"]
 
 #: a header airmass further than this from the computed one is not used (it is reported)
 AIRMASS_TOLERANCE = 0.05
@@ -139,6 +140,26 @@ def pointing_from_header(header, wcs=None, shape=None):
     return None, ""
 
 
+_ZONE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+)\s*([+-])(\d\d):?(\d\d)$")
+
+
+def obs_time(header, name=None):
+    """``(Time or None, note)``: :func:`~glue_zeropoint.obstime.observation_time`, except that
+    a ``DATE-OBS`` carrying its zone (``2017-12-19T18:33:43.317-0700``: local time with its
+    offset, as MicroObservatory writes it) is converted to UTC and said so."""
+    if header:
+        text = str(header.get("DATE-OBS", "")).strip()
+        m = _ZONE.match(text)
+        if m:
+            sign = 1 if m.group(2) == "+" else -1
+            offset = sign * (int(m.group(3)) + int(m.group(4)) / 60.0)
+            t = Time(m.group(1), scale="utc") - offset * u.hour
+            return t, f"DATE-OBS is local time with its zone (UTC{offset:+g} h): converted"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return observation_time(header, name), ""
+
+
 def _is_number(text):
     try:
         float(text)
@@ -234,6 +255,58 @@ def _header_airmass(header):
     return float(x), key
 
 
+def _altitudes(headers):
+    out = []
+    for h in headers:
+        a, _ = header_value(h, ("ALT-OBJ", "TELALT", "OBJCTALT", "ALTITUDE_OBJ"))
+        out.append(np.nan if a is None or not 0 < a <= 90 else a)
+    return np.array(out)
+
+
+def check_longitude_sign(headers, location, targets):
+    """Some software writes the longitude west-positive. Returns ``(location, note)``: the
+    location with the longitude's sign flipped when only then the header's target altitudes
+    (``ALT-OBJ``/``TELALT``) agree with the computed ones, or (without altitudes) when only
+    then the Sun is down at the frames' times (taken as UTC from ``MJD-OBS``/``DATE-OBS``);
+    ``note`` is '' when nothing was changed."""
+    if location is None:
+        return location, ""
+    times, tg, alts = [], [], []
+    hdr_alt = _altitudes(headers)
+    for h, t, a in zip(headers, targets, hdr_alt, strict=True):
+        tt, _ = obs_time(h)
+        if tt is not None:
+            times.append(tt.utc.isot)
+            tg.append(t)
+            alts.append(a)
+    if not times:
+        return location, ""
+    t = Time(times, scale="utc")
+    flipped = EarthLocation.from_geodetic(-location.lon, location.lat, location.height)
+    alts = np.array(alts)
+    if np.isfinite(alts).any() and all(x is not None for x in tg):
+        k = int(np.flatnonzero(np.isfinite(alts))[0])
+
+        def alt_at(loc):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return float(tg[k].transform_to(AltAz(obstime=t[k], location=loc)).alt.deg)
+
+        d0, d1 = abs(alt_at(location) - alts[k]), abs(alt_at(flipped) - alts[k])
+        if d1 < 2.0 < d0:
+            return flipped, (f"the header longitude {location.lon.deg:+.3f} is west-positive: "
+                             f"only at {flipped.lon.deg:+.3f} (east-positive) does the target's "
+                             f"computed altitude match the header's ({alts[k]:.1f} deg)")
+        return location, ""
+    sun0 = float(np.nanmedian(sun_moon(t, location)["sun_alt"]))
+    sun1 = float(np.nanmedian(sun_moon(t, flipped)["sun_alt"]))
+    if sun0 > DAYLIGHT_SUN_ALT and sun1 < -12:
+        return flipped, (f"the header longitude {location.lon.deg:+.3f} is probably "
+                         f"west-positive: there the Sun would be up (altitude {sun0:.0f} deg), "
+                         f"at {flipped.lon.deg:+.3f} it is down ({sun1:.0f} deg); assumption")
+    return location, ""
+
+
 def check_time_zone(headers, location, targets):
     """Decide whether the night's ``DATE-OBS`` are UTC.
 
@@ -250,10 +323,14 @@ def check_time_zone(headers, location, targets):
     note : str
         What was decided and on what evidence (always filled).
     """
-    times = []
+    times, zone_notes = [], set()
     for h in headers:
-        t = observation_time(h)
+        t, zn = obs_time(h)
         times.append(t)
+        if zn:
+            zone_notes.add(zn)
+    if zone_notes:
+        return 0.0, "; ".join(sorted(zone_notes))
     ok = [i for i, t in enumerate(times) if t is not None]
     if not ok:
         return 0.0, "no DATE-OBS: no time, so airmass only from the headers"
@@ -321,9 +398,9 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
         location, site_source = site_from_header(header)
     g.site_source = site_source
     target, g.pointing_source = pointing_from_header(header, wcs, shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = observation_time(header, name)
+    t0, zone_note = obs_time(header, name)
+    if zone_note:
+        g.notes.append(zone_note)
     if t0 is not None:
         t0 = t0 - offset_hours * u.hour
         g.time_start = t0

@@ -34,7 +34,7 @@ from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import ensemble_offsets, group_stars
 from .extinction import colour_airmass_term, fit_extinction, night_verdict
-from .geometry import check_time_zone, frame_geometry, parse_site, pointing_from_header
+from .geometry import check_longitude_sign, check_time_zone, frame_geometry, parse_site, pointing_from_header
 from .run_constants import DEFAULT_COLOURS
 
 __all__ = ["measure_night", "NightResult", "DEFAULT_COLOURS"]
@@ -262,6 +262,12 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
         from .geometry import site_from_header
 
         loc_for_tz, _ = site_from_header(headers[0])
+    if location is None and loc_for_tz is not None:
+        loc_fixed, lon_note = check_longitude_sign(headers, loc_for_tz, pointings)
+        if lon_note:
+            notes.append(lon_note)
+            location, loc_for_tz, site_source = loc_fixed, loc_fixed, "header, sign of " \
+                "the longitude corrected"
     offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
     notes.append(tz_note)
     geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,

@@ -152,3 +152,25 @@ def test_sa112_airmass_from_time_and_site_agrees_with_header():
     assert np.all(np.abs(diffs) < 0.01), diffs
     xs = [h["AIRMASS"] for h in headers]
     assert max(xs) == pytest.approx(1.896, abs=0.01) and min(xs) == pytest.approx(1.576, abs=0.01)
+
+
+def test_microobservatory_style_header_zone_and_west_positive_longitude():
+    """DATE-OBS in local time with its zone, LONGITUD west-positive, TELALT (as the
+    MicroObservatory HAT-P-32 frames have them)."""
+    from glue_zeropoint.night.geometry import check_longitude_sign, obs_time
+
+    whipple = EarthLocation.from_geodetic(-110.88 * u.deg, 31.68 * u.deg)
+    target = SkyCoord(31.312099 * u.deg, 46.769087 * u.deg)
+    utc = Time("2017-12-20T01:33:43.317")
+    alt = target.transform_to(AltAz(obstime=utc, location=whipple)).alt.deg
+    h = fits.Header({"DATE-OBS": "2017-12-19T18:33:43.317-0700", "EXPTIME": 60.0,
+                     "RA": 31.312099, "DEC": 46.769087, "TELALT": round(alt, 3),
+                     "LATITUDE": 31.68, "LONGITUD": 110.88})
+    t, note = obs_time(h)
+    assert t.isot == utc.isot and "UTC-7" in note
+    loc, src = site_from_header(h)
+    fixed, lon_note = check_longitude_sign([h], loc, [target])
+    assert fixed.lon.deg == pytest.approx(-110.88) and "west-positive" in lon_note
+    g = frame_geometry(h, name="m.fits", location=fixed)
+    assert g.altitude == pytest.approx(alt, abs=0.05)
+    assert g.sun_alt < -12
