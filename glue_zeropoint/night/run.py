@@ -34,7 +34,13 @@ from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import ensemble_offsets, group_stars
 from .extinction import colour_airmass_term, fit_extinction, night_verdict
-from .geometry import check_longitude_sign, check_time_zone, frame_geometry, parse_site, pointing_from_header
+from .geometry import (
+    check_longitude_sign,
+    check_time_zone,
+    frame_geometry,
+    parse_site,
+    pointing_from_header,
+)
 from .run_constants import DEFAULT_COLOURS
 
 __all__ = ["measure_night", "NightResult", "DEFAULT_COLOURS"]

@@ -172,5 +172,5 @@ def test_microobservatory_style_header_zone_and_west_positive_longitude():
     fixed, lon_note = check_longitude_sign([h], loc, [target])
     assert fixed.lon.deg == pytest.approx(-110.88) and "west-positive" in lon_note
     g = frame_geometry(h, name="m.fits", location=fixed)
-    assert g.altitude == pytest.approx(alt, abs=0.05)
+    assert g.altitude == pytest.approx(alt, abs=0.3)  # at mid-exposure, 30 s later
     assert g.sun_alt < -12
