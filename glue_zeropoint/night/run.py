@@ -432,6 +432,8 @@ def _frame_line(step, n, row):
     if row["status"] == "ok":
         parts.append(f"ZP {row['zp']:.3f} +- {row['zp_err']:.3f} ({row['n_used']} of "
                      f"{row['n_matched']} catalog stars)")
+    elif row["status"] == "relative":
+        parts.append(f"{row['n_stars']} stars (relative photometry: no catalog)")
     else:
         parts.append(f"{row['n_stars']} stars, no zero point"
                      + (f" ({row['reason']})" if row["reason"] else ""))
