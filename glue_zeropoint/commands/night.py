@@ -61,9 +61,15 @@ def summary(result):
     cloudy = [str(f) for f in fr["file"][np.asarray(fr["cloudy"], bool)]]
     if cloudy:
         lines.append(f"  cloudy frames ({len(cloudy)}): " + ", ".join(cloudy))
-    failed = [f"{r['file']} ({r['reason']})" for r in fr if r["status"] == "failed"]
-    if failed:
-        lines.append(f"  failed frames ({len(failed)}): " + "; ".join(failed))
+    by_reason = {}
+    for r in fr:
+        if r["status"] == "failed":
+            by_reason.setdefault(str(r["reason"]), []).append(str(r["file"]))
+    if by_reason:
+        n_failed = sum(len(v) for v in by_reason.values())
+        lines.append(f"  failed frames ({n_failed}):")
+        for reason, files in by_reason.items():
+            lines.append(f"    {', '.join(files)}: {reason}")
     if result.standards is not None:
         lines.append(f"  standard magnitudes of {len(result.standards)} stars")
     for note in result.notes:

@@ -367,17 +367,31 @@ def colour_airmass_term(airmass, colour_term, colour_term_err, *, min_range=0.3,
     return out
 
 
+#: a band whose k is less certain than this (mag/airmass) cannot tell a clear night
+MAX_K_ERR_FOR_VERDICT = 0.1
+
+
 def night_verdict(fits, *, max_sigma_int=0.02):
     """Photometric-night verdict from the bands' :class:`ExtinctionFit` objects.
 
     Photometric when no frame is cloudy, the intrinsic scatter is at most ``max_sigma_int``
-    and k is positive in every band; the reason names the frames or bands that decide it.
+    and k is positive in every band; undetermined when no band constrains k to
+    :data:`MAX_K_ERR_FOR_VERDICT` and no frame is clearly cloudy (too short an airmass range,
+    too few or too noisy frames); the reason names the frames or bands that decide it.
 
     Returns (verdict, reason) with verdict in ``'photometric'``, ``'not photometric'``,
     ``'undetermined'``.
     """
     if not fits:
         return "undetermined", "no band had enough frames for an extinction fit"
+    if all(f.k_fixed or not f.k_err < MAX_K_ERR_FOR_VERDICT for f in fits) and \
+            not any(f.cloudy.any() for f in fits):
+        spans = "; ".join(f"{f.band}: k = {f.k:.2f} +- {f.k_err:.2f} over airmass "
+                          f"{f.airmass_range[0]:.2f}-{f.airmass_range[1]:.2f}, scatter "
+                          f"{f.sigma_int:.3f}" for f in fits)
+        return "undetermined", (f"no band constrains k to better than "
+                                f"{MAX_K_ERR_FOR_VERDICT} mag/airmass and no frame is "
+                                f"clearly below its line ({spans})")
     reasons = []
     for f in fits:
         if f.cloudy.any():

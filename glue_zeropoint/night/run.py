@@ -404,7 +404,9 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
               "flags", "color"):
         frames[c] = np.asarray(frames[c]).astype(str)
     det = _stack(dets)
-    result = _fit_night(frames, det, notes, exclude)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
+        result = _fit_night(frames, det, notes, exclude)
     result.provenance = dict(prov, raw_dir=str(raw_dir), catalog=None if catalog is None
                              else (catalog.meta.get("catalog", "table")
                                    if isinstance(catalog, Table) else str(catalog)),

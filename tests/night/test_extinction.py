@@ -18,7 +18,9 @@ def test_clean_line_recovered_with_errors():
     y = 22.0 - 0.25 * x + rng.normal(0, 0.01, x.size)
     f = fit_extinction(x, y, np.full(x.size, 0.01), band="V")
     assert abs(f.k - 0.25) < f.k_ci95
-    assert f.k_err == pytest.approx(0.01 / np.sqrt(x.size) / np.std(x), rel=0.35)
+    # the larger of the analytic error and the jackknife's (noisy with 25 frames)
+    analytic = 0.01 / np.sqrt(x.size) / np.std(x)
+    assert 0.7 * analytic < f.k_err < 1.6 * analytic
     assert not f.cloudy.any() and f.n_used == 25
     assert f.transparency == pytest.approx(10 ** (0.4 * f.residual))
     assert night_verdict([f])[0] == "photometric"
@@ -82,3 +84,11 @@ def test_colour_airmass_term_only_when_constrained():
     assert not flat["fitted"] and "not significant" in flat["reason"]
     short = colour_airmass_term(x[:3], c[:3], np.full(3, 0.002))
     assert not short["fitted"] and "not constrained" in short["reason"]
+
+
+def test_unconstrained_night_is_undetermined():
+    rng = np.random.default_rng(2)
+    x = np.linspace(1.60, 1.90, 8)
+    f = fit_extinction(x, 12.7 - 0.1 * x + rng.normal(0, 0.05, 8), np.full(8, 0.01))
+    verdict, reason = night_verdict([f])
+    assert verdict == "undetermined" and "constrains k" in reason
