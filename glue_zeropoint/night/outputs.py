@@ -39,8 +39,10 @@ FRAME_DESCRIPTIONS = {
     "k_residual": "zp_night minus the band's extinction line ZP0 - k X",
     "transparency": "10**(0.4 k_residual): fraction of the light the extinction line predicts",
     "rel_transparency": "flux relative to the band's best frame (ensemble of the night's stars)",
-    "sky_sb": "sky surface brightness", "sky_inst": "-2.5 log10(sky rate) (no zero point)",
-    "moon_illum": "illuminated fraction of the Moon", "flags": "cloudy, above_line, excluded, failed, raw",
+    "sky_sb": "sky surface brightness", "sky_inst": "-2.5 log10(sky rate) (no zero point; with the 'raw' flag the sky level "
+                "still holds the bias pedestal)",
+    "moon_illum": "illuminated fraction of the Moon", "flags": "cloudy, above_line, excluded, failed, raw (sky holds the bias), "
+             "sky_per_pixel (no WCS: sky_rate is per pixel)",
 }
 
 

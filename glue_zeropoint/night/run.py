@@ -119,7 +119,6 @@ def _lights(raw_dir, out, calibrate, gain, progress):
         return names, night.lights, {"calibration": "calibrated by glue-zeropoint",
                                      "calibrated_dir": None if cal_out is None else
                                      str(cal_out)}
-    from astropy.nddata import CCDData
 
     from ..calibration.frames import scan_frames
 
@@ -127,12 +126,32 @@ def _lights(raw_dir, out, calibrate, gain, progress):
     lights = [f for f in getattr(frames, "frames", frames) if getattr(f, "kind", "") == "light"]
     names, ccds = [], []
     for f in lights:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data, header = _read_raw(f.path)
-        ccds.append(CCDData(data, unit="adu", meta=header, wcs=_wcs_of(header)))
+        ccds.append(_LazyLight(Path(f.path)))
         names.append(Path(f.path).name)
     return names, ccds, {"calibration": "none: raw lights measured as they are (--no-calibrate)"}
+
+
+class _LazyLight:
+    """A raw light whose header is read now and pixels only when measured (so a night of
+    hundreds of frames holds one frame's pixels at a time)."""
+
+    def __init__(self, path):
+        from astropy.io import fits
+
+        self.path = path
+        with fits.open(path, memmap=True) as hdul:
+            hdu = next(h for h in hdul if h.header.get("NAXIS", 0) == 2)
+            self.meta = hdu.header.copy()
+        self.shape = (int(self.meta["NAXIS2"]), int(self.meta["NAXIS1"]))
+        self.wcs = _wcs_of(self.meta)
+
+    def load(self):
+        from astropy.nddata import CCDData
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, header = _read_raw(self.path)
+        return CCDData(data, unit="adu", meta=header, wcs=self.wcs)
 
 
 def _read_raw(path):
@@ -308,6 +327,8 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
     for step, i in enumerate(order):
         report(progress, step, n, f"measuring {names[i]}")
         ccd, g = lights[i], geoms[i]
+        if isinstance(ccd, _LazyLight):
+            ccd = ccd.load()
         filt, band = _band_of(headers[i], names[i], band_map)
         row = {c: np.nan for c in FRAME_COLUMNS}
         row.update({"frame": i, "file": names[i], "band": band, "filter": filt,
@@ -388,8 +409,10 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
                              else float(stars.meta.get("aperture_correction") or np.nan))
             t = row["exptime"]
             sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
-            if np.isfinite(t) and t > 0 and row["flags"] != "raw":
+            if np.isfinite(t) and t > 0:  # a raw frame's sky still holds the bias (flag)
                 per = pixel_area if pixel_area else 1.0
+                if not pixel_area:  # no WCS: per pixel, not per arcsec^2
+                    row["flags"] = ",".join(f for f in (row["flags"], "sky_per_pixel") if f)
                 row["sky_rate"] = sky / t / per
                 row["sky_inst"] = (-2.5 * math.log10(row["sky_rate"])
                                    if row["sky_rate"] > 0 else np.nan)
@@ -672,7 +695,7 @@ def _fit_night(frames, det, notes, exclude):
     # sky brightness: measured ZP where there is one, else the night's line
     for k in range(nfr):
         if not np.isfinite(frames["sky_sb"][k]) and np.isfinite(frames["sky_rate"][k]) \
-                and frames["sky_rate"][k] > 0 and absolute:
+                and frames["sky_rate"][k] > 0 and absolute and "raw" not in frames["flags"][k]:
             band = frames["band"][k]
             zpk = frames["zp_night"][k]
             if np.isfinite(zpk):
