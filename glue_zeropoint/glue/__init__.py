@@ -37,7 +37,8 @@ Datasets the plugin makes (the contract other features build on; details in each
 
 import importlib
 
-FEATURES = ("loader", "links", "stars", "catalog_data", "wcs_update", "viewer_state", "session")
+FEATURES = ("loader", "links", "stars", "catalog_data", "wcs_update", "viewer_state", "session",
+            "night")
 
 
 def register():

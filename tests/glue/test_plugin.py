@@ -26,3 +26,13 @@ def test_load_plugins_registers_every_piece(glue_app):
     assert settings.ZEROPOINT_CATALOG_OFFLINE is False
     setup()  # running it again (glue may) must not fail or duplicate the tools
     assert sum(t == "zp:star" for t in ImageViewer.tools) == 1
+
+
+def test_night_factory_and_viewer_registered(glue_app):
+    """Issue 13: the night results factory and the night viewer are registered by setup()."""
+    from glue.config import data_factory
+    from glue_qt.config import qt_client
+
+    factories = {f.function.__name__: f.priority for f in data_factory.members}
+    assert factories.get("night_factory") == 300
+    assert any(v.LABEL.startswith("Night") for v in qt_client.members)

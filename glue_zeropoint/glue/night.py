@@ -1,0 +1,184 @@
+"""The night in Glue (glue-core only): one row per frame, linked to the frames' stars.
+
+``night_to_data(frames)`` makes the **night dataset** (label ``'Night'``, ``meta['zp_kind'] =
+'night'``): one row per light frame with ``frame``, ``file``, ``band``, ``time`` (MJD),
+``hours`` (from the first frame), ``airmass``, ``zp`` (the frame's own catalog fit),
+``zp_err``, ``zp_night`` (the night's zero point: the ensemble tied to the catalog),
+``zp_model`` (the band's extinction line at the frame's airmass), ``k_residual``,
+``transparency``, ``rel_transparency``, ``sky_sb``, ``fwhm``, ``n_used``, ``cloudy``,
+``used_in_fit``, ``excluded``, ``flags``, Sun and Moon altitudes. ``detections_to_data``
+makes ``'Night stars'`` (every detection: ``frame``, ``star``, ``x``, ``y``, ``ra``, ``dec``,
+``mag_night``...), joined to the night on ``frame`` (``join_on_key``), so that brushing
+frames selects their stars and the reverse.
+
+:func:`refit` fits the extinction lines again without the frames of a subset (or a boolean
+mask: brushed frames, a time range) and updates the night dataset in place (components
+``zp_model``, ``k_residual``, ``transparency``, ``cloudy``, ``used_in_fit``, ``excluded``;
+``meta['zp_night_fits']`` the per-band fits, ``meta['zp_night_excluded']`` the files left
+out), so every view of it follows. The exclusion is in ``meta`` (JSON), so it survives a saved
+session; the data factory re-reads the folder and :func:`refit` re-applies it.
+
+A data factory (priority 300) reads the folder the ``night`` command wrote (or its
+``night.ecsv``); :func:`run_night` runs the whole night from a raw folder for a script or the
+Glue menu.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["night_to_data", "detections_to_data", "refit", "load_night_results", "run_night",
+           "register", "NIGHT_COLUMNS"]
+
+NIGHT_COLUMNS = ("frame", "airmass", "zp", "zp_err", "zp_night", "zp_night_err",
+                 "k_residual", "k_residual_err", "transparency", "rel_transparency", "sky_sb",
+                 "sky_inst", "fwhm", "n_used", "n_stars", "sun_alt", "moon_alt", "moon_illum",
+                 "exptime", "field")
+TEXT_COLUMNS = ("file", "band", "status", "flags", "reason")
+STAR_COLUMNS = ("frame", "star", "x", "y", "ra", "dec", "mag_inst", "mag_inst_err",
+                "mag_night", "mag_night_err", "mag_cat", "airmass", "flags")
+
+
+def _arr(table, name, dtype=float):
+    if name not in table.colnames:
+        return np.full(len(table), np.nan)
+    return np.asarray(np.ma.filled(np.ma.asarray(table[name]), np.nan)
+                      if dtype is float else table[name], dtype=dtype)
+
+
+def night_to_data(frames, label="Night", *, folder=None):
+    """glue ``Data`` of the night's frames (module docstring)."""
+    from glue.core import Data
+
+    data = Data(label=label)
+    for name in NIGHT_COLUMNS:
+        data.add_component(_arr(frames, name), name)
+    mjd = _arr(frames, "mjd")
+    data.add_component(mjd, "time")
+    t0 = np.nanmin(mjd) if np.isfinite(mjd).any() else 0.0
+    data.add_component((mjd - t0) * 24.0, "hours")
+    for name in TEXT_COLUMNS:
+        data.add_component(np.asarray(frames[name]).astype(str), name)
+    for name in ("cloudy", "used_in_fit"):
+        data.add_component(_arr(frames, name, float), name)
+    data.add_component(np.zeros(len(frames)), "excluded")
+    data.add_component(np.full(len(frames), np.nan), "zp_model")
+    data.meta.update({"zp_kind": "night", "zp_night_folder": None if folder is None
+                      else str(folder), "zp_night_t0": float(t0), "zp_night_excluded": [],
+                      "zp_night_fits": {}})
+    refit(data)
+    return data
+
+
+def detections_to_data(det, label="Night stars"):
+    from glue.core import Data
+
+    data = Data(label=label)
+    for name in STAR_COLUMNS:
+        data.add_component(_arr(det, name), name)
+    data.add_component(np.asarray(det["band"]).astype(str), "band")
+    data.meta["zp_kind"] = "night_stars"
+    return data
+
+
+def refit(night, exclude=None):
+    """Fit the night's extinction lines again without ``exclude`` and update ``night``.
+
+    ``exclude``: a glue subset (of the night or of a dataset joined to it), a boolean mask
+    over the frames, a list of file names, or None (keep ``meta['zp_night_excluded']``).
+    Returns the per-band fit dictionaries.
+    """
+    from ..exceptions import ZeropointError
+    from ..night.extinction import fit_extinction
+
+    files = np.asarray(night["file"]).astype(str)
+    if exclude is None:
+        mask = np.isin(files, night.meta.get("zp_night_excluded") or [])
+    elif hasattr(exclude, "to_mask"):
+        mask = np.asarray(exclude.to_mask(), bool)
+    elif isinstance(exclude, (list, tuple)) and all(isinstance(v, str) for v in exclude):
+        mask = np.isin(files, list(exclude))
+    else:
+        mask = np.asarray(exclude, bool)
+    bands = np.asarray(night["band"]).astype(str)
+    x = np.asarray(night["airmass"], float)
+    y = np.asarray(night["zp_night"], float)
+    e = np.asarray(night["zp_night_err"], float)
+    model = np.full(len(x), np.nan)
+    resid = np.full(len(x), np.nan)
+    transp = np.full(len(x), np.nan)
+    cloudy = np.zeros(len(x))
+    used = np.zeros(len(x))
+    fits = {}
+    for band in np.unique(bands):
+        m = np.flatnonzero(bands == band)
+        try:
+            f = fit_extinction(x[m], y[m], e[m], band=band, use=~mask[m])
+        except ZeropointError as err:
+            fits[band] = {"band": band, "error": str(err)}
+            continue
+        fits[band] = f.to_dict()
+        model[m] = f.model(x[m])
+        resid[m] = f.residual
+        transp[m] = f.transparency
+        cloudy[m] = f.cloudy
+        used[m] = f.used
+    values = {"zp_model": model, "k_residual": resid, "transparency": transp,
+              "cloudy": cloudy, "used_in_fit": used, "excluded": mask.astype(float)}
+    night.update_components({night.id[k]: v for k, v in values.items()})
+    night.meta["zp_night_excluded"] = files[mask].tolist()
+    night.meta["zp_night_fits"] = {b: {k: (float(v) if isinstance(v, (np.floating, float))
+                                           else v) for k, v in d.items()
+                                       if not isinstance(v, (list, dict)) or k == "airmass_range"}
+                                   for b, d in fits.items()}
+    return fits
+
+
+def load_night_results(path):
+    """``[night, stars]`` glue datasets from the folder the ``night`` command wrote."""
+    from astropy.table import Table
+    from glue.core.data_factories import tables as _  # noqa: F401 (glue's readers loaded)
+
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    frames = Table.read(folder / "night.ecsv")
+    night = night_to_data(frames, folder=folder)
+    out = [night]
+    det_path = folder / "night_detections.ecsv"
+    if det_path.exists():
+        stars = detections_to_data(Table.read(det_path))
+        out.append(stars)
+        night.join_on_key(stars, "frame", "frame")
+    return out
+
+
+def run_night(raw_dir, catalog=None, out=None, **kwargs):
+    """Run :func:`glue_zeropoint.night.run.measure_night` on a raw folder, write its files
+    into ``out`` and return ``[night, stars]`` datasets."""
+    from ..night.outputs import write_night
+    from ..night.run import measure_night
+
+    out = Path(out) if out is not None else Path(raw_dir).with_name(Path(raw_dir).name + "_night")
+    result = measure_night(raw_dir, catalog, out=out, **kwargs)
+    write_night(result, out)
+    return load_night_results(out)
+
+
+def _identify(path, **kwargs):
+    p = Path(path)
+    return (p.is_dir() and (p / "night.ecsv").is_file()) or p.name == "night.ecsv"
+
+
+def night_factory(path, **kwargs):
+    """glue data factory: the ``night`` command's folder (or night.ecsv) -> night + stars."""
+    return load_night_results(path)
+
+
+def register():
+    from glue.config import data_factory
+
+    labels = {member.label for member in data_factory.members}
+    if "Night results (glue-zeropoint)" not in labels:
+        data_factory("Night results (glue-zeropoint)", identifier=_identify,
+                     priority=300)(night_factory)

@@ -1,0 +1,1 @@
+"""The whole night: airmass/time, extinction and colour model, verdict, transparency, sky."""

@@ -1,0 +1,713 @@
+"""Every light of a night: calibrate, measure, tie to the catalog, fit the night's model.
+
+:func:`measure_night` is the one call behind ``glue-zeropoint night`` and the Glue night
+loader. Per light frame (in time order): its time, airmass, Sun and Moon
+(:mod:`.geometry`); its zero point against the field's catalog (one query per field, reused
+for every frame of the field; a frame without WCS is started from the WCS solved for an
+earlier frame of the same pointing) with :func:`~glue_zeropoint.zeropoint.measure_image`;
+without a catalog, or when that fails (clouds, no match), its stars only. A frame that fails
+is recorded with the reason and the night goes on.
+
+Then per field and band the night's own stars give each frame's offset
+(:func:`.ensemble.ensemble_offsets`); with a catalog the offsets are tied to the frames'
+catalog zero points (one tie per field and band, so catalog errors, common to every frame,
+do not scatter the frames), without one ``-offset`` is a relative zero point. The extinction
+line per band (:func:`.extinction.fit_extinction`) names the cloudy frames and gives the
+transparency per frame; the colour term (and a colour x airmass term when the frames'
+colour terms constrain it) comes from the frames' own fits; then the standard magnitude of
+every star measured in a clear frame, and the sky brightness per frame.
+"""
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from ..exceptions import Cancelled, CatalogWarning, ZeropointError
+from ..headers import FILTER_KEYS, header_text
+from ..progress import report
+from .ensemble import ensemble_offsets, group_stars
+from .extinction import colour_airmass_term, fit_extinction, night_verdict
+from .geometry import (
+    check_longitude_sign,
+    check_time_zone,
+    frame_geometry,
+    parse_site,
+    pointing_from_header,
+)
+from .run_constants import DEFAULT_COLOURS
+
+__all__ = ["measure_night", "NightResult", "DEFAULT_COLOURS"]
+
+log = logging.getLogger(__name__)
+
+#: frames whose pointings are closer than this (deg) are one field
+FIELD_RADIUS_DEG = 0.25
+
+FRAME_COLUMNS = (
+    "frame", "file", "band", "filter", "field", "time", "mjd", "exptime", "airmass",
+    "airmass_source", "airmass_header", "airmass_computed", "altitude", "status", "reason",
+    "zp", "zp_err", "zp_err_total", "color", "color_ref", "color_term", "color_term_err", "n_matched", "n_used",
+    "n_stars", "fwhm", "aperture_radius", "apcorr", "ens_offset", "ens_offset_err", "ens_n_stars", "rel_transparency",
+    "zp_night", "zp_night_err", "k_residual", "k_residual_err", "transparency", "used_in_fit",
+    "cloudy", "outlier", "sky_rate", "sky_inst", "sky_sb", "sky_sb_err", "sun_alt",
+    "moon_alt", "moon_illum", "moon_sep", "flags")
+
+
+@dataclass
+class NightResult:
+    """What :func:`measure_night` found (see :mod:`.outputs` for the files)."""
+
+    frames: Table
+    detections: Table
+    standards: Table | None
+    fits: dict
+    colour_terms: dict
+    verdict: str
+    verdict_reason: str
+    notes: list = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    wcs: dict = field(default_factory=dict, repr=False)  # frame index -> WCS (regions)
+
+    def to_dict(self):
+        from ..io import to_jsonable
+
+        fr = self.frames
+        per_frame = []
+        for row in fr:
+            per_frame.append({c: _py(row[c]) for c in (
+                "file", "band", "time", "airmass", "status", "zp", "zp_err", "zp_night",
+                "k_residual", "transparency", "rel_transparency", "cloudy", "sky_sb",
+                "moon_alt", "sun_alt", "reason")})
+        return to_jsonable({
+            "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+            "bands": {b: f.to_dict() for b, f in self.fits.items()},
+            "colour_terms": self.colour_terms,
+            "n_frames": len(fr), "n_measured": int(np.sum(fr["status"] != "failed")),
+            "n_failed": int(np.sum(fr["status"] == "failed")),
+            "cloudy_frames": [str(f) for f in fr["file"][np.asarray(fr["cloudy"], bool)]],
+            "failed_frames": {str(r["file"]): str(r["reason"]) for r in fr
+                              if r["status"] == "failed"},
+            "n_standard_stars": 0 if self.standards is None else len(self.standards),
+            "notes": list(self.notes), "provenance": self.provenance, "frames": per_frame})
+
+
+def _py(v):
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v if not isinstance(v, bytes) else v.decode()
+
+
+def _lights(raw_dir, out, calibrate, gain, progress):
+    """(names, CCDData list, report) of the night's lights, calibrated or as they are."""
+    if calibrate:
+        from ..calibration import calibrate_night
+
+        cal_out = None if out is None else Path(out) / "calibrated"
+        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress)
+        names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
+        return names, night.lights, {"calibration": "calibrated by glue-zeropoint",
+                                     "calibrated_dir": None if cal_out is None else
+                                     str(cal_out)}
+
+    from ..calibration.frames import scan_frames
+
+    frames = scan_frames(raw_dir)
+    lights = [f for f in getattr(frames, "frames", frames) if getattr(f, "kind", "") == "light"]
+    names, ccds = [], []
+    for f in lights:
+        ccds.append(_LazyLight(Path(f.path)))
+        names.append(Path(f.path).name)
+    return names, ccds, {"calibration": "none: raw lights measured as they are (--no-calibrate)"}
+
+
+class _LazyLight:
+    """A raw light whose header is read now and pixels only when measured (so a night of
+    hundreds of frames holds one frame's pixels at a time)."""
+
+    def __init__(self, path):
+        from astropy.io import fits
+
+        self.path = path
+        with fits.open(path, memmap=True) as hdul:
+            hdu = next(h for h in hdul if h.header.get("NAXIS", 0) == 2)
+            self.meta = hdu.header.copy()
+        self.shape = (int(self.meta["NAXIS2"]), int(self.meta["NAXIS1"]))
+        self.wcs = _wcs_of(self.meta)
+
+    def load(self):
+        from astropy.nddata import CCDData
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, header = _read_raw(self.path)
+        return CCDData(data, unit="adu", meta=header, wcs=self.wcs)
+
+
+def _read_raw(path):
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        for hdu in hdul:
+            if hdu.data is not None and hdu.data.ndim == 2:
+                return np.asarray(hdu.data, np.float32), hdu.header.copy()
+    raise ZeropointError(f"{path}: no 2-D image")
+
+
+def _wcs_of(header):
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            w = WCS(header)
+        except Exception:  # noqa: BLE001 - a broken WCS is no WCS
+            return None
+    return w if w.has_celestial else None
+
+
+def _cluster_fields(pointings):
+    """Field number per frame: pointings within FIELD_RADIUS_DEG are one field."""
+    centres, out = [], []
+    for p in pointings:
+        if p is None:
+            out.append(-1)
+            continue
+        for i, c in enumerate(centres):
+            if p.separation(c).deg < FIELD_RADIUS_DEG:
+                out.append(i)
+                break
+        else:
+            centres.append(p)
+            out.append(len(centres) - 1)
+    return out, centres
+
+
+def _band_of(header, name, band_map):
+    filt = header_text(header, FILTER_KEYS) or ""
+    band = (band_map or {}).get(filt, filt)
+    return filt, band
+
+
+def _catalog_for_field(spec, center, radius, offline, notes):
+    from ..catalogs import get_catalog
+
+    try:
+        return get_catalog(spec, center, radius, offline=offline)
+    except ZeropointError as err:
+        notes.append(f"catalog {spec} for the field at {center.to_string('hmsdms')}: {err}")
+        warnings.warn(notes[-1], CatalogWarning, stacklevel=3)
+        return None
+
+
+def _colour_for(band, cat, colours):
+    colour = (colours or DEFAULT_COLOURS).get(band)
+    if colour is None or cat is None:
+        return None, None
+    a, b = colour.split("-")
+    if f"mag_{a}" not in cat.colnames or f"mag_{b}" not in cat.colnames:
+        return None, None
+    c = np.ma.filled(np.ma.asarray(cat[f"mag_{a}"], float), np.nan) - \
+        np.ma.filled(np.ma.asarray(cat[f"mag_{b}"], float), np.nan)
+    ref = float(np.nanmedian(c)) if np.isfinite(c).any() else None
+    return colour, ref
+
+
+def _photometry_only(ccd, gain):
+    from ..photometry import find_stars, measure_stars, prepare_image
+
+    im = prepare_image(ccd, gain=gain)
+    im.require_exptime()
+    positions = find_stars(im)
+    stars = measure_stars(im, positions)
+    return stars, im
+
+
+def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, colours=None,
+                  calibrate=True, gain=None, offline=False, progress=None, echo=None,
+                  exclude=None, max_stars=300, lights=None, names=None):
+    """Measure every light frame of a night and fit the night's photometric model.
+
+    Parameters
+    ----------
+    raw_dir : path
+        Raw night folder (calibrated first, products under ``out/calibrated``).
+    catalog : str, Path or Table, optional
+        Catalog spec (as for ``measure``); None: relative transparency only.
+    out : path, optional
+        Output folder (calibrated products go to ``out/calibrated``; the night's files are
+        written by :func:`.outputs.write_night`).
+    site : str or EarthLocation, optional
+        ``"lat,lon[,height]"``; overrides the headers.
+    band_map : dict, optional
+        FILTER value -> catalog band (default: the same name).
+    colours : dict, optional
+        Band -> colour for its colour term (default :data:`DEFAULT_COLOURS`).
+    calibrate : bool
+        False: measure the raw lights as they are (no sky brightness then).
+    progress : callable, optional
+        ``progress(done, total, message)``.
+    echo : callable, optional
+        ``echo(line)`` gets one line per frame saying what happened.
+    exclude : sequence of str or int, optional
+        Frames (file names or indices) left out of the extinction fit (e.g. brushed in Glue).
+    lights, names : list of CCDData and names, optional
+        Already loaded lights (then ``raw_dir`` is only provenance).
+
+    Returns
+    -------
+    NightResult
+    """
+    notes = []
+    location = parse_site(site)
+    site_source = "given (--site)" if location is not None else ""
+    if lights is None:
+        names, lights, prov = _lights(raw_dir, out, calibrate, gain, progress)
+    else:
+        names = names or [f"light{i}" for i in range(len(lights))]
+        prov = {"calibration": "lights given"}
+    if not lights:
+        raise ZeropointError(f"{raw_dir}: no light frames found")
+    headers = [ccd.meta for ccd in lights]
+    # ------------------------------------------------------------------ geometry
+    pointings = [pointing_from_header(h, ccd.wcs, ccd.shape)[0] for h, ccd in
+                 zip(headers, lights, strict=True)]
+    loc_for_tz = location
+    if loc_for_tz is None:
+        from .geometry import site_from_header
+
+        loc_for_tz, _ = site_from_header(headers[0])
+    if location is None and loc_for_tz is not None:
+        loc_fixed, lon_note = check_longitude_sign(headers, loc_for_tz, pointings)
+        if lon_note:
+            notes.append(lon_note)
+            location, loc_for_tz, site_source = loc_fixed, loc_fixed, "header, sign of " \
+                "the longitude corrected"
+    offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
+    notes.append(tz_note)
+    geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,
+                            site_source=site_source, offset_hours=offset_h)
+             for h, n, c in zip(headers, names, lights, strict=True)]
+    order = sorted(range(len(lights)), key=lambda i: (
+        geoms[i].time_mid.mjd if geoms[i].time_mid is not None else np.inf, names[i]))
+    fields, centres = _cluster_fields(pointings)
+    # ------------------------------------------------------------------ catalogs
+    cats = {}
+    if catalog is not None:
+        for fidx, centre in enumerate(centres):
+            first = next(i for i in order if fields[i] == fidx)
+            ccd = lights[first]
+            if ccd.wcs is not None and ccd.wcs.has_celestial:
+                from ..catalogs import field_of
+
+                c, radius = field_of(ccd.wcs, ccd.shape)
+            else:
+                c, radius = centre, 0.5 * u.deg
+            if isinstance(catalog, Table):
+                cats[fidx] = catalog
+            else:
+                cats[fidx] = _catalog_for_field(catalog, c, radius, offline, notes)
+    else:
+        notes.append("no catalog: relative transparency from the night's own stars only; "
+                     "give --catalog for zero points and standard magnitudes")
+    # ------------------------------------------------------------------ frames
+    rows, dets, wcs_of = [], [], {}
+    solved_for_field = {}
+    n = len(order)
+    for step, i in enumerate(order):
+        report(progress, step, n, f"measuring {names[i]}")
+        ccd, g = lights[i], geoms[i]
+        if isinstance(ccd, _LazyLight):
+            ccd = ccd.load()
+        filt, band = _band_of(headers[i], names[i], band_map)
+        row = {c: np.nan for c in FRAME_COLUMNS}
+        row.update({"frame": i, "file": names[i], "band": band, "filter": filt,
+                    "field": fields[i], "time": g.time_mid.isot if g.time_mid else "",
+                    "mjd": g.time_mid.mjd if g.time_mid else np.nan,
+                    "exptime": g.exptime or np.nan, "airmass": g.airmass,
+                    "airmass_source": g.airmass_source, "airmass_header": g.airmass_header,
+                    "airmass_computed": g.airmass_computed, "altitude": g.altitude,
+                    "sun_alt": g.sun_alt, "moon_alt": g.moon_alt, "moon_illum": g.moon_illum,
+                    "moon_sep": g.moon_sep, "status": "", "reason": "; ".join(g.notes),
+                    "flags": "", "n_matched": 0, "n_used": 0, "n_stars": 0,
+                    "used_in_fit": False, "cloudy": False, "outlier": False})
+        cat = cats.get(fields[i])
+        colour, cref = _colour_for(band, cat, colours)
+        row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
+        stars = zps = None
+        pixel_area = None
+        if cat is not None and band and f"mag_{band}" in cat.colnames:
+            try:
+                if (ccd.wcs is None or not ccd.wcs.has_celestial) and \
+                        fields[i] in solved_for_field:
+                    ccd.wcs = solved_for_field[fields[i]]  # a dither of a solved pointing
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m = measure_one(ccd, cat, band, colour, cref, gain, max_stars)
+                stars, zps, wcs = m.stars, m.zeropoint, m.wcs
+                if m.astrometry.get("wcs_source") == "solved":
+                    solved_for_field[fields[i]] = wcs
+                wcs_of[i] = wcs
+                row.update({"status": "ok", "zp": zps.zp, "zp_err": zps.zp_err,
+                            "zp_err_total": zps.zp_err_total,
+                            "color_term": np.nan if zps.color_term is None else zps.color_term,
+                            "color_term_err": (np.nan if zps.color_term_err is None
+                                               else zps.color_term_err),
+                            "n_matched": zps.n_matched, "n_used": zps.n_used,
+                            "sky_sb": np.nan if m.sky_sb is None else m.sky_sb,
+                            "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
+                pixel_area = m.astrometry.get("wcs_pixel_scale")
+                pixel_area = None if not pixel_area else pixel_area ** 2
+            except Cancelled:
+                raise
+            except ZeropointError as err:
+                row["status"], row["reason"] = "no zero point", str(err)
+            except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
+                log.debug("traceback of %s", names[i], exc_info=True)
+                row["status"] = "no zero point"
+                row["reason"] = f"internal error: {type(err).__name__}: {err}"
+        elif cat is not None:
+            row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
+        if stars is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    stars, im = _photometry_only(ccd, gain)
+                if not row["status"]:
+                    row["status"] = "relative"
+                if ccd.wcs is not None and ccd.wcs.has_celestial:
+                    wcs_of[i] = ccd.wcs
+                    from ..stats import pixel_area_arcsec2
+
+                    pixel_area = pixel_area_arcsec2(ccd.wcs)
+                if im.calibrated is False:
+                    row["flags"] = "raw"
+            except Cancelled:
+                raise
+            except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
+                if not isinstance(err, ZeropointError):
+                    log.debug("traceback of %s", names[i], exc_info=True)
+                    err = f"internal error: {type(err).__name__}: {err}"
+                row["status"] = "failed"
+                row["reason"] = "; ".join(dict.fromkeys(
+                    r for r in (row["reason"], str(err)) if r))
+        if stars is not None and len(stars):
+            row["n_stars"] = len(stars)
+            row["fwhm"] = float(stars.meta.get("fwhm") or np.nan)
+            row["aperture_radius"] = float(stars.meta.get("aperture_radius") or np.nan)
+            row["apcorr"] = (float(zps.aperture_correction) if zps is not None
+                             else float(stars.meta.get("aperture_correction") or np.nan))
+            t = row["exptime"]
+            sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
+            if np.isfinite(t) and t > 0:  # a raw frame's sky still holds the bias (flag)
+                per = pixel_area if pixel_area else 1.0
+                if not pixel_area:  # no WCS: per pixel, not per arcsec^2
+                    row["flags"] = ",".join(f for f in (row["flags"], "sky_per_pixel") if f)
+                row["sky_rate"] = sky / t / per
+                row["sky_inst"] = (-2.5 * math.log10(row["sky_rate"])
+                                   if row["sky_rate"] > 0 else np.nan)
+            dets.append(_detections(i, band, fields[i], stars, zps))
+        rows.append(row)
+        if echo is not None:
+            echo(_frame_line(step, n, row))
+        lights[i] = None  # bounded memory: the night keeps stars, not pixels
+    report(progress, n, n, "fitting the night")
+    frames = Table(rows=[[r[c] for c in FRAME_COLUMNS] for r in rows], names=FRAME_COLUMNS)
+    for c in ("file", "band", "filter", "time", "airmass_source", "status", "reason",
+              "flags", "color"):
+        frames[c] = np.asarray(frames[c]).astype(str)
+    det = _stack(dets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
+        result = _fit_night(frames, det, notes, exclude)
+    result.provenance = dict(prov, raw_dir=str(raw_dir), catalog=None if catalog is None
+                             else (catalog.meta.get("catalog", "table")
+                                   if isinstance(catalog, Table) else str(catalog)),
+                             site=site_source or "headers", time_zone=tz_note,
+                             time_offset_hours=offset_h)
+    result.wcs = wcs_of
+    return result
+
+
+def measure_one(ccd, cat, band, colour, cref, gain, max_stars):
+    """One frame's zero point (``measure_image`` with the night's settings)."""
+    from ..zeropoint import measure_image
+
+    return measure_image(ccd, cat, band, color=colour, color_ref=cref, gain=gain,
+                         max_stars=max_stars, solve_wcs="auto")
+
+
+def _frame_line(step, n, row):
+    head = f"[{step + 1}/{n}] {row['file']} {row['band'] or '?'}"
+    x = row["airmass"]
+    xs = f" X={x:.3f}" if np.isfinite(x) else " X=?"
+    if row["status"] == "failed":
+        return f"{head}{xs}: FAILED: {row['reason']}"
+    parts = [f"{head}{xs}"]
+    if row["status"] == "ok":
+        parts.append(f"ZP {row['zp']:.3f} +- {row['zp_err']:.3f} ({row['n_used']} of "
+                     f"{row['n_matched']} catalog stars)")
+    elif row["status"] == "relative":
+        parts.append(f"{row['n_stars']} stars (relative photometry: no catalog)")
+    else:
+        parts.append(f"{row['n_stars']} stars, no zero point"
+                     + (f" ({row['reason']})" if row["reason"] else ""))
+    if np.isfinite(row["sky_sb"]):
+        parts.append(f"sky {row['sky_sb']:.2f} mag/arcsec2")
+    if np.isfinite(row["fwhm"]):
+        parts.append(f"FWHM {row['fwhm']:.2f} px")
+    return ", ".join(parts)
+
+
+def _detections(i, band, fld, stars, zps):
+    n = len(stars)
+    t = Table()
+    t["frame"] = np.full(n, i)
+    t["band"] = np.full(n, band, dtype=object).astype(str)
+    t["field"] = np.full(n, fld)
+    t["star_id_frame"] = np.asarray(stars["star_id"])
+    for c in ("x", "y", "mag_inst", "mag_inst_err"):
+        t[c] = np.asarray(stars[c], float)
+    texp = float(stars.meta.get("exptime") or np.nan)
+    if "flux_aper" in stars.colnames and np.isfinite(texp) and texp > 0:
+        fa = np.asarray(stars["flux_aper"], float)
+        with np.errstate(all="ignore"):
+            t["mag_ap"] = np.where(fa > 0, -2.5 * np.log10(fa / texp), np.nan)
+            t["mag_ap_err"] = 1.0857 * np.asarray(stars["flux_aper_err"], float) / fa
+    else:
+        t["mag_ap"] = np.full(n, np.nan)
+        t["mag_ap_err"] = np.full(n, np.nan)
+    for c in ("ra", "dec"):
+        t[c] = np.asarray(stars[c], float) if c in stars.colnames else np.full(n, np.nan)
+    t["flags"] = np.asarray(stars["flags"], np.int64) if "flags" in stars.colnames else 0
+    t["mag_cat"] = np.full(n, np.nan)
+    t["mag_cat_err"] = np.full(n, np.nan)
+    t["colour_cat"] = np.full(n, np.nan)
+    t["cat_id"] = np.full(n, "", dtype="U32")
+    if zps is not None:
+        zs = zps.stars
+        pos = {sid: k for k, sid in enumerate(np.asarray(t["star_id_frame"]).tolist())}
+        for r in zs:
+            k = pos.get(r["star_id"])
+            if k is None:
+                continue
+            t["mag_cat"][k] = r["mag_cat"]
+            t["mag_cat_err"][k] = r["mag_cat_err"]
+            if "colour" in zs.colnames:
+                t["colour_cat"][k] = r["colour"]
+            t["cat_id"][k] = str(r["cat_id"])[:32]
+    return t
+
+
+def _stack(dets):
+    from astropy.table import vstack
+
+    if not dets:
+        return Table(names=("frame", "band", "field", "star_id_frame", "x", "y", "mag_inst",
+                            "mag_inst_err", "ra", "dec", "flags", "mag_cat", "mag_cat_err",
+                            "colour_cat", "cat_id"),
+                     dtype=(int, str, int, int, float, float, float, float, float, float, int,
+                            float, float, float, str))
+    return vstack(dets, metadata_conflicts="silent")
+
+
+def _group(det, frames):
+    """Night-wide ``star`` id per detection (per field)."""
+    from ..photometry.flags import EXCLUDE_FROM_FIT
+
+    star = np.full(len(det), -1, int)
+    next_id = 0
+    for fld in np.unique(np.asarray(det["field"])):
+        in_f = np.flatnonzero(np.asarray(det["field"]) == fld)
+        fr = np.unique(np.asarray(det["frame"])[in_f])
+        sky = np.all(np.isfinite(np.asarray(det["ra"])[in_f]))
+        if sky:
+            ra0 = np.nanmedian(np.asarray(det["ra"])[in_f])
+            dec0 = np.nanmedian(np.asarray(det["dec"])[in_f])
+            c0 = SkyCoord(ra0 * u.deg, dec0 * u.deg)
+        positions, members = [], []
+        for f in fr:
+            k = in_f[np.asarray(det["frame"])[in_f] == f]
+            k = k[np.argsort(np.asarray(det["mag_inst"])[k])]
+            if sky:
+                c = SkyCoord(np.asarray(det["ra"])[k] * u.deg, np.asarray(det["dec"])[k] * u.deg)
+                dx, dy = c0.spherical_offsets_to(c)
+                p = np.column_stack([dx.to_value(u.arcsec), dy.to_value(u.arcsec)])
+            else:
+                p = np.column_stack([np.asarray(det["x"])[k], np.asarray(det["y"])[k]])
+            positions.append(p)
+            members.append(k)
+        fwhm = np.nanmedian(np.asarray(frames["fwhm"], float))
+        radius = 2.0 if sky else max(2.0, 0.7 * (fwhm if np.isfinite(fwhm) else 3.0))
+        ids, _ = group_stars(positions, radius, align=not sky)
+        for k, ii in zip(members, ids, strict=True):
+            star[k] = ii + next_id
+        next_id = star[in_f].max() + 1
+    det["star"] = star
+    det["usable"] = (np.asarray(det["flags"]) & EXCLUDE_FROM_FIT) == 0
+    return det
+
+
+def _common_aperture(det, frames, fm, rowk):
+    """Put the detections of frames ``fm`` (one field and band) on one aperture correction.
+
+    The night compares frames through the stars' aperture fluxes: when every frame used the
+    same aperture radius, ``mag_night`` is the aperture magnitude with the band's median
+    aperture correction (each frame's own correction, from its own curve of growth, varied by
+    ~10% between simulated frames with the same PSF and would scatter the night by as much).
+    Returns the shift to add to each frame's ``zp`` to refer it to ``mag_night``."""
+    radii = np.asarray(frames["aperture_radius"], float)[fm]
+    ac = np.asarray(frames["apcorr"], float)[fm]
+    shift = np.zeros(len(fm))
+    if not len(det) or not np.isfinite(radii).all() or not np.isfinite(ac).all() or \
+            np.ptp(radii) > 0.02 * np.median(radii):
+        return shift
+    ac_med = float(np.median(ac))
+    sel = np.isin(rowk, fm)
+    det["mag_night"][sel] = np.asarray(det["mag_ap"], float)[sel] - 2.5 * np.log10(ac_med)
+    det["mag_night_err"][sel] = np.asarray(det["mag_ap_err"], float)[sel]
+    frames["photometry"][fm] = "aperture"
+    return -2.5 * np.log10(ac) + 2.5 * np.log10(ac_med)
+
+
+def _fit_night(frames, det, notes, exclude):
+    nfr = len(frames)
+    fidx = {int(f): k for k, f in enumerate(np.asarray(frames["frame"]))}
+    if len(det):
+        det = _group(det, frames)
+        rowk = np.array([fidx[int(f)] for f in det["frame"]])
+    else:
+        rowk = np.zeros(0, int)
+    # ----------------------------------------------------- ensemble per field and band
+    for key in ("ens_offset", "ens_offset_err", "rel_transparency", "zp_night",
+                "zp_night_err"):
+        frames[key] = np.full(nfr, np.nan)
+    frames["ens_n_stars"] = np.zeros(nfr, int)
+    tie_err = {}
+    if len(det):
+        det["mag_night"] = np.asarray(det["mag_inst"], float)
+        det["mag_night_err"] = np.asarray(det["mag_inst_err"], float)
+    frames["photometry"] = np.full(nfr, "total", dtype="U16")
+    for fld in np.unique(np.asarray(frames["field"])):
+        for band in np.unique(np.asarray(frames["band"])):
+            fm = np.flatnonzero((np.asarray(frames["field"]) == fld)
+                                & (np.asarray(frames["band"]) == band)
+                                & (np.asarray(frames["status"]) != "failed"))
+            if len(fm) == 0:
+                continue
+            zp_shift = _common_aperture(det, frames, fm, rowk)
+            sel = np.isin(rowk, fm) & np.asarray(det["usable"], bool) if len(det) else []
+            if len(fm) >= 2 and np.sum(sel) > 0:
+                loc = np.searchsorted(fm, rowk[sel])
+                ens = ensemble_offsets(loc, np.asarray(det["star"])[sel],
+                                       np.asarray(det["mag_night"])[sel],
+                                       np.asarray(det["mag_night_err"])[sel], len(fm))
+                frames["ens_offset"][fm] = ens.offset
+                frames["ens_offset_err"][fm] = ens.offset_err
+                frames["ens_n_stars"][fm] = ens.n_stars
+                frames["rel_transparency"][fm] = ens.relative_transparency
+            zp = np.asarray(frames["zp"], float)[fm] + zp_shift
+            zpe = np.asarray(frames["zp_err_total"], float)[fm]
+            d = np.asarray(frames["ens_offset"], float)[fm]
+            de = np.asarray(frames["ens_offset_err"], float)[fm]
+            both = np.isfinite(zp) & np.isfinite(d)
+            if both.sum() >= 1:
+                # one tie per field and band: the frames share the catalog's errors
+                w = 1.0 / np.maximum(zpe[both], 1e-3) ** 2
+                tie = float(np.sum(w * (zp[both] + d[both])) / np.sum(w))
+                tie_err[(fld, band)] = float(np.median(zpe[both]))
+                frames["zp_night"][fm] = np.where(np.isfinite(d), tie - d, zp)
+                frames["zp_night_err"][fm] = np.where(np.isfinite(d), de, zpe)
+            elif np.isfinite(zp).any():
+                frames["zp_night"][fm] = zp
+                frames["zp_night_err"][fm] = zpe
+            elif np.isfinite(d).any():
+                frames["zp_night"][fm] = -d  # relative: no catalog
+                frames["zp_night_err"][fm] = de
+    absolute = bool(np.isfinite(np.asarray(frames["zp"], float)).any())
+    if not absolute and len(np.unique(np.asarray(frames["field"]))) > 1:
+        notes.append("several fields and no catalog: their relative zero points are not tied "
+                     "to each other, so k mixes fields (give --catalog)")
+    # ----------------------------------------------------- extinction per band
+    use = np.ones(nfr, bool)
+    if exclude:
+        ex = {str(e) for e in exclude}
+        use = np.array([str(f) not in ex and str(i) not in ex for f, i in
+                        zip(frames["file"], frames["frame"], strict=True)])
+        notes.append(f"{int((~use).sum())} frame(s) left out of the extinction fit by the user")
+    frames["used_in_fit"] = False
+    frames["user_excluded"] = ~use
+    for key in ("k_residual", "k_residual_err", "transparency"):
+        frames[key] = np.full(nfr, np.nan)
+    fits, cterms = {}, {}
+    for band in np.unique(np.asarray(frames["band"])):
+        fm = np.flatnonzero(np.asarray(frames["band"]) == band)
+        x = np.asarray(frames["airmass"], float)[fm]
+        y = np.asarray(frames["zp_night"], float)[fm]
+        e = np.asarray(frames["zp_night_err"], float)[fm]
+        try:
+            f = fit_extinction(x, y, e, band=band, use=use[fm])
+        except ZeropointError as err:
+            notes.append(str(err))
+            continue
+        if not absolute:
+            f.notes.append("relative: ZP0 is the ensemble's, not a catalog zero point")
+        else:
+            te = np.nanmax([tie_err.get((fld, band), 0.0)
+                            for fld in np.unique(np.asarray(frames["field"])[fm])])
+            f.zp0_err = float(math.hypot(f.zp0_err, te))
+            f.notes.append(f"ZP0 error includes the catalog tie ({te:.4f} mag)")
+        fits[band] = f
+        frames["k_residual"][fm] = f.residual
+        frames["k_residual_err"][fm] = f.residual_err
+        frames["transparency"][fm] = f.transparency
+        frames["used_in_fit"][fm] = f.used
+        frames["cloudy"][fm] = f.cloudy
+        frames["outlier"][fm] = f.outlier
+        ct = colour_airmass_term(x[f.used], np.asarray(frames["color_term"], float)[fm][f.used],
+                                 np.asarray(frames["color_term_err"], float)[fm][f.used])
+        cterms[band] = ct
+    frames["cloudy"] = np.asarray(frames["cloudy"], bool)
+    frames["outlier"] = np.asarray(frames["outlier"], bool)
+    flags = []
+    for r in frames:
+        fl = [s for s in str(r["flags"]).split(",") if s]
+        if r["cloudy"]:
+            fl.append("cloudy")
+        if r["outlier"]:
+            fl.append("above_line")
+        if r["user_excluded"]:
+            fl.append("excluded")
+        if r["status"] == "failed":
+            fl.append("failed")
+        flags.append(",".join(fl))
+    frames["flags"] = np.asarray(flags, dtype=str)
+    # sky brightness: measured ZP where there is one, else the night's line
+    for k in range(nfr):
+        if not np.isfinite(frames["sky_sb"][k]) and np.isfinite(frames["sky_rate"][k]) \
+                and frames["sky_rate"][k] > 0 and absolute and "raw" not in frames["flags"][k]:
+            band = frames["band"][k]
+            zpk = frames["zp_night"][k]
+            if np.isfinite(zpk):
+                frames["sky_sb"][k] = zpk - 2.5 * math.log10(frames["sky_rate"][k])
+    verdict, reason = night_verdict(list(fits.values()))
+    standards = None
+    if absolute and len(det) and fits:
+        from .standard import standard_magnitudes
+
+        standards = standard_magnitudes(det, frames, fits, cterms)
+    if len(det):
+        det["airmass"] = np.asarray(frames["airmass"], float)[rowk]
+    return NightResult(frames=frames, detections=det, standards=standards, fits=fits,
+                       colour_terms=cterms, verdict=verdict, verdict_reason=reason,
+                       notes=notes)

@@ -1,0 +1,135 @@
+"""``glue-zeropoint night`` end to end on a simulated raw night (the real CLI, a subprocess).
+
+The night (:func:`glue_zeropoint.simulate.extinction.write_extinction_night`): B and V, six
+lights each from airmass 2.3 to 1.05 at a real site, k_B = 0.30, k_V = 0.18, a cloud of
+0.4 mag over the third and fourth light of each band, plus one blank light (no stars) that
+must fail alone while the night goes on.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from glue_zeropoint.simulate import reference_catalog
+from glue_zeropoint.simulate.extinction import DEFAULT_BANDS, write_extinction_night
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    base = tmp_path_factory.mktemp("simnight")
+    truth, lights = write_extinction_night(base / "raw", seed=1, n_per_band=6)
+    cat = reference_catalog(truth.field, style="normalised")
+    cat.write(base / "catalog.ecsv")
+    # a blank light: the dome was closed
+    h = fits.getheader(lights[0]["path"])
+    h["DATE-OBS"] = lights[-1]["time"]
+    data = np.full(fits.getdata(lights[0]["path"]).shape, 1000, np.uint16)
+    fits.PrimaryHDU(data, header=h).writeto(base / "raw" / "SIMFIELD-V-blank.fit")
+    raw_bytes = {p: p.read_bytes() for p in (base / "raw").glob("*.fit")}
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen",
+               MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "glue_zeropoint.cli", "night", str(base / "raw"),
+         "--catalog", str(base / "catalog.ecsv"), "--out", str(base / "out")],
+        capture_output=True, text=True, env=env, timeout=900)
+    return {"base": base, "truth": truth, "lights": lights, "proc": proc,
+            "raw_bytes": raw_bytes}
+
+
+def test_runs_and_prints_a_line_per_frame(night):
+    proc = night["proc"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
+    assert len(lines) == 13
+    blank = [ln for ln in lines if "blank" in ln]
+    assert len(blank) == 1 and "FAILED" in blank[0]
+    assert sum("ZP" in ln for ln in lines) == 12
+    assert "verdict: NOT PHOTOMETRIC" in proc.stdout
+
+
+def test_raw_files_untouched(night):
+    for p, b in night["raw_bytes"].items():
+        assert p.read_bytes() == b
+
+
+def test_extinction_recovered_and_clouds_named(night):
+    summary = json.loads((night["base"] / "out" / "night.json").read_text())
+    for band, bt in DEFAULT_BANDS.items():
+        b = summary["bands"][band]
+        assert abs(b["k"] - bt.k) <= b["k_ci95"], (band, b)
+        assert b["n_cloudy"] == 2
+    cloudy = {Path(str(lt["path"])).name for lt in night["lights"] if lt["cloud"] > 0}
+    assert set(summary["cloudy_frames"]) == cloudy
+    assert list(summary["failed_frames"]) == ["SIMFIELD-V-blank.fit"]
+    assert summary["verdict"] == "not photometric" and "clouds" in summary["verdict_reason"]
+
+
+def test_night_table_units_and_provenance(night):
+    t = Table.read(night["base"] / "out" / "night.ecsv")
+    assert len(t) == 13
+    assert str(t["sky_sb"].unit) == "mag / arcsec2"
+    assert t["airmass_source"][0].startswith("header AIRMASS")
+    assert "provenance" in t.meta and t.meta["provenance"]["catalog"].endswith("catalog.ecsv")
+    ok = t["status"] == "ok"
+    # the header's airmass (sec z, as MaxIm writes it) moved to mid-exposure; the computed
+    # one (Young 1994) is below sec z by ~0.013 at X = 2.3, less lower down
+    dx = t["airmass"][ok] - t["airmass_computed"][ok]
+    assert np.all((dx > -0.002) & (dx < 0.015))
+    # the sky brightness of clear frames: the simulated 21.3 (B) and 20.5 (V)
+    clear = ok & ~t["cloudy"]
+    for band, sky in (("B", 21.3), ("V", 20.5)):
+        m = clear & (t["band"] == band)
+        assert np.median(t["sky_sb"][m]) == pytest.approx(sky, abs=0.1)
+    assert np.all(np.isfinite(t["moon_alt"][ok])) and np.all(t["sun_alt"][ok] < -12)
+
+
+def test_standard_magnitudes_of_every_star(night):
+    st = Table.read(night["base"] / "out" / "stars_standard.ecsv")
+    assert len(st) > 40
+    assert str(st["mag_V"].unit) == "mag"
+    m = np.isfinite(st["cat_V"]) & (st["err_V"] < 0.02)
+    d = st["mag_V"][m] - st["cat_V"][m]
+    assert abs(np.median(d)) < 0.03
+    assert "model" in st.meta
+    # stars the catalog does not have get a magnitude too (none here: every simulated star
+    # is in the catalog) -- the colour source says where the colour came from
+    assert set(st["colour_source_V"]) <= {"catalog", "night", "none"}
+
+
+def test_plots_and_regions_written(night):
+    out = night["base"] / "out"
+    for name in ("extinction.png", "night_time.png", "night_detections.ecsv"):
+        assert (out / name).stat().st_size > 1000
+    regs = sorted((out / "regions").glob("*.reg"))
+    assert len(regs) == 12
+    assert "circle" in regs[0].read_text()
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_relative_night_without_catalog(night):
+    """The same frames, no catalog: k and the clouds from the night's own stars."""
+    from astropy.nddata import CCDData
+
+    from glue_zeropoint.night.run import measure_night
+
+    cal = sorted((night["base"] / "out" / "calibrated").glob("SIMFIELD-[BV]-0*_cal.fits"))
+    lights = [CCDData.read(p, hdu=0, unit="electron") for p in cal]
+    r = measure_night(night["base"] / "raw", None, lights=lights,
+                      names=[p.name for p in cal])
+    assert set(r.frames["status"]) == {"relative"}
+    for band, bt in DEFAULT_BANDS.items():
+        f = r.fits[band]
+        assert abs(f.k - bt.k) <= f.k_ci95
+        assert f.cloudy.sum() == 2
+    assert r.standards is None
+    assert np.nanmax(r.frames["rel_transparency"]) == 1.0
+    assert any("no catalog" in n for n in r.notes)
