@@ -35,6 +35,7 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 from ..exceptions import InputError, PhotometryError, PhotometryWarning
+from ..stats import solve_excess_variance
 from . import _kernels as K
 from .detection import _positions_xy
 from .flags import (
@@ -618,17 +619,15 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     v, e2 = values[keep], errors[keep] ** 2
     m = v.size
 
-    def excess(s2):
+    def chi2(s2):
         w = 1.0 / (e2 + s2)
         mu = np.sum(w * v) / np.sum(w)
-        return float(np.sum(w * (v - mu) ** 2)) - (m - 1)
+        return float(np.sum(w * (v - mu) ** 2))
 
     s2 = 0.0
-    if m > 2 and excess(0.0) > 0:
+    if m > 2:
         hi = float(np.var(v)) * 4.0 + float(np.max(e2))
-        from scipy.optimize import brentq
-
-        s2 = float(brentq(excess, 0.0, hi, xtol=1e-14, rtol=1e-8)) if excess(hi) < 0 else hi
+        s2 = solve_excess_variance(chi2, m - 1, hi, xtol=1e-14, rtol=1e-8, grow_until=0.0)
     # the mean keeps the floored weights (stable against per-star systematics the stated
     # errors miss); its error is the sandwich estimate with the solved per-star variance
     w = 1.0 / tol[keep] ** 2

@@ -27,6 +27,7 @@ from astropy.stats import mad_std
 from scipy.optimize import least_squares
 
 from ..exceptions import PhotometryError
+from ..stats import MEDIAN_ERROR
 from . import _kernels as K
 
 __all__ = ["PSF", "measure_psf", "UNDERSAMPLED_FWHM", "growth_curves", "fit_power_tail"]
@@ -526,7 +527,7 @@ def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
     n = ring_sel.shape[0]
     # the median star's ring brightness and its error (robust spread / sqrt(n))
     s_med = np.median(ring_sel, axis=0)
-    s_err = (mad_std(ring_sel, axis=0) if n >= 3 else np.abs(s_med) + 1e-12) * 1.2533 / \
+    s_err = (mad_std(ring_sel, axis=0) if n >= 3 else np.abs(s_med) + 1e-12) * MEDIAN_ERROR / \
         math.sqrt(max(n, 1))
     s_err = np.maximum(s_err, 1e-9)
     r = rmid[sel]

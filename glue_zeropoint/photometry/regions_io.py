@@ -16,6 +16,7 @@ from astropy.table import Table
 
 from ..exceptions import InputError
 from ..io import atomic_path
+from ..stats import pixel_scale_arcsec
 
 __all__ = ["read_positions", "write_apertures"]
 
@@ -153,7 +154,6 @@ def write_apertures(stars, path, *, radius=None, used=None, wcs=None, labels=Non
     ``measure`` step), this ~5 ms. What it writes is read back by ``regions`` to the same
     circles (tests/photometry/test_regions_io.py).
     """
-    from astropy.wcs.utils import proj_plane_pixel_area
 
     if radius is None:
         radius = float(stars.meta.get("aperture_radius") or 5.0)
@@ -177,7 +177,7 @@ def write_apertures(stars, path, *, radius=None, used=None, wcs=None, labels=Non
         ra, dec = np.atleast_1d(centers.ra.deg), np.atleast_1d(centers.dec.deg)
         on_sky = np.isfinite(ra) & np.isfinite(dec)  # (outside a projection: no sky position)
         good, ra, dec = good[on_sky], ra[on_sky], dec[on_sky]
-        r = f'{float(radius) * np.sqrt(proj_plane_pixel_area(celestial)) * 3600.0:.4f}"'
+        r = f'{float(radius) * pixel_scale_arcsec(celestial):.4f}"'
         lines.append("icrs")
         shapes = [f"circle({a:.8f},{d:+.8f},{r})" for a, d in zip(ra, dec, strict=True)]
     else:
