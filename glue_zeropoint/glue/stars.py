@@ -234,6 +234,20 @@ def _aperture_meta(meta, previous=None):
     return result
 
 
+def _measurement_meta(meta):
+    """The measured PSF (scalars) and the measurement's assumptions, for the viewers (plain
+    numbers and strings, so that they survive a saved session)."""
+    psf = meta.get("psf") if isinstance(meta.get("psf"), dict) else {}
+    keep = {}
+    for key in ("fwhm", "fwhm_scatter", "ellipticity", "theta"):
+        value = psf.get(key)
+        if value is not None and np.isfinite(value):
+            keep[key] = float(value)
+    if keep:
+        keep["n_stars"] = int(psf.get("n_stars") or 0)
+    return {"zp_psf": keep, "zp_assumptions": [str(a) for a in meta.get("assumptions") or []]}
+
+
 def _write(dc, image_data, table, next_id):
     """Put ``table`` (normalised, final star ids) into the image's stars dataset, in place."""
     stars = stars_for(dc, image_data)
@@ -244,6 +258,7 @@ def _write(dc, image_data, table, next_id):
                            "zp_image_label": image_data.label, "zp_next_star_id": int(next_id),
                            "zp_aperture": aperture,
                            "zp_warnings": list(table.meta.get("zp_warnings", []))})
+        stars.meta.update(_measurement_meta(table.meta))
         dc.append(stars)
         link_pixels(dc, stars, image_data)
         link_sky(dc, stars, image_data)
@@ -255,6 +270,7 @@ def _write(dc, image_data, table, next_id):
     stars.meta["zp_aperture"] = aperture
     stars.meta["zp_next_star_id"] = int(next_id)
     stars.meta["zp_warnings"] = list(table.meta.get("zp_warnings", []))
+    stars.meta.update(_measurement_meta(table.meta))
     _remap_row_selections(dc, stars, np.asarray(stars["star_id"]), np.asarray(table["star_id"]))
     new = _build(table, stars.label)
     _carry_extra_components(stars, new, np.asarray(table["star_id"]))

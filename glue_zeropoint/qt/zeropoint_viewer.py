@@ -410,7 +410,32 @@ class ZeroPointViewer(DataViewer):
         rejected = getattr(r, "rejected", None) or {}
         if rejected:
             lines.append("left out: " + ", ".join(f"{n} {code}" for code, n in rejected.items()))
+        lines.extend(self._measurement_lines())
         return "<br>".join(lines)
+
+    def _measurement_lines(self):
+        """The stars' measured PSF and what their measurement had to assume (from the stars
+        dataset's metadata, as measure_stars wrote it)."""
+        import html
+
+        stars = getattr(self.state, "stars", None)
+        meta = getattr(stars, "meta", None) or {}
+        out = []
+        psf = meta.get("zp_psf")
+        if isinstance(psf, dict) and psf.get("fwhm") is not None:
+            text = (f"PSF FWHM {_fmt(psf.get('fwhm'), '{:.2f}')} ± "
+                    f"{_fmt(psf.get('fwhm_scatter'), '{:.2f}')} px "
+                    f"({psf.get('n_stars', 0)} stars)")
+            if psf.get("fwhm", 99) < 2.0:
+                text += ", <b>undersampled</b>"
+            if (psf.get("ellipticity") or 0) >= 0.1:
+                text += (f", ellipticity {_fmt(psf.get('ellipticity'), '{:.2f}')} at "
+                         f"{_fmt(psf.get('theta'), '{:.0f}')}°")
+            out.append(text)
+        assumptions = [str(a) for a in (meta.get("zp_assumptions") or [])]
+        if assumptions:
+            out.append("<i>assumed:</i> " + "; ".join(html.escape(a) for a in assumptions))
+        return out
 
     def _setup_plot(self):
         """Axes and artists made once; updates move the points and blit them over a cached

@@ -266,3 +266,15 @@ def test_viewer_table_and_plot_show_why_stars_were_left_out(glue_app):
     assert viewer.grab().save(str(OUTPUT / "zeropoint_viewer_reasons.png"))
     screenshot(glue_app, "zeropoint_viewer_reasons_app.png")
     viewer.close(warn=False)
+
+
+def test_viewer_shows_the_measured_psf_and_assumptions(zp_app):
+    """Issue 10: the PSF the stars were measured with, and every assumption, in the Glue view."""
+    app, viewer, image, stars, catalog, _ = zp_app
+    text = viewer.panel.label_result.text()
+    psf = stars.meta["zp_psf"]
+    assert f"PSF FWHM {psf['fwhm']:.2f}" in text
+    assert f"({psf['n_stars']} stars)" in text
+    assert 2.0 < psf["fwhm"] < 6.0 and "undersampled" not in text
+    for note in stars.meta["zp_assumptions"]:
+        assert note.split(":")[0] in text
