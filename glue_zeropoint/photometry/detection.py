@@ -303,9 +303,9 @@ PSF_SEARCH_SCALES = (1.0, 3.0)
 
 
 def _psf_from_peaks(im, sub, bad, threshold, box, floor, rms):
-    """The PSF measured on the frame's bright peaks, at both :data:`PSF_SEARCH_SCALES`
-    when the narrow one gives an undersampled PSF or few stars: the PSF resting on more
-    stars wins (on a tie, the broader: cosmic-ray hits are sharp)."""
+    """The PSF measured on the frame's bright peaks, at both :data:`PSF_SEARCH_SCALES` when
+    the narrow one rests on few stars (fewer than 10 for an undersampled PSF, 5 else): the
+    PSF resting on more stars wins (on a tie, the broader: cosmic-ray hits are sharp)."""
     error = None
     best = None
     for scale in PSF_SEARCH_SCALES:
@@ -321,8 +321,8 @@ def _psf_from_peaks(im, sub, bad, threshold, box, floor, rms):
                          "%d stars", im.name, psf.fwhm, psf.n_stars, scale, best.fwhm,
                          best.n_stars)
             best = psf
-        if not (best.undersampled or best.n_stars < 5):
-            break
+        if best.n_stars >= (10 if best.undersampled else 5):
+            break  # enough stars: sharp impostors cannot outweigh them
     if best is None:
         raise error
     return best

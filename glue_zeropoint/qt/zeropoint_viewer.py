@@ -423,9 +423,12 @@ class ZeroPointViewer(DataViewer):
         out = []
         psf = meta.get("zp_psf")
         if isinstance(psf, dict) and psf.get("fwhm") is not None:
-            text = (f"PSF FWHM {_fmt(psf.get('fwhm'), '{:.2f}')} ± "
-                    f"{_fmt(psf.get('fwhm_scatter'), '{:.2f}')} px "
-                    f"({psf.get('n_stars', 0)} stars)")
+            if psf.get("n_stars"):
+                text = (f"PSF FWHM {_fmt(psf.get('fwhm'), '{:.2f}')} ± "
+                        f"{_fmt(psf.get('fwhm_scatter'), '{:.2f}')} px "
+                        f"({psf['n_stars']} stars)")
+            else:
+                text = f"PSF FWHM {_fmt(psf.get('fwhm'), '{:.2f}')} px (given, not measured here)"
             if psf.get("fwhm", 99) < 2.0:
                 text += ", <b>undersampled</b>"
             if (psf.get("ellipticity") or 0) >= 0.1:
