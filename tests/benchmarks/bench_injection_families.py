@@ -170,7 +170,9 @@ def run_one(name, seed, cli_all=False):
     if "gain" in truth and gain:
         shift = -2.5 * math.log10(truth["gain"] / gain)
     true_sky = math.nan if "sky" in FAMILIES[name][1] else FILTER.sky_sb + shift
-    return (zp - (FILTER.zp + shift), err, scat, n, fwhm / true_fwhm, sky_sb - true_sky, "")
+    # a raw frame's sky is refused (null: its level holds the bias pedestal)
+    sky_diff = math.nan if sky_sb is None else sky_sb - true_sky
+    return (zp - (FILTER.zp + shift), err, scat, n, fwhm / true_fwhm, sky_diff, "")
 
 
 def summarise(name, rows):
