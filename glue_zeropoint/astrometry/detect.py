@@ -172,10 +172,11 @@ def _fast_find(im, bkg, fwhm, threshold):
     from ..photometry.detection import (
         _candidates,
         _mesh_at,
+        _psf_from_peaks,
         _psf_ratio,
         _sharp_outliers,
     )
-    from ..photometry.psf import PSF, measure_psf
+    from ..photometry.psf import PSF
 
     bad = im.bad
     sub = im.data - bkg.level
@@ -187,10 +188,10 @@ def _fast_find(im, bkg, fwhm, threshold):
         rms = floor
     box = int(bkg.box)
     if fwhm is None:
-        c = _candidates(sub, bad, 1.0, max(threshold, 20.0), box, floor)
-        order = np.argsort(-c.smooth_peak)
+        # the photometry's own PSF search (two filter widths, flux-weighted: cosmic rays and
+        # hot pixels do not set the width)
         try:
-            psf = measure_psf(im, c.x[order], c.y[order])
+            psf = _psf_from_peaks(im, sub, bad, threshold, box, floor, rms)
         except PhotometryError:
             psf = PSF(fwhm=_FWHM_GUESS)
     else:
