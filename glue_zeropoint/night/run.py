@@ -43,7 +43,8 @@ from .geometry import (
 )
 from .run_constants import DEFAULT_COLOURS
 
-__all__ = ["measure_night", "NightResult", "DEFAULT_COLOURS"]
+__all__ = ["measure_night", "plan_night", "measure_frame", "fit_night", "NightPlan",
+           "FrameOutcome", "NightResult", "DEFAULT_COLOURS"]
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +234,272 @@ def _photometry_only(ccd, gain):
     return stars, im
 
 
+@dataclass
+class NightPlan:
+    """What a night is before any pixel is measured (headers, geometry, fields, catalogs).
+
+    Built by :func:`plan_night`; :func:`measure_frame` measures one of its frames and
+    :func:`fit_night` fits the rows. The three steps are separate so that a scheduler (the
+    archive's Dask tasks) can run the frames anywhere and in any order."""
+
+    raw_dir: str
+    names: list
+    lights: list
+    geoms: list
+    order: list
+    fields: list
+    cats: dict
+    notes: list
+    provenance: dict
+
+    def frame_kwargs(self, i):
+        """The per-frame arguments of :func:`measure_frame` for frame ``i``."""
+        return {"index": i, "name": self.names[i], "geometry": self.geoms[i],
+                "field": self.fields[i], "catalog": self.cats.get(self.fields[i])}
+
+
+def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, gain=None,
+               offline=False, progress=None, lights=None, names=None):
+    """Read a night's headers: times, airmasses, fields and one catalog per field.
+
+    Parameters are those of :func:`measure_night`. Light pixels are not read when
+    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now.
+
+    Returns
+    -------
+    NightPlan
+    """
+    notes = []
+    location = parse_site(site)
+    site_source = "given (--site)" if location is not None else ""
+    if lights is None:
+        names, lights, prov = _lights(raw_dir, out, calibrate, gain, progress)
+    else:
+        names = names or [f"light{i}" for i in range(len(lights))]
+        prov = {"calibration": "lights given"}
+    if not lights:
+        raise ZeropointError(f"{raw_dir}: no light frames found")
+    headers = [ccd.meta for ccd in lights]
+    pointings = [pointing_from_header(h, ccd.wcs, ccd.shape)[0] for h, ccd in
+                 zip(headers, lights, strict=True)]
+    loc_for_tz = location
+    if loc_for_tz is None:
+        from .geometry import site_from_header
+
+        loc_for_tz, _ = site_from_header(headers[0])
+    if location is None and loc_for_tz is not None:
+        loc_fixed, lon_note = check_longitude_sign(headers, loc_for_tz, pointings)
+        if lon_note:
+            notes.append(lon_note)
+            location, loc_for_tz, site_source = loc_fixed, loc_fixed, "header, sign of " \
+                "the longitude corrected"
+    offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
+    notes.append(tz_note)
+    geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,
+                            site_source=site_source, offset_hours=offset_h)
+             for h, n, c in zip(headers, names, lights, strict=True)]
+    order = sorted(range(len(lights)), key=lambda i: (
+        geoms[i].time_mid.mjd if geoms[i].time_mid is not None else np.inf, names[i]))
+    fields, centres = _cluster_fields(pointings)
+    cats = {}
+    if catalog is not None:
+        for fidx, centre in enumerate(centres):
+            first = next(i for i in order if fields[i] == fidx)
+            ccd = lights[first]
+            if ccd.wcs is not None and ccd.wcs.has_celestial:
+                from ..catalogs import field_of
+
+                c, radius = field_of(ccd.wcs, ccd.shape)
+            else:
+                c, radius = centre, 0.5 * u.deg
+            if isinstance(catalog, Table):
+                cats[fidx] = catalog
+            else:
+                cats[fidx] = _catalog_for_field(catalog, c, radius, offline, notes)
+    else:
+        notes.append("no catalog: relative transparency from the night's own stars only; "
+                     "give --catalog for zero points and standard magnitudes")
+    prov = dict(prov, raw_dir=str(raw_dir), catalog=None if catalog is None
+                else (catalog.meta.get("catalog", "table")
+                      if isinstance(catalog, Table) else str(catalog)),
+                site=site_source or "headers", time_zone=tz_note,
+                time_offset_hours=offset_h)
+    return NightPlan(raw_dir=str(raw_dir), names=list(names), lights=list(lights),
+                     geoms=geoms, order=order, fields=fields, cats=cats, notes=notes,
+                     provenance=prov)
+
+
+@dataclass
+class FrameOutcome:
+    """One frame measured by :func:`measure_frame`: its row of the night table, its stars
+    (``detections``, small), its WCS, and the WCS it solved (reusable for its field)."""
+
+    row: dict
+    detections: Table | None
+    wcs: object = None
+    solved_wcs: object = None
+
+
+def measure_frame(ccd, *, index, name, geometry, field, catalog=None, band_map=None,
+                  colours=None, gain=None, max_stars=300, field_wcs=None):
+    """Measure one light frame of a night: its zero point against ``catalog`` where it can,
+    else its stars only; never raises for a frame that fails (the row says why), except
+    :class:`~glue_zeropoint.exceptions.Cancelled`.
+
+    Parameters
+    ----------
+    ccd : CCDData or _LazyLight
+        The frame (a lazy light is read here, so its pixels live only in this call).
+    index, name : int, str
+        The frame's number in the night and its file name.
+    geometry : FrameGeometry
+        Its time, airmass, Sun and Moon (from :func:`plan_night`).
+    field : int
+        Its field number; ``catalog`` is that field's catalog (None: stars only).
+    field_wcs : WCS, optional
+        A WCS solved for another frame of the same pointing, used when this one has none.
+
+    Returns
+    -------
+    FrameOutcome
+    """
+    g = geometry
+    if isinstance(ccd, _LazyLight):
+        ccd = ccd.load()
+    filt, band = _band_of(ccd.meta, name, band_map)
+    row = {c: np.nan for c in FRAME_COLUMNS}
+    row.update({"frame": index, "file": name, "band": band, "filter": filt,
+                "field": field, "time": g.time_mid.isot if g.time_mid else "",
+                "mjd": g.time_mid.mjd if g.time_mid else np.nan,
+                "exptime": g.exptime or np.nan, "airmass": g.airmass,
+                "airmass_source": g.airmass_source, "airmass_header": g.airmass_header,
+                "airmass_computed": g.airmass_computed, "altitude": g.altitude,
+                "sun_alt": g.sun_alt, "moon_alt": g.moon_alt, "moon_illum": g.moon_illum,
+                "moon_sep": g.moon_sep, "status": "", "reason": "; ".join(g.notes),
+                "flags": "", "n_matched": 0, "n_used": 0, "n_stars": 0,
+                "used_in_fit": False, "cloudy": False, "outlier": False})
+    cat = catalog
+    colour, cref = _colour_for(band, cat, colours)
+    row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
+    stars = zps = None
+    pixel_area = wcs_out = solved = None
+    if cat is not None and band and f"mag_{band}" in cat.colnames:
+        try:
+            if (ccd.wcs is None or not ccd.wcs.has_celestial) and field_wcs is not None:
+                ccd.wcs = field_wcs  # a dither of a solved pointing
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = measure_one(ccd, cat, band, colour, cref, gain, max_stars)
+            stars, zps, wcs_out = m.stars, m.zeropoint, m.wcs
+            if m.astrometry.get("wcs_source") == "solved":
+                solved = wcs_out
+            row.update({"status": "ok", "zp": zps.zp, "zp_err": zps.zp_err,
+                        "zp_err_total": zps.zp_err_total,
+                        "color_term": np.nan if zps.color_term is None else zps.color_term,
+                        "color_term_err": (np.nan if zps.color_term_err is None
+                                           else zps.color_term_err),
+                        "n_matched": zps.n_matched, "n_used": zps.n_used,
+                        "sky_sb": np.nan if m.sky_sb is None else m.sky_sb,
+                        "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
+            pixel_area = m.astrometry.get("wcs_pixel_scale")
+            pixel_area = None if not pixel_area else pixel_area ** 2
+        except Cancelled:
+            raise
+        except ZeropointError as err:
+            row["status"], row["reason"] = "no zero point", str(err)
+        except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
+            log.debug("traceback of %s", name, exc_info=True)
+            row["status"] = "no zero point"
+            row["reason"] = f"internal error: {type(err).__name__}: {err}"
+    elif cat is not None:
+        row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
+    if stars is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                stars, im = _photometry_only(ccd, gain)
+            if not row["status"]:
+                row["status"] = "relative"
+            if ccd.wcs is not None and ccd.wcs.has_celestial:
+                wcs_out = ccd.wcs
+                from ..stats import pixel_area_arcsec2
+
+                pixel_area = pixel_area_arcsec2(ccd.wcs)
+            if im.calibrated is False:
+                row["flags"] = "raw"
+        except Cancelled:
+            raise
+        except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
+            if not isinstance(err, ZeropointError):
+                log.debug("traceback of %s", name, exc_info=True)
+                err = f"internal error: {type(err).__name__}: {err}"
+            row["status"] = "failed"
+            row["reason"] = "; ".join(dict.fromkeys(
+                r for r in (row["reason"], str(err)) if r))
+    det = None
+    if stars is not None and len(stars):
+        _star_columns(row, stars, zps, pixel_area)
+        det = _detections(index, band, field, stars, zps)
+    return FrameOutcome(row=row, detections=det, wcs=wcs_out, solved_wcs=solved)
+
+
+def _star_columns(row, stars, zps, pixel_area):
+    """FWHM, aperture and sky columns of a frame's row from its measured stars."""
+    row["n_stars"] = len(stars)
+    row["fwhm"] = float(stars.meta.get("fwhm") or np.nan)
+    row["aperture_radius"] = float(stars.meta.get("aperture_radius") or np.nan)
+    row["apcorr"] = (float(zps.aperture_correction) if zps is not None
+                     else float(stars.meta.get("aperture_correction") or np.nan))
+    t = row["exptime"]
+    sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
+    if np.isfinite(t) and t > 0:  # a raw frame's sky still holds the bias (flag)
+        per = pixel_area if pixel_area else 1.0
+        if not pixel_area:  # no WCS: per pixel, not per arcsec^2
+            row["flags"] = ",".join(f for f in (row["flags"], "sky_per_pixel") if f)
+        row["sky_rate"] = sky / t / per
+        row["sky_inst"] = (-2.5 * math.log10(row["sky_rate"])
+                           if row["sky_rate"] > 0 else np.nan)
+
+
+def fit_night(rows, detections, notes=(), exclude=None, provenance=None, wcs=None):
+    """The night's model from its measured frames.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :attr:`FrameOutcome.row` of every frame (any order; failed frames included).
+    detections : list of Table
+        :attr:`FrameOutcome.detections` of the frames that have stars.
+    notes : list of str
+        The plan's notes (more are appended).
+    exclude : sequence of str or int, optional
+        Frames left out of the extinction fit.
+
+    Returns
+    -------
+    NightResult
+    """
+    notes = list(notes)
+    frames = Table(rows=[[r[c] for c in FRAME_COLUMNS] for r in rows], names=FRAME_COLUMNS)
+    for c in ("file", "band", "filter", "time", "airmass_source", "status", "reason",
+              "flags", "color"):
+        frames[c] = np.asarray(frames[c]).astype(str)
+    det = _stack([d for d in detections if d is not None])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
+        result = _fit_night(frames, det, notes, exclude)
+    result.provenance = dict(provenance or {})
+    result.wcs = dict(wcs or {})
+    return result
+
+
 def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, colours=None,
                   calibrate=True, gain=None, offline=False, progress=None, echo=None,
                   exclude=None, max_stars=300, lights=None, names=None):
     """Measure every light frame of a night and fit the night's photometric model.
+
+    The composition of :func:`plan_night`, :func:`measure_frame` per frame (in time order)
+    and :func:`fit_night`.
 
     Parameters
     ----------
@@ -268,175 +531,27 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
     -------
     NightResult
     """
-    notes = []
-    location = parse_site(site)
-    site_source = "given (--site)" if location is not None else ""
-    if lights is None:
-        names, lights, prov = _lights(raw_dir, out, calibrate, gain, progress)
-    else:
-        names = names or [f"light{i}" for i in range(len(lights))]
-        prov = {"calibration": "lights given"}
-    if not lights:
-        raise ZeropointError(f"{raw_dir}: no light frames found")
-    headers = [ccd.meta for ccd in lights]
-    # ------------------------------------------------------------------ geometry
-    pointings = [pointing_from_header(h, ccd.wcs, ccd.shape)[0] for h, ccd in
-                 zip(headers, lights, strict=True)]
-    loc_for_tz = location
-    if loc_for_tz is None:
-        from .geometry import site_from_header
-
-        loc_for_tz, _ = site_from_header(headers[0])
-    if location is None and loc_for_tz is not None:
-        loc_fixed, lon_note = check_longitude_sign(headers, loc_for_tz, pointings)
-        if lon_note:
-            notes.append(lon_note)
-            location, loc_for_tz, site_source = loc_fixed, loc_fixed, "header, sign of " \
-                "the longitude corrected"
-    offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
-    notes.append(tz_note)
-    geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,
-                            site_source=site_source, offset_hours=offset_h)
-             for h, n, c in zip(headers, names, lights, strict=True)]
-    order = sorted(range(len(lights)), key=lambda i: (
-        geoms[i].time_mid.mjd if geoms[i].time_mid is not None else np.inf, names[i]))
-    fields, centres = _cluster_fields(pointings)
-    # ------------------------------------------------------------------ catalogs
-    cats = {}
-    if catalog is not None:
-        for fidx, centre in enumerate(centres):
-            first = next(i for i in order if fields[i] == fidx)
-            ccd = lights[first]
-            if ccd.wcs is not None and ccd.wcs.has_celestial:
-                from ..catalogs import field_of
-
-                c, radius = field_of(ccd.wcs, ccd.shape)
-            else:
-                c, radius = centre, 0.5 * u.deg
-            if isinstance(catalog, Table):
-                cats[fidx] = catalog
-            else:
-                cats[fidx] = _catalog_for_field(catalog, c, radius, offline, notes)
-    else:
-        notes.append("no catalog: relative transparency from the night's own stars only; "
-                     "give --catalog for zero points and standard magnitudes")
-    # ------------------------------------------------------------------ frames
-    rows, dets, wcs_of = [], [], {}
-    solved_for_field = {}
-    n = len(order)
-    for step, i in enumerate(order):
-        report(progress, step, n, f"measuring {names[i]}")
-        ccd, g = lights[i], geoms[i]
-        if isinstance(ccd, _LazyLight):
-            ccd = ccd.load()
-        filt, band = _band_of(headers[i], names[i], band_map)
-        row = {c: np.nan for c in FRAME_COLUMNS}
-        row.update({"frame": i, "file": names[i], "band": band, "filter": filt,
-                    "field": fields[i], "time": g.time_mid.isot if g.time_mid else "",
-                    "mjd": g.time_mid.mjd if g.time_mid else np.nan,
-                    "exptime": g.exptime or np.nan, "airmass": g.airmass,
-                    "airmass_source": g.airmass_source, "airmass_header": g.airmass_header,
-                    "airmass_computed": g.airmass_computed, "altitude": g.altitude,
-                    "sun_alt": g.sun_alt, "moon_alt": g.moon_alt, "moon_illum": g.moon_illum,
-                    "moon_sep": g.moon_sep, "status": "", "reason": "; ".join(g.notes),
-                    "flags": "", "n_matched": 0, "n_used": 0, "n_stars": 0,
-                    "used_in_fit": False, "cloudy": False, "outlier": False})
-        cat = cats.get(fields[i])
-        colour, cref = _colour_for(band, cat, colours)
-        row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
-        stars = zps = None
-        pixel_area = None
-        if cat is not None and band and f"mag_{band}" in cat.colnames:
-            try:
-                if (ccd.wcs is None or not ccd.wcs.has_celestial) and \
-                        fields[i] in solved_for_field:
-                    ccd.wcs = solved_for_field[fields[i]]  # a dither of a solved pointing
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    m = measure_one(ccd, cat, band, colour, cref, gain, max_stars)
-                stars, zps, wcs = m.stars, m.zeropoint, m.wcs
-                if m.astrometry.get("wcs_source") == "solved":
-                    solved_for_field[fields[i]] = wcs
-                wcs_of[i] = wcs
-                row.update({"status": "ok", "zp": zps.zp, "zp_err": zps.zp_err,
-                            "zp_err_total": zps.zp_err_total,
-                            "color_term": np.nan if zps.color_term is None else zps.color_term,
-                            "color_term_err": (np.nan if zps.color_term_err is None
-                                               else zps.color_term_err),
-                            "n_matched": zps.n_matched, "n_used": zps.n_used,
-                            "sky_sb": np.nan if m.sky_sb is None else m.sky_sb,
-                            "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
-                pixel_area = m.astrometry.get("wcs_pixel_scale")
-                pixel_area = None if not pixel_area else pixel_area ** 2
-            except Cancelled:
-                raise
-            except ZeropointError as err:
-                row["status"], row["reason"] = "no zero point", str(err)
-            except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
-                log.debug("traceback of %s", names[i], exc_info=True)
-                row["status"] = "no zero point"
-                row["reason"] = f"internal error: {type(err).__name__}: {err}"
-        elif cat is not None:
-            row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
-        if stars is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    stars, im = _photometry_only(ccd, gain)
-                if not row["status"]:
-                    row["status"] = "relative"
-                if ccd.wcs is not None and ccd.wcs.has_celestial:
-                    wcs_of[i] = ccd.wcs
-                    from ..stats import pixel_area_arcsec2
-
-                    pixel_area = pixel_area_arcsec2(ccd.wcs)
-                if im.calibrated is False:
-                    row["flags"] = "raw"
-            except Cancelled:
-                raise
-            except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
-                if not isinstance(err, ZeropointError):
-                    log.debug("traceback of %s", names[i], exc_info=True)
-                    err = f"internal error: {type(err).__name__}: {err}"
-                row["status"] = "failed"
-                row["reason"] = "; ".join(dict.fromkeys(
-                    r for r in (row["reason"], str(err)) if r))
-        if stars is not None and len(stars):
-            row["n_stars"] = len(stars)
-            row["fwhm"] = float(stars.meta.get("fwhm") or np.nan)
-            row["aperture_radius"] = float(stars.meta.get("aperture_radius") or np.nan)
-            row["apcorr"] = (float(zps.aperture_correction) if zps is not None
-                             else float(stars.meta.get("aperture_correction") or np.nan))
-            t = row["exptime"]
-            sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
-            if np.isfinite(t) and t > 0:  # a raw frame's sky still holds the bias (flag)
-                per = pixel_area if pixel_area else 1.0
-                if not pixel_area:  # no WCS: per pixel, not per arcsec^2
-                    row["flags"] = ",".join(f for f in (row["flags"], "sky_per_pixel") if f)
-                row["sky_rate"] = sky / t / per
-                row["sky_inst"] = (-2.5 * math.log10(row["sky_rate"])
-                                   if row["sky_rate"] > 0 else np.nan)
-            dets.append(_detections(i, band, fields[i], stars, zps))
-        rows.append(row)
+    plan = plan_night(raw_dir, catalog, out=out, site=site, calibrate=calibrate, gain=gain,
+                      offline=offline, progress=progress, lights=lights, names=names)
+    rows, dets, wcs_of, solved_for_field = [], [], {}, {}
+    n = len(plan.order)
+    for step, i in enumerate(plan.order):
+        report(progress, step, n, f"measuring {plan.names[i]}")
+        kw = plan.frame_kwargs(i)
+        fo = measure_frame(plan.lights[i], band_map=band_map, colours=colours, gain=gain,
+                           max_stars=max_stars, field_wcs=solved_for_field.get(kw["field"]),
+                           **kw)
+        plan.lights[i] = None  # bounded memory: the night keeps stars, not pixels
+        if fo.solved_wcs is not None:
+            solved_for_field[kw["field"]] = fo.solved_wcs
+        if fo.wcs is not None:
+            wcs_of[i] = fo.wcs
+        rows.append(fo.row)
+        dets.append(fo.detections)
         if echo is not None:
-            echo(_frame_line(step, n, row))
-        lights[i] = None  # bounded memory: the night keeps stars, not pixels
+            echo(_frame_line(step, n, fo.row))
     report(progress, n, n, "fitting the night")
-    frames = Table(rows=[[r[c] for c in FRAME_COLUMNS] for r in rows], names=FRAME_COLUMNS)
-    for c in ("file", "band", "filter", "time", "airmass_source", "status", "reason",
-              "flags", "color"):
-        frames[c] = np.asarray(frames[c]).astype(str)
-    det = _stack(dets)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
-        result = _fit_night(frames, det, notes, exclude)
-    result.provenance = dict(prov, raw_dir=str(raw_dir), catalog=None if catalog is None
-                             else (catalog.meta.get("catalog", "table")
-                                   if isinstance(catalog, Table) else str(catalog)),
-                             site=site_source or "headers", time_zone=tz_note,
-                             time_offset_hours=offset_h)
-    result.wcs = wcs_of
-    return result
+    return fit_night(rows, dets, plan.notes, exclude, plan.provenance, wcs_of)
 
 
 def measure_one(ccd, cat, band, colour, cref, gain, max_stars):
