@@ -5,7 +5,8 @@ Public API
 ----------
 - :func:`find_stars`, :func:`measure_fwhm`: detection (photutils) and the stars' FWHM;
 - :func:`measure_psf`, :class:`PSF`: the frame's PSF (width, shape, empirical curve of growth);
-- :func:`measure_stars`: the measurement of given or detected positions (compiled hot path);
+- :func:`measure_stars`: the measurement of given or detected positions (compiled hot path),
+  its numbers and switches in :class:`ApertureSettings`;
 - :func:`aperture_fluxes`: the fast fixed-position core (photutils-equivalent numbers);
 - strategies :class:`AnnulusSky`, :class:`CurveOfGrowth`; result :class:`ApertureCorrection`;
 - flag constants ``FLAG_*`` and :func:`flag_text`;
@@ -40,9 +41,10 @@ from .flags import (
 )
 from .image import PreparedImage, header_value, prepare_image
 from .psf import PSF, UNDERSAMPLED_FWHM, measure_psf
+from .settings import ApertureSettings
 
 __all__ = ["find_stars", "measure_fwhm", "measure_psf", "PSF", "UNDERSAMPLED_FWHM",
-           "phase_safe_radius", "envelope_correction", "measure_stars", "aperture_fluxes", "default_radii",
+           "phase_safe_radius", "envelope_correction", "measure_stars", "ApertureSettings", "aperture_fluxes", "default_radii",
            "AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "MEDIAN_SKY_K",
            "Background", "estimate_background", "PreparedImage", "prepare_image",
            "header_value", "flag_text", "flag_texts", "FLAG_NAMES", "EXCLUDE_FROM_FIT",

@@ -51,6 +51,7 @@ from .flags import (
 )
 from .image import PreparedImage, prepare_image
 from .psf import PSF, fit_power_tail, growth_curves, measure_psf
+from .settings import ApertureSettings
 
 __all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "Growth", "measure_stars",
            "aperture_fluxes", "default_radii", "phase_safe_radius", "envelope_correction",
@@ -493,7 +494,7 @@ class CurveOfGrowth:
         norm = curves / curves[:, -1:]
         # brightest first: the curve shape from the best stars
         median = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
-        tail = fit_power_tail(radii, curves, None, far_in, far_out,
+        tail = fit_power_tail(radii, curves, sig2, far_in, far_out,
                               r_min=max(2.0 * fwhm, 3.0))
         total = 1.0 + tail["missing"]
         new_psf = psf.with_growth(radii, median / total, tail["amplitude"] / total,
@@ -733,10 +734,8 @@ def _validate_radii(aperture_radius, annulus):
     return r_in, r_out
 
 
-def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, annulus=None,
-                  recenter=True, gain=None, read_noise=None, saturation=None, exptime=None,
-                  sky=None, aperture_correction=None, mask_positions=None, nonlinear=0.85,
-                  crowding_limit=0.01):
+def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=None,
+                  mask_positions=None, settings=None, **keywords):
     """Measure stars: centroids, exact-aperture fluxes with a local sky, errors, flags.
 
     The aperture is chosen from the frame's own curve of growth unless given
@@ -744,6 +743,10 @@ def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, 
     aperture (:func:`default_radii`), the curve of growth of the brightest isolated stars
     gives the PSF's empirical profile and the radius, and the stars are measured again in
     that radius with the crowding estimate from the empirical profile.
+
+    The numbers and switches are an :class:`~.settings.ApertureSettings` (``settings``), or
+    its fields given as keywords (``fwhm=3.0, recenter=False``); the strategies are
+    arguments of their own.
 
     Parameters
     ----------
@@ -785,6 +788,8 @@ def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, 
     crowding_limit : float
         Flag ``crowded`` when neighbours are estimated to add more than this fraction of the
         star's flux to its aperture (from the frame's PSF).
+    settings : ApertureSettings, optional
+        The numbers and switches above in one object (keywords override its fields).
 
     Returns
     -------
@@ -815,50 +820,34 @@ def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, 
     >>> sorted(stars.meta)[:3]
     ['annulus_in', 'annulus_out', 'aperture_correction']
     """
+    st = ApertureSettings.from_keywords(settings, **keywords)
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(
-        ccd, gain=gain, read_noise=read_noise, saturation=saturation, exptime=exptime)
+        ccd, gain=st.gain, read_noise=st.read_noise, saturation=st.saturation,
+        exptime=st.exptime)
     t = im.require_exptime()
     xs, ys, ids = _star_positions(im, positions)
     n = xs.size
-    psf = _resolve_psf(im, positions, xs, ys, fwhm, psf)
+    psf = _resolve_psf(im, positions, xs, ys, st.fwhm, psf)
     fwhm = psf.fwhm
     d_ap, d_ann = default_radii(fwhm)
-    r_ap = float(aperture_radius) if aperture_radius is not None else d_ap
-    r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
+    r_ap = float(st.aperture_radius) if st.aperture_radius is not None else d_ap
+    r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
     sky = AnnulusSky() if sky is None else sky
     if aperture_correction is None:
         aperture_correction = CurveOfGrowth()
-
-    # neighbours: the measured stars plus any extra positions
-    extra_flux = None
-    if mask_positions is not None:
-        mx, my = _positions_xy(mask_positions)
-        allx, ally = np.r_[xs, mx], np.r_[ys, my]
-        if isinstance(mask_positions, Table) and "flux" in mask_positions.colnames:
-            extra_flux = np.asarray(mask_positions["flux"], float)
-    else:
-        allx, ally = xs, ys
+    allx, ally, extra_flux = _neighbours(xs, ys, mask_positions)
     starmask = sky.star_mask(im.shape, allx[np.isfinite(allx)], ally[np.isfinite(ally)], fwhm)
     s0 = sky(im, xs, ys, r_in, r_out, starmask)
     base_peaks = np.zeros(allx.size)
     base_peaks[:n] = _peak_above(im, xs, ys, s0["sky"])
     noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
-
-    x_out, y_out = xs.copy(), ys.copy()
-    centroid_failed = np.zeros(n, bool)
-    if recenter:
-        cx, cy, ok = K.windowed_centroids(im.data, im.bad, np.ascontiguousarray(xs),
-                                          np.ascontiguousarray(ys),
-                                          np.where(np.isfinite(s0["sky"]), s0["sky"], np.nan),
-                                          max(psf.sigma_eff, 0.5), 30, max(fwhm, 1.0))
-        x_out, y_out = cx, cy
-        centroid_failed = ~ok & np.isfinite(xs) & np.isfinite(ys)
+    x_out, y_out, centroid_failed = _recentre(im, xs, ys, s0["sky"], psf, st.recenter)
 
     def run(r_ap, r_in, r_out, psf):
         wings = _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise)
         cols, flags, error_model = _photometry(
             im, x_out, y_out, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
-            extra_flux, nonlinear, crowding_limit)
+            extra_flux, st.nonlinear, st.crowding_limit)
         flags[centroid_failed] |= FLAG_CENTROID
         cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys,
                 **cols, "flags": flags}
@@ -868,44 +857,72 @@ def measure_stars(ccd, positions, *, fwhm=None, psf=None, aperture_radius=None, 
         return Table(cols, meta=meta, copy=False), wings
 
     table, wings = run(r_ap, r_in, r_out, psf)
-    radius_method = "given" if aperture_radius is not None else "default (1.5 FWHM)"
-    neighbours = None
-    if extra_flux is not None:
-        neighbours = (allx[n:], ally[n:], extra_flux)
-    if isinstance(aperture_correction, CurveOfGrowth):
-        growth = aperture_correction.measure(im, table, psf, sky, starmask,
-                                             neighbours=neighbours, wings=wings)
-        if growth is not None:
-            psf = growth.psf
-            if aperture_radius is None:
-                r_ap = aperture_correction.choose_radius(growth)
-                r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
-                radius_method = "curve of growth (best S/N, phase-safe)"
-            # measure again with the empirical profile (crowding, wings) and the radius
-            table, wings = run(r_ap, r_in, r_out, psf)
-            corr = aperture_correction.correction(growth, table)
-        else:
-            if aperture_radius is None:
-                # no star to measure the wings on: a wider aperture keeps the envelope small
-                r_ap = max(2.0 * fwhm, phase_safe_radius(fwhm))
-                r_in, r_out = _annulus_for(r_ap, annulus, d_ann)
-                radius_method = "2 FWHM (no curve of growth)"
-                table, wings = run(r_ap, r_in, r_out, psf)
-            corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
-    elif aperture_correction is False:
-        corr = ApertureCorrection(1.0, 0.0, 0, "none")
-    elif isinstance(aperture_correction, ApertureCorrection):
-        corr = aperture_correction
+    radius_method = "given" if st.aperture_radius is not None else "default (1.5 FWHM)"
+    if not isinstance(aperture_correction, CurveOfGrowth):
+        return _finish(table, _fixed_correction(aperture_correction), psf, t, radius_method,
+                       im)
+    neighbours = None if extra_flux is None else (allx[n:], ally[n:], extra_flux)
+    growth = aperture_correction.measure(im, table, psf, sky, starmask,
+                                         neighbours=neighbours, wings=wings)
+    if growth is not None:
+        psf = growth.psf
+        if st.aperture_radius is None:
+            r_ap = aperture_correction.choose_radius(growth)
+            r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
+            radius_method = "curve of growth (best S/N, phase-safe)"
+        # measure again with the empirical profile (crowding, wings) and the radius
+        table, wings = run(r_ap, r_in, r_out, psf)
+        corr = aperture_correction.correction(growth, table)
     else:
-        try:
-            value = float(aperture_correction)
-        except (TypeError, ValueError) as err:
-            raise InputError("aperture_correction must be a CurveOfGrowth, a number or False, "
-                             f"got {aperture_correction!r}") from err
-        if not value > 0:
-            raise InputError(f"aperture_correction must be > 0, got {value!r}")
-        corr = ApertureCorrection(value, 0.0, 0, "fixed" if value != 1.0 else "none")
+        if st.aperture_radius is None:
+            # no star to measure the wings on: a wider aperture keeps the envelope small
+            r_ap = max(2.0 * fwhm, phase_safe_radius(fwhm))
+            r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
+            radius_method = "2 FWHM (no curve of growth)"
+            table, wings = run(r_ap, r_in, r_out, psf)
+        corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
     return _finish(table, corr, psf, t, radius_method, im)
+
+
+def _neighbours(xs, ys, mask_positions):
+    """Every star's position (the measured ones first, then ``mask_positions``) and the
+    extra stars' fluxes (None when not known)."""
+    if mask_positions is None:
+        return xs, ys, None
+    mx, my = _positions_xy(mask_positions)
+    extra_flux = None
+    if isinstance(mask_positions, Table) and "flux" in mask_positions.colnames:
+        extra_flux = np.asarray(mask_positions["flux"], float)
+    return np.r_[xs, mx], np.r_[ys, my], extra_flux
+
+
+def _recentre(im, xs, ys, sky_level, psf, recenter):
+    """Gaussian-windowed centroids (``recenter``), or the given positions; and which
+    centroids failed (those keep the given position)."""
+    if not recenter:
+        return xs.copy(), ys.copy(), np.zeros(xs.size, bool)
+    cx, cy, ok = K.windowed_centroids(im.data, im.bad, np.ascontiguousarray(xs),
+                                      np.ascontiguousarray(ys),
+                                      np.where(np.isfinite(sky_level), sky_level, np.nan),
+                                      max(psf.sigma_eff, 0.5), 30, max(psf.fwhm, 1.0))
+    return cx, cy, ~ok & np.isfinite(xs) & np.isfinite(ys)
+
+
+def _fixed_correction(aperture_correction):
+    """The :class:`ApertureCorrection` of a correction that is not measured: ``False`` (none),
+    an :class:`ApertureCorrection`, or a positive number."""
+    if aperture_correction is False:
+        return ApertureCorrection(1.0, 0.0, 0, "none")
+    if isinstance(aperture_correction, ApertureCorrection):
+        return aperture_correction
+    try:
+        value = float(aperture_correction)
+    except (TypeError, ValueError) as err:
+        raise InputError("aperture_correction must be a CurveOfGrowth, a number or False, "
+                         f"got {aperture_correction!r}") from err
+    if not value > 0:
+        raise InputError(f"aperture_correction must be > 0, got {value!r}")
+    return ApertureCorrection(value, 0.0, 0, "fixed" if value != 1.0 else "none")
 
 
 def _star_positions(im, positions):

@@ -495,14 +495,69 @@ def growth_curves(im, xs, ys, radii, sky_level):
     return curves, abad, aoff
 
 
-def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
+def _ring_brightness(radii, curves, pixel_var, r_min):
+    """The stars' mean normalised ring brightness beyond ``r_min`` and its error.
+
+    Each ring's brightness (flux between two radii over its area, per unit flux inside the
+    largest radius) is averaged over the stars with inverse-variance weights from each
+    star's own noise (its photons and ``pixel_var`` per pixel), so the bright stars, whose
+    wings are measured, carry the mean; 4-sigma outliers of a ring (a neighbour, a hit) are
+    dropped and the error is scaled by the stars' scatter about the mean where it exceeds
+    their noise (the PSF changes across the field). Without ``pixel_var`` the median and its
+    robust spread are used. Returns ``(r, s, s_err, ring_area)`` of the selected rings."""
+    radii = np.asarray(radii, float)
+    area = math.pi * radii ** 2
+    d_area = np.diff(area)
+    big = curves[:, -1:]
+    rings = np.diff(curves, axis=1) / big / d_area[None, :]
+    rmid = np.sqrt(0.5 * (radii[1:] ** 2 + radii[:-1] ** 2))
+    sel = rmid >= r_min
+    rings, d_area, rmid = rings[:, sel], d_area[sel], rmid[sel]
+    n = rings.shape[0]
+    if pixel_var is None:
+        s = np.median(rings, axis=0)
+        s_err = (mad_std(rings, axis=0) if n >= 3 else np.abs(s) + 1e-12) * MEDIAN_ERROR / \
+            math.sqrt(max(n, 1))
+        return rmid, s, np.maximum(s_err, 1e-9), d_area
+    pv = np.asarray(pixel_var, float)[:, None]
+    flux = np.diff(curves, axis=1)[:, sel]
+    var = (np.clip(flux, 0, None) + d_area[None, :] * pv) / (big * d_area[None, :]) ** 2
+    var = np.where(np.isfinite(var) & (var > 0), var, np.inf)
+    keep = np.isfinite(rings) & np.isfinite(var)
+    for _ in range(3):
+        w = np.where(keep, 1.0 / var, 0.0)
+        sw = np.maximum(w.sum(axis=0), 1e-300)
+        s = (w * np.where(keep, rings, 0.0)).sum(axis=0) / sw
+        z = (rings - s[None, :]) / np.sqrt(var)
+        new = keep & (np.abs(z) <= 4.0)
+        if n < 3 or np.array_equal(new, keep):
+            break
+        keep = new
+    s_err = 1.0 / np.sqrt(sw)
+    k = keep.sum(axis=0)
+    chi2 = np.where(k > 1, np.where(keep, z ** 2, 0.0).sum(axis=0) / np.maximum(k - 1, 1), 1.0)
+    s_err = s_err * np.sqrt(np.maximum(chi2, 1.0))
+    return rmid, s, np.maximum(s_err, 1e-12), d_area
+
+
+def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     """Fit the outer surface brightness of normalised growth curves with a power law.
 
     Each curve is normalised to its flux inside the largest radius; the rings beyond ``r_min``
-    give a surface brightness ``S_meas(r) = A (r**-p - <r**-p>_sky)``: the sky annulus
-    (``sky_in`` to ``sky_out``) holds wing light too, so the measured rings and the largest
-    aperture are short of the truth by that much. ``A`` and ``p`` are fitted by weighted
-    least squares on the stars' median ring brightness.
+    give a surface brightness ``S_meas(r) = A ((r**2 + c**2)**(-p/2) - <...>_sky)``: a power
+    law of index ``p`` that may steepen outwards towards it (softening radius ``c``, free
+    when there are at least 6 rings, else 0), minus its mean over the sky annulus (``sky_in``
+    to ``sky_out``), which holds wing light too, so the measured rings and the largest
+    aperture are short of the truth by that much. No PSF family is assumed: ``p`` and ``c``
+    are free. ``A``, ``p`` and ``c`` are fitted by weighted least squares on the stars' mean
+    ring brightness (:func:`_ring_brightness`; ``pixel_var`` is each star's sky variance per
+    pixel, None for an unweighted median).
+
+    The error of the missing light has two parts: the fit's (its covariance, scaled up by the
+    reduced chi2 when it exceeds 1) and the extrapolation's, measured from the data: a pure
+    power law fitted to the outer half of the rings alone gives another extrapolation, and
+    half the difference (a profile that steepens or flattens outwards) is the model error,
+    never below 15% of the missing light.
 
     Returns
     -------
@@ -513,73 +568,69 @@ def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
         when the outer rings hold no measurable light.
     """
     radii = np.asarray(radii, float)
-    norm = curves / curves[:, -1:]
     r_big = radii[-1]
-    area = math.pi * radii ** 2
-    rings = np.diff(norm, axis=1) / np.diff(area)[None, :]
-    rmid = np.sqrt(0.5 * (radii[1:] ** 2 + radii[:-1] ** 2))
-    sel = rmid >= r_min
+    r, s_med, s_err, ring_area = _ring_brightness(radii, curves, pixel_var, r_min)
     out = {"amplitude": 0.0, "index": None, "missing": 0.0, "missing_err": 0.0,
-           "n_rings": int(sel.sum())}
-    if sel.sum() < 3 or norm.shape[0] < 1:
+           "n_rings": int(r.size)}
+    if r.size < 3 or curves.shape[0] < 1:
         return out
-    ring_sel = rings[:, sel]
-    n = ring_sel.shape[0]
-    # the median star's ring brightness and its error (robust spread / sqrt(n))
-    s_med = np.median(ring_sel, axis=0)
-    s_err = (mad_std(ring_sel, axis=0) if n >= 3 else np.abs(s_med) + 1e-12) * MEDIAN_ERROR / \
-        math.sqrt(max(n, 1))
-    s_err = np.maximum(s_err, 1e-9)
-    r = rmid[sel]
 
-    def sky_mean(p):
-        # mean of r**-p over the annulus (area-weighted)
-        if abs(p - 2.0) < 1e-6:
-            return 2.0 * math.log(sky_out / sky_in) / (sky_out ** 2 - sky_in ** 2)
-        return (2.0 / (2.0 - p)) * (sky_out ** (2.0 - p) - sky_in ** (2.0 - p)) / \
-            (sky_out ** 2 - sky_in ** 2)
+    def sky_mean(q):
+        # mean of (r^2 + c^2)**(-p/2) over the annulus (area-weighted)
+        p, c2 = q[1], math.exp(2.0 * q[2])
+        h = 1.0 - 0.5 * p
+        if abs(h) < 1e-6:
+            return math.log((sky_out ** 2 + c2) / (sky_in ** 2 + c2)) / (sky_out ** 2 - sky_in ** 2)
+        return ((sky_out ** 2 + c2) ** h - (sky_in ** 2 + c2) ** h) / \
+            (h * (sky_out ** 2 - sky_in ** 2))
 
-    def model(q):
-        a, p = math.exp(q[0]), q[1]
-        return a * (r ** -p - sky_mean(p))
+    def model(q, rr):
+        return math.exp(q[0]) * ((rr ** 2 + math.exp(2.0 * q[2])) ** (-0.5 * q[1])
+                                 - sky_mean(q))
 
     # no significant light in the outer rings: no tail (error: what the rings allow)
     signif = float(np.sum(s_med / s_err ** 2) / math.sqrt(np.sum(1.0 / s_err ** 2)))
-    ring_area = np.diff(area)[sel]
     if signif < 2.0:
-        # bound on the missing light: the outer rings' summed brightness uncertainty
-        bound = float(np.sqrt(np.sum((s_err * ring_area) ** 2)))
-        out["missing_err"] = bound
+        out["missing_err"] = float(np.sqrt(np.sum((s_err * ring_area) ** 2)))
         return out
-    def fit(keep):
+    c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
+
+    def fit(keep, soften):
         best = None
         for p0 in (2.5, 3.5, 5.0, 8.0):
-            a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
-            try:
-                res = least_squares(
-                    lambda q: ((model(q) - s_med) / s_err)[keep], [math.log(a0), p0],
-                    bounds=([-80.0, MIN_TAIL_INDEX], [80.0, 20.0]))
-            except (ValueError, FloatingPointError):
-                continue
-            if best is None or res.cost < best.cost:
-                best = res
+            for lc0 in ((c_lo, 0.5 * (c_lo + c_hi)) if soften else (c_lo,)):
+                a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
+                q0 = [math.log(a0), p0, lc0]
+                lo = [-80.0, MIN_TAIL_INDEX, c_lo]
+                hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
+                try:
+                    res = least_squares(
+                        lambda q: ((model(q, r[keep]) - s_med[keep]) / s_err[keep]),
+                        q0, bounds=(lo, hi))
+                except (ValueError, FloatingPointError):
+                    continue
+                if best is None or res.cost < best.cost:
+                    best = res
         return best if best is not None and best.success else None
 
-    def missing(a_, p_):
-        beyond = 2.0 * math.pi * a_ * r_big ** (2.0 - p_) / (p_ - 2.0)
-        oversub = math.pi * r_big ** 2 * a_ * sky_mean(p_)
+    def missing(q):
+        a_, p_, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
+        beyond = 2.0 * math.pi * a_ * (r_big ** 2 + c2) ** (1.0 - 0.5 * p_) / (p_ - 2.0)
+        oversub = math.pi * r_big ** 2 * a_ * sky_mean(q)
         return beyond + oversub
 
-    every = np.ones(r.size, bool)
-    best = fit(every)
+    soften = r.size >= 6
+    best = fit(np.ones(r.size, bool), soften)
     if best is None:
         out["missing_err"] = float(np.sum(np.abs(s_med) * ring_area))
         return out
-    a, p = math.exp(best.x[0]), float(best.x[1])
-    m = missing(a, p)
+    q = np.asarray(best.x, float)
+    a, p = math.exp(q[0]), float(q[1])
+    m = missing(q)
     # statistical error: the fit covariance, scaled by the reduced chi2 when it exceeds 1
-    J = best.jac
-    dof = max(r.size - 2, 1)
+    free = [0, 1, 2] if soften else [0, 1]
+    J = best.jac[:, free]
+    dof = max(r.size - len(free), 1)
     chi2 = 2.0 * best.cost / dof
     try:
         cov = np.linalg.inv(J.T @ J) * max(chi2, 1.0)
@@ -587,15 +638,25 @@ def fit_power_tail(radii, curves, weights, sky_in, sky_out, r_min):
         cov = None
     if cov is not None and np.all(np.isfinite(cov)):
         eps = 1e-4
-        g = np.array([(missing(math.exp(best.x[0] + eps), p) - m) / eps,
-                      (missing(a, p + eps) - m) / eps])
+        g = []
+        for k in free:
+            dq = q.copy()
+            dq[k] += eps
+            g.append((missing(dq) - m) / eps)
+        g = np.asarray(g)
         m_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
     else:
         m_err = m
-    # systematic error of the extrapolation: a profile steepens outwards, so a power law
-    # fitted inside the largest radius is only a guide to the light beyond it; half the
-    # extrapolated light is taken as its model error
-    m_err = math.hypot(m_err, 0.5 * m)
+    # extrapolation error from the data: the same law on the outer half of the rings alone
+    # says whether the profile steepens or flattens outwards (its own extrapolation is not
+    # better: the outer rings are the faintest and the most exposed to neighbours' light)
+    outer = r >= np.median(r)
+    model_err = 0.15 * m
+    if outer.sum() >= 3:
+        bo = fit(outer, False)
+        if bo is not None:
+            model_err = max(model_err, 0.5 * abs(missing(np.asarray(bo.x, float)) - m))
+    m_err = math.hypot(m_err, model_err)
     if p < MIN_TAIL_INDEX + 0.1:
         # at the flattest wings allowed: the rings hold light no stellar wing explains
         # (a neighbour, a streak, a sky gradient): the extrapolation is not measured
