@@ -50,7 +50,7 @@ from .flags import (
     flag_texts,
 )
 from .image import PreparedImage, prepare_image
-from .psf import PSF, fit_power_tail, growth_curves, measure_psf
+from .psf import PSF, fit_power_tail, growth_curves, law_missing, measure_psf, tail_annulus_mean
 from .settings import ApertureSettings
 
 __all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "Growth", "measure_stars",
@@ -346,6 +346,152 @@ class Growth:
     median: np.ndarray
 
 
+#: sky annuli of :func:`outer_light`, in units of the far annulus' outer radius; the last
+#: pair is the reference, where a star's own light is taken as negligible
+OUTER_EDGES = (1.0, 1.5, 2.25, 3.0)
+OUTER_REFERENCE = (3.0, 4.5)
+#: at most this many of the brightest stars measure the outer light (its cost is their
+#: wide annuli; fainter stars add almost no weight)
+OUTER_MAX_STARS = 60
+
+
+def _slope_through_origin(x, y, err):
+    """Weighted slope of ``y = h x`` over stars, with its error scaled by the scatter where
+    that exceeds the noise, and never below the jackknife error over the stars; (nan, nan)
+    without usable stars. Stars more than 4 sigma of
+    their own noise off the line (a nebulous patch, a bright neighbour's halo) are dropped
+    one at a time, worst first, while at least half the stars remain."""
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(err) & (err > 0) & (x > 0)
+    n0 = int(ok.sum())
+    if n0 < 2:
+        return math.nan, math.nan
+    while True:
+        w = x[ok] ** 2 / err[ok] ** 2
+        h = float(np.sum(x[ok] * y[ok] / err[ok] ** 2) / np.sum(w))
+        z = np.where(ok, (y - h * x) / err, 0.0)
+        worst = int(np.argmax(np.abs(z)))
+        if abs(z[worst]) <= 4.0 or ok.sum() - 1 < max(2, (n0 + 1) // 2):
+            break
+        ok[worst] = False
+    chi2 = float(np.sum(z[ok] ** 2) / max(ok.sum() - 1, 1))
+    h_err = math.sqrt(max(chi2, 1.0) / float(np.sum(w)))
+    # jackknife over the stars: a slope that rests on one star (a halo that is really a
+    # patch of nebulosity around it) gets the error of that dependence
+    xs, ys, es = x[ok], y[ok], err[ok]
+    sxy, sxx = np.sum(xs * ys / es ** 2), np.sum(xs ** 2 / es ** 2)
+    loo = (sxy - xs * ys / es ** 2) / np.maximum(sxx - xs ** 2 / es ** 2, 1e-300)
+    n = xs.size
+    jack = math.sqrt((n - 1) / n * float(np.sum((loo - loo.mean()) ** 2)))
+    return h, max(h_err, jack)
+
+
+def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far_out, tail):
+    """Add the light beyond the curve of growth that the far sky annulus hides.
+
+    The curves of growth are sky-subtracted with a far annulus (``far_in``-``far_out``); a
+    broad halo (scattered light, an aureole) is nearly flat there, so it is subtracted as
+    sky and the rings never see it. Here each of the (up to :data:`OUTER_MAX_STARS`)
+    brightest unflagged stars with S/N >= 10 gets the sky of wider annuli
+    (:data:`OUTER_EDGES` times ``far_out``) and of a reference annulus
+    (:data:`OUTER_REFERENCE`), other stars masked as for any sky; the excess of each annulus
+    over the reference, regressed on the stars' fluxes through the origin (bright stars
+    weigh most; outliers such as a nebulous patch are clipped), is the profile's surface
+    brightness per unit flux out to the reference. No profile family is assumed.
+
+    Where the excess over the tail law falls with radius (by more than its error from the
+    far annulus to the last one; a flat excess is the sky's own structure), the far
+    annulus' excess was subtracted as sky inside the largest aperture, and the halo's light
+    out to the last annulus where it is still seen (2 sigma) was never counted: both are
+    added. Beyond, the halo is taken to fall at most as r**-4: half that light is added,
+    and as much is the error. Where no halo is seen, the tail law's result stands. Nothing
+    is done on a frame smaller than ~3 reference radii.
+
+    Returns the tail dict, with ``missing`` and ``missing_err`` updated when a halo was
+    added (the tail law's extrapolation error is then replaced by the measured profile's),
+    and ``outer`` (the profile: r_in, r_out, excess, its error, excess over the tail law),
+    ``outer_extra`` and ``outer_extra_err``."""
+    flags = np.asarray(table["flags"], int)
+    f = np.asarray(table["flux_aper"], float)
+    ferr = np.asarray(table["flux_aper_err"], float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = f / ferr
+    use = (flags == 0) & np.isfinite(snr) & (snr >= 10.0) & (f > 0)
+    if use.sum() < 3 or not ap_fraction > 0:
+        return tail
+    ref_in, ref_out = (v * far_out for v in OUTER_REFERENCE)
+    if ref_out > 0.3 * min(im.shape):
+        return tail  # the frame is too small to reach a reference annulus
+    x_all = np.asarray(table["x"], float)
+    y_all = np.asarray(table["y"], float)
+    idx = np.nonzero(use)[0]
+    idx = idx[np.argsort(-f[idx])][:OUTER_MAX_STARS]  # the bright ones carry the weight
+    xs, ys = x_all[idx], y_all[idx]
+    flux_big = f[idx] / ap_fraction  # flux inside the largest radius
+    annuli = [(far_in, far_out)] + [(a * far_out, b * far_out)
+                                    for a, b in zip(OUTER_EDGES[:-1], OUTER_EDGES[1:], strict=True)]
+    ref = sky(im, xs, ys, ref_in, ref_out, starmask, wings=wings, self_index=idx)
+    ref_err2 = ref["std"] ** 2 / np.maximum(ref["n"], 1)
+    t_ref = tail_annulus_mean(tail, ref_in, ref_out)
+    profile, rows = [], []
+    for k, (r1, r2) in enumerate(annuli):
+        a = sky(im, xs, ys, r1, r2, starmask, wings=wings, self_index=idx)
+        d = a["sky"] - ref["sky"]
+        err = np.sqrt(a["std"] ** 2 / np.maximum(a["n"], 1) + ref_err2)
+        ok = (a["n"] >= sky.min_pixels) & (ref["n"] >= sky.min_pixels)
+        h, h_err = _slope_through_origin(np.where(ok, flux_big, np.nan), d, err)
+        if not np.isfinite(h):
+            return tail
+        x = h - (tail_annulus_mean(tail, r1, r2) - t_ref)  # light the tail law missed
+        if k == 0:
+            # the far annulus' excess was subtracted as sky inside the largest aperture, and
+            # (a smooth halo) lies between the largest radius and the far annulus too
+            area = math.pi * (r_big ** 2 + (r2 ** 2 - r_big ** 2))
+        else:
+            area = math.pi * (r2 ** 2 - r1 ** 2)
+        rows.append((r1, r2, area, x, h_err))
+        profile.append((float(r1), float(r2), float(h), float(h_err), float(x)))
+    out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
+    x0, e0, xl, el = rows[0][3], rows[0][4], rows[-1][3], rows[-1][4]
+    if not x0 - xl > math.hypot(e0, el):
+        # no excess that falls with radius: no halo (a flat excess is the sky's own
+        # structure, not a star's light); the tail law's result stands
+        return out
+    # the halo out to where it is still seen (2 sigma), then at most an r**-4 fall beyond
+    used = 1
+    while used < len(rows) and rows[used][3] > 2.0 * rows[used][4]:
+        used += 1
+    areas = [(r1, r2, ar) for r1, r2, ar, _, _ in rows[:used]]
+    extra = float(sum(x * ar for _, _, ar, x, _ in rows[:used]))
+    var = float(sum((he * ar) ** 2 for _, _, ar, _, he in rows[:used]))
+    r_last, x_last = rows[used - 1][1], rows[used - 1][3]
+    beyond = math.pi * max(x_last, 0.0) * r_last ** 2
+    extra += 0.5 * beyond  # halfway between no light beyond and an r**-4 fall
+    # the tail law's uncertainty: where the annuli measure the profile it cancels (the law
+    # enters the missing light and, with the opposite sign, the annuli's excess over it)
+    tail_var = tail.get("missing_err_stat", 0.0) ** 2
+    if tail.get("q") is not None and tail.get("cov") is not None:
+        q0 = np.asarray(tail["q"], float)
+
+        def total(q):
+            m = law_missing(q, tail["r_big"], tail["sky_in"], tail["sky_out"])
+            t_r = tail_annulus_mean(tail, ref_in, ref_out, q)
+            return m - sum((tail_annulus_mean(tail, r1, r2, q) - t_r) * ar
+                           for r1, r2, ar in areas)
+
+        t0 = total(q0)
+        g = []
+        for j in tail["free"]:
+            dq = q0.copy()
+            dq[j] += 1e-4
+            g.append((total(dq) - t0) / 1e-4)
+        g = np.asarray(g)
+        tail_var = float(max(g @ np.asarray(tail["cov"], float) @ g, 0.0))
+    err = math.sqrt(var + (0.5 * beyond) ** 2 + tail_var)
+    out.update(missing=float(tail["missing"] + extra), missing_err=float(err),
+               outer_extra=float(extra), outer_extra_err=float(math.sqrt(var)))
+    return out
+
+
 class CurveOfGrowth:
     """Aperture radius and aperture correction from the frame's own stars.
 
@@ -392,6 +538,9 @@ class CurveOfGrowth:
         Largest estimated fraction of neighbour light inside the largest aperture.
     snr_tolerance : float
         See :meth:`choose_radius`.
+    outer_light : bool
+        Measure the light beyond the rings from the sky annuli of every bright star
+        (:func:`outer_light`), so that a broad halo the far annulus would hide is counted.
 
     Examples
     --------
@@ -400,7 +549,7 @@ class CurveOfGrowth:
     """
 
     def __init__(self, max_radius=4.0, n_stars=25, min_stars=3, min_snr=50.0, isolation=0.002,
-                 snr_tolerance=0.08):
+                 snr_tolerance=0.08, outer_light=True):
         if not max_radius > 1.5:
             raise InputError(f"CurveOfGrowth: max_radius must be > 1.5 FWHM, got {max_radius!r}")
         if not 0 <= snr_tolerance < 1:
@@ -412,6 +561,7 @@ class CurveOfGrowth:
         self.min_snr = float(min_snr)
         self.isolation = float(isolation)
         self.snr_tolerance = float(snr_tolerance)
+        self.outer_light = bool(outer_light)
 
     def __repr__(self):
         return (f"CurveOfGrowth(max_radius={self.max_radius}, n_stars={self.n_stars}, "
@@ -496,6 +646,11 @@ class CurveOfGrowth:
         median = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
         tail = fit_power_tail(radii, curves, sig2, far_in, far_out,
                               r_min=max(2.0 * fwhm, 3.0))
+        if self.outer_light:
+            j_ap = int(np.argmin(np.abs(radii - float(table.meta.get("aperture_radius",
+                                                                       fwhm)))))
+            tail = outer_light(im, table, sky, starmask, wings, float(median[j_ap]), r_big,
+                               far_in, far_out, tail)
         total = 1.0 + tail["missing"]
         new_psf = psf.with_growth(radii, median / total, tail["amplitude"] / total,
                                   tail["index"], idx.size)

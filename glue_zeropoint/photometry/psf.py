@@ -30,7 +30,8 @@ from ..exceptions import PhotometryError
 from ..stats import MEDIAN_ERROR
 from . import _kernels as K
 
-__all__ = ["PSF", "measure_psf", "UNDERSAMPLED_FWHM", "growth_curves", "fit_power_tail"]
+__all__ = ["PSF", "measure_psf", "UNDERSAMPLED_FWHM", "growth_curves", "fit_power_tail",
+           "tail_annulus_mean", "law_missing", "law_annulus_mean"]
 
 log = logging.getLogger(__name__)
 
@@ -540,6 +541,32 @@ def _ring_brightness(radii, curves, pixel_var, r_min):
     return rmid, s, np.maximum(s_err, 1e-12), d_area
 
 
+def law_annulus_mean(q, r_in, r_out):
+    """Mean over an annulus of the tail law ``exp(q0) (r**2 + exp(2 q2))**(-q1/2)``."""
+    a, p, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
+    h = 1.0 - 0.5 * p
+    if abs(h) < 1e-6:
+        return a * math.log((r_out ** 2 + c2) / (r_in ** 2 + c2)) / (r_out ** 2 - r_in ** 2)
+    return a * ((r_out ** 2 + c2) ** h - (r_in ** 2 + c2) ** h) / (h * (r_out ** 2 - r_in ** 2))
+
+
+def law_missing(q, r_big, sky_in, sky_out):
+    """Light of the tail law beyond ``r_big`` plus what its sky annulus over-subtracts
+    inside ``r_big`` (per unit flux inside ``r_big``)."""
+    a, p, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
+    beyond = 2.0 * math.pi * a * (r_big ** 2 + c2) ** (1.0 - 0.5 * p) / (p - 2.0)
+    return beyond + math.pi * r_big ** 2 * law_annulus_mean(q, sky_in, sky_out)
+
+
+def tail_annulus_mean(tail, r_in, r_out, q=None):
+    """Mean surface brightness of a :func:`fit_power_tail` result over an annulus (0 when
+    there is no tail); ``q`` overrides its parameters."""
+    q = tail.get("q") if q is None else q
+    if q is None or tail.get("index") is None:
+        return 0.0
+    return law_annulus_mean(q, r_in, r_out)
+
+
 def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     """Fit the outer surface brightness of normalised growth curves with a power law.
 
@@ -562,31 +589,23 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     Returns
     -------
     dict
-        ``amplitude``, ``index`` (per unit flux inside the largest radius), ``missing`` (flux
-        beyond the largest radius plus the over-subtracted sky inside it, relative to the
-        flux inside it), ``missing_err``, ``n_rings``; ``missing`` is 0 with a small error
-        when the outer rings hold no measurable light.
+        ``amplitude``, ``index``, ``softening`` (per unit flux inside the largest radius),
+        ``missing`` (flux beyond the largest radius plus the over-subtracted sky inside it,
+        relative to the flux inside it), ``missing_err``, ``missing_err_stat`` (the fit's
+        part alone), ``n_rings``; ``missing`` is 0 with a small error when the outer rings
+        hold no measurable light.
     """
     radii = np.asarray(radii, float)
     r_big = radii[-1]
     r, s_med, s_err, ring_area = _ring_brightness(radii, curves, pixel_var, r_min)
-    out = {"amplitude": 0.0, "index": None, "missing": 0.0, "missing_err": 0.0,
-           "n_rings": int(r.size)}
+    out = {"amplitude": 0.0, "index": None, "softening": 0.0, "missing": 0.0,
+           "missing_err": 0.0, "missing_err_stat": 0.0, "n_rings": int(r.size)}
     if r.size < 3 or curves.shape[0] < 1:
         return out
 
-    def sky_mean(q):
-        # mean of (r^2 + c^2)**(-p/2) over the annulus (area-weighted)
-        p, c2 = q[1], math.exp(2.0 * q[2])
-        h = 1.0 - 0.5 * p
-        if abs(h) < 1e-6:
-            return math.log((sky_out ** 2 + c2) / (sky_in ** 2 + c2)) / (sky_out ** 2 - sky_in ** 2)
-        return ((sky_out ** 2 + c2) ** h - (sky_in ** 2 + c2) ** h) / \
-            (h * (sky_out ** 2 - sky_in ** 2))
-
     def model(q, rr):
-        return math.exp(q[0]) * ((rr ** 2 + math.exp(2.0 * q[2])) ** (-0.5 * q[1])
-                                 - sky_mean(q))
+        return math.exp(q[0]) * (rr ** 2 + math.exp(2.0 * q[2])) ** (-0.5 * q[1]) - \
+            law_annulus_mean(q, sky_in, sky_out)
 
     # no significant light in the outer rings: no tail (error: what the rings allow)
     signif = float(np.sum(s_med / s_err ** 2) / math.sqrt(np.sum(1.0 / s_err ** 2)))
@@ -614,10 +633,7 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
         return best if best is not None and best.success else None
 
     def missing(q):
-        a_, p_, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
-        beyond = 2.0 * math.pi * a_ * (r_big ** 2 + c2) ** (1.0 - 0.5 * p_) / (p_ - 2.0)
-        oversub = math.pi * r_big ** 2 * a_ * sky_mean(q)
-        return beyond + oversub
+        return law_missing(q, r_big, sky_in, sky_out)
 
     soften = r.size >= 6
     best = fit(np.ones(r.size, bool), soften)
@@ -637,6 +653,8 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     except np.linalg.LinAlgError:
         cov = None
     if cov is not None and np.all(np.isfinite(cov)):
+        out.update(q=q.tolist(), cov=cov.tolist(), free=free, r_big=float(r_big),
+                   sky_in=float(sky_in), sky_out=float(sky_out))
         eps = 1e-4
         g = []
         for k in free:
@@ -656,10 +674,12 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
         bo = fit(outer, False)
         if bo is not None:
             model_err = max(model_err, 0.5 * abs(missing(np.asarray(bo.x, float)) - m))
+    stat_err = m_err
     m_err = math.hypot(m_err, model_err)
     if p < MIN_TAIL_INDEX + 0.1:
         # at the flattest wings allowed: the rings hold light no stellar wing explains
         # (a neighbour, a streak, a sky gradient): the extrapolation is not measured
         m_err = max(m_err, m)
-    out.update(amplitude=a, index=p, missing=float(m), missing_err=float(m_err))
+    out.update(amplitude=a, index=p, softening=math.exp(q[2]) if soften else 0.0,
+               missing=float(m), missing_err=float(m_err), missing_err_stat=float(stat_err))
     return out
