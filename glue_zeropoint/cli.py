@@ -29,7 +29,7 @@ import warnings
 from . import __version__
 from .exceptions import Cancelled, CatalogServiceError, OutputError, ZeropointError
 
-COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve", "night"]
+COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve", "night", "archive"]
 
 __all__ = ["main", "build_parser"]
 
