@@ -209,11 +209,16 @@ class _client:
     def __init__(self, workers, scheduler, memory_limit, dashboard, timeout):
         self.args = (workers, scheduler, memory_limit, dashboard, timeout)
         self.cluster = self.client = None
+        self.log_level = None
 
     def __enter__(self):
         from distributed import Client, LocalCluster
 
         workers, scheduler, memory_limit, dashboard, timeout = self.args
+        # the cluster's own INFO lines (workers starting, closing) are not the user's news
+        dlog = logging.getLogger("distributed")
+        self.log_level = dlog.level
+        dlog.setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
         if scheduler is not None:
             try:
                 self.client = Client(scheduler, timeout=f"{timeout}s")
@@ -243,6 +248,8 @@ class _client:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.log_level is not None:
+            logging.getLogger("distributed").setLevel(self.log_level)
 
 
 def _run_dask(client, nights, st, settings, book):

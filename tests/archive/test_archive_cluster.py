@@ -1,0 +1,66 @@
+"""The archive on a real LocalCluster (2 worker processes) and on an external scheduler with
+2 ``dask worker`` processes equals the serial run exactly; reruns skip what is done."""
+
+import pytest
+from archive_helpers import (
+    N_FRAMES,
+    ExternalCluster,
+    archive_args,
+    assert_same_archive,
+    frame_results,
+    tmp_files,
+)
+
+from glue_zeropoint.archive import read_archive, read_summaries
+from glue_zeropoint.cli import main
+
+
+def test_serial_reference_is_complete(serial_store, nights):
+    t = read_archive(serial_store)
+    assert len(t) == N_FRAMES
+    assert not t.duplicated(["night", "file"]).any()
+    assert sorted(t["night"].unique()) == ["2024-07-02", "2024-07-03", "2024-07-04"]
+    assert (t["status"] == "ok").all(), t[["file", "status", "reason"]]
+    # a zero point, a sky brightness, a k residual and the provenance in every row
+    for c in ("zp", "sky_sb", "k_residual", "fwhm", "airmass", "zp_night"):
+        assert t[c].notna().all(), c
+    assert t["settings_hash"].nunique() == 1 and t["software_version"].nunique() == 1
+    assert t["frame_key"].nunique() == N_FRAMES
+    assert t["site_lat"].round(2).eq(31.96).all()
+    s = read_summaries(serial_store)
+    assert sorted(s["band"].unique()) == ["B", "V"] and (s["status"] == "ok").all()
+    assert len(s) == 6 and s["k"].notna().all()
+    assert not tmp_files(serial_store)
+
+
+def test_localcluster_equals_serial(nights, serial_store, tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(archive_args(nights, store, "--workers", "2", "--memory-limit", "1GB")) == 0
+    out = capsys.readouterr().out
+    assert "Dask: 2 worker(s) on a LocalCluster" in out
+    assert f"{N_FRAMES} measured now, 0 already stored, 0 failed" in out
+    assert_same_archive(serial_store, store)
+    # a rerun measures nothing and leaves the archive as it was
+    assert main(archive_args(nights, store, "--serial")) == 0
+    out = capsys.readouterr().out
+    assert "0 measured now" in out and "already in the archive" in out
+    assert_same_archive(serial_store, store)
+
+
+@pytest.fixture(scope="module")
+def external(tmp_path_factory):
+    cluster = ExternalCluster(tmp_path_factory.mktemp("dask-logs"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_external_scheduler_equals_serial(nights, serial_store, tmp_path, external, capsys):
+    store = tmp_path / "store"
+    rc = main(archive_args(nights, store, "--scheduler", external.address))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"Dask: 2 worker(s) on {external.address}" in out
+    assert_same_archive(serial_store, store)
+    assert len(frame_results(store)) == N_FRAMES
