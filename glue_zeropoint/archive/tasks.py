@@ -412,7 +412,7 @@ def fit_night_task(job):
         "zp_verdict_reason": result.verdict_reason, "zp_notes": list(result.notes)})
     summary = _summary_rows(job, result, "ok", "")
     _write_summary(store, job, summary, trusted=True)
-    return summary[0]
+    return dict(summary[0], n_frames=n)
 
 
 def _night_date(fr):

@@ -14,11 +14,11 @@ from astropy.table import vstack
 
 from glue_zeropoint.cli import main
 from glue_zeropoint.simulate import reference_catalog
-from glue_zeropoint.simulate.extinction import write_extinction_night
+from glue_zeropoint.simulate.extinction import DEFAULT_BANDS, write_extinction_night
 
 ROOT = Path(__file__).resolve().parents[2]
-N_NIGHTS, N_PER_BAND, SHAPE = 3, 3, (192, 192)
-N_FRAMES = N_NIGHTS * N_PER_BAND * 2  # bands B and V
+N_NIGHTS, N_PER_BAND, SHAPE = 3, 4, (192, 192)
+N_FRAMES = N_NIGHTS * N_PER_BAND  # one band (V): 4 frames make an extinction line
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +29,21 @@ def nights(tmp_path_factory):
     for i in range(N_NIGHTS):
         truth, _ = write_extinction_night(base / "nights" / f"2024-07-{2 + i:02d}", seed=10 + i,
                                           n_per_band=N_PER_BAND, shape=SHAPE, cloud=None,
+                                          bands={"V": DEFAULT_BANDS["V"]},
                                           date=f"2024-07-{2 + i:02d}T10:30:00")
         cats.append(reference_catalog(truth.field, style="normalised"))
     vstack(cats).write(base / "catalog.ecsv")
     return {"dir": base / "nights", "catalog": base / "catalog.ecsv", "base": base}
+
+
+@pytest.fixture(scope="session")
+def external(tmp_path_factory):
+    """A scheduler and 2 worker processes on 127.0.0.1, stopped at the end."""
+    cluster = ExternalCluster(tmp_path_factory.mktemp("dask-logs"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def archive_args(nights, store, *extra):
@@ -121,12 +132,12 @@ class ExternalCluster:
             c.wait_for_workers(n, timeout=timeout)
 
     def close(self):
-        for p, log in self.procs:
+        for p, _ in self.procs:
             if p.poll() is None:
                 p.terminate()
         for p, log in self.procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
