@@ -61,6 +61,7 @@ class Settings:
         return dict(self.band_map) or None
 
 
-def frame_key(light_sha, calibration_sha, settings_hash, version=__version__):
-    """The key of one frame's result."""
-    return digest([light_sha, calibration_sha, settings_hash, version], 32)
+def frame_key(light_sha, calibration_sha, settings_hash, where=(), version=__version__):
+    """The key of one frame's result (``where``: its path in the night, its field and
+    catalog, so two copies of one file are two frames)."""
+    return digest([light_sha, calibration_sha, settings_hash, list(where), version], 32)

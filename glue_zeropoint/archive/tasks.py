@@ -115,15 +115,9 @@ def prepare_night(name, raw_dir, store, settings):
     sha = {f.path: file_sha256(f.path) for f in frames}
     cal = sorted((f.kind, sha[f.path]) for f in frames if f.kind != "light")
     cal_sha = digest([cal, settings.calibrate, settings.gain], 32) if settings.calibrate else ""
-    keys = {f.path: frame_key(sha[f.path], cal_sha, settings.hash) for f in lights}
-    night_key = digest([sorted(keys.values()), settings.hash, __version__], 32)
-    notes = []
-    if store.night_key_of(name) == night_key:
-        return NightJob(name=name, raw_dir=str(raw_dir), key=night_key, done=True)
-    masters = _masters(frames, lights, name, store, settings, cal_sha, notes) \
-        if settings.calibrate else {}
     heads = [_HeaderLight(f) for f in lights]
     names = [f.path.name for f in lights]
+    notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plan = plan_night(raw_dir, None, site=settings.site, calibrate=False,
@@ -131,6 +125,17 @@ def prepare_night(name, raw_dir, store, settings):
     notes += [n for n in plan.notes if n and not (settings.catalog and
                                                   n.startswith("no catalog"))]
     cats = _field_catalogs(plan, heads, store, settings, notes)
+    # a frame's result depends on its bytes, where it lies (its name is in the row), the
+    # night's calibration frames, its field's catalog and the settings
+    keys = {f.path: frame_key(sha[f.path], cal_sha, settings.hash,
+                              [f.path.relative_to(raw_dir).as_posix(),
+                               Path(cats.get(plan.fields[i], "")).name, plan.fields[i]])
+            for i, f in enumerate(lights)}
+    night_key = digest([sorted(keys.values()), settings.hash, __version__], 32)
+    if store.night_key_of(name) == night_key:
+        return NightJob(name=name, raw_dir=str(raw_dir), key=night_key, done=True)
+    masters = _masters(frames, lights, name, store, settings, cal_sha, notes) \
+        if settings.calibrate else {}
     jobs = []
     for i, f in enumerate(lights):
         jobs.append(FrameJob(
@@ -376,8 +381,13 @@ def fit_night_task(job):
             missing.append(fj.name)
             continue
         res = load_pickle(p)
-        rows.append(res["row"])
-        dets.append(res["detections"])
+        # the frame's number in the night may differ from when it was measured (frames
+        # added to the night since): renumber
+        row, det = dict(res["row"], frame=fj.index), res["detections"]
+        if det is not None:
+            det["frame"] = fj.index
+        rows.append(row)
+        dets.append(det)
         by_index[fj.index] = fj
     _drop_stale(store, job)
     if missing:
