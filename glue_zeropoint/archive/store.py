@@ -151,7 +151,17 @@ def _read_dataset(folder, columns=None):
     files = sorted(folder.glob("night=*/part-0.parquet"))
     if not files:
         return None
-    dataset = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # nights written by other versions may differ in a column or its type (int vs float):
+    # one schema for all (the union, types promoted), the night name always text
+    schema = pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in files],
+                              promote_options="permissive")
+    schema = schema.append(pa.field("night", pa.string()))
+    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=schema,
+                         partitioning=ds.partitioning(pa.schema([("night", pa.string())]),
+                                                      flavor="hive"),
                          partition_base_dir=str(folder))
     table = dataset.to_table(columns=columns)
     df = table.to_pandas()

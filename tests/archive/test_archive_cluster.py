@@ -1,6 +1,8 @@
 """The archive on a real LocalCluster (2 worker processes) and on an external scheduler with
 2 ``dask worker`` processes equals the serial run exactly; reruns skip what is done."""
 
+import re
+
 from archive_helpers import (
     N_FRAMES,
     archive_args,
@@ -29,14 +31,23 @@ def test_serial_reference_is_complete(serial_store, nights):
     assert list(s["band"]) == ["V"] * 3 and (s["status"] == "ok").all()
     assert s["k"].notna().all() and (s["n_frames"] == 4).all()
     assert not tmp_files(serial_store)
+    # masters built once per night, one catalog per field (one field a night here)
+    assert len(list((serial_store / "work" / "masters").glob("*/*/masters.pkl"))) == 3
+    assert len(list((serial_store / "work" / "catalogs").glob("*.pkl"))) == 3
 
 
 def test_localcluster_equals_serial(nights, serial_store, tmp_path, capsys):
     store = tmp_path / "store"
-    assert main(archive_args(nights, store, "--workers", "2", "--memory-limit", "1GB")) == 0
-    out = capsys.readouterr().out
-    assert "Dask: 2 worker(s) on a LocalCluster" in out
+    args = [a for a in archive_args(nights, store, "--workers", "2", "--memory-limit", "1GB")
+            if a != "--no-dashboard"]  # the dashboard on a free port: its address is shown
+    args[args.index("never")] = "always"
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "Dask: 2 worker(s) on a LocalCluster; dashboard http://" in out
     assert f"{N_FRAMES} measured now, 0 already stored, 0 failed" in out
+    # the progress bar: frames done of all, failed, ETA
+    assert re.search(rf"{N_FRAMES}/{N_FRAMES} \[\d\d:\d\d<\d\d:\d\d", err), err[-500:]
+    assert "failed 0" in err
     assert_same_archive(serial_store, store)
     # a rerun measures nothing and leaves the archive as it was
     assert main(archive_args(nights, store, "--serial")) == 0
