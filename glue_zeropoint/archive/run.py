@@ -171,6 +171,7 @@ def run_archive(dirs, store, *, catalog=None, offline=False, site=None, gain=Non
                 if on_client is not None:
                     on_client(client)
                 _run_dask(client, nights, st, settings, book)
+        st.clean_tmp()  # a worker killed while writing left its temporary file
     summary.elapsed = time.perf_counter() - t0
     return summary
 
