@@ -24,6 +24,11 @@ __all__ = ["run_archive", "ArchiveSummary"]
 
 log = logging.getLogger(__name__)
 
+#: a LocalCluster worker is one core: its numba kernels (and BLAS) run one thread, else N
+#: workers of the machine's N cores would each start N threads and fight for the cores
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+
 #: priorities: finish planned nights' frames and fits before planning more nights
 _PRIORITY = {"prepare": 0, "frame": 1, "fit": 2}
 
@@ -240,7 +245,7 @@ class _client:
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                     memory_limit=memory_limit,
                                     dashboard_address=":0" if dashboard else None,
-                                    silence_logs=logging.ERROR)
+                                    silence_logs=logging.ERROR, env=WORKER_ENV)
         self.client = Client(self.cluster)
         return self.client
 

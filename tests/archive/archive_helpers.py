@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.table import vstack
 
+from glue_zeropoint.archive.run import WORKER_ENV
 from glue_zeropoint.cli import main
 from glue_zeropoint.simulate import reference_catalog
 from glue_zeropoint.simulate.extinction import DEFAULT_BANDS, write_extinction_night
@@ -108,7 +109,9 @@ class ExternalCluster:
 
     def _start(self, args, name):
         log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in close()
-        p = subprocess.Popen([DASK, *args], env=env(), stdout=log, stderr=subprocess.STDOUT)
+        # one core per worker process, as a LocalCluster's (archive.run.WORKER_ENV)
+        p = subprocess.Popen([DASK, *args], env=dict(env(), **WORKER_ENV), stdout=log,
+                             stderr=subprocess.STDOUT)
         self.procs.append((p, log))
         return p
 

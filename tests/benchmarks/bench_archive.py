@@ -101,8 +101,11 @@ def run(nights_dir, names, cat, store, workers, memory_limit, warm):
     for n in names:
         os.symlink(nights_dir / n, sub / n)
     shutil.rmtree(store, ignore_errors=True)
+    from glue_zeropoint.archive.run import WORKER_ENV
+
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory_limit, dashboard_address=None) as cluster, \
+                      memory_limit=memory_limit, dashboard_address=None,
+                      env=WORKER_ENV) as cluster, \
             Client(cluster) as client:
         client.run(_warm, warm)  # every worker imported and compiled before the clock
         t0 = time.perf_counter()
