@@ -31,6 +31,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _cpu_s():
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _peak_rss_mb():
     import resource
 
@@ -90,7 +97,8 @@ def warm_job(base, cat):
 
 
 def run(nights_dir, names, cat, store, workers, memory_limit, warm):
-    """(seconds from cluster up to done, frames, peak RSS MB per worker)."""
+    """(seconds from cluster up to done, frames, peak RSS MB per worker, CPU s of the
+    workers during the run)."""
     from distributed import Client, LocalCluster
 
     from glue_zeropoint.archive import run_archive
@@ -108,13 +116,15 @@ def run(nights_dir, names, cat, store, workers, memory_limit, warm):
                       env=WORKER_ENV) as cluster, \
             Client(cluster) as client:
         client.run(_warm, warm)  # every worker imported and compiled before the clock
+        cpu0 = client.run(_cpu_s)
         t0 = time.perf_counter()
         s = run_archive([sub], store, catalog=str(cat), offline=True,
                         scheduler=cluster.scheduler_address, dashboard=False)
         dt = time.perf_counter() - t0
+        cpu = sum(v - cpu0[k] for k, v in client.run(_cpu_s).items())
         rss = sorted(client.run(_peak_rss_mb).values())
     assert s.n_failed == 0 and s.n_lost == 0 and not s.failed_nights, s
-    return dt, s.n_measured, rss
+    return dt, s.n_measured, rss, cpu
 
 
 def main(argv=None):
@@ -134,16 +144,20 @@ def main(argv=None):
     res = {"nights": a.nights, "frames_per_night": a.frames, "shape": a.shape,
            "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
     for w in (1, 2):
-        dt, n, rss = run(nights_dir, names[:a.nights], cat, a.out / f"store-w{w}", w,
-                         a.memory_limit, warm)
-        res[f"w{w}"] = {"seconds": dt, "frames": n, "frames_per_s": n / dt, "rss_mb": rss}
-        print(f"{w} worker(s): {n} frames in {dt:.1f} s = {n / dt:.3f} frames/s; peak RSS "
+        dt, n, rss, cpu = run(nights_dir, names[:a.nights], cat, a.out / f"store-w{w}", w,
+                              a.memory_limit, warm)
+        res[f"w{w}"] = {"seconds": dt, "frames": n, "frames_per_s": n / dt, "rss_mb": rss,
+                        "worker_cpu_s": cpu, "cpu_s_per_frame": cpu / n,
+                        "cores_used": cpu / dt}
+        print(f"{w} worker(s): {n} frames in {dt:.1f} s = {n / dt:.3f} frames/s; workers' CPU "
+              f"{cpu / n:.2f} s per frame, {cpu / dt:.2f} cores busy on average; peak RSS "
               f"per worker {', '.join(f'{r:.0f}' for r in rss)} MB", flush=True)
     res["speedup"] = res["w2"]["frames_per_s"] / res["w1"]["frames_per_s"]
-    print(f"speed-up 1 -> 2 workers: {res['speedup']:.2f}x (target >= 1.7)")
+    print(f"speed-up 1 -> 2 workers: {res['speedup']:.2f}x (target >= 1.7); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes take cores)")
     if not a.skip_memory:
-        dt, n, rss = run(nights_dir, names, cat, a.out / "store-2n", 2, a.memory_limit,
-                           warm)
+        dt, n, rss, _ = run(nights_dir, names, cat, a.out / "store-2n", 2, a.memory_limit,
+                            warm)
         res["w2_2n"] = {"seconds": dt, "frames": n, "rss_mb": rss}
         print(f"2 workers, {2 * a.nights} nights: {n} frames in {dt:.1f} s; peak RSS per "
               f"worker {', '.join(f'{r:.0f}' for r in rss)} MB (vs "
@@ -156,7 +170,8 @@ def main(argv=None):
     res_bytes = sum(q.stat().st_size for q in (store / "work" / "frames").rglob("*.pkl")) + \
         sum(q.stat().st_size for q in (store / "archive").rglob("*.parquet"))
     per_frame_result = res_bytes / max(res["w2"]["frames"], 1)
-    core_s = 1.0 / res["w1"]["frames_per_s"]  # one worker = one core, everything included
+    # CPU of the workers per frame (masters, headers, fits included): what a quiet core takes
+    core_s = res["w1"]["cpu_s_per_frame"]
     res.update({"raw_bytes_per_frame": raw, "result_bytes_per_frame": per_frame_result,
                 "core_seconds_per_frame": core_s})
     res["projection"] = projection(core_s, a.shape, raw)
