@@ -244,7 +244,7 @@ class _client:
         n = workers if workers else (os.cpu_count() or 1)
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                     memory_limit=memory_limit,
-                                    dashboard_address=":0" if dashboard else None,
+                                    dashboard_address="127.0.0.1:0" if dashboard else None,
                                     silence_logs=logging.ERROR, env=WORKER_ENV)
         self.client = Client(self.cluster)
         return self.client
