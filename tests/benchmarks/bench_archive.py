@@ -99,7 +99,7 @@ def warm_job(base, cat):
 def run(nights_dir, names, cat, store, workers, memory_limit, warm):
     """(seconds from cluster up to done, frames, peak RSS MB per worker, CPU s of the
     workers during the run)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from glue_zeropoint.archive import run_archive
 
@@ -118,9 +118,16 @@ def run(nights_dir, names, cat, store, workers, memory_limit, warm):
         client.run(_warm, warm)  # every worker imported and compiled before the clock
         cpu0 = client.run(_cpu_s)
         t0 = time.perf_counter()
-        s = run_archive([sub], store, catalog=str(cat), offline=True,
-                        scheduler=cluster.scheduler_address, dashboard=False)
+        with get_task_stream(client) as ts:
+            s = run_archive([sub], store, catalog=str(cat), offline=True,
+                            scheduler=cluster.scheduler_address, dashboard=False)
         dt = time.perf_counter() - t0
+        # the workers' time inside tasks / (wall x workers): ~1 means no worker waited for
+        # the scheduler (a starved machine then shows as few cores busy, not as idle workers)
+        in_tasks = sum(ss["stop"] - ss["start"] for t in ts.data for ss in t["startstops"]
+                       if ss["action"] == "compute")
+        print(f"  workers inside tasks {in_tasks / (dt * workers):.0%} of the wall time",
+              flush=True)
         cpu = sum(v - cpu0[k] for k, v in client.run(_cpu_s).items())
         rss = sorted(client.run(_peak_rss_mb).values())
     assert s.n_failed == 0 and s.n_lost == 0 and not s.failed_nights, s
