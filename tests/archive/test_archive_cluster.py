@@ -3,6 +3,7 @@
 
 import re
 
+import numpy as np
 from archive_helpers import (
     N_FRAMES,
     archive_args,
@@ -64,3 +65,21 @@ def test_external_scheduler_equals_serial(nights, serial_store, tmp_path, extern
     assert f"Dask: 2 worker(s) on {external.address}" in out
     assert_same_archive(serial_store, store)
     assert len(frame_results(store)) == N_FRAMES
+
+
+def test_archive_rows_equal_the_night_command(nights, serial_store, tmp_path, capsys):
+    """The archive's tasks (masters once, one task per frame) give the ``night`` command's
+    numbers for the same night, exactly."""
+    from astropy.table import Table
+
+    out = tmp_path / "night"
+    assert main(["night", str(nights["dir"] / "2024-07-03"), "--catalog",
+                 str(nights["catalog"]), "--out", str(out), "--no-plots"]) == 0
+    capsys.readouterr()
+    ref = Table.read(out / "night.ecsv")
+    t = read_archive(serial_store)
+    t = t[t["night"] == "2024-07-03"].set_index("file").loc[list(ref["file"])]
+    for c in ("zp", "zp_err", "zp_night", "k_residual", "sky_sb", "fwhm", "airmass",
+              "n_used", "transparency"):
+        np.testing.assert_array_equal(np.asarray(ref[c], float), t[c].to_numpy(float),
+                                      err_msg=c)
