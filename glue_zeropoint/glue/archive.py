@@ -14,7 +14,11 @@ datasets:
 The two are joined on ``night_id`` (``join_on_key``): brushing a night in a plot of
 ``zp_median`` vs ``date`` selects its frames, and the reverse. ``meta['zp_archive_nights']``
 maps ``night_id`` to the night's raw folder name, so a tool can open that night (the
-``night`` command's folder) from a selection. A data factory (priority 300) recognises a
+``night`` command's folder) from a selection: :func:`night_from_archive` makes the *Night*
+dataset of one night from the archive (the one the ``night`` command's folder gives, with its
+refit on brushing), and :func:`open_selected_nights` adds one for every night a subset of
+either archive dataset selects (e.g. an odd night brushed in a plot of ZP vs date). A data
+factory (priority 300) recognises a
 store by its ``archive.json``.
 """
 
@@ -22,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_archive", "register", "FRAME_COLUMNS", "NIGHT_COLUMNS"]
+__all__ = ["load_archive", "night_from_archive", "open_selected_nights", "register",
+           "FRAME_COLUMNS", "NIGHT_COLUMNS"]
 
 FRAME_COLUMNS = ("frame", "airmass", "zp", "zp_err", "zp_night", "zp_night_err", "k_residual",
                  "transparency", "sky_sb", "sky_sb_err", "fwhm", "n_used", "n_stars",
@@ -81,6 +86,44 @@ def load_archive(store):
                        "zp_archive_nights": {str(k): n for n, k in ids.items()}})
     frames.join_on_key(nights, "night_id", "night_id")
     return [frames, nights]
+
+
+def night_from_archive(store, night):
+    """The *Night* dataset (see :mod:`.night`) of one night of an archive store."""
+    import pyarrow.parquet as pq
+    from astropy.table import Table
+
+    from ..archive.store import Store
+    from ..exceptions import InputError
+    from .night import night_to_data
+
+    part = Store(store).night_part(night)
+    if not part.is_file():
+        raise InputError(f"{store}: no night {night!r} in the archive")
+    frames = Table.from_pandas(pq.read_table(part).to_pandas())
+    data = night_to_data(frames, label=f"Night {night}")
+    data.meta["zp_archive"] = str(Path(store).resolve())
+    data.meta["zp_archive_night"] = night
+    return data
+
+
+def open_selected_nights(data_collection, subset):
+    """Add to ``data_collection`` the *Night* dataset of every night ``subset`` selects (a
+    subset of the archive's frames or nights dataset); returns the datasets added (a night
+    already open is not added again)."""
+    data = subset.data
+    ids = np.unique(np.asarray(data["night_id"])[np.asarray(subset.to_mask(), bool)])
+    names = data.meta["zp_archive_nights"]
+    open_nights = {d.meta.get("zp_archive_night") for d in data_collection}
+    added = []
+    for i in ids:
+        name = names[str(int(i))]
+        if name in open_nights:
+            continue
+        night = night_from_archive(data.meta["zp_archive"], name)
+        data_collection.append(night)
+        added.append(night)
+    return added
 
 
 def _identify(path, **kwargs):

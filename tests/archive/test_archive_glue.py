@@ -27,3 +27,16 @@ def test_glue_opens_the_archive(glue_app, serial_store):
     sub = next(sg for sg in frames.subsets if sg.label == "odd night")
     picked = np.asarray(frames["night"])[sub.to_mask()]
     assert set(picked) == {nights.meta["zp_archive_nights"]["1"]} and len(picked) == 4
+
+    # the odd night opens as a Night dataset, as the night command's folder would give it
+    added = garchive.open_selected_nights(dc, sub)
+    assert len(added) == 1 and added[0] in dc
+    night = added[0]
+    assert night.meta["zp_kind"] == "night" and night.size == 4
+    name = nights.meta["zp_archive_nights"]["1"]
+    rows = t[t["night"] == name]
+    np.testing.assert_array_equal(night["zp_night"], rows["zp_night"].to_numpy(float))
+    # its refit gives the archive's k residuals back (same fit, same frames)
+    np.testing.assert_allclose(night["k_residual"], rows["k_residual"].to_numpy(float),
+                               rtol=0, atol=1e-12)
+    assert garchive.open_selected_nights(dc, sub) == []  # already open
