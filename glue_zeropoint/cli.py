@@ -16,6 +16,8 @@ Exit codes (one policy for every command, applied here):
   written, e.g. a full disk (:class:`~glue_zeropoint.exceptions.OutputError`; the file is
   named, nothing half-written is left), or an internal error (one line; the traceback with
   ``-v``);
+- 3: ``archive`` only: some night failed or some frame was lost, the rest is stored (the
+  summary names them; run again to complete);
 - 130: interrupted or cancelled.
 """
 
@@ -29,7 +31,7 @@ import warnings
 from . import __version__
 from .exceptions import Cancelled, CatalogServiceError, OutputError, ZeropointError
 
-COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve", "night"]
+COMMANDS = ["demo", "calibrate", "measure", "catalog", "solve", "night", "archive"]
 
 __all__ = ["main", "build_parser"]
 

@@ -38,7 +38,7 @@ Datasets the plugin makes (the contract other features build on; details in each
 import importlib
 
 FEATURES = ("loader", "links", "stars", "catalog_data", "wcs_update", "viewer_state", "session",
-            "night")
+            "night", "archive")
 
 
 def register():
