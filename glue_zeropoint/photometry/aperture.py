@@ -352,7 +352,7 @@ OUTER_EDGES = (1.0, 1.5, 2.25, 3.0)
 OUTER_REFERENCE = (3.0, 4.5)
 #: at most this many of the brightest stars measure the outer light (its cost is their
 #: wide annuli; fainter stars add almost no weight)
-OUTER_MAX_STARS = 60
+OUTER_MAX_STARS = 30
 
 
 def _slope_through_origin(x, y, err):
@@ -600,13 +600,14 @@ class CurveOfGrowth:
         isolated stars again and they are measured again, so that neighbours' wings are
         judged by the frame's own wings."""
         psf = as_psf(psf)
-        growth = self._measure(im, table, psf, sky, starmask, neighbours, wings)
-        if growth is not None and psf.radii is None:
+        final = psf.radii is not None  # the outer light only in the final pass (its cost)
+        growth = self._measure(im, table, psf, sky, starmask, neighbours, wings, final)
+        if growth is not None and not final:
             growth = self._measure(im, table, growth.psf, sky, starmask, neighbours,
-                                   wings) or growth
+                                   wings, True) or growth
         return growth
 
-    def _measure(self, im, table, psf, sky, starmask, neighbours, wings):
+    def _measure(self, im, table, psf, sky, starmask, neighbours, wings, outer=True):
         fwhm = psf.fwhm
         idx = self._select(table, psf, neighbours)
         if idx.size == 0:
@@ -646,7 +647,7 @@ class CurveOfGrowth:
         median = np.median(norm[: max(self.n_stars // 2, 3)], axis=0)
         tail = fit_power_tail(radii, curves, sig2, far_in, far_out,
                               r_min=max(2.0 * fwhm, 3.0))
-        if self.outer_light:
+        if self.outer_light and outer:
             j_ap = int(np.argmin(np.abs(radii - float(table.meta.get("aperture_radius",
                                                                        fwhm)))))
             tail = outer_light(im, table, sky, starmask, wings, float(median[j_ap]), r_big,
