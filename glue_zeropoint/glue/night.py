@@ -46,11 +46,27 @@ def _arr(table, name, dtype=float):
                       if dtype is float else table[name], dtype=dtype)
 
 
-def night_to_data(frames, label="Night", *, folder=None):
-    """glue ``Data`` of the night's frames (module docstring)."""
+def _table_data(label):
+    """An empty 1-d glue ``Data`` with identity world coordinates.
+
+    The coordinates matter for a saved session: glue's ``LoadLog`` decides whether to add
+    world coordinates on restore by counting the coordinate components of *all* the datasets
+    one factory call returned against the first one's dimension; two 1-d datasets without
+    coordinates (night + stars) count as "one with world coordinates", the restore adds them,
+    every saved component index shifts and the restore fails. With coordinates on each
+    dataset, the count is what it says.
+    """
     from glue.core import Data
+    from glue.core.coordinates import IdentityCoordinates
 
     data = Data(label=label)
+    data.coords = IdentityCoordinates(n_dim=1)
+    return data
+
+
+def night_to_data(frames, label="Night", *, folder=None):
+    """glue ``Data`` of the night's frames (module docstring)."""
+    data = _table_data(label)
     for name in NIGHT_COLUMNS:
         data.add_component(_arr(frames, name), name)
     mjd = _arr(frames, "mjd")
@@ -71,9 +87,7 @@ def night_to_data(frames, label="Night", *, folder=None):
 
 
 def detections_to_data(det, label="Night stars"):
-    from glue.core import Data
-
-    data = Data(label=label)
+    data = _table_data(label)
     for name in STAR_COLUMNS:
         data.add_component(_arr(det, name), name)
     data.add_component(np.asarray(det["band"]).astype(str), "band")
