@@ -54,8 +54,8 @@ def test_clicking_a_frame_without_its_image_says_so(app):
     from glue_zeropoint.qt.night_viewer import NightViewer
 
     viewer = app.new_data_viewer(NightViewer, data=app.data_collection[0])
-    assert viewer.show_frame(0) is None
-    assert "not loaded" in viewer.info.text()
+    assert viewer.show_frame(0) is None  # a table-only night: no product, no raw file
+    assert "neither its calibrated product nor its raw file" in viewer.info.text()
     assert viewer.state.selected_frame == str(app.data_collection[0]["file"][0])
 
 
