@@ -182,10 +182,11 @@ def airmass_young(alt_deg):
     return np.where(alt > 0, x, np.nan)
 
 
-def moon_illumination(time, location=None):
-    """Illuminated fraction of the Moon (0-1) from the Sun-Moon phase angle."""
-    sun = get_body("sun", time, location)
-    moon = get_body("moon", time, location)
+def moon_illumination(time, location=None, *, sun=None, moon=None):
+    """Illuminated fraction of the Moon (0-1) from the Sun-Moon phase angle (``sun`` and
+    ``moon``: their ``get_body`` positions at ``time`` when already computed)."""
+    sun = get_body("sun", time, location) if sun is None else sun
+    moon = get_body("moon", time, location) if moon is None else moon
     elong = sun.separation(moon)
     phase = np.arctan2(sun.distance * np.sin(elong), moon.distance - sun.distance * np.cos(elong))
     return np.asarray((1.0 + np.cos(phase)) / 2.0, float)
@@ -201,7 +202,7 @@ def sun_moon(time, location, target=None):
         moon = get_body("moon", time, location)
         out = {"sun_alt": np.asarray(sun.transform_to(frame).alt.deg, float),
                "moon_alt": np.asarray(moon.transform_to(frame).alt.deg, float),
-               "moon_illum": moon_illumination(time, location)}
+               "moon_illum": moon_illumination(time, location, sun=sun, moon=moon)}
         if target is not None:
             out["moon_sep"] = np.asarray(moon.separation(target).deg, float)
     return out
