@@ -115,7 +115,9 @@ def _lights(raw_dir, out, calibrate, gain, progress):
         from ..calibration import calibrate_night
 
         cal_out = None if out is None else Path(out) / "calibrated"
-        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress)
+        # memory-mapped from the products: the night holds a few frames' pixels, not all
+        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress,
+                                memmap=True if cal_out is not None else None)
         names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
         return names, night.lights, {"calibration": "calibrated by glue-zeropoint",
                                      "calibrated_dir": None if cal_out is None else
