@@ -31,7 +31,7 @@ from ..headers import header_value
 from ..obstime import observation_time
 
 __all__ = ["site_from_header", "parse_site", "pointing_from_header", "airmass_young",
-           "FrameGeometry", "frame_geometry", "check_time_zone", "sun_moon",
+           "FrameGeometry", "frame_geometry", "frame_geometries", "check_time_zone", "sun_moon",
            "AIRMASS_TOLERANCE", "moon_illumination", "check_longitude_sign"]
 
 #: a header airmass further than this from the computed one is not used (it is reported)
@@ -386,6 +386,31 @@ def check_time_zone(headers, location, targets):
                       f"{s:.0f} deg){more}")
 
 
+def frame_geometries(headers, *, names, wcs, shapes, location=None, site_source="",
+                     offset_hours=0.0):
+    """:func:`frame_geometry` of every light of a night, with the Sun and the Moon computed
+    for all the frames of a site at once (one ``get_body`` per body, not one per frame: it
+    was most of the time a night spent on its headers)."""
+    geoms, pending = [], []
+    for h, n, w, sh in zip(headers, names, wcs, shapes, strict=True):
+        g, site, target = _frame_geometry(h, name=n, wcs=w, shape=sh, location=location,
+                                          site_source=site_source, offset_hours=offset_hours)
+        geoms.append(g)
+        if site is not None and target is not None and g.time_mid is not None:
+            pending.append((g, site, target))
+    by_site = {}
+    for g, site, target in pending:
+        key = tuple(float(v) for v in site.to_value(u.m))
+        by_site.setdefault(key, (site, []))[1].append((g, target))
+    for site, members in by_site.values():
+        times = Time([g.time_mid for g, _ in members])
+        targets = SkyCoord([t.icrs for _, t in members])
+        values = sun_moon(times, site, targets)
+        for k, (g, _) in enumerate(members):
+            g.__dict__.update({name: float(v[k]) for name, v in values.items()})
+    return geoms
+
+
 def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site_source="",
                    offset_hours=0.0):
     """:class:`FrameGeometry` of one light frame.
@@ -393,6 +418,17 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
     ``location`` (with its ``site_source``) overrides the header's site; ``offset_hours``
     (from :func:`check_time_zone`) is subtracted from the stated time.
     """
+    g, site, target = _frame_geometry(header, name=name, wcs=wcs, shape=shape,
+                                      location=location, site_source=site_source,
+                                      offset_hours=offset_hours)
+    if site is not None and target is not None and g.time_mid is not None:
+        g.__dict__.update({k: float(v) for k, v in sun_moon(g.time_mid, site,
+                                                             target).items()})
+    return g
+
+
+def _frame_geometry(header, *, name, wcs, shape, location, site_source, offset_hours):
+    """:func:`frame_geometry` without the Sun and the Moon: (geometry, site, target)."""
     g = FrameGeometry(name=name)
     g.exptime = header_value(header, ("EXPTIME", "EXPOSURE"))[0]
     if location is None:
@@ -414,8 +450,6 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
         x_mid, alt = target_airmass(g.time_mid, location, target)
         g.airmass_computed, g.altitude = float(x_mid), float(alt)
         g.airmass_computed_start = float(target_airmass(g.time_start, location, target)[0])
-        g.__dict__.update({k: float(v) for k, v in sun_moon(g.time_mid, location,
-                                                             target).items()})
     plausible = np.isfinite(xh) and 1.0 <= xh < 10.0
     computed = np.isfinite(g.airmass_computed)
     if plausible and (not computed
@@ -440,4 +474,4 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
         g.notes.append(("no usable AIRMASS keyword" if not np.isfinite(xh) else
                         f"implausible {xkey} = {xh:g}") + " and no "
                        + ", no ".join(missing) + " to compute it (give --site LAT,LON)")
-    return g
+    return g, location, target

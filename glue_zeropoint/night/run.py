@@ -37,7 +37,7 @@ from .extinction import colour_airmass_term, fit_extinction, night_verdict
 from .geometry import (
     check_longitude_sign,
     check_time_zone,
-    frame_geometry,
+    frame_geometries,
     parse_site,
     pointing_from_header,
 )
@@ -297,9 +297,9 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
                 "the longitude corrected"
     offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
     notes.append(tz_note)
-    geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,
-                            site_source=site_source, offset_hours=offset_h)
-             for h, n, c in zip(headers, names, lights, strict=True)]
+    geoms = frame_geometries(headers, names=names, wcs=[c.wcs for c in lights],
+                             shapes=[c.shape for c in lights], location=location,
+                             site_source=site_source, offset_hours=offset_h)
     order = sorted(range(len(lights)), key=lambda i: (
         geoms[i].time_mid.mjd if geoms[i].time_mid is not None else np.inf, names[i]))
     fields, centres = _cluster_fields(pointings)
