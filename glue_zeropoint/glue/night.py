@@ -19,8 +19,15 @@ out), so every view of it follows. The exclusion is in ``meta`` (JSON), so it su
 session; the data factory re-reads the folder and :func:`refit` re-applies it.
 
 A data factory (priority 300) reads the folder the ``night`` command wrote (or its
-``night.ecsv``); :func:`run_night` runs the whole night from a raw folder for a script or the
-Glue menu.
+``night.ecsv``); :func:`run_night` runs the whole night from a raw folder for a script (the
+Glue menu's *Measure a night…* is :mod:`glue_zeropoint.qt.night_action`).
+:func:`load_frame` puts one frame of the night into a data collection when it is not there
+(its calibrated product under the night folder's ``calibrated/``, else its raw light) with its
+stars from the night's detections (``'Night stars: <image>'``, linked to the image by pixels
+and sky), which is what a click in the night viewer shows.
+
+Both datasets carry identity world coordinates: glue's ``LoadLog`` (how a session saves data a
+factory made) would otherwise add them on restore and shift every saved component.
 """
 
 from pathlib import Path
