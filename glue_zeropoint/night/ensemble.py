@@ -102,7 +102,8 @@ def _error_cut(e_star, often, max_err):
 class EnsembleResult:
     """Per-frame offsets ``D`` (mag), their errors, the stars used and the star means."""
 
-    def __init__(self, offset, offset_err, n_stars, star_mean, star_used, best):
+    def __init__(self, offset, offset_err, n_stars, star_mean, star_used, best, max_err=None):
+        self.max_err = max_err  # the error cut the stars passed (relaxed when few did)
         self.offset = offset
         self.offset_err = offset_err
         self.n_stars = n_stars
@@ -197,4 +198,5 @@ def ensemble_offsets(frame_index, star_id, mag, mag_err, n_frames, *, min_frames
     star_used = np.zeros(len(stars), bool)
     star_used[np.unique(sidx[good])] = True
     return EnsembleResult(D, np.where(valid, err, np.nan), nstar,
-                          dict(zip(stars.tolist(), M.tolist(), strict=True)), star_used, best)
+                          dict(zip(stars.tolist(), M.tolist(), strict=True)), star_used, best,
+                          max_err)

@@ -32,7 +32,7 @@ from astropy.table import Table
 from ..exceptions import Cancelled, CatalogWarning, ZeropointError
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
-from .ensemble import ensemble_offsets, group_stars
+from .ensemble import MIN_ENSEMBLE_STARS, ensemble_offsets, group_stars
 from .extinction import colour_airmass_term, fit_extinction, night_verdict
 from .geometry import (
     check_longitude_sign,
@@ -47,6 +47,9 @@ __all__ = ["measure_night", "plan_night", "measure_frame", "fit_night", "NightPl
            "FrameOutcome", "NightResult", "DEFAULT_COLOURS"]
 
 log = logging.getLogger(__name__)
+
+#: the ensemble's error cut (mag; :func:`.ensemble.ensemble_offsets` ``max_err`` default)
+ENSEMBLE_MAX_ERR = 0.05
 
 #: frames whose pointings are closer than this (deg) are one field
 FIELD_RADIUS_DEG = 0.25
@@ -707,7 +710,7 @@ def _fit_night(frames, det, notes, exclude):
         rowk = np.array([fidx[int(f)] for f in det["frame"]])
     else:
         rowk = np.zeros(0, int)
-    tie_err = _ensemble_zero_points(frames, det, rowk)
+    tie_err = _ensemble_zero_points(frames, det, rowk, notes)
     absolute = bool(np.isfinite(np.asarray(frames["zp"], float)).any())
     if not absolute and len(np.unique(np.asarray(frames["field"]))) > 1:
         notes.append("several fields and no catalog: their relative zero points are not tied "
@@ -729,7 +732,7 @@ def _fit_night(frames, det, notes, exclude):
                        notes=notes)
 
 
-def _ensemble_zero_points(frames, det, rowk):
+def _ensemble_zero_points(frames, det, rowk, notes):
     """Per field and band: the frames' ensemble offsets from the night's own stars, tied once
     to the frames' catalog zero points (``zp_night``; ``-offset`` without a catalog). Fills
     the ensemble columns of ``frames`` (and ``mag_night`` of ``det``) in place; returns the
@@ -752,7 +755,11 @@ def _ensemble_zero_points(frames, det, rowk):
             if len(fm) == 0:
                 continue
             zp_shift = _common_aperture(det, frames, fm, rowk)
-            _ensemble_offsets_of(frames, det, rowk, fm)
+            cut = _ensemble_offsets_of(frames, det, rowk, fm)
+            if cut is not None and cut > ENSEMBLE_MAX_ERR:
+                notes.append(f"field {fld} band {band}: fewer than {MIN_ENSEMBLE_STARS} stars "
+                             f"measured to {ENSEMBLE_MAX_ERR} mag; the ensemble uses the best "
+                             f"{MIN_ENSEMBLE_STARS} (errors up to {cut:.3f} mag)")
             te = _tie_to_catalog(frames, fm, zp_shift)
             if te is not None:
                 tie_err[(fld, band)] = te
@@ -760,7 +767,8 @@ def _ensemble_zero_points(frames, det, rowk):
 
 
 def _ensemble_offsets_of(frames, det, rowk, fm):
-    """The ensemble offsets of frames ``fm`` (one field and band) from their usable stars."""
+    """The ensemble offsets of frames ``fm`` (one field and band) from their usable stars;
+    returns the error cut its stars passed (None: no ensemble)."""
     sel = np.isin(rowk, fm) & np.asarray(det["usable"], bool) if len(det) else []
     if len(fm) >= 2 and np.sum(sel) > 0:
         loc = np.searchsorted(fm, rowk[sel])
@@ -771,6 +779,8 @@ def _ensemble_offsets_of(frames, det, rowk, fm):
         frames["ens_offset_err"][fm] = ens.offset_err
         frames["ens_n_stars"][fm] = ens.n_stars
         frames["rel_transparency"][fm] = ens.relative_transparency
+        return ens.max_err
+    return None
 
 
 def _tie_to_catalog(frames, fm, zp_shift):
