@@ -103,3 +103,17 @@ def test_a_bad_folder_is_a_non_modal_message(glue_app, tmp_path):
     assert "Traceback" not in boxes[-1].text()
     for box in boxes:
         box.close()
+
+
+def test_cancel_stops_the_night_and_adds_nothing(glue_app, raw_night, tmp_path):
+    from glue_zeropoint.qt.night_action import measure_night_in_app
+
+    base, _ = raw_night
+    done = []
+    task = measure_night_in_app(glue_app, base / "raw", None, out=tmp_path / "out",
+                                on_done=done.append)
+    task.cancel()  # stops at the night's next progress report
+    task.wait(600000)
+    assert done == [None] and len(glue_app.data_collection) == 0
+    assert "cancelled" in glue_app.statusBar().currentMessage()
+    assert not (tmp_path / "out" / "night.ecsv").exists()
