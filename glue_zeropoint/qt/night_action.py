@@ -100,7 +100,11 @@ def measure_night_in_app(app, raw_dir, catalog=None, *, out=None, on_done=None, 
 
     def succeeded(result):
         register()  # the factory (normally registered by the plugin's setup)
-        datasets = load_data(str(out), factory=night_factory)
+        try:
+            datasets = load_data(str(out), factory=night_factory)
+        except Exception as exc:  # noqa: BLE001 - shown non-modally, never a traceback
+            failed(exc)
+            return
         datasets = datasets if isinstance(datasets, list) else [datasets]
         app.add_datasets(datasets)
         job.datasets = datasets
