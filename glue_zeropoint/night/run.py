@@ -122,7 +122,11 @@ def _lights(raw_dir, out, calibrate, gain, progress):
         night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress,
                                 memmap=True if cal_out is not None else None)
         names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
-        return names, night.lights, {"calibration": "calibrated by glue-zeropoint",
+        lights = night.lights
+        if cal_out is not None:  # one light's pixels (and file) open at a time, not all
+            lights = [_LazyProduct(cal_out / r["product"], ccd) if r.get("product") else ccd
+                      for r, ccd in zip(night.report["lights"], night.lights, strict=True)]
+        return names, lights, {"calibration": "calibrated by glue-zeropoint",
                                      "calibrated_dir": None if cal_out is None else
                                      str(cal_out)}
 
@@ -158,6 +162,23 @@ class _LazyLight:
             warnings.simplefilter("ignore")
             data, header = _read_raw(self.path)
         return CCDData(data, unit="adu", meta=header, wcs=self.wcs)
+
+
+class _LazyProduct:
+    """A calibrated light known by its product file: header, WCS and shape kept, pixels
+    memory-mapped only when it is measured (a night of thousands of lights neither holds
+    their pixels nor keeps a file open per light)."""
+
+    def __init__(self, path, ccd):
+        self.path = path
+        self.meta = ccd.meta
+        self.wcs = ccd.wcs
+        self.shape = ccd.shape
+
+    def load(self):
+        from ..calibration import read_product
+
+        return read_product(self.path, memmap=True)
 
 
 def _read_raw(path):
@@ -369,7 +390,7 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, band_map=N
     FrameOutcome
     """
     g = geometry
-    if isinstance(ccd, _LazyLight):
+    if isinstance(ccd, (_LazyLight, _LazyProduct)):
         ccd = ccd.load()
     filt, band = _band_of(ccd.meta, name, band_map)
     row = {c: np.nan for c in FRAME_COLUMNS}
