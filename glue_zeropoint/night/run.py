@@ -289,7 +289,9 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
     """Read a night's headers: times, airmasses, fields and one catalog per field.
 
     Parameters are those of :func:`measure_night`. Light pixels are not read when
-    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now.
+    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now
+    and, with ``out``, kept as their product files (``_LazyProduct``: header, WCS, shape;
+    memory-mapped when measured), so the plan holds no frame's pixels.
 
     Returns
     -------
