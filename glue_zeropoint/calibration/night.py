@@ -341,7 +341,7 @@ def _pick_dark(darks, t, has_bias):
 
 
 def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_noise=None,
-                    progress=None):
+                    progress=None, memmap=None):
     """Calibrate every light frame of a raw night.
 
     Parameters
@@ -361,6 +361,11 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
         ``progress(done, total, message)``; it may raise
         :class:`~glue_zeropoint.exceptions.Cancelled`, which stops the calibration: files
         already written stay complete, none is left half-written.
+    memmap : bool, optional
+        With ``out_dir``: True keeps every calibrated light memory-mapped from its product
+        (memory bounded by a few frames, e.g. for a night measured frame by frame), False
+        keeps them in memory; default (None): memory-mapped when the lights together exceed
+        ``IN_MEMORY_BYTES``.
 
     Returns
     -------
@@ -390,11 +395,13 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
     if out is None:
         return _calibrate_night(raw_dir, None, combine, gain, read_noise, progress)
     with OutputLock(out, "calibrate") as lock:
-        night = _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=lock)
+        night = _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=lock,
+                                 memmap=memmap)
     return night
 
 
-def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=None):
+def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=None,
+                     memmap=None):
     run = {"id": uuid.uuid4().hex[:16], "settings": _settings(combine, gain, read_noise),
            "hasher": None, "reused": [], "keys": {}, "inputs": {}}
     old = None
@@ -448,7 +455,7 @@ def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=Non
         for key, group in groups.items():
             suffix = "" if key == main_key else f"_{_group_label(key)}"
             _calibrate_group(group, key, suffix, night, out, steps, writer, combine=combine,
-                             gain=gain, read_noise=read_noise)
+                             gain=gain, read_noise=read_noise, memmap=memmap)
     except BaseException:
         if writer is not None:
             writer.close(failed=True)
@@ -564,6 +571,7 @@ class _Group:
     bias: object = None
     darks: list = field(default_factory=list)  # (exptime, master name)
     flats: dict = field(default_factory=dict)  # filter -> master name
+    memmap: bool | None = None  # lights memory-mapped from their products (None: by size)
 
     def skip_step(self, message):
         self.entry["skipped_steps"].append(message)
@@ -575,7 +583,7 @@ class _Group:
 
 
 def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, gain,
-                     read_noise):
+                     read_noise, memmap=None):
     kinds = {k: [f for f in group if f.kind == k] for k in ("bias", "dark", "flat", "light")}
     entry = {"name": _group_label(key), "shape": list(key[0]), "binning": list(key[1]),
              "counts": {k: len(v) for k, v in kinds.items()},
@@ -584,7 +592,7 @@ def _calibrate_group(group, key, suffix, night, out, steps, writer, *, combine, 
              "skipped_steps": [], "notes": []}
     night.report["groups"].append(entry)
     g = _Group(kinds=kinds, entry=entry, suffix=suffix, night=night, out=out, steps=steps,
-               writer=writer, combine=combine)
+               writer=writer, combine=combine, memmap=memmap)
     if not _group_noise(g, group, gain, read_noise):
         return
     _master_bias(g)
@@ -690,7 +698,8 @@ def _calibrate_lights(g):
     are shared), and report them in file order."""
     night, out = g.night, g.out
     n_pixels = sum(int(np.prod(f.shape)) for f in g.kinds["light"])
-    memmap = out is not None and n_pixels * 9 > IN_MEMORY_BYTES
+    memmap = out is not None and (n_pixels * 9 > IN_MEMORY_BYTES if g.memmap is None
+                                  else bool(g.memmap))
     cal_frames = g.kinds["bias"] + g.kinds["dark"] + g.kinds["flat"]
     done = []  # (file order, ccd, report entry): calibrated grouped by filter and exposure
     order = {id(f): i for i, f in enumerate(g.kinds["light"])}

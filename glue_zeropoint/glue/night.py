@@ -19,8 +19,15 @@ out), so every view of it follows. The exclusion is in ``meta`` (JSON), so it su
 session; the data factory re-reads the folder and :func:`refit` re-applies it.
 
 A data factory (priority 300) reads the folder the ``night`` command wrote (or its
-``night.ecsv``); :func:`run_night` runs the whole night from a raw folder for a script or the
-Glue menu.
+``night.ecsv``); :func:`run_night` runs the whole night from a raw folder for a script (the
+Glue menu's *Measure a night…* is :mod:`glue_zeropoint.qt.night_action`).
+:func:`load_frame` puts one frame of the night into a data collection when it is not there
+(its calibrated product under the night folder's ``calibrated/``, else its raw light) with its
+stars from the night's detections (``'Night stars: <image>'``, linked to the image by pixels
+and sky), which is what a click in the night viewer shows.
+
+Both datasets carry identity world coordinates: glue's ``LoadLog`` (how a session saves data a
+factory made) would otherwise add them on restore and shift every saved component.
 """
 
 from pathlib import Path
@@ -28,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["night_to_data", "detections_to_data", "refit", "load_night_results", "run_night",
-           "register", "NIGHT_COLUMNS"]
+           "frame_image", "frame_file", "load_frame", "frame_stars_data", "register",
+           "NIGHT_COLUMNS"]
 
 NIGHT_COLUMNS = ("frame", "airmass", "zp", "zp_err", "zp_night", "zp_night_err",
                  "k_residual", "k_residual_err", "transparency", "rel_transparency", "sky_sb",
@@ -46,11 +54,27 @@ def _arr(table, name, dtype=float):
                       if dtype is float else table[name], dtype=dtype)
 
 
-def night_to_data(frames, label="Night", *, folder=None):
-    """glue ``Data`` of the night's frames (module docstring)."""
+def _table_data(label):
+    """An empty 1-d glue ``Data`` with identity world coordinates.
+
+    The coordinates matter for a saved session: glue's ``LoadLog`` decides whether to add
+    world coordinates on restore by counting the coordinate components of *all* the datasets
+    one factory call returned against the first one's dimension; two 1-d datasets without
+    coordinates (night + stars) count as "one with world coordinates", the restore adds them,
+    every saved component index shifts and the restore fails. With coordinates on each
+    dataset, the count is what it says.
+    """
     from glue.core import Data
+    from glue.core.coordinates import IdentityCoordinates
 
     data = Data(label=label)
+    data.coords = IdentityCoordinates(n_dim=1)
+    return data
+
+
+def night_to_data(frames, label="Night", *, folder=None):
+    """glue ``Data`` of the night's frames (module docstring)."""
+    data = _table_data(label)
     for name in NIGHT_COLUMNS:
         data.add_component(_arr(frames, name), name)
     mjd = _arr(frames, "mjd")
@@ -71,9 +95,7 @@ def night_to_data(frames, label="Night", *, folder=None):
 
 
 def detections_to_data(det, label="Night stars"):
-    from glue.core import Data
-
-    data = Data(label=label)
+    data = _table_data(label)
     for name in STAR_COLUMNS:
         data.add_component(_arr(det, name), name)
     data.add_component(np.asarray(det["band"]).astype(str), "band")
@@ -163,6 +185,130 @@ def run_night(raw_dir, catalog=None, out=None, **kwargs):
     result = measure_night(raw_dir, catalog, out=out, **kwargs)
     write_night(result, out)
     return load_night_results(out)
+
+
+# -- one frame of the night in the session --------------------------------------------------
+
+
+def _provenance(night):
+    """The night's provenance (raw and calibrated folders) from its ``night.json``."""
+    import json
+
+    folder = night.meta.get("zp_night_folder")
+    if not folder or not (Path(folder) / "night.json").is_file():
+        return {}
+    try:
+        return json.loads((Path(folder) / "night.json").read_text()).get("provenance") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def frame_image(dc, file_name):
+    """The light image of ``file_name`` already in ``dc`` (by label or product name), or None."""
+    stem = Path(file_name).stem
+    names = {stem, f"{stem}_cal", Path(file_name).name}
+    for data in dc:
+        if data.meta.get("zp_kind") != "light":
+            continue
+        product = data.meta.get("zp_product") or ""
+        if stem and (data.label in names or Path(product).stem in names
+                     or Path(product).name in names):
+            return data
+    return None
+
+
+def frame_file(night, file_name):
+    """The file to show for a frame: its calibrated product (``<stem>_cal.fits`` under the
+    night folder's ``calibrated/`` or the calibrated folder of its provenance), else the raw
+    light (the raw folder of the provenance). Raises InputError when neither is found."""
+    from ..exceptions import InputError
+
+    stem = Path(file_name).stem
+    folder = night.meta.get("zp_night_folder")
+    prov = _provenance(night)
+    candidates = []
+    for base in (None if not folder else Path(folder) / "calibrated",
+                 prov.get("calibrated_dir")):
+        if base:
+            candidates.append(Path(base) / f"{stem}_cal.fits")
+    if prov.get("raw_dir"):
+        candidates.append(Path(prov["raw_dir"]) / file_name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidates) or "no folder is known for this night"
+    raise InputError(f"{file_name}: neither its calibrated product nor its raw file was found "
+                     f"(tried {tried}); load the frame yourself (File > Open)")
+
+
+def _load_image(path, file_name):
+    """A glue image dataset of a calibrated product (through its data factory, so a saved
+    session re-reads it) or of a raw light (ADU, as it is)."""
+    from glue.core.data_factories import load_data
+
+    from .loader import calibrated_product_factory, ccd_to_data, is_product_file
+
+    if is_product_file(path):
+        datas = load_data(str(path), factory=calibrated_product_factory)
+        datas = datas if isinstance(datas, list) else [datas]
+        lights = [d for d in datas if d.meta.get("zp_kind") == "light"]
+        if lights:
+            return lights[0]
+    from astropy.nddata import CCDData
+
+    from ..night.run import _read_raw
+
+    data, header = _read_raw(path)
+    ccd = CCDData(data, unit="adu", meta=header, wcs=_celestial_wcs(header))
+    return ccd_to_data(ccd, Path(file_name).stem, product=path)
+
+
+def _celestial_wcs(header):
+    from ..night.run import _wcs_of
+
+    return _wcs_of(header)
+
+
+def frame_stars_data(stars, frame, image):
+    """The night's detections of one frame as a small dataset for ``image``:
+    ``'Night stars: <image label>'``, ``meta['zp_night_stars_for'] = image.uuid``."""
+    rows = np.asarray(stars["frame"]) == frame
+    data = _table_data(f"Night stars: {image.label}")
+    for name in ("star", "x", "y", "ra", "dec", "mag_inst", "mag_night", "mag_night_err",
+                 "mag_cat", "flags"):
+        if name in [c.label for c in stars.components]:
+            data.add_component(np.asarray(stars[name], float)[rows], name)
+    data.meta.update({"zp_kind": "night_frame_stars", "zp_night_stars_for": image.uuid,
+                      "zp_image_label": image.label})
+    return data
+
+
+def load_frame(dc, night, row):
+    """Make sure frame ``row`` of ``night`` is in ``dc`` with its stars.
+
+    Returns ``(image, stars)``: the frame's image dataset (already loaded, else read from
+    :func:`frame_file` and added) and its stars from the night's detections (added once,
+    linked to the image by pixels and, with a WCS, by sky; ``None`` when the night has no
+    stars dataset). Raises InputError when the frame's file is nowhere to be found.
+    """
+    from .links import link_pixels, link_sky
+
+    file_name = str(night["file"][row])
+    image = frame_image(dc, file_name)
+    if image is None:
+        image = _load_image(frame_file(night, file_name), file_name)
+        if image not in dc:
+            dc.append(image)
+    frame = int(np.asarray(night["frame"])[row])
+    stars = next((d for d in dc if d.meta.get("zp_night_stars_for") == image.uuid), None)
+    night_stars = next((d for d in dc if d.meta.get("zp_kind") == "night_stars"), None)
+    if stars is None and night_stars is not None:
+        stars = frame_stars_data(night_stars, frame, image)
+        dc.append(stars)
+        link_pixels(dc, stars, image)
+        if image.coords is not None:
+            link_sky(dc, stars, image)
+    return image, stars
 
 
 def _identify(path, **kwargs):

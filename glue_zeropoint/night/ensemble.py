@@ -83,10 +83,27 @@ def group_stars(positions, radius, *, align=True, reference=None):
     return ids, shifts
 
 
+#: stars an ensemble should rest on before its error cut is relaxed
+MIN_ENSEMBLE_STARS = 5
+
+
+def _error_cut(e_star, often, max_err):
+    """The error cut of the ensemble's stars: ``max_err``, unless fewer than
+    :data:`MIN_ENSEMBLE_STARS` stars seen often enough pass it (8-bit or short frames, where
+    even the brightest stars have errors of ~0.1 mag): then the error of the
+    ``MIN_ENSEMBLE_STARS``-th best such star, so the frames still get offsets (with the
+    larger errors those stars give them) instead of none."""
+    errs = np.sort(e_star[often])
+    if len(errs) == 0 or np.sum(errs <= max_err) >= MIN_ENSEMBLE_STARS:
+        return max_err
+    return float(errs[min(MIN_ENSEMBLE_STARS, len(errs)) - 1])
+
+
 class EnsembleResult:
     """Per-frame offsets ``D`` (mag), their errors, the stars used and the star means."""
 
-    def __init__(self, offset, offset_err, n_stars, star_mean, star_used, best):
+    def __init__(self, offset, offset_err, n_stars, star_mean, star_used, best, max_err=None):
+        self.max_err = max_err  # the error cut the stars passed (relaxed when few did)
         self.offset = offset
         self.offset_err = offset_err
         self.n_stars = n_stars
@@ -111,7 +128,8 @@ def ensemble_offsets(frame_index, star_id, mag, mag_err, n_frames, *, min_frames
     min_frames : int, optional
         Stars seen in fewer frames are not used (default half the frames, at least 2).
     max_err : float
-        Detections with a larger error are not used.
+        Stars with a larger typical error are not used (relaxed to the
+        :data:`MIN_ENSEMBLE_STARS`-th best star's error when fewer pass it).
 
     Returns
     -------
@@ -137,6 +155,7 @@ def ensemble_offsets(frame_index, star_id, mag, mag_err, n_frames, *, min_frames
     order = np.lexsort((e, sidx))
     starts = np.searchsorted(sidx[order], np.arange(len(stars)))
     e_star = e[order][np.minimum(starts + seen // 2, len(e) - 1)]
+    max_err = _error_cut(e_star, seen >= min_frames, max_err)
     keep = (seen[sidx] >= min_frames) & (e_star[sidx] <= max_err)
     fi, sidx, m, e = fi[keep], sidx[keep], m[keep], e[keep]
     D = np.zeros(n_frames)
@@ -179,4 +198,5 @@ def ensemble_offsets(frame_index, star_id, mag, mag_err, n_frames, *, min_frames
     star_used = np.zeros(len(stars), bool)
     star_used[np.unique(sidx[good])] = True
     return EnsembleResult(D, np.where(valid, err, np.nan), nstar,
-                          dict(zip(stars.tolist(), M.tolist(), strict=True)), star_used, best)
+                          dict(zip(stars.tolist(), M.tolist(), strict=True)), star_used, best,
+                          max_err)

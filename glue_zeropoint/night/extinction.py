@@ -234,7 +234,6 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
     x = np.asarray(airmass, float)
     y = np.asarray(zp, float)
     e = np.maximum(np.asarray(zp_err, float), 1e-4)
-    n = len(x)
     allowed = np.isfinite(x) & np.isfinite(y) & np.isfinite(e)
     if use is not None:
         allowed &= np.asarray(use, bool)
@@ -244,18 +243,44 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
                        f"the extinction fit needs at least {MIN_FRAMES}")
     if threshold is None:
         threshold = max(3.0, float(stats.norm.isf(0.01 / len(idx))))
-    threshold_above = max(5.0, threshold + 2.0)
     notes = []
     xr = (float(np.min(x[idx])), float(np.max(x[idx])))
-    fixed = None
-    if xr[1] - xr[0] < MIN_AIRMASS_RANGE:
-        if k is None:
-            notes.append(f"airmass range {xr[0]:.2f}-{xr[1]:.2f} too small to constrain k "
-                         f"(< {MIN_AIRMASS_RANGE}); k from the fit is poorly determined")
-        else:
-            fixed = float(k)
-            notes.append(f"airmass range {xr[0]:.2f}-{xr[1]:.2f} too small: k = {k:g} given")
-    # robust start on the best half
+    fixed = _fixed_k(xr, k, notes)
+    kept = _robust_start(x, y, e, allowed, idx, fixed, threshold)
+    kept = _clip_until_stable(x, y, e, allowed, kept, fixed, threshold, max_iter, notes)
+    a, b, cov, s = _fit_line(x[kept], y[kept], e[kept], fixed_k=fixed)
+    sig = np.sqrt(e ** 2 + s ** 2)
+    resid = y - (a + b * x)
+    r = resid / sig
+    cloudy = allowed & ~kept & (r < 0)
+    outlier = allowed & ~kept & (r > 0)
+    dof = int(kept.sum()) - (1 if fixed is not None else 2)
+    k_e = _k_error(x, y, e, kept, cov, fixed, k_err, notes)
+    tq = float(stats.t.ppf(0.975, max(dof, 1)))
+    return ExtinctionFit(
+        band=band, zp0=a, zp0_err=float(math.sqrt(cov[0, 0])), k=float(-b), k_err=k_e,
+        k_ci95=tq * k_e, cov=cov, sigma_int=float(s), n_frames=int(allowed.sum()),
+        n_used=int(kept.sum()), residual=resid, residual_err=sig, used=kept, cloudy=cloudy,
+        outlier=outlier, transparency=10.0 ** (0.4 * resid), airmass_range=xr,
+        threshold=float(threshold), k_fixed=fixed is not None, notes=notes)
+
+
+def _fixed_k(xr, k, notes):
+    """The k to hold fixed (None: fit it): the given ``k`` when the airmass range ``xr`` is
+    below :data:`MIN_AIRMASS_RANGE`; the notes say so (or that k is poorly determined)."""
+    if xr[1] - xr[0] >= MIN_AIRMASS_RANGE:
+        return None
+    if k is None:
+        notes.append(f"airmass range {xr[0]:.2f}-{xr[1]:.2f} too small to constrain k "
+                     f"(< {MIN_AIRMASS_RANGE}); k from the fit is poorly determined")
+        return None
+    notes.append(f"airmass range {xr[0]:.2f}-{xr[1]:.2f} too small: k = {k:g} given")
+    return float(k)
+
+
+def _robust_start(x, y, e, allowed, idx, fixed, threshold):
+    """The frames near a robust first line (least trimmed squares on the best half, with a
+    median-chi^2 scale): a run of cloudy frames cannot pull it."""
     h = max(MIN_FRAMES, (len(idx) + 3) // 2)
     if fixed is None and len(idx) > MIN_FRAMES + 1:
         a, b = _lts_start(x[idx], y[idx], e[idx], h)
@@ -264,70 +289,76 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
     # robust scale about the start line: the median chi^2 of a frame is that of chi^2_1
     s = _robust_sigma_int(y[idx] - a - b * x[idx], e[idx])
     r = (y - (a + b * x)) / np.sqrt(e ** 2 + s ** 2)
-    kept = allowed & (r >= -threshold) & (r <= threshold_above)
+    return allowed & (r >= -threshold) & (r <= max(5.0, threshold + 2.0))
+
+
+def _studentised(x, y, e, allowed, kept, fixed):
+    """Externally studentised residual of every allowed frame as a normal deviate: each kept
+    frame against the line (and scatter) fitted without it, with the line's own
+    uncertainty, through Student t with that fit's degrees of freedom."""
+    n = len(x)
     npar = 1 if fixed is not None else 2
+    a, b, cov, s = _fit_line(x[kept], y[kept], e[kept], fixed_k=fixed)
+    t_stat = np.full(n, np.nan)
+    for j in np.flatnonzero(allowed):
+        if kept[j]:
+            others = kept.copy()
+            others[j] = False
+            aj, bj, cj, sj = _fit_line(x[others], y[others], e[others], fixed_k=fixed)
+        else:
+            aj, bj, cj, sj = a, b, cov, s
+        var = e[j] ** 2 + sj ** 2 + cj[0, 0] + x[j] ** 2 * cj[1, 1] + 2 * x[j] * cj[0, 1]
+        # the line (and scatter) it is compared with has this many degrees of freedom
+        dof = max(int(kept.sum()) - npar - (1 if kept[j] else 0), 1)
+        t_stat[j] = (y[j] - aj - bj * x[j]) / math.sqrt(var)
+        t_stat[j] = stats.norm.isf(stats.t.sf(t_stat[j], dof)) if t_stat[j] > 0 else \
+            -stats.norm.isf(stats.t.sf(-t_stat[j], dof))  # as a normal deviate
+    return t_stat
+
+
+def _clip_until_stable(x, y, e, allowed, kept, fixed, threshold, max_iter, notes):
+    """Refit and re-select (one-sided: ``threshold`` sigma below, ``max(5, threshold + 2)``
+    above) until the set of kept frames is stable; every frame when too few remain."""
     for _ in range(max_iter):
         if kept.sum() < MIN_FRAMES:
-            kept = allowed.copy()
             notes.append("too few frames near the line: every frame used")
-            break
-        a, b, cov, s = _fit_line(x[kept], y[kept], e[kept], fixed_k=fixed)
-        # externally studentised residuals: each kept frame against the line (and scatter)
-        # fitted without it, with the line's own uncertainty; Student t with the fit's dof
-        t_stat = np.full(n, np.nan)
-        for j in np.flatnonzero(allowed):
-            if kept[j]:
-                others = kept.copy()
-                others[j] = False
-                aj, bj, cj, sj = _fit_line(x[others], y[others], e[others], fixed_k=fixed)
-            else:
-                aj, bj, cj, sj = a, b, cov, s
-            var = e[j] ** 2 + sj ** 2 + cj[0, 0] + x[j] ** 2 * cj[1, 1] + 2 * x[j] * cj[0, 1]
-            # the line (and scatter) it is compared with has this many degrees of freedom
-            dof = max(int(kept.sum()) - npar - (1 if kept[j] else 0), 1)
-            t_stat[j] = (y[j] - aj - bj * x[j]) / math.sqrt(var)
-            t_stat[j] = stats.norm.isf(stats.t.sf(t_stat[j], dof)) if t_stat[j] > 0 else \
-                -stats.norm.isf(stats.t.sf(-t_stat[j], dof))  # as a normal deviate
-        new = allowed & (t_stat >= -threshold) & (t_stat <= threshold_above)
+            return allowed.copy()
+        t_stat = _studentised(x, y, e, allowed, kept, fixed)
+        new = allowed & (t_stat >= -threshold) & (t_stat <= max(5.0, threshold + 2.0))
         if np.array_equal(new, kept):
             break
         kept = new
-    a, b, cov, s = _fit_line(x[kept], y[kept], e[kept], fixed_k=fixed)
-    k_jack = float("nan")
-    if fixed is None and kept.sum() > MIN_FRAMES:
-        # jackknife over the frames: the analytic error trusts the solved scatter and the
-        # leverage of a few high-airmass frames; in simulated nights it alone covered k in
-        # ~93% of nights at its 95% interval, the larger of the two in >= 95%
-        slopes = []
-        for j in np.flatnonzero(kept):
-            others = kept.copy()
-            others[j] = False
-            slopes.append(_fit_line(x[others], y[others], e[others])[1])
-        slopes = np.asarray(slopes)
-        nk = len(slopes)
-        k_jack = float(math.sqrt((nk - 1) / nk * np.sum((slopes - slopes.mean()) ** 2)))
-    sig = np.sqrt(e ** 2 + s ** 2)
-    resid = y - (a + b * x)
-    r = resid / sig
-    cloudy = allowed & ~kept & (r < 0)
-    outlier = allowed & ~kept & (r > 0)
-    dof = int(kept.sum()) - (1 if fixed is not None else 2)
-    k_val = -b
+    return kept
+
+
+def _jackknife_k_err(x, y, e, kept):
+    """Jackknife error of the slope over the kept frames (NaN with too few frames)."""
+    if kept.sum() <= MIN_FRAMES:
+        return float("nan")
+    slopes = []
+    for j in np.flatnonzero(kept):
+        others = kept.copy()
+        others[j] = False
+        slopes.append(_fit_line(x[others], y[others], e[others])[1])
+    slopes = np.asarray(slopes)
+    nk = len(slopes)
+    return float(math.sqrt((nk - 1) / nk * np.sum((slopes - slopes.mean()) ** 2)))
+
+
+def _k_error(x, y, e, kept, cov, fixed, k_err, notes):
+    """k's 1-sigma error: the given one when k was fixed, else the larger of the analytic
+    one and the jackknife over frames (the analytic error trusts the solved scatter and the
+    leverage of a few high-airmass frames; in simulated nights it alone covered k in ~93% of
+    nights at its 95% interval, the larger of the two in >= 95%)."""
     if fixed is not None:
-        k_e = float(k_err) if k_err is not None else float("nan")
-    else:
-        k_e = float(math.sqrt(cov[1, 1]))
-        if np.isfinite(k_jack) and k_jack > k_e:
-            notes.append(f"k error from the jackknife over frames ({k_jack:.4f} > analytic "
-                         f"{k_e:.4f})")
-            k_e = k_jack
-    tq = float(stats.t.ppf(0.975, max(dof, 1)))
-    return ExtinctionFit(
-        band=band, zp0=a, zp0_err=float(math.sqrt(cov[0, 0])), k=float(k_val), k_err=k_e,
-        k_ci95=tq * k_e, cov=cov, sigma_int=float(s), n_frames=int(allowed.sum()),
-        n_used=int(kept.sum()), residual=resid, residual_err=sig, used=kept, cloudy=cloudy,
-        outlier=outlier, transparency=10.0 ** (0.4 * resid), airmass_range=xr,
-        threshold=float(threshold), k_fixed=fixed is not None, notes=notes)
+        return float(k_err) if k_err is not None else float("nan")
+    k_e = float(math.sqrt(cov[1, 1]))
+    k_jack = _jackknife_k_err(x, y, e, kept)
+    if np.isfinite(k_jack) and k_jack > k_e:
+        notes.append(f"k error from the jackknife over frames ({k_jack:.4f} > analytic "
+                     f"{k_e:.4f})")
+        k_e = k_jack
+    return k_e
 
 
 def colour_airmass_term(airmass, colour_term, colour_term_err, *, min_range=0.3, min_sig=2.0):

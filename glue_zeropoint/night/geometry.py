@@ -31,7 +31,8 @@ from ..headers import header_value
 from ..obstime import observation_time
 
 __all__ = ["site_from_header", "parse_site", "pointing_from_header", "airmass_young",
-           "FrameGeometry", "frame_geometry", "check_time_zone", "sun_moon",
+           "FrameGeometry", "frame_geometry", "frame_geometries", "check_time_zone", "sun_moon",
+           "sun_altitude",
            "AIRMASS_TOLERANCE", "moon_illumination", "check_longitude_sign"]
 
 #: a header airmass further than this from the computed one is not used (it is reported)
@@ -182,13 +183,24 @@ def airmass_young(alt_deg):
     return np.where(alt > 0, x, np.nan)
 
 
-def moon_illumination(time, location=None):
-    """Illuminated fraction of the Moon (0-1) from the Sun-Moon phase angle."""
-    sun = get_body("sun", time, location)
-    moon = get_body("moon", time, location)
+def moon_illumination(time, location=None, *, sun=None, moon=None):
+    """Illuminated fraction of the Moon (0-1) from the Sun-Moon phase angle (``sun`` and
+    ``moon``: their ``get_body`` positions at ``time`` when already computed)."""
+    sun = get_body("sun", time, location) if sun is None else sun
+    moon = get_body("moon", time, location) if moon is None else moon
     elong = sun.separation(moon)
     phase = np.arctan2(sun.distance * np.sin(elong), moon.distance - sun.distance * np.cos(elong))
     return np.asarray((1.0 + np.cos(phase)) / 2.0, float)
+
+
+def sun_altitude(time, location):
+    """The Sun's altitude (deg, array like ``time``): what the site and time-zone checks need,
+    without the Moon's ephemeris (``sun_moon(...)['sun_alt']``, at half the cost)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # IERS/ERFA "dubious year" warnings
+        sun = get_body("sun", time, location)
+        return np.asarray(sun.transform_to(AltAz(obstime=time, location=location)).alt.deg,
+                          float)
 
 
 def sun_moon(time, location, target=None):
@@ -201,7 +213,7 @@ def sun_moon(time, location, target=None):
         moon = get_body("moon", time, location)
         out = {"sun_alt": np.asarray(sun.transform_to(frame).alt.deg, float),
                "moon_alt": np.asarray(moon.transform_to(frame).alt.deg, float),
-               "moon_illum": moon_illumination(time, location)}
+               "moon_illum": moon_illumination(time, location, sun=sun, moon=moon)}
         if target is not None:
             out["moon_sep"] = np.asarray(moon.separation(target).deg, float)
     return out
@@ -298,8 +310,8 @@ def check_longitude_sign(headers, location, targets):
                              f"only at {flipped.lon.deg:+.3f} (east-positive) does the target's "
                              f"computed altitude match the header's ({alts[k]:.1f} deg)")
         return location, ""
-    sun0 = float(np.nanmedian(sun_moon(t, location)["sun_alt"]))
-    sun1 = float(np.nanmedian(sun_moon(t, flipped)["sun_alt"]))
+    sun0 = float(np.nanmedian(sun_altitude(t, location)))
+    sun1 = float(np.nanmedian(sun_altitude(t, flipped)))
     if sun0 > DAYLIGHT_SUN_ALT and sun1 < -12:
         return flipped, (f"the header longitude {location.lon.deg:+.3f} is probably "
                          f"west-positive: there the Sun would be up (altitude {sun0:.0f} deg), "
@@ -363,14 +375,14 @@ def check_time_zone(headers, location, targets):
                                  f"{-best:+d} h does the computed airmass agree with the "
                                  f"header's (median |dX| {scores[best]:.3f}; as UTC "
                                  f"{scores[0]:.2f})")
-    sun = sun_moon(t, location)["sun_alt"]
+    sun = sun_altitude(t, location)
     if np.nanmedian(sun) < DAYLIGHT_SUN_ALT:
         return 0.0, (f"DATE-OBS taken as UTC: the Sun is then below the horizon (median "
                      f"altitude {np.nanmedian(sun):.0f} deg); local time cannot be excluded "
                      "when it would be night too (assumption)")
     good = []
     for h in candidates[1:]:
-        s = sun_moon(t - h * u.hour, location)["sun_alt"]
+        s = sun_altitude(t - h * u.hour, location)
         if np.nanmedian(s) < DAYLIGHT_SUN_ALT:
             good.append((h, float(np.nanmedian(s))))
     if not good:
@@ -385,6 +397,31 @@ def check_time_zone(headers, location, targets):
                       f"{s:.0f} deg){more}")
 
 
+def frame_geometries(headers, *, names, wcs, shapes, location=None, site_source="",
+                     offset_hours=0.0):
+    """:func:`frame_geometry` of every light of a night, with the Sun and the Moon computed
+    for all the frames of a site at once (one ``get_body`` per body, not one per frame: it
+    was most of the time a night spent on its headers)."""
+    geoms, pending = [], []
+    for h, n, w, sh in zip(headers, names, wcs, shapes, strict=True):
+        g, site, target = _frame_geometry(h, name=n, wcs=w, shape=sh, location=location,
+                                          site_source=site_source, offset_hours=offset_hours)
+        geoms.append(g)
+        if site is not None and target is not None and g.time_mid is not None:
+            pending.append((g, site, target))
+    by_site = {}
+    for g, site, target in pending:
+        key = tuple(float(v) for v in site.to_value(u.m))
+        by_site.setdefault(key, (site, []))[1].append((g, target))
+    for site, members in by_site.values():
+        times = Time([g.time_mid for g, _ in members])
+        targets = SkyCoord([t.icrs for _, t in members])
+        values = sun_moon(times, site, targets)
+        for k, (g, _) in enumerate(members):
+            g.__dict__.update({name: float(v[k]) for name, v in values.items()})
+    return geoms
+
+
 def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site_source="",
                    offset_hours=0.0):
     """:class:`FrameGeometry` of one light frame.
@@ -392,6 +429,17 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
     ``location`` (with its ``site_source``) overrides the header's site; ``offset_hours``
     (from :func:`check_time_zone`) is subtracted from the stated time.
     """
+    g, site, target = _frame_geometry(header, name=name, wcs=wcs, shape=shape,
+                                      location=location, site_source=site_source,
+                                      offset_hours=offset_hours)
+    if site is not None and target is not None and g.time_mid is not None:
+        g.__dict__.update({k: float(v) for k, v in sun_moon(g.time_mid, site,
+                                                             target).items()})
+    return g
+
+
+def _frame_geometry(header, *, name, wcs, shape, location, site_source, offset_hours):
+    """:func:`frame_geometry` without the Sun and the Moon: (geometry, site, target)."""
     g = FrameGeometry(name=name)
     g.exptime = header_value(header, ("EXPTIME", "EXPOSURE"))[0]
     if location is None:
@@ -413,8 +461,6 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
         x_mid, alt = target_airmass(g.time_mid, location, target)
         g.airmass_computed, g.altitude = float(x_mid), float(alt)
         g.airmass_computed_start = float(target_airmass(g.time_start, location, target)[0])
-        g.__dict__.update({k: float(v) for k, v in sun_moon(g.time_mid, location,
-                                                             target).items()})
     plausible = np.isfinite(xh) and 1.0 <= xh < 10.0
     computed = np.isfinite(g.airmass_computed)
     if plausible and (not computed
@@ -439,4 +485,4 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
         g.notes.append(("no usable AIRMASS keyword" if not np.isfinite(xh) else
                         f"implausible {xkey} = {xh:g}") + " and no "
                        + ", no ".join(missing) + " to compute it (give --site LAT,LON)")
-    return g
+    return g, location, target

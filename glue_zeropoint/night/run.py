@@ -32,12 +32,12 @@ from astropy.table import Table
 from ..exceptions import Cancelled, CatalogWarning, ZeropointError
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
-from .ensemble import ensemble_offsets, group_stars
+from .ensemble import MIN_ENSEMBLE_STARS, ensemble_offsets, group_stars
 from .extinction import colour_airmass_term, fit_extinction, night_verdict
 from .geometry import (
     check_longitude_sign,
     check_time_zone,
-    frame_geometry,
+    frame_geometries,
     parse_site,
     pointing_from_header,
 )
@@ -47,6 +47,9 @@ __all__ = ["measure_night", "plan_night", "measure_frame", "fit_night", "NightPl
            "FrameOutcome", "NightResult", "DEFAULT_COLOURS"]
 
 log = logging.getLogger(__name__)
+
+#: the ensemble's error cut (mag; :func:`.ensemble.ensemble_offsets` ``max_err`` default)
+ENSEMBLE_MAX_ERR = 0.05
 
 #: frames whose pointings are closer than this (deg) are one field
 FIELD_RADIUS_DEG = 0.25
@@ -115,9 +118,15 @@ def _lights(raw_dir, out, calibrate, gain, progress):
         from ..calibration import calibrate_night
 
         cal_out = None if out is None else Path(out) / "calibrated"
-        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress)
+        # memory-mapped from the products: the night holds a few frames' pixels, not all
+        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress,
+                                memmap=True if cal_out is not None else None)
         names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
-        return names, night.lights, {"calibration": "calibrated by glue-zeropoint",
+        lights = night.lights
+        if cal_out is not None:  # one light's pixels (and file) open at a time, not all
+            lights = [_LazyProduct(cal_out / r["product"], ccd) if r.get("product") else ccd
+                      for r, ccd in zip(night.report["lights"], night.lights, strict=True)]
+        return names, lights, {"calibration": "calibrated by glue-zeropoint",
                                      "calibrated_dir": None if cal_out is None else
                                      str(cal_out)}
 
@@ -153,6 +162,23 @@ class _LazyLight:
             warnings.simplefilter("ignore")
             data, header = _read_raw(self.path)
         return CCDData(data, unit="adu", meta=header, wcs=self.wcs)
+
+
+class _LazyProduct:
+    """A calibrated light known by its product file: header, WCS and shape kept, pixels
+    memory-mapped only when it is measured (a night of thousands of lights neither holds
+    their pixels nor keeps a file open per light)."""
+
+    def __init__(self, path, ccd):
+        self.path = path
+        self.meta = ccd.meta
+        self.wcs = ccd.wcs
+        self.shape = ccd.shape
+
+    def load(self):
+        from ..calibration import read_product
+
+        return read_product(self.path, memmap=True)
 
 
 def _read_raw(path):
@@ -263,7 +289,9 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
     """Read a night's headers: times, airmasses, fields and one catalog per field.
 
     Parameters are those of :func:`measure_night`. Light pixels are not read when
-    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now.
+    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now
+    and, with ``out``, kept as their product files (``_LazyProduct``: header, WCS, shape;
+    memory-mapped when measured), so the plan holds no frame's pixels.
 
     Returns
     -------
@@ -295,9 +323,9 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
                 "the longitude corrected"
     offset_h, tz_note = check_time_zone(headers, loc_for_tz, pointings)
     notes.append(tz_note)
-    geoms = [frame_geometry(h, name=n, wcs=c.wcs, shape=c.shape, location=location,
-                            site_source=site_source, offset_hours=offset_h)
-             for h, n, c in zip(headers, names, lights, strict=True)]
+    geoms = frame_geometries(headers, names=names, wcs=[c.wcs for c in lights],
+                             shapes=[c.shape for c in lights], location=location,
+                             site_source=site_source, offset_hours=offset_h)
     order = sorted(range(len(lights)), key=lambda i: (
         geoms[i].time_mid.mjd if geoms[i].time_mid is not None else np.inf, names[i]))
     fields, centres = _cluster_fields(pointings)
@@ -364,7 +392,7 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, band_map=N
     FrameOutcome
     """
     g = geometry
-    if isinstance(ccd, _LazyLight):
+    if isinstance(ccd, (_LazyLight, _LazyProduct)):
         ccd = ccd.load()
     filt, band = _band_of(ccd.meta, name, band_map)
     row = {c: np.nan for c in FRAME_COLUMNS}
@@ -696,14 +724,43 @@ def _common_aperture(det, frames, fm, rowk):
 
 
 def _fit_night(frames, det, notes, exclude):
-    nfr = len(frames)
-    fidx = {int(f): k for k, f in enumerate(np.asarray(frames["frame"]))}
+    """The night's model from the frame table and the stacked detections (the body of
+    :func:`fit_night`): star identities, ensemble offsets tied to the catalog, the extinction
+    line per band, flags, sky brightness, verdict and standard magnitudes."""
     if len(det):
         det = _group(det, frames)
+        fidx = {int(f): k for k, f in enumerate(np.asarray(frames["frame"]))}
         rowk = np.array([fidx[int(f)] for f in det["frame"]])
     else:
         rowk = np.zeros(0, int)
-    # ----------------------------------------------------- ensemble per field and band
+    tie_err = _ensemble_zero_points(frames, det, rowk, notes)
+    absolute = bool(np.isfinite(np.asarray(frames["zp"], float)).any())
+    if not absolute and len(np.unique(np.asarray(frames["field"]))) > 1:
+        notes.append("several fields and no catalog: their relative zero points are not tied "
+                     "to each other, so k mixes fields (give --catalog)")
+    use = _user_use(frames, exclude, notes)
+    fits, cterms = _fit_bands(frames, use, tie_err, absolute, notes)
+    _flag_frames(frames)
+    _sky_from_night_zp(frames, absolute)
+    verdict, reason = night_verdict(list(fits.values()))
+    standards = None
+    if absolute and len(det) and fits:
+        from .standard import standard_magnitudes
+
+        standards = standard_magnitudes(det, frames, fits, cterms)
+    if len(det):
+        det["airmass"] = np.asarray(frames["airmass"], float)[rowk]
+    return NightResult(frames=frames, detections=det, standards=standards, fits=fits,
+                       colour_terms=cterms, verdict=verdict, verdict_reason=reason,
+                       notes=notes)
+
+
+def _ensemble_zero_points(frames, det, rowk, notes):
+    """Per field and band: the frames' ensemble offsets from the night's own stars, tied once
+    to the frames' catalog zero points (``zp_night``; ``-offset`` without a catalog). Fills
+    the ensemble columns of ``frames`` (and ``mag_night`` of ``det``) in place; returns the
+    tie's error per (field, band)."""
+    nfr = len(frames)
     for key in ("ens_offset", "ens_offset_err", "rel_transparency", "zp_night",
                 "zp_night_err"):
         frames[key] = np.full(nfr, np.nan)
@@ -721,40 +778,61 @@ def _fit_night(frames, det, notes, exclude):
             if len(fm) == 0:
                 continue
             zp_shift = _common_aperture(det, frames, fm, rowk)
-            sel = np.isin(rowk, fm) & np.asarray(det["usable"], bool) if len(det) else []
-            if len(fm) >= 2 and np.sum(sel) > 0:
-                loc = np.searchsorted(fm, rowk[sel])
-                ens = ensemble_offsets(loc, np.asarray(det["star"])[sel],
-                                       np.asarray(det["mag_night"])[sel],
-                                       np.asarray(det["mag_night_err"])[sel], len(fm))
-                frames["ens_offset"][fm] = ens.offset
-                frames["ens_offset_err"][fm] = ens.offset_err
-                frames["ens_n_stars"][fm] = ens.n_stars
-                frames["rel_transparency"][fm] = ens.relative_transparency
-            zp = np.asarray(frames["zp"], float)[fm] + zp_shift
-            zpe = np.asarray(frames["zp_err_total"], float)[fm]
-            d = np.asarray(frames["ens_offset"], float)[fm]
-            de = np.asarray(frames["ens_offset_err"], float)[fm]
-            both = np.isfinite(zp) & np.isfinite(d)
-            if both.sum() >= 1:
-                # one tie per field and band: the frames share the catalog's errors
-                w = 1.0 / np.maximum(zpe[both], 1e-3) ** 2
-                tie = float(np.sum(w * (zp[both] + d[both])) / np.sum(w))
-                tie_err[(fld, band)] = float(np.median(zpe[both]))
-                frames["zp_night"][fm] = np.where(np.isfinite(d), tie - d, zp)
-                frames["zp_night_err"][fm] = np.where(np.isfinite(d), de, zpe)
-            elif np.isfinite(zp).any():
-                frames["zp_night"][fm] = zp
-                frames["zp_night_err"][fm] = zpe
-            elif np.isfinite(d).any():
-                frames["zp_night"][fm] = -d  # relative: no catalog
-                frames["zp_night_err"][fm] = de
-    absolute = bool(np.isfinite(np.asarray(frames["zp"], float)).any())
-    if not absolute and len(np.unique(np.asarray(frames["field"]))) > 1:
-        notes.append("several fields and no catalog: their relative zero points are not tied "
-                     "to each other, so k mixes fields (give --catalog)")
-    # ----------------------------------------------------- extinction per band
-    use = np.ones(nfr, bool)
+            cut = _ensemble_offsets_of(frames, det, rowk, fm)
+            if cut is not None and cut > ENSEMBLE_MAX_ERR:
+                notes.append(f"field {fld} band {band}: fewer than {MIN_ENSEMBLE_STARS} stars "
+                             f"measured to {ENSEMBLE_MAX_ERR} mag; the ensemble uses the best "
+                             f"{MIN_ENSEMBLE_STARS} (errors up to {cut:.3f} mag)")
+            te = _tie_to_catalog(frames, fm, zp_shift)
+            if te is not None:
+                tie_err[(fld, band)] = te
+    return tie_err
+
+
+def _ensemble_offsets_of(frames, det, rowk, fm):
+    """The ensemble offsets of frames ``fm`` (one field and band) from their usable stars;
+    returns the error cut its stars passed (None: no ensemble)."""
+    sel = np.isin(rowk, fm) & np.asarray(det["usable"], bool) if len(det) else []
+    if len(fm) >= 2 and np.sum(sel) > 0:
+        loc = np.searchsorted(fm, rowk[sel])
+        ens = ensemble_offsets(loc, np.asarray(det["star"])[sel],
+                               np.asarray(det["mag_night"])[sel],
+                               np.asarray(det["mag_night_err"])[sel], len(fm))
+        frames["ens_offset"][fm] = ens.offset
+        frames["ens_offset_err"][fm] = ens.offset_err
+        frames["ens_n_stars"][fm] = ens.n_stars
+        frames["rel_transparency"][fm] = ens.relative_transparency
+        return ens.max_err
+    return None
+
+
+def _tie_to_catalog(frames, fm, zp_shift):
+    """``zp_night`` of frames ``fm``: one weighted tie of the offsets to the catalog zero
+    points (the frames share the catalog's errors), else the frame's own ZP, else
+    ``-offset`` (no catalog). Returns the tie's error (median frame ZP error) or None."""
+    zp = np.asarray(frames["zp"], float)[fm] + zp_shift
+    zpe = np.asarray(frames["zp_err_total"], float)[fm]
+    d = np.asarray(frames["ens_offset"], float)[fm]
+    de = np.asarray(frames["ens_offset_err"], float)[fm]
+    both = np.isfinite(zp) & np.isfinite(d)
+    if both.sum() >= 1:
+        w = 1.0 / np.maximum(zpe[both], 1e-3) ** 2
+        tie = float(np.sum(w * (zp[both] + d[both])) / np.sum(w))
+        frames["zp_night"][fm] = np.where(np.isfinite(d), tie - d, zp)
+        frames["zp_night_err"][fm] = np.where(np.isfinite(d), de, zpe)
+        return float(np.median(zpe[both]))
+    if np.isfinite(zp).any():
+        frames["zp_night"][fm] = zp
+        frames["zp_night_err"][fm] = zpe
+    elif np.isfinite(d).any():
+        frames["zp_night"][fm] = -d  # relative: no catalog
+        frames["zp_night_err"][fm] = de
+    return None
+
+
+def _user_use(frames, exclude, notes):
+    """Frames the user allows in the extinction fit (``exclude``: file names or indices)."""
+    use = np.ones(len(frames), bool)
     if exclude:
         ex = {str(e) for e in exclude}
         use = np.array([str(f) not in ex and str(i) not in ex for f, i in
@@ -762,6 +840,13 @@ def _fit_night(frames, det, notes, exclude):
         notes.append(f"{int((~use).sum())} frame(s) left out of the extinction fit by the user")
     frames["used_in_fit"] = False
     frames["user_excluded"] = ~use
+    return use
+
+
+def _fit_bands(frames, use, tie_err, absolute, notes):
+    """The extinction line of every band (the catalog tie's error added to ZP0's) and the
+    colour x airmass term; fills the per-frame fit columns. Returns (fits, colour terms)."""
+    nfr = len(frames)
     for key in ("k_residual", "k_residual_err", "transparency"):
         frames[key] = np.full(nfr, np.nan)
     fits, cterms = {}, {}
@@ -789,11 +874,16 @@ def _fit_night(frames, det, notes, exclude):
         frames["used_in_fit"][fm] = f.used
         frames["cloudy"][fm] = f.cloudy
         frames["outlier"][fm] = f.outlier
-        ct = colour_airmass_term(x[f.used], np.asarray(frames["color_term"], float)[fm][f.used],
-                                 np.asarray(frames["color_term_err"], float)[fm][f.used])
-        cterms[band] = ct
+        cterms[band] = colour_airmass_term(
+            x[f.used], np.asarray(frames["color_term"], float)[fm][f.used],
+            np.asarray(frames["color_term_err"], float)[fm][f.used])
     frames["cloudy"] = np.asarray(frames["cloudy"], bool)
     frames["outlier"] = np.asarray(frames["outlier"], bool)
+    return fits, cterms
+
+
+def _flag_frames(frames):
+    """Add ``cloudy``, ``above_line``, ``excluded``, ``failed`` to each frame's flags."""
     flags = []
     for r in frames:
         fl = [s for s in str(r["flags"]).split(",") if s]
@@ -807,22 +897,13 @@ def _fit_night(frames, det, notes, exclude):
             fl.append("failed")
         flags.append(",".join(fl))
     frames["flags"] = np.asarray(flags, dtype=str)
-    # sky brightness: measured ZP where there is one, else the night's line
-    for k in range(nfr):
+
+
+def _sky_from_night_zp(frames, absolute):
+    """Sky brightness of frames without one from their own ZP: from the night's ZP."""
+    for k in range(len(frames)):
         if not np.isfinite(frames["sky_sb"][k]) and np.isfinite(frames["sky_rate"][k]) \
                 and frames["sky_rate"][k] > 0 and absolute and "raw" not in frames["flags"][k]:
-            band = frames["band"][k]
             zpk = frames["zp_night"][k]
             if np.isfinite(zpk):
                 frames["sky_sb"][k] = zpk - 2.5 * math.log10(frames["sky_rate"][k])
-    verdict, reason = night_verdict(list(fits.values()))
-    standards = None
-    if absolute and len(det) and fits:
-        from .standard import standard_magnitudes
-
-        standards = standard_magnitudes(det, frames, fits, cterms)
-    if len(det):
-        det["airmass"] = np.asarray(frames["airmass"], float)[rowk]
-    return NightResult(frames=frames, detections=det, standards=standards, fits=fits,
-                       colour_terms=cterms, verdict=verdict, verdict_reason=reason,
-                       notes=notes)

@@ -8,7 +8,7 @@ Each feature module here has a ``register()`` that adds its pieces to glue's reg
 import importlib
 
 FEATURES = ("compat", "tools", "catalog_action", "match_sky", "zeropoint_viewer", "menus",
-            "night_viewer")
+            "night_viewer", "night_action")
 
 
 def register():

@@ -4,7 +4,8 @@ against time, for the night dataset (:mod:`glue_zeropoint.glue.night`).
 - Points are the frames' night zero points, coloured by band; frames left out of the fit
   (cloudy, brushed, outside the time range) are drawn as crosses.
 - Clicking a point (:meth:`NightViewer.show_frame`) shows that frame in an image viewer with
-  its stars, when the frame's image is loaded (matched by file name).
+  its stars; a frame not yet in the session is loaded first (its calibrated product under
+  the night folder's ``calibrated/``, else the raw light).
 - Brushing frames in any viewer (a subset of the night, or of its stars through the join on
   ``frame``) drops them from the extinction fit when ``state.exclude_subsets`` is on; the
   time range ``state.t_min``/``state.t_max`` (hours) drops the frames outside it. Then the
@@ -170,28 +171,25 @@ class NightViewer(DataViewer):
             return
         self.show_frame(int(idx[event.ind[0]]))
 
-    def _image_for(self, file_name):
-        from pathlib import Path
-
-        stem = Path(file_name).stem
-        for data in self.session.data_collection:
-            if data.meta.get("zp_kind") != "light":
-                continue
-            product = data.meta.get("zp_product") or ""
-            if stem and (stem in data.label or Path(product).stem.startswith(stem)):
-                return data
-        return None
-
     def show_frame(self, row):
-        """Show the frame of night row ``row`` in an image viewer (with its stars)."""
+        """Show the frame of night row ``row`` in an image viewer with its stars.
+
+        The frame is loaded into the session first when it is not there (its calibrated
+        product, else its raw light: :func:`~glue_zeropoint.glue.night.load_frame`), with
+        its stars from the night's detections. Returns the image viewer, or None (the info
+        line says why) when the frame's file cannot be found.
+        """
         from glue_qt.viewers.image import ImageViewer
+
+        from ..exceptions import ZeropointError
+        from ..glue.night import load_frame
 
         file_name = str(self.state.night["file"][row])
         self.state.selected_frame = file_name
-        image = self._image_for(file_name)
-        if image is None:
-            self.info.setText(f"{file_name}: its image is not loaded (load the calibrated "
-                               "folder to see it)")
+        try:
+            image, stars = load_frame(self.session.data_collection, self.state.night, row)
+        except ZeropointError as err:
+            self.info.setText(str(err))
             return None
         app = getattr(self.session, "application", None)
         if self.image_viewer is None or self.image_viewer not in getattr(app, "viewers", [[]])[0]:
@@ -200,8 +198,10 @@ class NightViewer(DataViewer):
             self.image_viewer.add_data(image)
             self.image_viewer.state.reference_data = image
         for data in self.session.data_collection:
-            if data.meta.get("zp_stars_for") == image.uuid:
+            if image.uuid in (data.meta.get("zp_stars_for"), data.meta.get("zp_night_stars_for")):
                 self.image_viewer.add_data(data)
+        self.info.setText(f"{file_name}: shown with "
+                          f"{0 if stars is None else stars.size} of its stars")
         return self.image_viewer
 
 

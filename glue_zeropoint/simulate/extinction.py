@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._settings import SimSettings
+
 __all__ = ["BandTruth", "simulate_photometry_night", "PhotometryNight", "write_extinction_night",
-           "DEFAULT_BANDS"]
+           "DEFAULT_BANDS", "PhotometryNightSettings", "ExtinctionNightSettings"]
 
 
 @dataclass
@@ -47,11 +49,60 @@ class PhotometryNight:
     meta: dict = field(default_factory=dict)
 
 
-def simulate_photometry_night(seed=0, *, bands=None, n_frames=20, airmass=(1.0, 2.5),
-                              cloud_depth=(0.1, 0.5), cloud_frames=(3, 6), n_stars=60,
-                              mag_range=(10.0, 16.5), exptime=30.0, sky_e=2000.0,
-                              read_noise=10.0, fwhm_pix=3.0, flicker=0.005, cat_err=0.01):
-    """Draw a night (see the module docstring). ``cloud_depth`` None: a clear night."""
+@dataclass
+class PhotometryNightSettings(SimSettings):
+    """The night :func:`simulate_photometry_night` draws.
+
+    Attributes
+    ----------
+    bands : dict of BandTruth, optional
+        Band -> truth (default :data:`DEFAULT_BANDS`).
+    n_frames : int
+        Frames per band (interleaved in time).
+    airmass : (float, float)
+        The range the target crosses (one way, rising or setting at random).
+    cloud_depth : (float, float) or None
+        The cloud's depth range (mag); None: a clear night.
+    cloud_frames : (int, int)
+        Range of the number of consecutive frames per band the cloud dims.
+    n_stars, mag_range : int, (float, float)
+        The field's stars and their V range.
+    exptime, sky_e, read_noise, fwhm_pix : float
+        Exposure (s), sky (e- per pixel), read noise (e-), FWHM (pixels): the CCD equation.
+    flicker : float
+        The atmosphere's own frame-to-frame scatter (mag).
+    cat_err : float
+        Catalog magnitude error (mag).
+    """
+
+    bands: dict | None = None
+    n_frames: int = 20
+    airmass: tuple = (1.0, 2.5)
+    cloud_depth: tuple | None = (0.1, 0.5)
+    cloud_frames: tuple = (3, 6)
+    n_stars: int = 60
+    mag_range: tuple = (10.0, 16.5)
+    exptime: float = 30.0
+    sky_e: float = 2000.0
+    read_noise: float = 10.0
+    fwhm_pix: float = 3.0
+    flicker: float = 0.005
+    cat_err: float = 0.01
+
+
+def simulate_photometry_night(seed=0, *, settings=None, **keywords):
+    """Draw a night (see the module docstring).
+
+    ``settings`` is a :class:`PhotometryNightSettings`; ``keywords`` are any of its fields
+    (they override it: the keywords this function always took, e.g. ``n_frames=12``,
+    ``cloud_depth=None`` for a clear night).
+    """
+    s = PhotometryNightSettings.from_keywords(settings, **keywords)
+    bands, n_frames, airmass = s.bands, s.n_frames, s.airmass
+    cloud_depth, cloud_frames, n_stars, mag_range = (s.cloud_depth, s.cloud_frames,
+                                                     s.n_stars, s.mag_range)
+    exptime, sky_e, read_noise, fwhm_pix = s.exptime, s.sky_e, s.read_noise, s.fwhm_pix
+    flicker, cat_err = s.flicker, s.cat_err
     rng = np.random.default_rng(seed)
     bands = dict(DEFAULT_BANDS if bands is None else bands)
     # the target rises or sets through the airmass range, bands interleaved
@@ -110,11 +161,51 @@ def simulate_photometry_night(seed=0, *, bands=None, n_frames=20, airmass=(1.0, 
                            meta={"seed": seed, "flicker": flicker, "true_mag": m_cat_true})
 
 
-def write_extinction_night(root, *, seed=0, bands=None, n_per_band=6, shape=(256, 256),
-                           airmass=(1.05, 2.3), cloud=(2, 0.4), site=(31.96, -111.6, 2100.0),
-                           date="2024-07-02T10:30:00", exptime=20.0, n_stars=120,
-                           write_airmass=True):
+@dataclass
+class ExtinctionNightSettings(SimSettings):
+    """The raw night :func:`write_extinction_night` writes.
+
+    Attributes
+    ----------
+    bands : dict of BandTruth, optional
+        Band -> truth (default :data:`DEFAULT_BANDS`).
+    n_per_band : int
+        Lights per band.
+    shape : (int, int)
+        Image shape.
+    airmass : (float, float)
+        The lights run from ``airmass[1]`` down to ``airmass[0]``.
+    cloud : (int, float) or None
+        Index of the first dimmed light in each band and the depth (mag); None: clear.
+    site : (float, float, float)
+        Latitude, longitude (deg, east-positive) and height (m).
+    date : str
+        The night's reference time (ISO, UTC).
+    exptime : float
+        Seconds per light.
+    n_stars : int
+        Stars in the field.
+    write_airmass : bool
+        Write ``AIRMASS`` in the light headers.
+    """
+
+    bands: dict | None = None
+    n_per_band: int = 6
+    shape: tuple = (256, 256)
+    airmass: tuple = (1.05, 2.3)
+    cloud: tuple | None = (2, 0.4)
+    site: tuple = (31.96, -111.6, 2100.0)
+    date: str = "2024-07-02T10:30:00"
+    exptime: float = 20.0
+    n_stars: int = 120
+    write_airmass: bool = True
+
+
+def write_extinction_night(root, *, seed=0, settings=None, **keywords):
     """Raw FITS frames of a night through the atmosphere (module docstring).
+
+    ``settings`` is an :class:`ExtinctionNightSettings`; ``keywords`` are any of its fields
+    (they override it: the keywords this function always took, e.g. ``n_per_band=4``).
 
     ``cloud`` = (index of the first dimmed light in each band, depth mag) or None; the
     cloud dims that light and the next one of every band. Light headers carry ``DATE-OBS``,
@@ -133,6 +224,11 @@ def write_extinction_night(root, *, seed=0, bands=None, n_per_band=6, shape=(256
     from .field import FilterTruth
     from .night import simulate_night
 
+    s = ExtinctionNightSettings.from_keywords(settings, **keywords)
+    bands, n_per_band, shape, airmass, cloud = (s.bands, s.n_per_band, s.shape, s.airmass,
+                                                s.cloud)
+    site, date, exptime, n_stars, write_airmass = (s.site, s.date, s.exptime, s.n_stars,
+                                                   s.write_airmass)
     bands = dict(DEFAULT_BANDS if bands is None else bands)
     root = Path(root)
     loc = EarthLocation.from_geodetic(site[1] * u.deg, site[0] * u.deg, site[2] * u.m)

@@ -74,14 +74,15 @@ def test_scatter_of_zp_against_airmass(folder):
         app.close()
 
 
-def test_exclusion_survives_a_saved_session(folder, tmp_path):
+@pytest.mark.parametrize("how", ["script", "factory"])
+def test_exclusion_survives_a_saved_session(folder, tmp_path, how):
     from glue.core.state import GlueSerializer, GlueUnSerializer
 
     out, _, _ = folder
-    # datasets made by load_night_results (run_night, a script) are saved whole; restoring
-    # the factory's LoadLog of this folder is not covered yet (glue's restore mis-assigns a
-    # coordinate component there)
-    dc = DataCollection(gnight.load_night_results(out))
+    # datasets made by load_night_results (run_night, a script) are saved whole; the factory's
+    # are saved as its LoadLog (the folder re-read on restore)
+    dc = DataCollection(gnight.load_night_results(out) if how == "script"
+                        else load_data(str(out)))
     gnight.refit(dc[0], [str(dc[0]["file"][0])])
     text = GlueSerializer(dc).dumps()
     restored = GlueUnSerializer.loads(text).object("__main__")

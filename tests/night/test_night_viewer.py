@@ -54,8 +54,8 @@ def test_clicking_a_frame_without_its_image_says_so(app):
     from glue_zeropoint.qt.night_viewer import NightViewer
 
     viewer = app.new_data_viewer(NightViewer, data=app.data_collection[0])
-    assert viewer.show_frame(0) is None
-    assert "not loaded" in viewer.info.text()
+    assert viewer.show_frame(0) is None  # a table-only night: no product, no raw file
+    assert "neither its calibrated product nor its raw file" in viewer.info.text()
     assert viewer.state.selected_frame == str(app.data_collection[0]["file"][0])
 
 
@@ -76,5 +76,46 @@ def test_viewer_survives_a_saved_session(app, tmp_path):
         assert v.state.t_min == 0.5 and v.state.night is not None
         hours = np.asarray(v.state.night["hours"])
         assert np.all(np.asarray(v.state.night["excluded"], bool) == (hours < 0.5))
+    finally:
+        app2.close()
+
+
+def test_factory_loaded_night_and_viewer_survive_a_saved_session(folder, tmp_path):
+    """The Glue loader path: the data factory's LoadLog is what the session saves."""
+    from glue.core.data_factories import load_data
+    from glue_qt.app import GlueApplication
+
+    from glue_zeropoint.qt.night_viewer import NightViewer
+
+    gnight.register()
+    app = GlueApplication(DataCollection(load_data(str(folder))))
+    app.report_error = lambda *a, **k: (_ for _ in ()).throw(AssertionError(a))
+    night = app.data_collection[0]
+    viewer = app.new_data_viewer(NightViewer, data=night)
+    cut = np.sort(np.asarray(night["airmass"]))[-2]
+    app.data_collection.new_subset_group("brushed", night.id["airmass"] >= cut)
+    viewer.state.t_min = 0.5
+    excluded = np.asarray(night["excluded"], bool).copy()
+    fits = {b: dict(f) for b, f in night.meta["zp_night_fits"].items()}
+    assert excluded.sum() >= 2
+    path = tmp_path / "factory_night.glu"
+    app.save_session(str(path))
+    app.close()
+    app2 = GlueApplication.restore_session(str(path))
+    try:
+        v = [v for v in app2.viewers[0] if isinstance(v, NightViewer)][0]
+        night2 = v.state.night
+        assert night2 is app2.data_collection[0] and v.state.t_min == 0.5
+        assert night2.size == night.size and len(night2.subsets) == 1
+        assert np.array_equal(np.asarray(night2["excluded"], bool), excluded)
+        for band, f in fits.items():
+            assert night2.meta["zp_night_fits"][band]["k"] == pytest.approx(f["k"])
+            assert night2.meta["zp_night_fits"][band]["n_used"] == f["n_used"]
+        assert len(v.figure.axes[0].lines) == len(fits)
+        # the stars are still joined on 'frame'
+        stars = app2.data_collection[1]
+        assert stars.meta["zp_kind"] == "night_stars"
+        assert len(night2.subsets[0].to_mask()) == night2.size
+        assert stars.subsets[0].to_mask().sum() > 0
     finally:
         app2.close()
