@@ -328,6 +328,16 @@ def _psf_from_peaks(im, sub, bad, threshold, box, floor, rms):
     return best
 
 
+def _stated_sky_noise(im, bkg):
+    """The sky noise per pixel the image's uncertainty plane states (median over unmasked
+    pixels near the sky level), 0 without one."""
+    if im.variance is None:
+        return 0.0
+    var = im.variance[~im.bad] if im.bad is not None else im.variance.ravel()
+    var = var[np.isfinite(var) & (var > 0)]
+    return float(np.sqrt(np.median(var))) if var.size else 0.0
+
+
 def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, background=None,
                max_stars=None, psf=None):
     """Detect stars on the background-subtracted image; photutils measures and filters them.
@@ -409,17 +419,22 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     rms = bkg.median_rms
     notes = []
     floor = 0.0
-    if not rms > 0:
+    stated = _stated_sky_noise(im, bkg)
+    if not rms > 0 or rms < 0.5 * stated:
         # a flat, quantised sky (8-bit frames, a sky at the converter's floor): its noise is
-        # at least the quantisation noise of one step
-        floor = im.quantisation_noise
+        # at least the quantisation noise of one step, and at least what the calibrated
+        # frame's uncertainty plane says (a calibrated quantised frame is no longer on the
+        # converter's grid, so its steps are not found)
+        floor = max(im.quantisation_noise, stated)
         if not floor > 0:
             raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
                                   "constant or empty?")
         rms = floor
         bkg.rms_mesh = np.maximum(bkg.rms_mesh, floor)
+        source = ("the uncertainty plane's" if floor == stated else
+                  "the quantisation noise,")
         notes.append(f"{im.name}: the sky is flat to the last digit (quantised data); its noise "
-                     f"is taken as the quantisation noise, {floor:.3g} per pixel: faint stars and "
+                     f"is taken as {source} {floor:.3g} per pixel: faint stars and "
                      "errors are unreliable")
         log.warning(notes[-1])
     box = int(bkg.box)
