@@ -654,7 +654,7 @@ class CurveOfGrowth:
                                far_in, far_out, tail)
         total = 1.0 + tail["missing"]
         new_psf = psf.with_growth(radii, median / total, tail["amplitude"] / total,
-                                  tail["index"], idx.size)
+                                  tail["index"], idx.size, tail.get("softening", 0.0))
         return Growth(idx, radii, curves, var_big, sig2, tail, new_psf, median)
 
     def choose_radius(self, growth):

@@ -69,8 +69,9 @@ class PSF:
     radii, growth : tuple of float or None
         The empirical curve of growth: fraction of the *total* flux (tail included) inside
         each radius (pixels).
-    tail_amplitude, tail_index : float or None
-        The outer power law ``S(r) = tail_amplitude * r**-tail_index`` (per unit total flux).
+    tail_amplitude, tail_index, tail_softening : float or None
+        The outer law ``S(r) = tail_amplitude * (r**2 + tail_softening**2)**(-tail_index/2)``
+        (per unit total flux; :func:`fit_power_tail`).
     growth_stars : int
         Stars the curve of growth rests on (0: a pixel-integrated Gaussian core stands in).
     """
@@ -86,6 +87,7 @@ class PSF:
     growth: tuple = None
     tail_amplitude: float = None
     tail_index: float = None
+    tail_softening: float = 0.0
     growth_stars: int = 0
     _tables: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -107,11 +109,12 @@ class PSF:
         pixel's own 1/12 variance added): the matched-filter width."""
         return math.sqrt((self.fwhm / _GAUSS_FWHM) ** 2 + 1.0 / 12.0)
 
-    def with_growth(self, radii, growth, amplitude, index, n):
+    def with_growth(self, radii, growth, amplitude, index, n, softening=0.0):
         """A copy with an empirical curve of growth."""
         return replace(self, _tables={}, radii=tuple(float(r) for r in radii),
                        growth=tuple(float(g) for g in growth), tail_amplitude=amplitude,
-                       tail_index=index, growth_stars=int(n))
+                       tail_index=index, tail_softening=float(softening or 0.0),
+                       growth_stars=int(n))
 
     def with_fwhm(self, fwhm):
         """A copy with another (round) FWHM and no curve of growth."""
@@ -137,7 +140,9 @@ class PSF:
         a, p = self.tail_amplitude, self.tail_index
         if a is None or not a > 0:
             return np.zeros_like(np.asarray(r, float))
-        return 2.0 * math.pi * a * np.asarray(r, float) ** (2.0 - p) / (p - 2.0)
+        c2 = (self.tail_softening or 0.0) ** 2
+        return 2.0 * math.pi * a * (np.asarray(r, float) ** 2 + c2) ** (1.0 - 0.5 * p) / \
+            (p - 2.0)
 
     def surface_brightness(self, r):
         """Surface brightness (per unit total flux, per pixel) at radius ``r``."""
@@ -152,8 +157,9 @@ class PSF:
         out = np.clip(ring[j], 0.0, None)
         a, p = self.tail_amplitude, self.tail_index
         if a is not None and a > 0:
+            c2 = (self.tail_softening or 0.0) ** 2
             with np.errstate(divide="ignore"):
-                tail = a * np.maximum(r, 1e-9) ** (-p)
+                tail = a * (np.maximum(r, 1e-9) ** 2 + c2) ** (-0.5 * p)
             out = np.where(r > rad[-1], tail, out)
         else:
             out = np.where(r > rad[-1], 0.0, out)
@@ -210,13 +216,14 @@ class PSF:
                 "radii": None if self.radii is None else list(self.radii),
                 "growth": None if self.growth is None else list(self.growth),
                 "tail_amplitude": self.tail_amplitude, "tail_index": self.tail_index,
-                "growth_stars": self.growth_stars}
+                "tail_softening": self.tail_softening, "growth_stars": self.growth_stars}
 
     @classmethod
     def from_dict(cls, d):
         """The PSF of a :meth:`to_dict` dictionary (unknown keys ignored)."""
         keys = ("fwhm", "fwhm_scatter", "fwhm_major", "fwhm_minor", "ellipticity", "theta",
-                "n_stars", "radii", "growth", "tail_amplitude", "tail_index", "growth_stars")
+                "n_stars", "radii", "growth", "tail_amplitude", "tail_index", "tail_softening",
+                "growth_stars")
         kw = {k: d[k] for k in keys if k in d and d[k] is not None}
         for k in ("radii", "growth"):
             if k in kw:
