@@ -338,6 +338,47 @@ def _stated_sky_noise(im, bkg):
     return float(np.sqrt(np.median(var))) if var.size else 0.0
 
 
+def _noise_floor(im, bkg, notes):
+    """``(rms, floor)``: the background's median rms, raised to a floor where a flat,
+    quantised sky (8-bit frames, a sky at the converter's floor) measures below its real
+    noise: at least the quantisation noise of one step, and at least what a calibrated
+    frame's uncertainty plane says (a calibrated quantised frame is no longer on the
+    converter's grid, so its steps are not found); ``floor`` is 0 when none was needed.
+    The floor also raises ``bkg.rms_mesh``, and a note says so."""
+    rms = bkg.median_rms
+    stated = _stated_sky_noise(im, bkg)
+    if rms > 0 and not rms < 0.5 * stated:
+        return rms, 0.0
+    floor = max(im.quantisation_noise, stated)
+    if not floor > 0:
+        raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
+                              "constant or empty?")
+    bkg.rms_mesh = np.maximum(bkg.rms_mesh, floor)
+    source = "the uncertainty plane's" if floor == stated else "the quantisation noise,"
+    notes.append(f"{im.name}: the sky is flat to the last digit (quantised data); its noise "
+                 f"is taken as {source} {floor:.3g} per pixel: faint stars and "
+                 "errors are unreliable")
+    log.warning(notes[-1])
+    return floor, floor
+
+
+def _reject_sharp(im, sub, cand, bkg, box):
+    """The candidates without the detections sharper than the stars (hot pixels, cosmic
+    rays: a peak pixel too high for its matched-filter peak, judged against the brightest
+    candidates' ratio), and how many were rejected."""
+    if not cand.x.size:
+        return cand, 0
+    psf_ratio = _psf_ratio(sub, cand)
+    pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
+    sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio)
+    n_rej = int(sharp.sum())
+    if n_rej:
+        log.info("%s: %d sharp detections (hot pixels, cosmic rays) rejected", im.name, n_rej)
+    keep = ~sharp
+    return Candidates(cand.y[keep], cand.x[keep], cand.snr[keep], cand.smooth_peak[keep],
+                      cand.kernel_center, cand.noise), n_rej
+
+
 def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, background=None,
                max_stars=None, psf=None):
     """Detect stars on the background-subtracted image; photutils measures and filters them.
@@ -416,27 +457,8 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     if im.saturation is not None:
         bad = im.bad & ~(np.isfinite(im.data) & (im.data >= 0.99 * im.saturation))
     sub[bad] = 0.0
-    rms = bkg.median_rms
     notes = []
-    floor = 0.0
-    stated = _stated_sky_noise(im, bkg)
-    if not rms > 0 or rms < 0.5 * stated:
-        # a flat, quantised sky (8-bit frames, a sky at the converter's floor): its noise is
-        # at least the quantisation noise of one step, and at least what the calibrated
-        # frame's uncertainty plane says (a calibrated quantised frame is no longer on the
-        # converter's grid, so its steps are not found)
-        floor = max(im.quantisation_noise, stated)
-        if not floor > 0:
-            raise PhotometryError(f"{im.name}: the background rms is {rms!r}; is the image "
-                                  "constant or empty?")
-        rms = floor
-        bkg.rms_mesh = np.maximum(bkg.rms_mesh, floor)
-        source = ("the uncertainty plane's" if floor == stated else
-                  "the quantisation noise,")
-        notes.append(f"{im.name}: the sky is flat to the last digit (quantised data); its noise "
-                     f"is taken as {source} {floor:.3g} per pixel: faint stars and "
-                     "errors are unreliable")
-        log.warning(notes[-1])
+    rms, floor = _noise_floor(im, bkg, notes)
     box = int(bkg.box)
     if psf is None and fwhm is not None:
         if not fwhm > 0:
@@ -451,19 +473,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                      "the captured light does not depend on the pixel phase")
         log.info(notes[-1])
     cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
-    # a star's peak pixel over its matched-filter peak, from the brightest candidates
-    n_rej = 0
-    if cand.x.size:
-        psf_ratio = _psf_ratio(sub, cand)
-        pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
-        sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio)
-        n_rej = int(sharp.sum())
-        if n_rej:
-            log.info("%s: %d sharp detections (hot pixels, cosmic rays) rejected", im.name,
-                     n_rej)
-        keep = ~sharp
-        cand = Candidates(cand.y[keep], cand.x[keep], cand.snr[keep], cand.smooth_peak[keep],
-                          cand.kernel_center, cand.noise)
+    cand, n_rej = _reject_sharp(im, sub, cand, bkg, box)
     found = None
     if cand.x.size:
         finder_cls = DAOStarFinder if finder is None else finder

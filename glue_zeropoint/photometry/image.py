@@ -173,22 +173,7 @@ def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=N
     if data.ndim != 2:
         raise InputError(f"{name}: the image must be 2-D, got shape {data.shape}")
     notes = []
-    if _is_electrons(unit):
-        if gain is not None and float(gain) != 1.0:
-            log.info("%s: image is already in electrons; gain=%s not applied", name, gain)
-        g = 1.0
-    else:
-        if gain is None:
-            g, key = header_value(meta, GAIN_KEYS)
-            if g is None:
-                g = 1.0
-                notes.append(f"{name}: no gain given and no GAIN/EGAIN keyword; assuming 1 e-/ADU")
-            else:
-                notes.append(f"{name}: gain {g:g} e-/ADU from {key}")
-        else:
-            g = float(gain)
-        if not g > 0:
-            raise InputError(f"{name}: gain must be > 0 e-/ADU, got {g!r}; pass --gain")
+    g = _gain_of(meta, unit, gain, name, notes)
     if read_noise is None:
         rn, key = header_value(meta, READ_NOISE_KEYS)
         if rn is not None:
@@ -205,39 +190,11 @@ def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=N
         t, key = header_value(meta, EXPTIME_KEYS)
     else:
         t = float(exptime)
-    bad = ~np.isfinite(data)
-    if own_mask is not None:
-        if own_mask.shape != data.shape:
-            raise InputError(f"{name}: mask shape {own_mask.shape} differs from the image "
-                             f"shape {data.shape}")
-        bad |= own_mask
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != data.shape:
-            raise InputError(f"mask: shape {mask.shape} differs from the image shape "
-                             f"{data.shape}")
-        bad |= mask
-    if bad.all():
-        raise InputError(f"{name}: no finite, unmasked pixel in the image")
-    variance = None
-    if unc is not None:
-        arr = np.asarray(unc.array, dtype=np.float64)
-        if isinstance(unc, StdDevUncertainty):
-            variance = arr ** 2
-        elif isinstance(unc, VarianceUncertainty):
-            variance = arr.copy()
-        else:  # inverse variance or unknown: convert through the uncertainty machinery
-            try:
-                variance = np.asarray(unc.represent_as(VarianceUncertainty).array, float)
-            except Exception:  # noqa: BLE001
-                log.warning("%s: uncertainty of type %s not understood; using the CCD "
-                            "equation", name, type(unc).__name__)
-        if variance is not None:
-            if variance.shape != data.shape:
-                raise InputError(f"{name}: uncertainty shape {variance.shape} differs from "
-                                 f"the image shape {data.shape}")
-            variance *= g * g
-            bad |= ~np.isfinite(variance)
+    bad = _bad_pixels(data, own_mask, mask, name)
+    variance = _variance_of(unc, data.shape, name)
+    if variance is not None:
+        variance *= g * g
+        bad |= ~np.isfinite(variance)
     if g != 1.0:
         data = data * g
         if sat is not None:
@@ -252,6 +209,69 @@ def prepare_image(ccd, *, gain=None, read_noise=None, saturation=None, exptime=N
     return PreparedImage(data=data, variance=variance, bad=bad, wcs=wcs, meta=meta,
                          exptime=t, gain=g, read_noise=rn, saturation=sat, name=name,
                          notes=notes, calibrated=calibrated)
+
+
+def _gain_of(meta, unit, gain, name, notes):
+    """The gain (e-/ADU) that turns the image into electrons: 1 for an image in electrons,
+    else ``gain``, else the header's ``GAIN``/``EGAIN``, else 1 with a note saying so."""
+    if _is_electrons(unit):
+        if gain is not None and float(gain) != 1.0:
+            log.info("%s: image is already in electrons; gain=%s not applied", name, gain)
+        return 1.0
+    if gain is None:
+        g, key = header_value(meta, GAIN_KEYS)
+        if g is None:
+            g = 1.0
+            notes.append(f"{name}: no gain given and no GAIN/EGAIN keyword; assuming 1 e-/ADU")
+        else:
+            notes.append(f"{name}: gain {g:g} e-/ADU from {key}")
+    else:
+        g = float(gain)
+    if not g > 0:
+        raise InputError(f"{name}: gain must be > 0 e-/ADU, got {g!r}; pass --gain")
+    return g
+
+
+def _bad_pixels(data, own_mask, mask, name):
+    """Non-finite pixels, the image's own mask and the given one (True = bad)."""
+    bad = ~np.isfinite(data)
+    if own_mask is not None:
+        if own_mask.shape != data.shape:
+            raise InputError(f"{name}: mask shape {own_mask.shape} differs from the image "
+                             f"shape {data.shape}")
+        bad |= own_mask
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape:
+            raise InputError(f"mask: shape {mask.shape} differs from the image shape "
+                             f"{data.shape}")
+        bad |= mask
+    if bad.all():
+        raise InputError(f"{name}: no finite, unmasked pixel in the image")
+    return bad
+
+
+def _variance_of(unc, shape, name):
+    """The per-pixel variance (input units squared) of an NDData uncertainty (standard
+    deviation, variance, or anything astropy converts), or None."""
+    if unc is None:
+        return None
+    arr = np.asarray(unc.array, dtype=np.float64)
+    if isinstance(unc, StdDevUncertainty):
+        variance = arr ** 2
+    elif isinstance(unc, VarianceUncertainty):
+        variance = arr.copy()
+    else:  # inverse variance or unknown: convert through the uncertainty machinery
+        try:
+            variance = np.asarray(unc.represent_as(VarianceUncertainty).array, float)
+        except Exception:  # noqa: BLE001
+            log.warning("%s: uncertainty of type %s not understood; using the CCD "
+                        "equation", name, type(unc).__name__)
+            return None
+    if variance.shape != shape:
+        raise InputError(f"{name}: uncertainty shape {variance.shape} differs from "
+                         f"the image shape {shape}")
+    return variance
 
 
 #: Header keywords that record a bias (zero) or overscan correction (IRAF ccdproc, MaxIm,

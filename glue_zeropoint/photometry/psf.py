@@ -353,13 +353,39 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
     PhotometryError
         No star could be fitted.
     """
-    data, bad = im.data, im.bad
-    ny, nx = data.shape
-    sat = im.saturation
     xs = np.asarray(xs, float)
     ys = np.asarray(ys, float)
     fin = np.isfinite(xs) & np.isfinite(ys)
     xs, ys = xs[fin], ys[fin]
+    fits = _fit_candidates(im, xs, ys, max_stars, min_snr, isolation, box)
+    few = len(fits) < 3
+    if few and min_snr > FAINT_PSF_SNR:
+        psf = _fainter_stars(im, xs, ys, len(fits), max_stars, min_snr, isolation, box)
+        if psf is not None:
+            return psf
+    if not fits:
+        raise PhotometryError(f"{im.name}: could not measure the PSF on any of {xs.size} "
+                              "stars (all near the edge, masked, saturated, crowded or too "
+                              "faint); give the FWHM (fwhm=..., --fwhm) in pixels")
+    if few and min_snr > FAINT_PSF_SNR:
+        f = math.sqrt(fits[0][0] * fits[0][1])
+        if f < UNDERSAMPLED_FWHM:
+            # one or two sharp sources cannot be told from cosmic-ray hits
+            raise PhotometryError(
+                f"{im.name}: could not measure the PSF: only {len(fits)} usable source(s), "
+                f"{f:.2f} px wide, which may be cosmic-ray hits (a shallow or cloudy "
+                "frame?); give the FWHM (fwhm=..., --fwhm) in pixels")
+    psf = _psf_from_fits(fits)
+    log.info("%s: PSF FWHM %.2f px (scatter %.2f, %d stars), ellipticity %.2f at %.0f deg%s",
+             im.name, psf.fwhm, psf.fwhm_scatter, psf.n_stars, psf.ellipticity, psf.theta,
+             " (undersampled)" if psf.undersampled else "")
+    return psf
+
+
+def _fit_candidates(im, xs, ys, max_stars, min_snr, isolation, box):
+    """Core fits ``(major, minor, angle, x, y, flux, flux_err, noise)`` of the isolated,
+    unsaturated, bright-enough candidates, brightest first, up to ``max_stars`` (and at
+    most ``10 * max_stars`` tried)."""
     fits = []
     first_guess = None
     tried = 0
@@ -367,43 +393,12 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
     for k in range(xs.size):
         if len(fits) >= max_stars or tried >= 10 * max_stars:
             break
-        x, y = xs[k], ys[k]
-        guess = first_guess or 3.0
-        h = int(box) if box else int(max(5, math.ceil(3.0 * guess)))
-        ix, iy = int(round(x)), int(round(y))
-        if ix - h < 0 or iy - h < 0 or ix + h + 1 > nx or iy + h + 1 > ny:
-            continue
-        # isolation from the other candidates
-        iso = isolation if isolation is not None else max(4.0, 3.0 * guess)
-        d2 = (xs - x) ** 2 + (ys - y) ** 2
-        d2[k] = np.inf
-        # twins within 2 px are the same star (the flat top of a quantised profile gives
-        # several equal maxima): the brightest listed one stands for it
-        twin = d2 <= 4.0
-        if np.any(twin[:k]):
-            continue
-        d2[twin] = np.inf
-        if np.min(d2, initial=np.inf) < iso * iso:
-            continue
-        stamp = data[iy - h:iy + h + 1, ix - h:ix + h + 1]
-        good = ~bad[iy - h:iy + h + 1, ix - h:ix + h + 1]
-        if not good[h - 1:h + 2, h - 1:h + 2].all():
-            continue
-        if sat is not None and np.nanmax(stamp[h - 2:h + 3, h - 2:h + 3]) >= 0.8 * sat:
-            continue
-        edge = np.r_[stamp[0], stamp[-1], stamp[1:-1, 0], stamp[1:-1, -1]]
-        edge = edge[np.isfinite(edge)]
-        if edge.size < 8:
-            continue
-        b = float(np.median(edge))
-        # a flat, quantised sky (8-bit frames) has a stamp-edge rms of 0: floor it at the
-        # rounding noise
-        noise = max(float(mad_std(edge)) or float(np.std(edge)), qnoise) or 1e-9
-        st = stamp - b
-        if st[h - 1:h + 2, h - 1:h + 2].max() < min_snr * noise:
+        stamp = _candidate_stamp(im, xs, ys, k, first_guess or 3.0, isolation, box, qnoise,
+                                 min_snr)
+        if stamp is None:
             continue
         tried += 1
-        cx, cy = x - (ix - h), y - (iy - h)
+        st, good, cx, cy, h, noise = stamp
         moment = _moment_fwhm(st, good, cx, cy, min(h, 4))
         if moment is None or moment < SINGLE_PIXEL_FWHM:
             continue  # a one-pixel event: no starting width to take from it
@@ -424,47 +419,84 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         if not np.all(np.isfinite(out[:3])) or out[1] < SINGLE_PIXEL_FWHM or \
                 not math.sqrt(out[0] * out[1]) < 3.0 * h:
             continue  # a one-pixel event (hot pixel, cosmic ray) or not a star
-
         fits.append(tuple(out) + (noise,))
-    few = len(fits) < 3
-    if few and min_snr > FAINT_PSF_SNR:
-        # a shallow frame (8-bit pixels, short exposures in blue bands): fainter stars too
-        try:
-            psf = measure_psf(im, xs, ys, max_stars=max_stars, min_snr=FAINT_PSF_SNR,
-                              isolation=isolation, box=box)
-        except PhotometryError:
-            psf = None
-        # (a width from one or two sources is kept only when it is not sharp: cosmic-ray
-        # hits and hot pixels are)
-        if psf is not None and psf.n_stars >= len(fits) and (
-                psf.n_stars >= 3 or not psf.undersampled):
-            note = (f"{im.name}: fewer than 3 stars above {min_snr:g} sigma to measure the "
-                    f"PSF; measured on {psf.n_stars} stars down to {FAINT_PSF_SNR:g} sigma: "
-                    f"FWHM {psf.fwhm:.2f} px is less certain")
-            log.warning(note)
-            if hasattr(im, "notes"):
-                im.notes.append(note)
-            return psf
-    if not fits:
-        raise PhotometryError(f"{im.name}: could not measure the PSF on any of {xs.size} "
-                              "stars (all near the edge, masked, saturated, crowded or too "
-                              "faint); give the FWHM (fwhm=..., --fwhm) in pixels")
-    if few and min_snr > FAINT_PSF_SNR:
-        f = math.sqrt(fits[0][0] * fits[0][1])
-        if f < UNDERSAMPLED_FWHM:
-            # one or two sharp sources cannot be told from cosmic-ray hits
-            raise PhotometryError(
-                f"{im.name}: could not measure the PSF: only {len(fits)} usable source(s), "
-                f"{f:.2f} px wide, which may be cosmic-ray hits (a shallow or cloudy "
-                "frame?); give the FWHM (fwhm=..., --fwhm) in pixels")
+    return fits
+
+
+def _candidate_stamp(im, xs, ys, k, guess, isolation, box, qnoise, min_snr):
+    """``(sky-subtracted stamp, good pixels, x, y in it, half-size, noise)`` around
+    candidate ``k``, or None when it is near the edge, not isolated (a twin of a brighter
+    candidate within 2 px is the same star), masked, saturated or below ``min_snr``."""
+    data, bad = im.data, im.bad
+    ny, nx = data.shape
+    x, y = xs[k], ys[k]
+    h = int(box) if box else int(max(5, math.ceil(3.0 * guess)))
+    ix, iy = int(round(x)), int(round(y))
+    if ix - h < 0 or iy - h < 0 or ix + h + 1 > nx or iy + h + 1 > ny:
+        return None
+    iso = isolation if isolation is not None else max(4.0, 3.0 * guess)
+    d2 = (xs - x) ** 2 + (ys - y) ** 2
+    d2[k] = np.inf
+    # twins within 2 px are the same star (the flat top of a quantised profile gives
+    # several equal maxima): the brightest listed one stands for it
+    twin = d2 <= 4.0
+    if np.any(twin[:k]):
+        return None
+    d2[twin] = np.inf
+    if np.min(d2, initial=np.inf) < iso * iso:
+        return None
+    stamp = data[iy - h:iy + h + 1, ix - h:ix + h + 1]
+    good = ~bad[iy - h:iy + h + 1, ix - h:ix + h + 1]
+    if not good[h - 1:h + 2, h - 1:h + 2].all():
+        return None
+    sat = im.saturation
+    if sat is not None and np.nanmax(stamp[h - 2:h + 3, h - 2:h + 3]) >= 0.8 * sat:
+        return None
+    edge = np.r_[stamp[0], stamp[-1], stamp[1:-1, 0], stamp[1:-1, -1]]
+    edge = edge[np.isfinite(edge)]
+    if edge.size < 8:
+        return None
+    b = float(np.median(edge))
+    # a flat, quantised sky (8-bit frames) has a stamp-edge rms of 0: floor it at the
+    # rounding noise
+    noise = max(float(mad_std(edge)) or float(np.std(edge)), qnoise) or 1e-9
+    st = stamp - b
+    if st[h - 1:h + 2, h - 1:h + 2].max() < min_snr * noise:
+        return None
+    return st, good, x - (ix - h), y - (iy - h), h, noise
+
+
+def _fainter_stars(im, xs, ys, n_fits, max_stars, min_snr, isolation, box):
+    """A shallow frame (8-bit pixels, short exposures in blue bands): the PSF from stars
+    down to :data:`FAINT_PSF_SNR`, with a note, when that gives more stars (a width from
+    one or two sources only when it is not sharp: cosmic-ray hits and hot pixels are);
+    else None."""
+    try:
+        psf = measure_psf(im, xs, ys, max_stars=max_stars, min_snr=FAINT_PSF_SNR,
+                          isolation=isolation, box=box)
+    except PhotometryError:
+        return None
+    if not (psf.n_stars >= n_fits and (psf.n_stars >= 3 or not psf.undersampled)):
+        return None
+    note = (f"{im.name}: fewer than 3 stars above {min_snr:g} sigma to measure the "
+            f"PSF; measured on {psf.n_stars} stars down to {FAINT_PSF_SNR:g} sigma: "
+            f"FWHM {psf.fwhm:.2f} px is less certain")
+    log.warning(note)
+    if hasattr(im, "notes"):
+        im.notes.append(note)
+    return psf
+
+
+def _psf_from_fits(fits):
+    """The frame's :class:`PSF` from the stars' core fits: the width is a median weighted by
+    each source's flux signal-to-noise (so that cosmic-ray hits and hot pixels, sharp and
+    bright with little flux, however many, do not outvote the stars), outliers beyond 3
+    scatters (blends, galaxies) dropped, then the medians of the axes, the ellipticity and
+    the axial mean of the angle."""
     arr = np.asarray([f[:3] for f in fits], float)
     fw = np.sqrt(arr[:, 0] * arr[:, 1])
-    # the width the light says: a median weighted by each source's flux signal-to-noise, so
-    # that cosmic-ray hits and hot pixels (sharp, bright peaks with little flux), however many,
-    # do not outvote the stars
     snr = np.asarray([max(f[5], 0.0) / max(f[6], 1e-30) for f in fits], float)
     med = _weighted_median(fw, snr) if snr.sum() > 0 else float(np.median(fw))
-    # drop outliers (blends, galaxies, cosmic-ray hits) before the final medians
     near = np.abs(np.log(fw / med)) < math.log(1.5)
     scat = float(mad_std(fw[near])) if near.sum() >= 3 else 0.0
     keep = np.abs(fw - med) <= 3.0 * max(scat, 0.05 * med)
@@ -472,16 +504,11 @@ def measure_psf(im, xs, ys, *, max_stars=30, min_snr=20.0, isolation=None, box=N
         arr, fw = arr[keep], fw[keep]
     maj, mnr = float(np.median(arr[:, 0])), float(np.median(arr[:, 1]))
     ell = float(np.median(1.0 - arr[:, 1] / arr[:, 0]))
-    # axial median of the angle (doubled-angle mean)
     ang = 0.5 * math.degrees(math.atan2(np.mean(np.sin(2 * arr[:, 2])),
                                         np.mean(np.cos(2 * arr[:, 2])))) % 180.0
-    psf = PSF(fwhm=float(np.median(fw)), fwhm_scatter=float(mad_std(fw)) if fw.size >= 3
-              else float(np.std(fw)), fwhm_major=maj, fwhm_minor=mnr, ellipticity=ell,
-              theta=ang, n_stars=int(fw.size))
-    log.info("%s: PSF FWHM %.2f px (scatter %.2f, %d stars), ellipticity %.2f at %.0f deg%s",
-             im.name, psf.fwhm, psf.fwhm_scatter, psf.n_stars, psf.ellipticity, psf.theta,
-             " (undersampled)" if psf.undersampled else "")
-    return psf
+    return PSF(fwhm=float(np.median(fw)), fwhm_scatter=float(mad_std(fw)) if fw.size >= 3
+               else float(np.std(fw)), fwhm_major=maj, fwhm_minor=mnr, ellipticity=ell,
+               theta=ang, n_stars=int(fw.size))
 
 
 # --------------------------------------------------------------------------- growth
