@@ -607,7 +607,8 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     Each curve is normalised to its flux inside the largest radius; the rings beyond ``r_min``
     give a surface brightness ``S_meas(r) = A ((r**2 + c**2)**(-p/2) - <...>_sky)``: a power
     law of index ``p`` that may steepen outwards towards it (softening radius ``c``, free
-    when there are at least 6 rings, else 0), minus its mean over the sky annulus (``sky_in``
+    when there are at least 6 rings and it improves the fit's chi2 by 4, else 0), minus its
+    mean over the sky annulus (``sky_in``
     to ``sky_out``), which holds wing light too, so the measured rings and the largest
     aperture are short of the truth by that much. No PSF family is assumed: ``p`` and ``c``
     are free. ``A``, ``p`` and ``c`` are fitted by weighted least squares on the stars' mean
@@ -617,8 +618,8 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     The error of the missing light has two parts: the fit's (its covariance, scaled up by the
     reduced chi2 when it exceeds 1) and the extrapolation's, measured from the data: a pure
     power law fitted to the outer half of the rings alone gives another extrapolation, and
-    half the difference (a profile that steepens or flattens outwards) is the model error,
-    never below 15% of the missing light.
+    half the difference (a profile that steepens or flattens outwards; less that outer
+    fit's own noise) is the model error, never below 15% of the missing light.
 
     Returns
     -------
@@ -669,8 +670,17 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     def missing(q):
         return law_missing(q, r_big, sky_in, sky_out)
 
-    soften = r.size >= 6
-    best = fit(np.ones(r.size, bool), soften)
+    every = np.ones(r.size, bool)
+    best = fit(every, False)
+    soften = False
+    if r.size >= 6:
+        # the softening radius only where the rings resolve it (chi2 better by 4, in units
+        # of the softened fit's reduced chi2): else it is degenerate with the index and only
+        # widens the error
+        soft = fit(every, True)
+        if soft is not None and (best is None or 2.0 * (best.cost - soft.cost) > 4.0 * max(
+                2.0 * soft.cost / max(r.size - 3, 1), 0.1)):
+            best, soften = soft, True
     if best is None:
         out["missing_err"] = float(np.sum(np.abs(s_med) * ring_area))
         return out
@@ -707,7 +717,19 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     if outer.sum() >= 3:
         bo = fit(outer, False)
         if bo is not None:
-            model_err = max(model_err, 0.5 * abs(missing(np.asarray(bo.x, float)) - m))
+            qo = np.asarray(bo.x, float)
+            diff = missing(qo) - m
+            # less the outer fit's own noise: only a real change of slope is model error
+            try:
+                jo = bo.jac[:, :2]
+                cov_o = np.linalg.inv(jo.T @ jo) * max(2.0 * bo.cost / max(outer.sum() - 2,
+                                                                           1), 1.0)
+                go = np.array([(missing(qo + np.r_[1e-4, 0.0, 0.0]) - missing(qo)) / 1e-4,
+                               (missing(qo + np.r_[0.0, 1e-4, 0.0]) - missing(qo)) / 1e-4])
+                var_o = float(max(go @ cov_o @ go, 0.0))
+            except np.linalg.LinAlgError:
+                var_o = 0.0
+            model_err = max(model_err, 0.5 * math.sqrt(max(diff * diff - var_o, 0.0)))
     stat_err = m_err
     m_err = math.hypot(m_err, model_err)
     if p < MIN_TAIL_INDEX + 0.1:
