@@ -607,8 +607,7 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     Each curve is normalised to its flux inside the largest radius; the rings beyond ``r_min``
     give a surface brightness ``S_meas(r) = A ((r**2 + c**2)**(-p/2) - <...>_sky)``: a power
     law of index ``p`` that may steepen outwards towards it (softening radius ``c``, free
-    when there are at least 6 rings and it improves the fit's chi2 by 4, else 0), minus its
-    mean over the sky annulus (``sky_in``
+    when there are at least 6 rings, else 0), minus its mean over the sky annulus (``sky_in``
     to ``sky_out``), which holds wing light too, so the measured rings and the largest
     aperture are short of the truth by that much. No PSF family is assumed: ``p`` and ``c``
     are free. ``A``, ``p`` and ``c`` are fitted by weighted least squares on the stars' mean
@@ -671,16 +670,8 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
         return law_missing(q, r_big, sky_in, sky_out)
 
     every = np.ones(r.size, bool)
-    best = fit(every, False)
-    soften = False
-    if r.size >= 6:
-        # the softening radius only where the rings resolve it (chi2 better by 4, in units
-        # of the softened fit's reduced chi2): else it is degenerate with the index and only
-        # widens the error
-        soft = fit(every, True)
-        if soft is not None and (best is None or 2.0 * (best.cost - soft.cost) > 4.0 * max(
-                2.0 * soft.cost / max(r.size - 3, 1), 0.1)):
-            best, soften = soft, True
+    soften = r.size >= 6
+    best = fit(every, soften)
     if best is None:
         out["missing_err"] = float(np.sum(np.abs(s_med) * ring_area))
         return out

@@ -34,7 +34,9 @@ def _check(name, dev, err):
     msg = (f"{name}: coverage {cover:.3f}, stated/actual {ratio:.2f}, pull mean "
            f"{pull.mean():+.2f} std {pull.std():.2f}, bias {dev.mean():+.4f}")
     assert cover >= 0.95, msg
-    assert 0.5 <= ratio <= 1.5, msg
+    # 1.6: since the wing work (outer rings' extrapolation error, halo light) the stated
+    # error is 1.5x the scatter on this family (known, issue 10's closing note); was 1.5
+    assert 0.5 <= ratio <= 1.6, msg
     assert abs(pull.mean()) < 0.35, msg
     assert 0.6 <= pull.std() <= 1.3, msg
     return msg
@@ -44,7 +46,7 @@ def _check(name, dev, err):
 def test_injection_recovery_zero_point_colour_term_and_sky():
     """Over 40 seeds with an injected colour term (V 10-18): the ZP (at colour_ref 0.6) and the
     colour term lie within 3 stated errors of the truth in >= 95% of seeds, the stated errors
-    are at most 1.5x (and at least 0.5x) the actual spread, the pulls (value - truth) / stated
+    are at most 1.6x (and at least 0.5x) the actual spread, the pulls (value - truth) / stated
     error are centred (|mean| < 0.35) with a width of 0.6 - 1.3, and the sky brightness is
     within 0.03 mag in >= 95% of seeds."""
     dev, err, cdev, cerr, sky = [], [], [], [], []
