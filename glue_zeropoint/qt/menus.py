@@ -351,8 +351,16 @@ def open_raw_night(app, path, *, on_done=None):
         if on_done is not None:
             on_done(datasets)
 
+    return start_job(job, app, f"load {path}", succeeded, on_done)
+
+
+def start_job(job, app, what, succeeded, on_done=None):
+    """Connect a :class:`BackgroundTask` and start it: ``succeeded(result)`` on success; on
+    failure a non-modal "Could not <what>" message; ``on_done(None)`` after a failure or a
+    cancel (``succeeded`` calls ``on_done`` itself). Returns the started task."""
+
     def failed(exc):
-        show_message(app, f"Could not load {path}:\n{describe_error(exc)}")
+        show_message(app, f"Could not {what}:\n{describe_error(exc)}")
         if on_done is not None:
             on_done(None)
 
@@ -363,6 +371,7 @@ def open_raw_night(app, path, *, on_done=None):
     job.succeeded.connect(succeeded)
     job.failed.connect(failed)
     job.cancelled.connect(cancelled)
+    job.report_failure = failed
     return job.start()
 
 

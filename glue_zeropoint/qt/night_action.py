@@ -19,7 +19,7 @@ from pathlib import Path
 
 from qtpy import QtWidgets
 
-from .menus import BackgroundTask, _status, describe_error, show_message
+from .menus import BackgroundTask, _status, start_job
 
 __all__ = ["MEASURE_NIGHT_LABEL", "measure_night_in_app", "measure_night_dialog", "register"]
 
@@ -103,7 +103,7 @@ def measure_night_in_app(app, raw_dir, catalog=None, *, out=None, on_done=None, 
         try:
             datasets = load_data(str(out), factory=night_factory)
         except Exception as exc:  # noqa: BLE001 - shown non-modally, never a traceback
-            failed(exc)
+            job.report_failure(exc)
             return
         datasets = datasets if isinstance(datasets, list) else [datasets]
         app.add_datasets(datasets)
@@ -118,19 +118,7 @@ def measure_night_in_app(app, raw_dir, catalog=None, *, out=None, on_done=None, 
         if on_done is not None:
             on_done(datasets)
 
-    def failed(exc):
-        show_message(app, f"Could not measure the night {raw_dir}:\n{describe_error(exc)}")
-        if on_done is not None:
-            on_done(None)
-
-    def cancelled():
-        if on_done is not None:
-            on_done(None)
-
-    job.succeeded.connect(succeeded)
-    job.failed.connect(failed)
-    job.cancelled.connect(cancelled)
-    return job.start()
+    return start_job(job, app, f"measure the night {raw_dir}", succeeded, on_done)
 
 
 def measure_night_dialog(session, data_collection):
