@@ -60,6 +60,22 @@ class Settings:
     def band_dict(self):
         return dict(self.band_map) or None
 
+    @classmethod
+    def from_night(cls, catalog, night):
+        """The archive's key settings from a catalog spec and a
+        :class:`~glue_zeropoint.night.settings.NightSettings`."""
+        return cls.make(catalog=catalog, offline=night.offline, site=night.site,
+                        gain=night.gain, band_map=night.band_map, calibrate=night.calibrate,
+                        max_stars=night.max_stars)
+
+    def night(self):
+        """The :class:`~glue_zeropoint.night.settings.NightSettings` a frame is measured
+        with."""
+        from ..night.settings import NightSettings
+
+        return NightSettings(site=self.site, band_map=self.band_dict, calibrate=self.calibrate,
+                             gain=self.gain, offline=self.offline, max_stars=self.max_stars)
+
 
 def frame_key(light_sha, calibration_sha, settings_hash, where=(), version=__version__):
     """The key of one frame's result (``where``: its path in the night, its field and

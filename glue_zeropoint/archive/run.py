@@ -11,16 +11,18 @@ are reported and the archive goes on.
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from .._settings import Settings as _Settings
 from ..exceptions import InputError, ZeropointError
 from ..io import OutputLock
+from ..night.settings import NightSettings
 from .keys import Settings
 from .store import Store
 from .tasks import fit_night_task, measure_frame_task, prepare_night, write_failed_night
 from .walk import find_nights
 
-__all__ = ["run_archive", "ArchiveSummary"]
+__all__ = ["run_archive", "ArchiveSummary", "ClusterSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +115,48 @@ def _night_info(summary_row, reused=False):
             "reused": reused}
 
 
-def run_archive(dirs, store, *, catalog=None, offline=False, site=None, gain=None,
-                band_map=None, calibrate=True, max_stars=300, workers=None, scheduler=None,
-                memory_limit="auto", dashboard=True, connect_timeout=10.0, progress=None,
-                echo=None, on_client=None):
+@dataclass
+class ClusterSettings(_Settings):
+    """Where an archive runs (not part of a result's key).
+
+    Attributes
+    ----------
+    workers : int, optional
+        0: serially in this process; N: a ``LocalCluster`` of N worker processes of one
+        thread each; None: one worker per core. Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a running ``dask-scheduler`` (e.g. ``tcp://127.0.0.1:8786``); its
+        workers must see the night folders and the store at the same paths.
+    memory_limit : str or int
+        Per-worker memory limit of the ``LocalCluster`` (e.g. ``"2GB"``; ``"auto"``: the
+        machine's memory shared between the workers).
+    dashboard : bool
+        Start the LocalCluster's dashboard (its address is in the summary).
+    connect_timeout : float
+        Seconds to wait for a scheduler and its first worker.
+    """
+
+    workers: int | None = None
+    scheduler: str | None = None
+    memory_limit: object = "auto"
+    dashboard: bool = True
+    connect_timeout: float = 10.0
+
+
+def _split_keywords(keywords):
+    """Flat keywords -> (NightSettings changes, ClusterSettings changes); TypeError for a
+    keyword that is neither."""
+    night_names = {f.name for f in fields(NightSettings)}
+    cluster_names = {f.name for f in fields(ClusterSettings)}
+    unknown = sorted(set(keywords) - night_names - cluster_names)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    return ({k: v for k, v in keywords.items() if k in night_names},
+            {k: v for k, v in keywords.items() if k in cluster_names})
+
+
+def run_archive(dirs, store, *, catalog=None, settings=None, cluster=None, progress=None,
+                echo=None, on_client=None, **keywords):
     """Reduce every night below ``dirs`` into the archive ``store``.
 
     Parameters
@@ -126,19 +166,15 @@ def run_archive(dirs, store, *, catalog=None, offline=False, site=None, gain=Non
     store : path
         The archive folder (created; see :mod:`.store`); results already there under the
         same keys are kept (resume), changed frames and settings are redone.
-    catalog, offline, site, gain, band_map, calibrate, max_stars
-        As for ``glue-zeropoint night``.
-    workers : int, optional
-        0: serially in this process; N: a ``LocalCluster`` of N worker processes of one
-        thread each; None: one worker per core. Ignored with ``scheduler``.
-    scheduler : str, optional
-        Address of a running ``dask-scheduler`` (e.g. ``tcp://127.0.0.1:8786``); its
-        workers must see ``dirs`` and ``store`` at the same paths.
-    memory_limit : str or int
-        Per-worker memory limit of the ``LocalCluster`` (e.g. ``"2GB"``; ``"auto"``: the
-        machine's memory shared between the workers).
-    dashboard : bool
-        Start the LocalCluster's dashboard (its address is in the summary).
+    catalog : str or Path, optional
+        Catalog spec, as for ``glue-zeropoint night``.
+    settings : `~glue_zeropoint.night.settings.NightSettings`, optional
+        What each night is measured with (its ``colours`` are not used: the night's default
+        colours apply).
+    cluster : ClusterSettings, optional
+        Where it runs: workers, scheduler, memory_limit, dashboard, connect_timeout.
+    **keywords
+        Any field of either settings object (``offline=True``, ``workers=2``, ...).
     progress : callable, optional
         ``progress(done, failed, total, message)`` after every task.
     echo : callable, optional
@@ -156,23 +192,23 @@ def run_archive(dirs, store, *, catalog=None, offline=False, site=None, gain=Non
         No such folder, no nights found, a scheduler that does not answer.
     """
     t0 = time.perf_counter()
+    night_kw, cluster_kw = _split_keywords(keywords)
+    settings = Settings.from_night(catalog, NightSettings.from_keywords(settings, **night_kw))
+    cluster = ClusterSettings.from_keywords(cluster, **cluster_kw)
     st = Store(store)
     nights = find_nights(dirs, exclude=[st.root])
-    settings = Settings.make(catalog=catalog, offline=offline, site=site, gain=gain,
-                             band_map=band_map, calibrate=calibrate, max_stars=max_stars)
     st.create()
     summary = ArchiveSummary(store=str(st.root), settings_hash=settings.hash)
     book = _Bookkeeper(summary, progress, echo)
     with OutputLock(st.root, "archive"):
         st.clean_tmp()
-        if scheduler is None and workers == 0:
+        if cluster.scheduler is None and cluster.workers == 0:
             _run_serial(nights, st, settings, book)
         else:
-            with _client(workers, scheduler, memory_limit, dashboard,
-                         connect_timeout) as client:
+            with _client(cluster) as client:
                 summary.workers = len(client.scheduler_info()["workers"])
-                summary.dashboard = client.dashboard_link if (dashboard or scheduler) \
-                    else None
+                summary.dashboard = client.dashboard_link \
+                    if (cluster.dashboard or cluster.scheduler) else None
                 if on_client is not None:
                     on_client(client)
                 _run_dask(client, nights, st, settings, book)
@@ -212,8 +248,9 @@ def _after_prepare(job, book):
 class _client:
     """A ``dask.distributed`` client on a new LocalCluster or an existing scheduler."""
 
-    def __init__(self, workers, scheduler, memory_limit, dashboard, timeout):
-        self.args = (workers, scheduler, memory_limit, dashboard, timeout)
+    def __init__(self, cluster):
+        self.args = (cluster.workers, cluster.scheduler, cluster.memory_limit,
+                     cluster.dashboard, cluster.connect_timeout)
         self.cluster = self.client = None
         self.log_level = None
 

@@ -326,8 +326,7 @@ def measure_frame_task(job):
                 ccd = _LazyLight(Path(job.path))
             cat = load_pickle(job.catalog) if job.catalog else None
             fo = measure_frame(ccd, index=job.index, name=job.name, geometry=job.geometry,
-                               field=job.field, catalog=cat, band_map=settings.band_dict,
-                               gain=settings.gain, max_stars=settings.max_stars)
+                               field=job.field, catalog=cat, settings=settings.night())
             del ccd
         row, det = fo.row, fo.detections
     except Exception as err:  # noqa: BLE001 - the frame fails, the archive goes on

@@ -88,8 +88,9 @@ class _Bar:
 
 
 def run(args):
-    from ..archive import run_archive, trend_report
+    from ..archive import ClusterSettings, run_archive, trend_report
     from ..exceptions import InputError
+    from ..night.settings import NightSettings
 
     if not args.dirs:
         if not args.report:
@@ -115,13 +116,15 @@ def run(args):
               flush=True)
 
     try:
-        s = run_archive(args.dirs, args.out, catalog=args.catalog, offline=args.offline,
-                        site=args.site, gain=args.gain, band_map=band_map or None,
-                        calibrate=not args.no_calibrate,
-                        workers=0 if args.serial else args.workers, scheduler=args.scheduler,
-                        memory_limit=args.memory_limit, dashboard=not args.no_dashboard,
-                        connect_timeout=args.timeout, progress=bar, echo=bar.write,
-                        on_client=on_client)
+        settings = NightSettings(site=args.site, band_map=band_map or None,
+                                 calibrate=not args.no_calibrate, gain=args.gain,
+                                 offline=args.offline)
+        cluster = ClusterSettings(workers=0 if args.serial else args.workers,
+                                  scheduler=args.scheduler, memory_limit=args.memory_limit,
+                                  dashboard=not args.no_dashboard,
+                                  connect_timeout=args.timeout)
+        s = run_archive(args.dirs, args.out, catalog=args.catalog, settings=settings,
+                        cluster=cluster, progress=bar, echo=bar.write, on_client=on_client)
     finally:
         bar.close()
     bad = s.failed_nights

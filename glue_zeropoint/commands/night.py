@@ -81,6 +81,7 @@ def run(args):
     from ..exceptions import InputError
     from ..night.outputs import write_night
     from ..night.run import measure_night
+    from ..night.settings import NightSettings
 
     band_map = {}
     for item in args.band:
@@ -88,11 +89,12 @@ def run(args):
             raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
         k, v = item.split("=", 1)
         band_map[k.strip()] = v.strip()
+    settings = NightSettings(site=args.site, band_map=band_map or None,
+                             calibrate=not args.no_calibrate, gain=args.gain,
+                             offline=args.offline)
     with TerminalProgress("night") as progress:
-        result = measure_night(args.raw_dir, args.catalog, out=args.out, site=args.site,
-                               band_map=band_map or None, calibrate=not args.no_calibrate,
-                               gain=args.gain, offline=args.offline, progress=progress,
-                               echo=lambda line: print(line, flush=True),
+        result = measure_night(args.raw_dir, args.catalog, out=args.out, settings=settings,
+                               progress=progress, echo=lambda line: print(line, flush=True),
                                exclude=args.exclude or None)
     if not np.any(result.frames["status"] != "failed"):
         raise InputError(f"{args.raw_dir}: no light frame could be measured (see above)")

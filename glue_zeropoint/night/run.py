@@ -42,6 +42,7 @@ from .geometry import (
     pointing_from_header,
 )
 from .run_constants import DEFAULT_COLOURS
+from .settings import NightSettings
 
 __all__ = ["measure_night", "plan_night", "measure_frame", "fit_night", "NightPlan",
            "FrameOutcome", "NightResult", "DEFAULT_COLOURS"]
@@ -284,12 +285,12 @@ class NightPlan:
                 "field": self.fields[i], "catalog": self.cats.get(self.fields[i])}
 
 
-def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, gain=None,
-               offline=False, progress=None, lights=None, names=None):
+def plan_night(raw_dir, catalog=None, *, out=None, settings=None, progress=None, lights=None,
+               names=None, **keywords):
     """Read a night's headers: times, airmasses, fields and one catalog per field.
 
     Parameters are those of :func:`measure_night`. Light pixels are not read when
-    ``calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now
+    ``settings.calibrate`` is False (``_LazyLight``); when it is True the lights are calibrated now
     and, with ``out``, kept as their product files (``_LazyProduct``: header, WCS, shape;
     memory-mapped when measured), so the plan holds no frame's pixels.
 
@@ -297,11 +298,12 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
     -------
     NightPlan
     """
+    st = NightSettings.from_keywords(settings, **keywords)
     notes = []
-    location = parse_site(site)
+    location = parse_site(st.site)
     site_source = "given (--site)" if location is not None else ""
     if lights is None:
-        names, lights, prov = _lights(raw_dir, out, calibrate, gain, progress)
+        names, lights, prov = _lights(raw_dir, out, st.calibrate, st.gain, progress)
     else:
         names = names or [f"light{i}" for i in range(len(lights))]
         prov = {"calibration": "lights given"}
@@ -343,7 +345,7 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
             if isinstance(catalog, Table):
                 cats[fidx] = catalog
             else:
-                cats[fidx] = _catalog_for_field(catalog, c, radius, offline, notes)
+                cats[fidx] = _catalog_for_field(catalog, c, radius, st.offline, notes)
     else:
         notes.append("no catalog: relative transparency from the night's own stars only; "
                      "give --catalog for zero points and standard magnitudes")
@@ -351,7 +353,9 @@ def plan_night(raw_dir, catalog=None, *, out=None, site=None, calibrate=True, ga
                 else (catalog.meta.get("catalog", "table")
                       if isinstance(catalog, Table) else str(catalog)),
                 site=site_source or "headers", time_zone=tz_note,
-                time_offset_hours=offset_h)
+                time_offset_hours=offset_h,
+                settings={k: v if isinstance(v, (str, int, float, bool, dict, type(None)))
+                          else str(v) for k, v in st.to_dict().items()})
     return NightPlan(raw_dir=str(raw_dir), names=list(names), lights=list(lights),
                      geoms=geoms, order=order, fields=fields, cats=cats, notes=notes,
                      provenance=prov)
@@ -368,8 +372,8 @@ class FrameOutcome:
     solved_wcs: object = None
 
 
-def measure_frame(ccd, *, index, name, geometry, field, catalog=None, band_map=None,
-                  colours=None, gain=None, max_stars=300, field_wcs=None):
+def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=None,
+                  settings=None):
     """Measure one light frame of a night: its zero point against ``catalog`` where it can,
     else its stars only; never raises for a frame that fails (the row says why), except
     :class:`~glue_zeropoint.exceptions.Cancelled`.
@@ -386,11 +390,15 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, band_map=N
         Its field number; ``catalog`` is that field's catalog (None: stars only).
     field_wcs : WCS, optional
         A WCS solved for another frame of the same pointing, used when this one has none.
+    settings : NightSettings, optional
+        Its ``band_map``, ``colours``, ``gain`` and ``max_stars`` apply here.
 
     Returns
     -------
     FrameOutcome
     """
+    st = NightSettings() if settings is None else settings
+    band_map, colours, gain, max_stars = st.band_map, st.colours, st.gain, st.max_stars
     g = geometry
     if isinstance(ccd, (_LazyLight, _LazyProduct)):
         ccd = ccd.load()
@@ -521,9 +529,8 @@ def fit_night(rows, detections, notes=(), exclude=None, provenance=None, wcs=Non
     return result
 
 
-def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, colours=None,
-                  calibrate=True, gain=None, offline=False, progress=None, echo=None,
-                  exclude=None, max_stars=300, lights=None, names=None):
+def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=None,
+                  progress=None, echo=None, lights=None, names=None, **keywords):
     """Measure every light frame of a night and fit the night's photometric model.
 
     The composition of :func:`plan_night`, :func:`measure_frame` per frame (in time order)
@@ -538,14 +545,11 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
     out : path, optional
         Output folder (calibrated products go to ``out/calibrated``; the night's files are
         written by :func:`.outputs.write_night`).
-    site : str or EarthLocation, optional
-        ``"lat,lon[,height]"``; overrides the headers.
-    band_map : dict, optional
-        FILTER value -> catalog band (default: the same name).
-    colours : dict, optional
-        Band -> colour for its colour term (default :data:`DEFAULT_COLOURS`).
-    calibrate : bool
-        False: measure the raw lights as they are (no sky brightness then).
+    settings : `~glue_zeropoint.night.settings.NightSettings`, optional
+        Site, band map, colours, calibrate, gain, offline, max_stars.
+    **keywords
+        Any field of :class:`~glue_zeropoint.night.settings.NightSettings` (``site=...``,
+        ``calibrate=False``, ...), applied over ``settings``; an unknown one is a TypeError.
     progress : callable, optional
         ``progress(done, total, message)``.
     echo : callable, optional
@@ -559,16 +563,16 @@ def measure_night(raw_dir, catalog=None, *, out=None, site=None, band_map=None, 
     -------
     NightResult
     """
-    plan = plan_night(raw_dir, catalog, out=out, site=site, calibrate=calibrate, gain=gain,
-                      offline=offline, progress=progress, lights=lights, names=names)
+    st = NightSettings.from_keywords(settings, **keywords)
+    plan = plan_night(raw_dir, catalog, out=out, settings=st, progress=progress, lights=lights,
+                      names=names)
     rows, dets, wcs_of, solved_for_field = [], [], {}, {}
     n = len(plan.order)
     for step, i in enumerate(plan.order):
         report(progress, step, n, f"measuring {plan.names[i]}")
         kw = plan.frame_kwargs(i)
-        fo = measure_frame(plan.lights[i], band_map=band_map, colours=colours, gain=gain,
-                           max_stars=max_stars, field_wcs=solved_for_field.get(kw["field"]),
-                           **kw)
+        fo = measure_frame(plan.lights[i], field_wcs=solved_for_field.get(kw["field"]),
+                           settings=st, **kw)
         plan.lights[i] = None  # bounded memory: the night keeps stars, not pixels
         if fo.solved_wcs is not None:
             solved_for_field[kw["field"]] = fo.solved_wcs

@@ -1,0 +1,52 @@
+"""The settings of a night (:func:`~glue_zeropoint.night.run.measure_night`), one object.
+
+The command line (``glue-zeropoint night``), the Glue action and the archive build the same
+:class:`NightSettings`; like the other settings (:mod:`glue_zeropoint.zeropoint.settings`) it
+round-trips through plain JSON types.
+
+Examples
+--------
+>>> s = NightSettings.from_keywords(site="46.87,-96.45,311", gain=1.5)
+>>> s.site, s.gain, s.calibrate
+('46.87,-96.45,311', 1.5, True)
+>>> NightSettings.from_dict(s.to_dict()) == s
+True
+"""
+
+from dataclasses import dataclass
+
+from .._settings import Settings
+
+__all__ = ["NightSettings"]
+
+
+@dataclass
+class NightSettings(Settings):
+    """What a user sets for a night; None means "from the headers" or "the default".
+
+    Attributes
+    ----------
+    site : str or EarthLocation, optional
+        ``"lat,lon[,height]"``; overrides the headers.
+    band_map : dict, optional
+        FILTER value -> catalog band (default: the same name).
+    colours : dict, optional
+        Band -> colour of its colour term (default
+        :data:`~glue_zeropoint.night.run_constants.DEFAULT_COLOURS`).
+    calibrate : bool
+        False: measure the raw lights as they are (no sky brightness then).
+    gain : float, optional
+        e-/ADU where the headers give none.
+    offline : bool
+        Catalogs only from the cache and local files.
+    max_stars : int
+        At most this many stars measured per frame (the brightest).
+    """
+
+    site: object = None
+    band_map: dict | None = None
+    colours: dict | None = None
+    calibrate: bool = True
+    gain: float | None = None
+    offline: bool = False
+    max_stars: int = 300

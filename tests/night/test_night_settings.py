@@ -1,0 +1,46 @@
+"""The night's settings object: one object for the CLI, the Glue action and the archive."""
+
+import json
+
+import pytest
+
+from glue_zeropoint.archive import ClusterSettings, run_archive
+from glue_zeropoint.archive.keys import Settings as KeySettings
+from glue_zeropoint.exceptions import InputError
+from glue_zeropoint.night.run import measure_night
+from glue_zeropoint.night.settings import NightSettings
+
+
+def test_round_trip_through_json():
+    s = NightSettings(site="46.87,-96.45,311", band_map={"Clear": "V"}, gain=1.5,
+                      calibrate=False, max_stars=50)
+    back = NightSettings.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back == s
+    with pytest.raises(InputError, match="unknown setting.*bogus"):
+        NightSettings.from_dict({"bogus": 1})
+
+
+def test_unknown_keyword_is_a_type_error(tmp_path):
+    with pytest.raises(TypeError, match="sight"):
+        measure_night(tmp_path, None, sight="46,-96")
+    with pytest.raises(TypeError, match="worker_count"):
+        run_archive([tmp_path], tmp_path / "store", worker_count=2)
+
+
+def test_archive_key_settings_follow_the_night_settings():
+    night = NightSettings(site="46.87,-96.45", band_map={"Clear": "V"}, gain=2.0,
+                          offline=True, max_stars=120)
+    key = KeySettings.from_night("vizier:II/336/apass9", night)
+    assert key.band_map == (("Clear", "V"),) and key.gain == 2.0 and key.max_stars == 120
+    assert key.night() == night  # what a worker measures with is what was asked for
+    # a changed setting is another result key; the cluster is not part of it
+    assert KeySettings.from_night("vizier:II/336/apass9", night.replace(gain=2.1)).hash \
+        != key.hash
+    assert ClusterSettings(workers=3).to_dict()["workers"] == 3
+
+
+def test_keywords_and_settings_combine(tmp_path):
+    """A keyword applies over the given settings object (here the empty folder is refused
+    after the settings were accepted)."""
+    with pytest.raises(InputError, match="no readable FITS frames"):
+        measure_night(tmp_path, None, settings=NightSettings(calibrate=False), gain=1.0)
