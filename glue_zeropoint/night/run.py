@@ -398,11 +398,36 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
     FrameOutcome
     """
     st = NightSettings() if settings is None else settings
-    band_map, colours, gain, max_stars = st.band_map, st.colours, st.gain, st.max_stars
-    g = geometry
     if isinstance(ccd, (_LazyLight, _LazyProduct)):
         ccd = ccd.load()
-    filt, band = _band_of(ccd.meta, name, band_map)
+    filt, band = _band_of(ccd.meta, name, st.band_map)
+    row = _frame_row(index, name, band, filt, field, geometry)
+    colour, cref = _colour_for(band, catalog, st.colours)
+    row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
+    m = None
+    if catalog is not None and band and f"mag_{band}" in catalog.colnames:
+        if (ccd.wcs is None or not ccd.wcs.has_celestial) and field_wcs is not None:
+            ccd.wcs = field_wcs  # a dither of a solved pointing
+        m = _frame_zero_point(ccd, catalog, band, colour, cref, st, row, name)
+    elif catalog is not None:
+        row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
+    if m is not None:
+        stars, zps, wcs_out = m.stars, m.zeropoint, m.wcs
+        solved = wcs_out if m.astrometry.get("wcs_source") == "solved" else None
+        pixel_area = m.astrometry.get("wcs_pixel_scale")
+        pixel_area = None if not pixel_area else pixel_area ** 2
+    else:
+        zps = solved = None
+        stars, wcs_out, pixel_area = _frame_stars_only(ccd, st.gain, row, name)
+    det = None
+    if stars is not None and len(stars):
+        _star_columns(row, stars, zps, pixel_area)
+        det = _detections(index, band, field, stars, zps)
+    return FrameOutcome(row=row, detections=det, wcs=wcs_out, solved_wcs=solved)
+
+
+def _frame_row(index, name, band, filt, field, g):
+    """A frame's row of the night table before it is measured (geometry filled in)."""
     row = {c: np.nan for c in FRAME_COLUMNS}
     row.update({"frame": index, "file": name, "band": band, "filter": filt,
                 "field": field, "time": g.time_mid.isot if g.time_mid else "",
@@ -414,69 +439,63 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
                 "moon_sep": g.moon_sep, "status": "", "reason": "; ".join(g.notes),
                 "flags": "", "n_matched": 0, "n_used": 0, "n_stars": 0,
                 "used_in_fit": False, "cloudy": False, "outlier": False})
-    cat = catalog
-    colour, cref = _colour_for(band, cat, colours)
-    row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
-    stars = zps = None
-    pixel_area = wcs_out = solved = None
-    if cat is not None and band and f"mag_{band}" in cat.colnames:
-        try:
-            if (ccd.wcs is None or not ccd.wcs.has_celestial) and field_wcs is not None:
-                ccd.wcs = field_wcs  # a dither of a solved pointing
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                m = measure_one(ccd, cat, band, colour, cref, gain, max_stars)
-            stars, zps, wcs_out = m.stars, m.zeropoint, m.wcs
-            if m.astrometry.get("wcs_source") == "solved":
-                solved = wcs_out
-            row.update({"status": "ok", "zp": zps.zp, "zp_err": zps.zp_err,
-                        "zp_err_total": zps.zp_err_total,
-                        "color_term": np.nan if zps.color_term is None else zps.color_term,
-                        "color_term_err": (np.nan if zps.color_term_err is None
-                                           else zps.color_term_err),
-                        "n_matched": zps.n_matched, "n_used": zps.n_used,
-                        "sky_sb": np.nan if m.sky_sb is None else m.sky_sb,
-                        "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
-            pixel_area = m.astrometry.get("wcs_pixel_scale")
-            pixel_area = None if not pixel_area else pixel_area ** 2
-        except Cancelled:
-            raise
-        except ZeropointError as err:
-            row["status"], row["reason"] = "no zero point", str(err)
-        except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
-            log.debug("traceback of %s", name, exc_info=True)
-            row["status"] = "no zero point"
-            row["reason"] = f"internal error: {type(err).__name__}: {err}"
-    elif cat is not None:
-        row["status"], row["reason"] = "no zero point", f"catalog has no band {band!r}"
-    if stars is None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                stars, im = _photometry_only(ccd, gain)
-            if not row["status"]:
-                row["status"] = "relative"
-            if ccd.wcs is not None and ccd.wcs.has_celestial:
-                wcs_out = ccd.wcs
-                from ..stats import pixel_area_arcsec2
+    return row
 
-                pixel_area = pixel_area_arcsec2(ccd.wcs)
-            if im.calibrated is False:
-                row["flags"] = "raw"
-        except Cancelled:
-            raise
-        except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
-            if not isinstance(err, ZeropointError):
-                log.debug("traceback of %s", name, exc_info=True)
-                err = f"internal error: {type(err).__name__}: {err}"
-            row["status"] = "failed"
-            row["reason"] = "; ".join(dict.fromkeys(
-                r for r in (row["reason"], str(err)) if r))
-    det = None
-    if stars is not None and len(stars):
-        _star_columns(row, stars, zps, pixel_area)
-        det = _detections(index, band, field, stars, zps)
-    return FrameOutcome(row=row, detections=det, wcs=wcs_out, solved_wcs=solved)
+
+def _frame_zero_point(ccd, cat, band, colour, cref, st, row, name):
+    """The frame's zero point against its field's catalog (``measure_image``), its columns
+    written into ``row``; None when it has none (``row`` says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = measure_one(ccd, cat, band, colour, cref, st.gain, st.max_stars)
+    except Cancelled:
+        raise
+    except ZeropointError as err:
+        row["status"], row["reason"] = "no zero point", str(err)
+        return None
+    except Exception as err:  # noqa: BLE001 - one frame's bug must not end the night
+        log.debug("traceback of %s", name, exc_info=True)
+        row["status"] = "no zero point"
+        row["reason"] = f"internal error: {type(err).__name__}: {err}"
+        return None
+    zps = m.zeropoint
+    row.update({"status": "ok", "zp": zps.zp, "zp_err": zps.zp_err,
+                "zp_err_total": zps.zp_err_total,
+                "color_term": np.nan if zps.color_term is None else zps.color_term,
+                "color_term_err": (np.nan if zps.color_term_err is None
+                                   else zps.color_term_err),
+                "n_matched": zps.n_matched, "n_used": zps.n_used,
+                "sky_sb": np.nan if m.sky_sb is None else m.sky_sb,
+                "sky_sb_err": np.nan if m.sky_sb_err is None else m.sky_sb_err})
+    return m
+
+
+def _frame_stars_only(ccd, gain, row, name):
+    """The frame's stars without a zero point: (stars, WCS, pixel area in arcsec^2), each
+    None where it has none; a failure is written into ``row``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stars, im = _photometry_only(ccd, gain)
+    except Cancelled:
+        raise
+    except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
+        if not isinstance(err, ZeropointError):
+            log.debug("traceback of %s", name, exc_info=True)
+            err = f"internal error: {type(err).__name__}: {err}"
+        row["status"] = "failed"
+        row["reason"] = "; ".join(dict.fromkeys(r for r in (row["reason"], str(err)) if r))
+        return None, None, None
+    if not row["status"]:
+        row["status"] = "relative"
+    if im.calibrated is False:
+        row["flags"] = "raw"
+    if ccd.wcs is not None and ccd.wcs.has_celestial:
+        from ..stats import pixel_area_arcsec2
+
+        return stars, ccd.wcs, pixel_area_arcsec2(ccd.wcs)
+    return stars, None, None
 
 
 def _star_columns(row, stars, zps, pixel_area):

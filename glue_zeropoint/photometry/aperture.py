@@ -50,7 +50,15 @@ from .flags import (
     flag_texts,
 )
 from .image import PreparedImage, prepare_image
-from .psf import PSF, fit_power_tail, growth_curves, law_missing, measure_psf, tail_annulus_mean
+from .psf import (
+    PSF,
+    fit_power_tail,
+    growth_curves,
+    law_missing,
+    measure_psf,
+    propagated_variance,
+    tail_annulus_mean,
+)
 from .settings import ApertureSettings
 
 __all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "Growth", "measure_stars",
@@ -478,14 +486,7 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
             return m - sum((tail_annulus_mean(tail, r1, r2, q) - t_r) * ar
                            for r1, r2, ar in areas)
 
-        t0 = total(q0)
-        g = []
-        for j in tail["free"]:
-            dq = q0.copy()
-            dq[j] += 1e-4
-            g.append((total(dq) - t0) / 1e-4)
-        g = np.asarray(g)
-        tail_var = float(max(g @ np.asarray(tail["cov"], float) @ g, 0.0))
+        tail_var = propagated_variance(total, q0, tail["cov"], tail["free"])
     err = math.sqrt(var + (0.5 * beyond) ** 2 + tail_var)
     out.update(missing=float(tail["missing"] + extra), missing_err=float(err),
                outer_extra=float(extra), outer_extra_err=float(math.sqrt(var)))

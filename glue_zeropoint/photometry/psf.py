@@ -636,42 +636,18 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
            "missing_err": 0.0, "missing_err_stat": 0.0, "n_rings": int(r.size)}
     if r.size < 3 or curves.shape[0] < 1:
         return out
-
-    def model(q, rr):
-        return math.exp(q[0]) * (rr ** 2 + math.exp(2.0 * q[2])) ** (-0.5 * q[1]) - \
-            law_annulus_mean(q, sky_in, sky_out)
-
     # no significant light in the outer rings: no tail (error: what the rings allow)
     signif = float(np.sum(s_med / s_err ** 2) / math.sqrt(np.sum(1.0 / s_err ** 2)))
     if signif < 2.0:
         out["missing_err"] = float(np.sqrt(np.sum((s_err * ring_area) ** 2)))
         return out
-    c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
-
-    def fit(keep, soften):
-        best = None
-        for p0 in (2.5, 3.5, 5.0, 8.0):
-            for lc0 in ((c_lo, 0.5 * (c_lo + c_hi)) if soften else (c_lo,)):
-                a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
-                q0 = [math.log(a0), p0, lc0]
-                lo = [-80.0, MIN_TAIL_INDEX, c_lo]
-                hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
-                try:
-                    res = least_squares(
-                        lambda q: ((model(q, r[keep]) - s_med[keep]) / s_err[keep]),
-                        q0, bounds=(lo, hi))
-                except (ValueError, FloatingPointError):
-                    continue
-                if best is None or res.cost < best.cost:
-                    best = res
-        return best if best is not None and best.success else None
+    rings = (r, s_med, s_err, sky_in, sky_out)
 
     def missing(q):
         return law_missing(q, r_big, sky_in, sky_out)
 
-    every = np.ones(r.size, bool)
     soften = r.size >= 6
-    best = fit(every, soften)
+    best = _fit_tail_law(rings, np.ones(r.size, bool), soften)
     if best is None:
         out["missing_err"] = float(np.sum(np.abs(s_med) * ring_area))
         return out
@@ -684,47 +660,14 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     # for 4% of missing light on a real frame; the bound case is handled below)
     fitted = [0, 1, 2] if soften else [0, 1]
     free = [k for k in fitted if k == 0 or not best.active_mask[k]]
-    J = best.jac[:, free]
-    dof = max(r.size - len(fitted), 1)
-    chi2 = 2.0 * best.cost / dof
-    try:
-        cov = np.linalg.inv(J.T @ J) * max(chi2, 1.0)
-    except np.linalg.LinAlgError:
-        cov = None
-    if cov is not None and np.all(np.isfinite(cov)):
+    cov = _scaled_covariance(best, free, len(fitted))
+    if cov is not None:
         out.update(q=q.tolist(), cov=cov.tolist(), free=free, r_big=float(r_big),
                    sky_in=float(sky_in), sky_out=float(sky_out))
-        eps = 1e-4
-        g = []
-        for k in free:
-            dq = q.copy()
-            dq[k] += eps
-            g.append((missing(dq) - m) / eps)
-        g = np.asarray(g)
-        m_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
+        m_err = math.sqrt(propagated_variance(missing, q, cov, free))
     else:
         m_err = m
-    # extrapolation error from the data: the same law on the outer half of the rings alone
-    # says whether the profile steepens or flattens outwards (its own extrapolation is not
-    # better: the outer rings are the faintest and the most exposed to neighbours' light)
-    outer = r >= np.median(r)
-    model_err = 0.15 * m
-    if outer.sum() >= 3:
-        bo = fit(outer, False)
-        if bo is not None:
-            qo = np.asarray(bo.x, float)
-            diff = missing(qo) - m
-            # less the outer fit's own noise: only a real change of slope is model error
-            try:
-                jo = bo.jac[:, :2]
-                cov_o = np.linalg.inv(jo.T @ jo) * max(2.0 * bo.cost / max(outer.sum() - 2,
-                                                                           1), 1.0)
-                go = np.array([(missing(qo + np.r_[1e-4, 0.0, 0.0]) - missing(qo)) / 1e-4,
-                               (missing(qo + np.r_[0.0, 1e-4, 0.0]) - missing(qo)) / 1e-4])
-                var_o = float(max(go @ cov_o @ go, 0.0))
-            except np.linalg.LinAlgError:
-                var_o = 0.0
-            model_err = max(model_err, 0.5 * math.sqrt(max(diff * diff - var_o, 0.0)))
+    model_err = max(0.15 * m, _outer_model_error(rings, missing, m))
     stat_err = m_err
     m_err = math.hypot(m_err, model_err)
     if p < MIN_TAIL_INDEX + 0.1:
@@ -734,3 +677,76 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     out.update(amplitude=a, index=p, softening=math.exp(q[2]) if soften else 0.0,
                missing=float(m), missing_err=float(m_err), missing_err_stat=float(stat_err))
     return out
+
+
+def propagated_variance(fn, q, cov, free, eps=1e-4):
+    """Variance of the scalar ``fn(q)`` from the covariance ``cov`` of the parameters
+    ``q[free]``, by a one-sided numerical gradient (step ``eps``)."""
+    q = np.asarray(q, float)
+    f0 = fn(q)
+    g = []
+    for k in free:
+        dq = q.copy()
+        dq[k] += eps
+        g.append((fn(dq) - f0) / eps)
+    g = np.asarray(g)
+    return float(max(g @ np.asarray(cov, float) @ g, 0.0))
+
+
+def _scaled_covariance(res, free, n_fitted):
+    """The covariance of ``res.x[free]`` (a ``least_squares`` result), scaled by the reduced
+    chi2 when it exceeds 1; None where it cannot be inverted."""
+    J = res.jac[:, free]
+    chi2 = 2.0 * res.cost / max(res.fun.size - n_fitted, 1)
+    try:
+        cov = np.linalg.inv(J.T @ J) * max(chi2, 1.0)
+    except np.linalg.LinAlgError:
+        return None
+    return cov if np.all(np.isfinite(cov)) else None
+
+
+def _tail_model(q, rr, sky_in, sky_out):
+    return math.exp(q[0]) * (rr ** 2 + math.exp(2.0 * q[2])) ** (-0.5 * q[1]) - \
+        law_annulus_mean(q, sky_in, sky_out)
+
+
+def _fit_tail_law(rings, keep, soften):
+    """The best of a few starts of the bounded weighted least-squares fit of the tail law to
+    the rings ``keep`` (``soften``: the softening radius free, else held at ~0)."""
+    r, s_med, s_err, sky_in, sky_out = rings
+    c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
+    best = None
+    for p0 in (2.5, 3.5, 5.0, 8.0):
+        for lc0 in ((c_lo, 0.5 * (c_lo + c_hi)) if soften else (c_lo,)):
+            a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
+            lo = [-80.0, MIN_TAIL_INDEX, c_lo]
+            hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
+            try:
+                res = least_squares(
+                    lambda q: (_tail_model(q, r[keep], sky_in, sky_out) - s_med[keep])
+                    / s_err[keep], [math.log(a0), p0, lc0], bounds=(lo, hi))
+            except (ValueError, FloatingPointError):
+                continue
+            if best is None or res.cost < best.cost:
+                best = res
+    return best if best is not None and best.success else None
+
+
+def _outer_model_error(rings, missing, m):
+    """The extrapolation error measured from the data: half the difference between the
+    missing light of a pure power law fitted to the outer half of the rings alone and ``m``,
+    less that outer fit's own noise (only a real change of slope is model error; its own
+    extrapolation is not better: the outer rings are the faintest and the most exposed to
+    neighbours' light); 0 with fewer than 3 outer rings."""
+    r = rings[0]
+    outer = r >= np.median(r)
+    if outer.sum() < 3:
+        return 0.0
+    bo = _fit_tail_law(rings, outer, False)
+    if bo is None:
+        return 0.0
+    qo = np.asarray(bo.x, float)
+    diff = missing(qo) - m
+    cov_o = _scaled_covariance(bo, [0, 1], 2)
+    var_o = 0.0 if cov_o is None else propagated_variance(missing, qo, cov_o, [0, 1])
+    return 0.5 * math.sqrt(max(diff * diff - var_o, 0.0))
