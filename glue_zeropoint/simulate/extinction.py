@@ -247,16 +247,9 @@ def write_extinction_night(root, *, seed=0, settings=None, **keywords):
     rng = np.random.default_rng([seed, 99])
     target = SkyCoord(truth.field.wcs.wcs.crval[0] * u.deg, truth.field.wcs.wcs.crval[1] * u.deg)
     # times at which the target is at the wanted airmasses (hour angle from the east)
-    hours = np.linspace(-4.5, 0.0, 200)
-    with np.errstate(all="ignore"):
-        alt = target.transform_to(AltAz(obstime=t0 + hours * u.hour, location=loc)).alt
-    xs = 1 / np.cos(np.radians(90 - alt.deg))
-    n = n_per_band * len(bands)
-    wanted = np.linspace(airmass[1], airmass[0], n)
-    t_frames = [t0 + np.interp(-w, -xs[::-1][::-1], hours) * u.hour
-                for w in wanted]  # xs decreases with hours: interp on -X (increasing)
+    t_frames = _frame_times(target, loc, t0, airmass, n_per_band * len(bands))
     lights = []
-    maps, cam = truth.maps, truth.camera
+    maps = truth.maps
     for i, tf in enumerate(t_frames):
         b = list(bands)[i % len(bands)]
         bt = bands[b]
@@ -268,38 +261,74 @@ def write_extinction_night(root, *, seed=0, settings=None, **keywords):
         zp = bt.zp0 - bt.k * x_true - dim
         f = replace(filters[b], zp=zp, color_term=bt.color_term - bt.k2 * x_true,
                     sky_sb=filters[b].sky_sb - dim)  # sky dims with the cloud too
-        electrons = truth.field.expected_electrons(f, exptime) * maps.flats[b] \
-            + maps.dark_rate * exptime
-        sig = rng.poisson(np.clip(electrons, 0, None)).astype(float)
-        sig += rng.normal(0.0, cam.read_noise, shape)
-        adu = sig / cam.gain + maps.bias
-        if cam.overscan:
-            over = cam.bias_level + rng.normal(0.0, cam.read_noise / cam.gain,
-                                               (shape[0], cam.overscan))
-            adu = np.hstack([adu, over])
-        adu = np.clip(np.round(adu), 0, cam.saturation_adu).astype(np.uint16)
-        h = fits.Header()
-        h["EXPTIME"] = exptime
-        h["DATE-OBS"] = tf.isot
-        h["IMAGETYP"] = "Light Frame"
-        h["EGAIN"] = cam.gain
-        h["FILTER"] = b
-        h["OBJECT"] = "SIMFIELD"
-        h["SITELAT"] = site[0]
-        h["SITELONG"] = site[1]
-        h["SITEELEV"] = site[2]
-        h["OBJCTRA"] = target.ra.to_string(u.hourangle, sep=":", precision=1)
-        h["OBJCTDEC"] = target.dec.to_string(sep=":", precision=0, alwayssign=True)
-        if write_airmass:
-            h["AIRMASS"] = round(x_true, 4)
-        h.update(truth.field.wcs.to_header(relax=True))
-        if cam.overscan:
-            nx = shape[1]
-            first = nx + 1 + min(2, cam.overscan - 1)
-            h["BIASSEC"] = f"[{first}:{nx + cam.overscan},1:{shape[0]}]"
-            h["TRIMSEC"] = f"[1:{nx},1:{shape[0]}]"
+        adu = _raw_adu(truth, f, maps.flats[b], exptime, rng)
+        h = _light_header(truth, b, exptime, tf, site, target,
+                          round(x_true, 4) if write_airmass else None)
         path = root / f"SIMFIELD-{b}-{j + 1:03d}.fit"
         fits.PrimaryHDU(adu, header=h).writeto(path, overwrite=True)
         lights.append({"path": path, "band": b, "airmass": x_true, "cloud": dim, "zp": zp,
                        "time": tf.isot})
     return truth, lights
+
+
+def _frame_times(target, loc, t0, airmass, n):
+    """``n`` times after ``t0`` at which ``target`` rises from ``airmass[1]`` to
+    ``airmass[0]`` at ``loc`` (hour angles -4.5 h to transit)."""
+    from astropy import units as u
+    from astropy.coordinates import AltAz
+
+    hours = np.linspace(-4.5, 0.0, 200)
+    with np.errstate(all="ignore"):
+        alt = target.transform_to(AltAz(obstime=t0 + hours * u.hour, location=loc)).alt
+    xs = 1 / np.cos(np.radians(90 - alt.deg))
+    wanted = np.linspace(airmass[1], airmass[0], n)
+    # xs decreases with hours: interpolate on -X (increasing)
+    return [t0 + np.interp(-w, -xs[::-1][::-1], hours) * u.hour for w in wanted]
+
+
+def _raw_adu(truth, filt, flat, exptime, rng):
+    """One raw light in ADU (uint16): the field through ``filt``, the flat, dark current,
+    Poisson and read noise, the bias, and the overscan strip where the camera has one."""
+    maps, cam = truth.maps, truth.camera
+    shape = flat.shape
+    electrons = truth.field.expected_electrons(filt, exptime) * flat \
+        + maps.dark_rate * exptime
+    sig = rng.poisson(np.clip(electrons, 0, None)).astype(float)
+    sig += rng.normal(0.0, cam.read_noise, shape)
+    adu = sig / cam.gain + maps.bias
+    if cam.overscan:
+        over = cam.bias_level + rng.normal(0.0, cam.read_noise / cam.gain,
+                                           (shape[0], cam.overscan))
+        adu = np.hstack([adu, over])
+    return np.clip(np.round(adu), 0, cam.saturation_adu).astype(np.uint16)
+
+
+def _light_header(truth, band, exptime, t, site, target, airmass):
+    """A MaxIm-style light header: time, site, pointing, WCS, overscan sections and
+    (``airmass`` not None) AIRMASS."""
+    from astropy import units as u
+    from astropy.io import fits
+
+    cam = truth.camera
+    shape = truth.maps.flats[band].shape
+    h = fits.Header()
+    h["EXPTIME"] = exptime
+    h["DATE-OBS"] = t.isot
+    h["IMAGETYP"] = "Light Frame"
+    h["EGAIN"] = cam.gain
+    h["FILTER"] = band
+    h["OBJECT"] = "SIMFIELD"
+    h["SITELAT"] = site[0]
+    h["SITELONG"] = site[1]
+    h["SITEELEV"] = site[2]
+    h["OBJCTRA"] = target.ra.to_string(u.hourangle, sep=":", precision=1)
+    h["OBJCTDEC"] = target.dec.to_string(sep=":", precision=0, alwayssign=True)
+    if airmass is not None:
+        h["AIRMASS"] = airmass
+    h.update(truth.field.wcs.to_header(relax=True))
+    if cam.overscan:
+        nx = shape[1]
+        first = nx + 1 + min(2, cam.overscan - 1)
+        h["BIASSEC"] = f"[{first}:{nx + cam.overscan},1:{shape[0]}]"
+        h["TRIMSEC"] = f"[1:{nx},1:{shape[0]}]"
+    return h
