@@ -14,6 +14,8 @@ night is in the archive, 3 when some night failed or is incomplete (the others a
 import sys
 from pathlib import Path
 
+from .night import add_night_arguments
+
 __all__ = ["add_parser", "run"]
 
 
@@ -26,17 +28,7 @@ def add_parser(sub):
                    help="archive folder (created; reruns resume into it)")
     p.add_argument("--report", action="store_true",
                    help="print the trends of STORE (after the run when DIRs are given)")
-    p.add_argument("--catalog", default=None, metavar="SPEC",
-                   help="vizier:<id>, simbad, default, or a local table (without: relative "
-                        "transparency only)")
-    p.add_argument("--offline", action="store_true", help="catalogs from cache/local files only")
-    p.add_argument("--site", default=None, metavar="LAT,LON[,HEIGHT]",
-                   help="observatory (default from the headers)")
-    p.add_argument("--band", action="append", default=[], metavar="FILTER=BAND",
-                   help="catalog band of a FILTER value (e.g. Clear=V); repeatable")
-    p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="measure the raw lights as they are")
+    add_night_arguments(p)
     run_how = p.add_mutually_exclusive_group()
     run_how.add_argument("--workers", type=int, default=None, metavar="N",
                          help="LocalCluster worker processes (default: one per core)")
@@ -90,7 +82,7 @@ class _Bar:
 def run(args):
     from ..archive import ClusterSettings, run_archive, trend_report
     from ..exceptions import InputError
-    from ..night.settings import NightSettings
+    from .night import night_settings
 
     if not args.dirs:
         if not args.report:
@@ -100,12 +92,10 @@ def run(args):
         return 0
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers}: give 1 or more (or --serial)")
-    band_map = {}
-    for item in args.band:
-        if "=" not in item:
-            raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
-        k, v = item.split("=", 1)
-        band_map[k.strip()] = v.strip()
+    settings = night_settings(args)
+    cluster = ClusterSettings(workers=0 if args.serial else args.workers,
+                              scheduler=args.scheduler, memory_limit=args.memory_limit,
+                              dashboard=not args.no_dashboard, connect_timeout=args.timeout)
     bar = _Bar(args.progress)
 
     def on_client(client):
@@ -116,13 +106,6 @@ def run(args):
               flush=True)
 
     try:
-        settings = NightSettings(site=args.site, band_map=band_map or None,
-                                 calibrate=not args.no_calibrate, gain=args.gain,
-                                 offline=args.offline)
-        cluster = ClusterSettings(workers=0 if args.serial else args.workers,
-                                  scheduler=args.scheduler, memory_limit=args.memory_limit,
-                                  dashboard=not args.no_dashboard,
-                                  connect_timeout=args.timeout)
         s = run_archive(args.dirs, args.out, catalog=args.catalog, settings=settings,
                         cluster=cluster, progress=bar, echo=bar.write, on_client=on_client)
     finally:

@@ -24,23 +24,46 @@ def add_parser(sub):
     p = sub.add_parser("night", help="every light of a night: extinction, zero points, sky, "
                                      "verdict", description=__doc__.split("\n\n")[0])
     p.add_argument("raw_dir", type=Path, metavar="RAW_DIR", help="folder of a raw night")
+    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
+    add_night_arguments(p)
+    p.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                   help="leave this frame out of the extinction fit; repeatable")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=run)
+
+
+def add_night_arguments(p):
+    """The options of a night's measurement, shared by ``night`` and ``archive``: --catalog,
+    --site, --band, --gain, --no-calibrate, --offline (see :func:`night_settings`)."""
     p.add_argument("--catalog", default=None, metavar="SPEC",
                    help="vizier:<id>, simbad, default, or a local table (without: relative "
                         "transparency only)")
-    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
     p.add_argument("--site", default=None, metavar="LAT,LON[,HEIGHT]",
                    help="observatory (degrees, longitude east-positive, metres); default "
                         "from the headers (SITELAT/SITELONG, OBSGEO-*)")
     p.add_argument("--band", action="append", default=[], metavar="FILTER=BAND",
                    help="catalog band of a FILTER value (e.g. Clear=V); repeatable")
-    p.add_argument("--exclude", action="append", default=[], metavar="FILE",
-                   help="leave this frame out of the extinction fit; repeatable")
+    p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
     p.add_argument("--no-calibrate", action="store_true",
                    help="measure the raw lights as they are (no calibration frames)")
-    p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
     p.add_argument("--offline", action="store_true", help="catalogs from cache/local files only")
-    p.add_argument("--no-plots", action="store_true")
-    p.set_defaults(func=run)
+
+
+def night_settings(args):
+    """The :class:`~glue_zeropoint.night.settings.NightSettings` of parsed
+    :func:`add_night_arguments` options; a --band without '=' is an InputError."""
+    from ..exceptions import InputError
+    from ..night.settings import NightSettings
+
+    band_map = {}
+    for item in args.band:
+        if "=" not in item:
+            raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
+        k, v = item.split("=", 1)
+        band_map[k.strip()] = v.strip()
+    return NightSettings(site=args.site, band_map=band_map or None,
+                         calibrate=not args.no_calibrate, gain=args.gain,
+                         offline=args.offline)
 
 
 def summary(result):
@@ -81,17 +104,8 @@ def run(args):
     from ..exceptions import InputError
     from ..night.outputs import write_night
     from ..night.run import measure_night
-    from ..night.settings import NightSettings
 
-    band_map = {}
-    for item in args.band:
-        if "=" not in item:
-            raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
-        k, v = item.split("=", 1)
-        band_map[k.strip()] = v.strip()
-    settings = NightSettings(site=args.site, band_map=band_map or None,
-                             calibrate=not args.no_calibrate, gain=args.gain,
-                             offline=args.offline)
+    settings = night_settings(args)
     with TerminalProgress("night") as progress:
         result = measure_night(args.raw_dir, args.catalog, out=args.out, settings=settings,
                                progress=progress, echo=lambda line: print(line, flush=True),

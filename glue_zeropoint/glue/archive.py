@@ -137,9 +137,6 @@ def archive_factory(path, **kwargs):
 
 
 def register():
-    from glue.config import data_factory
+    from .loader import add_data_factory
 
-    labels = {member.label for member in data_factory.members}
-    if "Archive (glue-zeropoint)" not in labels:
-        data_factory("Archive (glue-zeropoint)", identifier=_identify,
-                     priority=300)(archive_factory)
+    add_data_factory("Archive (glue-zeropoint)", _identify, 300, archive_factory)

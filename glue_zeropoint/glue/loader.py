@@ -643,15 +643,22 @@ def calibrated_product_factory(path, **kwargs):
 def register():
     """Register the two data factories (priority 200, above glue's FITS reader at 100) and the
     session patch that marks their session-restore calls (:func:`mark_session_loads`)."""
-    from glue.config import data_factory, session_patch
+    from glue.config import session_patch
 
     if not any(member.function is mark_session_loads for member in session_patch.members):
         session_patch.add(mark_session_loads)
 
-    labels = {member.label for member in data_factory.members}
-    if "Raw CCD night folder (glue-zeropoint)" not in labels:
-        data_factory("Raw CCD night folder (glue-zeropoint)", identifier=_identify_raw_dir,
-                     priority=200)(raw_night_factory)
-    if "Calibrated CCD product (glue-zeropoint)" not in labels:
-        data_factory("Calibrated CCD product (glue-zeropoint)", identifier=_identify_product,
-                     priority=200)(calibrated_product_factory)
+    add_data_factory("Raw CCD night folder (glue-zeropoint)", _identify_raw_dir, 200,
+                     raw_night_factory)
+    add_data_factory("Calibrated CCD product (glue-zeropoint)", _identify_product, 200,
+                     calibrated_product_factory)
+
+
+def add_data_factory(label, identifier, priority, factory):
+    """Register ``factory`` with glue's ``data_factory`` registry under ``label`` unless a
+    factory of that label is there already (registering twice would list it twice in
+    File > Open)."""
+    from glue.config import data_factory
+
+    if label not in {member.label for member in data_factory.members}:
+        data_factory(label, identifier=identifier, priority=priority)(factory)

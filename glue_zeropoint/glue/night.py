@@ -322,9 +322,6 @@ def night_factory(path, **kwargs):
 
 
 def register():
-    from glue.config import data_factory
+    from .loader import add_data_factory
 
-    labels = {member.label for member in data_factory.members}
-    if "Night results (glue-zeropoint)" not in labels:
-        data_factory("Night results (glue-zeropoint)", identifier=_identify,
-                     priority=300)(night_factory)
+    add_data_factory("Night results (glue-zeropoint)", _identify, 300, night_factory)

@@ -45,7 +45,7 @@ from ..glue.identification import (  # noqa: F401 (IDENTIFICATION_COMPONENTS: AP
     stars_snapshot,
 )
 from ..glue.stars import stars_for
-from .menus import BackgroundTask, describe_error, live_widget, show_message
+from .menus import BackgroundTask, describe_error, live_widget, show_message, start_job
 from .tools import image_of
 
 __all__ = ["CatalogTool", "CatalogDialog", "fetch_catalog", "catalog_field", "identify_stars",
@@ -132,15 +132,8 @@ def fetch_catalog(viewer, spec, *, image=None, band=None, show=True, on_done=Non
         if on_done is not None:
             on_done(data)
 
-    def failed(exc):
-        show_message(viewer, f"Catalog {name}: {describe_error(exc)}")
-        if on_done is not None:
-            on_done(None)
-
-    task.succeeded.connect(succeeded)
-    task.failed.connect(failed)
-    task.cancelled.connect(lambda: on_done(None) if on_done is not None else None)
-    return task.start()
+    return start_job(task, viewer, f"fetch {name}", succeeded, on_done,
+                     message=lambda err: f"Catalog {name}: {err}")
 
 
 def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radius=None):
@@ -202,15 +195,8 @@ def identify_stars(viewer, *, image=None, offline=None, on_done=None, match_radi
         if on_done is not None:
             on_done(target)
 
-    def failed(exc):
-        show_message(viewer, f"SIMBAD identification: {describe_error(exc)}")
-        if on_done is not None:
-            on_done(None)
-
-    task.succeeded.connect(succeeded)
-    task.failed.connect(failed)
-    task.cancelled.connect(lambda: on_done(None) if on_done is not None else None)
-    return task.start()
+    return start_job(task, viewer, "identify the stars", succeeded, on_done,
+                     message=lambda err: f"SIMBAD identification: {err}")
 
 
 class CatalogDialog(QtWidgets.QDialog):

@@ -354,13 +354,15 @@ def open_raw_night(app, path, *, on_done=None):
     return start_job(job, app, f"load {path}", succeeded, on_done)
 
 
-def start_job(job, app, what, succeeded, on_done=None):
+def start_job(job, app, what, succeeded, on_done=None, message=None):
     """Connect a :class:`BackgroundTask` and start it: ``succeeded(result)`` on success; on
-    failure a non-modal "Could not <what>" message; ``on_done(None)`` after a failure or a
-    cancel (``succeeded`` calls ``on_done`` itself). Returns the started task."""
+    failure a non-modal message, ``message(error text)`` or "Could not <what>: ...";
+    ``on_done(None)`` after a failure or a cancel (``succeeded`` calls ``on_done`` itself).
+    Returns the started task."""
 
     def failed(exc):
-        show_message(app, f"Could not {what}:\n{describe_error(exc)}")
+        text = describe_error(exc)
+        show_message(app, message(text) if message else f"Could not {what}:\n{text}")
         if on_done is not None:
             on_done(None)
 
