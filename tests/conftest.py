@@ -142,19 +142,9 @@ def glue_app(qapp, no_modal_dialogs, monkeypatch):
     The plugin is registered through the real entry point (glue.main.load_plugins), and
     autolinking never opens its dialog.
     """
-    from glue.config import settings
-    from glue.main import load_plugins
-    from glue_qt.app.application import GlueApplication
+    from helpers import glue_application
 
-    load_plugins(require_qt_plugins=False)
-    for name in ("Astronomy WCS", "Astronomy WCS (3D)"):
-        monkeypatch.setitem(settings.AUTOLINK, name, "always_ignore")
-    app = GlueApplication()
-
-    def report_error(message, detail):
-        raise AssertionError(f"glue reported an error: {message}\n{detail}")
-
-    app.report_error = report_error
+    app = glue_application(monkeypatch, "always_ignore")
     yield app
     app.close()
 

@@ -3,6 +3,7 @@ import pytest
 from glue.core import DataCollection
 from glue.core.roi import RectangularROI
 from glue.core.subset import RangeSubsetState, RoiSubsetState
+from helpers import isolated_bright_stars
 from zp_nights import sim_ccd
 
 from glue_zeropoint.glue.links import links_between, sky_component_ids
@@ -16,20 +17,6 @@ from glue_zeropoint.glue.stars import (
     stars_for,
     stars_table,
 )
-
-
-def isolated_bright_stars(truth, n=3, margin=20, isolation=14.0):
-    stars = truth["field"].stars
-    ny, nx = truth["field"].shape
-    x, y = np.asarray(stars["x"]), np.asarray(stars["y"])
-    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-    np.fill_diagonal(d, np.inf)
-    ok = ((x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin)
-          & (d.min(axis=1) > isolation))
-    order = np.argsort(np.asarray(stars["mag_V"]))
-    rows = [i for i in order if ok[i]][:n]
-    flux = truth["field"].rates(truth["filter"]) * truth["exptime"]
-    return [(x[i], y[i], flux[i]) for i in rows]
 
 
 @pytest.fixture

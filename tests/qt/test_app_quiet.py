@@ -10,9 +10,9 @@ modal dialog failing the test (``no_modal_dialogs``) and every Qt message captur
 from pathlib import Path
 
 import pytest
-from glue.config import settings
 from glue.core.autolinking import find_possible_links
 from glue.plugins.wcs_autolinking.wcs_autolinking import WCSLink
+from helpers import glue_application
 from qtpy import QtCore, QtWidgets
 
 from glue_zeropoint.glue.links import AUTOLINKER_LABEL, link_images
@@ -36,18 +36,8 @@ def qt_messages():
 @pytest.fixture
 def fresh_app(qapp, no_modal_dialogs, monkeypatch, products_root):
     """A GlueApplication as a user gets it: autolink dialogs on ("always_show")."""
-    from glue.main import load_plugins
-    from glue_qt.app.application import GlueApplication
-
-    load_plugins(require_qt_plugins=False)
-    for name in ("Astronomy WCS", "Astronomy WCS (3D)", AUTOLINKER_LABEL):
-        monkeypatch.setitem(settings.AUTOLINK, name, "always_show")
-    app = GlueApplication()
-
-    def report_error(message, detail):
-        raise AssertionError(f"glue reported an error: {message}\n{detail}")
-
-    app.report_error = report_error
+    app = glue_application(monkeypatch, "always_show",
+                           ("Astronomy WCS", "Astronomy WCS (3D)", AUTOLINKER_LABEL))
     yield app
     app.close()
 

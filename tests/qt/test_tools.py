@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from glue.core.subset import RangeSubsetState
+from helpers import isolated_bright_stars
 from qt_mouse import canvas_point, click, drag, drag_rectangle
 from qtpy import QtCore
 from zp_nights import write_products
@@ -10,19 +11,6 @@ from zp_nights import write_products
 from glue_zeropoint.glue.stars import stars_for
 
 OUTPUT = Path(__file__).parents[1] / "_output"
-
-
-def isolated_bright_stars(truth, n=3, margin=25, isolation=14.0):
-    stars = truth["field"].stars
-    ny, nx = truth["field"].shape
-    x, y = np.asarray(stars["x"]), np.asarray(stars["y"])
-    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-    np.fill_diagonal(d, np.inf)
-    ok = ((x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin)
-          & (d.min(axis=1) > isolation))
-    order = np.argsort(np.asarray(stars["mag_V"]))
-    flux = truth["field"].rates(truth["filter"]) * truth["exptime"]
-    return [(x[i], y[i], flux[i]) for i in order if ok[i]][:n]
 
 
 @pytest.fixture
@@ -51,7 +39,7 @@ def test_tools_are_in_the_stock_image_viewer(image_viewer):
 def test_star_tool_click_drag_and_remove_with_real_mouse_events(glue_app, image_viewer, qtbot):
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
-    (x1, y1, f1), (x2, y2, f2) = isolated_bright_stars(truth, n=2)
+    (x1, y1, f1), (x2, y2, f2) = isolated_bright_stars(truth, margin=25, n=2)
     viewer.toolbar.active_tool = "zp:star"
 
     click(qtbot, viewer, x1 + 1.3, y1 - 1.0)  # a little off the star: the aperture recentres
@@ -144,7 +132,7 @@ def test_rows_selected_in_a_table_viewer_show_on_the_image(glue_app, image_viewe
 
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
-    picks = isolated_bright_stars(truth, n=3)
+    picks = isolated_bright_stars(truth, margin=25, n=3)
     stars = add_stars(dc, light, [p[:2] for p in picks])
     show_stars_layer(viewer, stars)
     table = glue_app.new_data_viewer(TableViewer, data=stars)
@@ -183,7 +171,7 @@ def test_ds9_regions_in_and_out_through_the_toolbar_menu(glue_app, image_viewer,
 
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
-    picked = isolated_bright_stars(truth, n=3)
+    picked = isolated_bright_stars(truth, margin=25, n=3)
     wcs = wcs_from_meta(light)
     # marked in ds9 on the sky, each a pixel off its star
     regs = [CirclePixelRegion(PixCoord(x + 0.8, y - 0.7), 5.0).to_sky(wcs) for x, y, _f in picked]
@@ -289,7 +277,7 @@ def _stock_draw(viewer):
 def test_star_changes_blit_and_look_like_a_full_redraw(glue_app, image_viewer, qtbot):
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
-    (x1, y1, _f1), (x2, y2, _f2), (x3, y3, _f3) = isolated_bright_stars(truth, n=3)
+    (x1, y1, _f1), (x2, y2, _f2), (x3, y3, _f3) = isolated_bright_stars(truth, margin=25, n=3)
     viewer.toolbar.active_tool = "zp:star"
     fast = viewer._zp_fast_redraw
     _settle(qtbot, viewer)
@@ -352,7 +340,7 @@ def test_rubber_band_is_blitted_and_saved_figures_keep_the_apertures(glue_app, i
     import matplotlib.image as mpimg
 
     viewer, light, truth = image_viewer
-    (x1, y1, _f1), (x2, y2, _f2) = isolated_bright_stars(truth, n=2)
+    (x1, y1, _f1), (x2, y2, _f2) = isolated_bright_stars(truth, margin=25, n=2)
     viewer.toolbar.active_tool = "zp:star"
     fast = viewer._zp_fast_redraw
     _settle(qtbot, viewer)
@@ -409,7 +397,7 @@ def test_blits_keep_glue_layer_order_and_the_legend(glue_app, image_viewer, qtbo
 
     viewer, light, truth = image_viewer
     dc = glue_app.data_collection
-    stars_xyf = isolated_bright_stars(truth, n=5)
+    stars_xyf = isolated_bright_stars(truth, margin=25, n=5)
     assert len(stars_xyf) == 5
     viewer.toolbar.active_tool = "zp:star"
     fast = viewer._zp_fast_redraw
@@ -484,7 +472,7 @@ def test_legend_and_subsets_stacked_before_the_stars(glue_app, image_viewer, qtb
     np.testing.assert_array_equal(_buffer(viewer), _stock_draw(viewer))  # no stars yet
 
     viewer.toolbar.active_tool = "zp:star"
-    stars_xyf = isolated_bright_stars(truth, n=3)
+    stars_xyf = isolated_bright_stars(truth, margin=25, n=3)
     click(qtbot, viewer, *stars_xyf[0][:2])  # the stars layer comes above the subsets
     qtbot.wait(50)
     stars = stars_for(dc, light)
@@ -500,7 +488,7 @@ def test_a_subset_brushed_in_another_view_is_blitted_on_the_image(glue_app, imag
     viewer.toolbar.active_tool = "zp:star"
     fast = viewer._zp_fast_redraw
     _settle(qtbot, viewer)
-    for x, y, _f in isolated_bright_stars(truth, n=4):
+    for x, y, _f in isolated_bright_stars(truth, margin=25, n=4):
         click(qtbot, viewer, x, y)
         qtbot.wait(50)
     stars = stars_for(dc, light)
@@ -525,7 +513,7 @@ def _plot_of_the_stars(glue_app, image_viewer, qtbot, viewer_class, setup):
     viewer, light, truth = image_viewer
     viewer.toolbar.active_tool = "zp:star"
     _settle(qtbot, viewer)
-    stars_xyf = isolated_bright_stars(truth, n=5)
+    stars_xyf = isolated_bright_stars(truth, margin=25, n=5)
     for x, y, _f in stars_xyf[:2]:
         click(qtbot, viewer, x, y)
         qtbot.wait(50)
