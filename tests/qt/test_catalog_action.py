@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qtpy import QtCore, QtWidgets
-from zp_nights import write_products
 
 from glue_zeropoint.glue.catalog_data import catalogs_for
 from glue_zeropoint.glue.links import links_between
@@ -14,18 +13,8 @@ OUTPUT = Path(__file__).parents[1] / "_output"
 
 
 @pytest.fixture
-def loaded(glue_app, qtbot, tmp_path):
-    from glue_qt.viewers.image import ImageViewer
-
-    folder, truths = write_products(tmp_path / "night")
-    light = glue_app.load_data(str(folder))[0]
-    glue_app.resize(1300, 850)
-    viewer = glue_app.new_data_viewer(ImageViewer, data=light)
-    viewer.viewer_size = (850, 650)
-    viewer.position = (0, 0)
-    glue_app.show()
-    qtbot.waitExposed(glue_app)
-    return viewer, light, truths[0]
+def loaded(image_viewer):
+    return image_viewer
 
 
 def open_dialog(viewer):

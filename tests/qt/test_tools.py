@@ -6,28 +6,10 @@ from glue.core.subset import RangeSubsetState
 from helpers import isolated_bright_stars
 from qt_mouse import canvas_point, click, drag, drag_rectangle
 from qtpy import QtCore
-from zp_nights import write_products
 
 from glue_zeropoint.glue.stars import stars_for
 
 OUTPUT = Path(__file__).parents[1] / "_output"
-
-
-@pytest.fixture
-def image_viewer(glue_app, qtbot, tmp_path):
-    from glue_qt.viewers.image import ImageViewer
-
-    folder, truths = write_products(tmp_path / "night")
-    datasets = glue_app.load_data(str(folder))
-    light = datasets[0]
-    glue_app.resize(1300, 850)
-    viewer = glue_app.new_data_viewer(ImageViewer, data=light)
-    viewer.viewer_size = (850, 650)
-    viewer.position = (0, 0)
-    glue_app.show()
-    qtbot.waitExposed(glue_app)
-    viewer.figure.canvas.draw()
-    return viewer, light, truths[0]
 
 
 def test_tools_are_in_the_stock_image_viewer(image_viewer):
