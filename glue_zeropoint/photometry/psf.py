@@ -196,8 +196,8 @@ class PSF:
         px = R * np.cos(T)
         py = R * np.sin(T)
         dA = (radius / 40) * (2 * np.pi / 64) * R
-        frac = np.array([np.sum(self.surface_brightness(np.hypot(px + di, py)) * dA)
-                         for di in d])
+        sb = self.surface_brightness(np.hypot(px[None] + d[:, None, None], py[None]))
+        frac = np.sum(sb * dA[None], axis=(1, 2))
         # the quadrature of a centred circle must give the encircled fraction exactly
         own = float(self.encircled(radius))
         if frac[0] > 0:
@@ -239,7 +239,9 @@ def _subgrid(n, os):
     return (np.arange(os) + 0.5) / os - 0.5
 
 
-def _core_model(p, gx, gy, os, shape):
+def _core_terms(p, gx, gy):
+    """The core model on sub-samples ``(gx, gy)`` (per unit sub-sample area) and the pieces
+    its derivatives are made of."""
     flux, x0, y0, la, lb, th, lbeta = p
     a, b, beta = math.exp(la), math.exp(lb), 1.0 + math.exp(lbeta)
     c, s = math.cos(th), math.sin(th)
@@ -247,9 +249,30 @@ def _core_model(p, gx, gy, os, shape):
     dy = gy - y0
     u = (c * dx + s * dy) / a
     v = (-s * dx + c * dy) / b
-    val = (1.0 + u * u + v * v) ** (-beta) * (flux * (beta - 1.0) / (math.pi * a * b * os * os))
-    ny, nx = shape
-    return val.reshape(ny, os, nx, os).sum(axis=(1, 3))
+    q = 1.0 + u * u + v * v
+    shape = q ** (-beta) * ((beta - 1.0) / (math.pi * a * b))
+    return shape, u, v, q, a, b, c, s, beta
+
+
+def _core_model(p, gx, gy, os):
+    """The pixel-integrated core: ``gx, gy`` of shape (n_pixels, os*os) sub-samples."""
+    shape = _core_terms(p, gx, gy)[0]
+    return shape.sum(axis=1) * (p[0] / (os * os))
+
+
+def _core_jacobian(p, gx, gy, os):
+    """d(pixel-integrated core)/d(p), analytic: shape (n_pixels, 7)."""
+    shape, u, v, q, a, b, c, s, beta = _core_terms(p, gx, gy)
+    val = shape * (p[0] / (os * os))
+    k = 2.0 * beta / q * val
+    cols = (shape / (os * os),                       # flux
+            k * (u * c / a - v * s / b),             # x0
+            k * (u * s / a + v * c / b),             # y0
+            -val + k * u * u,                        # log a
+            -val + k * v * v,                        # log b
+            -k * u * v * (b / a - a / b),            # theta
+            val * (1.0 - (beta - 1.0) * np.log(q)))  # log(beta - 1)
+    return np.stack([col.sum(axis=1) for col in cols], axis=1)
 
 
 def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
@@ -257,20 +280,21 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
 
     The core model ``(1 + u^2 + v^2)^-beta`` has its kurtosis free (``beta`` from 1.1 to
     ~1000, i.e. from broad-winged to Gaussian), so the *width* it returns does not depend on
-    an assumed profile; its wings are not used for anything else. Returns (fwhm_major,
-    fwhm_minor, theta_rad, x, y, flux) or None."""
+    an assumed profile; its wings are not used for anything else. Each pixel is integrated
+    over ``os`` x ``os`` sub-samples; only the pixels within ~2 FWHM are modelled, with an
+    analytic Jacobian. Returns (fwhm_major, fwhm_minor, theta_rad, x, y, flux) or None."""
     ny, nx = stamp.shape
     os = int(min(12, max(3, math.ceil(4.0 / max(fwhm0, 0.3)))))
-    sub = _subgrid(nx, os)
-    gx = (np.arange(nx)[:, None] + sub[None, :]).ravel()
-    gy = (np.arange(ny)[:, None] + _subgrid(ny, os)[None, :]).ravel()
-    GX = np.broadcast_to(gx[None, :], (ny * os, nx * os))
-    GY = np.broadcast_to(gy[:, None], (ny * os, nx * os))
     yy, xx = np.mgrid[0:ny, 0:nx]
     r_fit = max(2.5, 2.0 * fwhm0)
     use = good & ((xx - x0) ** 2 + (yy - y0) ** 2 <= r_fit ** 2)
     if use.sum() < 7:
         return None
+    sub = _subgrid(0, os)
+    sx = np.broadcast_to(sub[None, :], (os, os)).ravel()  # x varies fastest
+    sy = np.broadcast_to(sub[:, None], (os, os)).ravel()
+    gx = xx[use].astype(float)[:, None] + sx[None, :]
+    gy = yy[use].astype(float)[:, None] + sy[None, :]
     z = stamp[use]
     sig = np.sqrt(noise2 + np.clip(z, 0.0, None))
     beta0 = 3.0
@@ -283,10 +307,13 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
           math.log(1000.0)]
 
     def resid(p):
-        return (_core_model(p, GX, GY, os, (ny, nx))[use] - z) / sig
+        return (_core_model(p, gx, gy, os) - z) / sig
+
+    def jac(p):
+        return _core_jacobian(p, gx, gy, os) / sig[:, None]
 
     try:
-        res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=150)
+        res = least_squares(resid, p0, jac=jac, bounds=(lo, hi), x_scale="jac", max_nfev=150)
     except (ValueError, RuntimeError, FloatingPointError):
         return None
     if not res.success:
@@ -711,25 +738,55 @@ def _tail_model(q, rr, sky_in, sky_out):
 
 
 def _fit_tail_law(rings, keep, soften):
-    """The best of a few starts of the bounded weighted least-squares fit of the tail law to
-    the rings ``keep`` (``soften``: the softening radius free, else held at ~0)."""
+    """The bounded weighted least-squares fit of the tail law to the rings ``keep``
+    (``soften``: the softening radius free, else held at ~0), started from the best point of
+    a grid in index and softening radius (the amplitude, linear, solved on the grid); None
+    when it does not converge."""
     r, s_med, s_err, sky_in, sky_out = rings
     c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
+    rk, sk, ek = r[keep], s_med[keep], s_err[keep]
+    lo = [-80.0, MIN_TAIL_INDEX, c_lo]
+    hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
     best = None
-    for p0 in (2.5, 3.5, 5.0, 8.0):
-        for lc0 in ((c_lo, 0.5 * (c_lo + c_hi)) if soften else (c_lo,)):
-            a0 = max(float(s_med[keep][0]) * r[keep][0] ** p0, 1e-12)
-            lo = [-80.0, MIN_TAIL_INDEX, c_lo]
-            hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
-            try:
-                res = least_squares(
-                    lambda q: (_tail_model(q, r[keep], sky_in, sky_out) - s_med[keep])
-                    / s_err[keep], [math.log(a0), p0, lc0], bounds=(lo, hi))
-            except (ValueError, FloatingPointError):
+    for q0 in _tail_starts(rk, sk, ek, sky_in, sky_out, (c_lo, c_hi) if soften else (c_lo,)):
+        try:
+            res = least_squares(lambda q: (_tail_model(q, rk, sky_in, sky_out) - sk) / ek,
+                                q0, bounds=(lo, hi))
+        except (ValueError, FloatingPointError):
+            continue
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
+    return best
+
+
+def _tail_starts(r, s, err, sky_in, sky_out, lc_range, n_starts=2):
+    """Starting points ``[log A, p, log c]`` for the tail fit: the ``n_starts`` best, by chi2,
+    of a grid in ``p`` (MIN_TAIL_INDEX to 20) and ``log c`` (over ``lc_range``) with the
+    amplitude that minimises the chi2 at each grid point (the law is linear in it)."""
+    ps = np.concatenate([np.linspace(MIN_TAIL_INDEX, 8.0, 21), np.linspace(9.0, 20.0, 6)])
+    lcs = np.linspace(lc_range[0], lc_range[-1], 5) if len(lc_range) > 1 else \
+        np.array(lc_range[:1])
+    w = 1.0 / err ** 2
+    cands = []
+    for lc in lcs:
+        c2 = math.exp(2.0 * lc)
+        for p in ps:
+            q = (0.0, float(p), float(lc))
+            g = (r ** 2 + c2) ** (-0.5 * p) - law_annulus_mean(q, sky_in, sky_out)
+            den = float(np.sum(w * g * g))
+            if not den > 0:
                 continue
-            if best is None or res.cost < best.cost:
-                best = res
-    return best if best is not None and best.success else None
+            amp = float(np.sum(w * g * s)) / den
+            if not amp > 0:
+                continue
+            chi2 = float(np.sum(w * (amp * g - s) ** 2))
+            cands.append((chi2, [math.log(amp), float(p), float(lc)]))
+    cands.sort(key=lambda c: c[0])
+    starts = [q for _, q in cands[:n_starts]]
+    if not starts:  # no positive amplitude anywhere: the old fixed starts
+        a0 = max(float(s[0]) * r[0] ** 3.5, 1e-12)
+        starts = [[math.log(a0), 3.5, lc_range[0]]]
+    return starts
 
 
 def _outer_model_error(rings, missing, m):
