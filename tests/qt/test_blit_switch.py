@@ -7,14 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import test_tools
+from helpers import isolated_bright_stars
 from test_tools import _aperture_pixels, _buffer, _settle, click
-from test_tools import isolated_bright_stars as bright_stars
 
 from glue_zeropoint.glue.stars import stars_for
 from glue_zeropoint.qt import blit
-
-image_viewer = test_tools.image_viewer  # the same fixture: an image viewer on a night
 
 
 @pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True)])
@@ -31,7 +28,7 @@ def test_switch_off_leaves_the_canvas_alone(glue_app, image_viewer, qtbot, monke
     viewer, light, truth = image_viewer
     blit.set_enabled(False)  # the tools installed it with the viewer: removed now
     canvas = viewer.figure.canvas
-    (x1, y1, _f), = bright_stars(truth, n=1)
+    (x1, y1, _f), = isolated_bright_stars(truth, margin=25, n=1)
     viewer.toolbar.active_tool = "zp:star"
     click(qtbot, viewer, x1, y1)
     qtbot.wait(50)
@@ -49,7 +46,7 @@ def test_blitted_frame_equals_a_full_redraw(glue_app, image_viewer, qtbot, monke
     monkeypatch.setattr(blit, "ENABLED", True)  # restored after the test
     viewer, light, truth = image_viewer
     canvas = viewer.figure.canvas
-    (x1, y1, _f1), (x2, y2, _f2) = bright_stars(truth, n=2)
+    (x1, y1, _f1), (x2, y2, _f2) = isolated_bright_stars(truth, margin=25, n=2)
     viewer.toolbar.active_tool = "zp:star"
     fast = viewer._zp_fast_redraw
     _settle(qtbot, viewer)
