@@ -34,11 +34,12 @@ class Settings:
     band_map: tuple = field(default_factory=tuple)  # sorted (filter, band) pairs
     calibrate: bool = True
     max_stars: int = 300
+    aperture_radius: float | None = None
     version: str = __version__
 
     @classmethod
     def make(cls, *, catalog=None, offline=False, site=None, gain=None, band_map=None,
-             calibrate=True, max_stars=300):
+             calibrate=True, max_stars=300, aperture_radius=None):
         sha = None
         if catalog is not None and Path(str(catalog)).is_file():
             sha = file_sha256(catalog)
@@ -46,7 +47,8 @@ class Settings:
         return cls(catalog=None if catalog is None else str(catalog), catalog_sha256=sha,
                    offline=bool(offline), site=site, gain=gain,
                    band_map=tuple(sorted((band_map or {}).items())), calibrate=calibrate,
-                   max_stars=int(max_stars))
+                   max_stars=int(max_stars),
+                   aperture_radius=None if aperture_radius is None else float(aperture_radius))
 
     @property
     def hash(self):
@@ -54,6 +56,8 @@ class Settings:
         d = asdict(self)
         if d["catalog_sha256"]:  # a local catalog is its content, not where it lies
             d["catalog"] = Path(d["catalog"]).name
+        if d["aperture_radius"] is None:  # the default: the hash of archives made before it
+            del d["aperture_radius"]
         return digest(d, 16)
 
     @property
@@ -66,7 +70,7 @@ class Settings:
         :class:`~glue_zeropoint.night.settings.NightSettings`."""
         return cls.make(catalog=catalog, offline=night.offline, site=night.site,
                         gain=night.gain, band_map=night.band_map, calibrate=night.calibrate,
-                        max_stars=night.max_stars)
+                        max_stars=night.max_stars, aperture_radius=night.aperture_radius)
 
     def night(self):
         """The :class:`~glue_zeropoint.night.settings.NightSettings` a frame is measured
@@ -74,7 +78,8 @@ class Settings:
         from ..night.settings import NightSettings
 
         return NightSettings(site=self.site, band_map=self.band_dict, calibrate=self.calibrate,
-                             gain=self.gain, offline=self.offline, max_stars=self.max_stars)
+                             gain=self.gain, offline=self.offline, max_stars=self.max_stars,
+                             aperture_radius=self.aperture_radius)
 
 
 def frame_key(light_sha, calibration_sha, settings_hash, where=(), version=__version__):

@@ -47,6 +47,10 @@ def add_night_arguments(p):
     p.add_argument("--no-calibrate", action="store_true",
                    help="measure the raw lights as they are (no calibration frames)")
     p.add_argument("--offline", action="store_true", help="catalogs from cache/local files only")
+    p.add_argument("--aperture", type=float, default=None, metavar="PIXELS",
+                   help="one aperture radius for every frame (default: each frame's own, "
+                        "from its curve of growth); steadies a time series whose seeing "
+                        "changes")
 
 
 def night_settings(args):
@@ -61,9 +65,11 @@ def night_settings(args):
             raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
         k, v = item.split("=", 1)
         band_map[k.strip()] = v.strip()
+    if args.aperture is not None and not args.aperture > 0:
+        raise InputError(f"--aperture {args.aperture}: give a radius in pixels > 0")
     return NightSettings(site=args.site, band_map=band_map or None,
                          calibrate=not args.no_calibrate, gain=args.gain,
-                         offline=args.offline)
+                         offline=args.offline, aperture_radius=args.aperture)
 
 
 def summary(result):

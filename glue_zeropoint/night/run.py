@@ -251,13 +251,13 @@ def _colour_for(band, cat, colours):
     return colour, ref
 
 
-def _photometry_only(ccd, gain):
+def _photometry_only(ccd, settings):
     from ..photometry import find_stars, measure_stars, prepare_image
 
-    im = prepare_image(ccd, gain=gain)
+    im = prepare_image(ccd, gain=settings.gain)
     im.require_exptime()
     positions = find_stars(im)
-    stars = measure_stars(im, positions)
+    stars = measure_stars(im, positions, aperture_radius=settings.aperture_radius)
     return stars, im
 
 
@@ -418,7 +418,7 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
         pixel_area = None if not pixel_area else pixel_area ** 2
     else:
         zps = solved = None
-        stars, wcs_out, pixel_area = _frame_stars_only(ccd, st.gain, row, name)
+        stars, wcs_out, pixel_area = _frame_stars_only(ccd, st, row, name)
     det = None
     if stars is not None and len(stars):
         _star_columns(row, stars, zps, pixel_area)
@@ -448,7 +448,7 @@ def _frame_zero_point(ccd, cat, band, colour, cref, st, row, name):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            m = measure_one(ccd, cat, band, colour, cref, st.gain, st.max_stars)
+            m = measure_one(ccd, cat, band, colour, cref, st)
     except Cancelled:
         raise
     except ZeropointError as err:
@@ -471,13 +471,13 @@ def _frame_zero_point(ccd, cat, band, colour, cref, st, row, name):
     return m
 
 
-def _frame_stars_only(ccd, gain, row, name):
+def _frame_stars_only(ccd, settings, row, name):
     """The frame's stars without a zero point: (stars, WCS, pixel area in arcsec^2), each
     None where it has none; a failure is written into ``row``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stars, im = _photometry_only(ccd, gain)
+            stars, im = _photometry_only(ccd, settings)
     except Cancelled:
         raise
     except Exception as err:  # noqa: BLE001 - the frame fails, the night goes on
@@ -605,12 +605,13 @@ def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=Non
     return fit_night(rows, dets, plan.notes, exclude, plan.provenance, wcs_of)
 
 
-def measure_one(ccd, cat, band, colour, cref, gain, max_stars):
+def measure_one(ccd, cat, band, colour, cref, settings):
     """One frame's zero point (``measure_image`` with the night's settings)."""
     from ..zeropoint import measure_image
 
-    return measure_image(ccd, cat, band, color=colour, color_ref=cref, gain=gain,
-                         max_stars=max_stars, solve_wcs="auto")
+    return measure_image(ccd, cat, band, color=colour, color_ref=cref, gain=settings.gain,
+                         max_stars=settings.max_stars,
+                         aperture_radius=settings.aperture_radius, solve_wcs="auto")
 
 
 def _frame_line(step, n, row):

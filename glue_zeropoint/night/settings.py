@@ -41,6 +41,12 @@ class NightSettings(Settings):
         Catalogs only from the cache and local files.
     max_stars : int
         At most this many stars measured per frame (the brightest).
+    aperture_radius : float, optional
+        One aperture radius (pixels) for every frame of the night. None: each frame's own,
+        from its curve of growth; the night then compares frames through each frame's own
+        aperture correction, whose error (~0.02 mag on a real undersampled time series)
+        adds to the frame-to-frame scatter. With one radius the night compares aperture
+        magnitudes under the band's median correction.
     """
 
     site: object = None
@@ -50,3 +56,4 @@ class NightSettings(Settings):
     gain: float | None = None
     offline: bool = False
     max_stars: int = 300
+    aperture_radius: float | None = None

@@ -133,3 +133,22 @@ def test_relative_night_without_catalog(night):
     assert r.standards is None
     assert np.nanmax(r.frames["rel_transparency"]) == 1.0
     assert any("no catalog" in n for n in r.notes)
+
+
+def test_one_aperture_for_the_night(night):
+    """--aperture: every frame measured in the same radius, the night compares aperture
+    magnitudes under the band's median correction, and k is still recovered."""
+    from astropy.nddata import CCDData
+
+    from glue_zeropoint.night.run import measure_night
+
+    cal = sorted((night["base"] / "out" / "calibrated").glob("SIMFIELD-[BV]-0*_cal.fits"))
+    lights = [CCDData.read(p, hdu=0, unit="electron") for p in cal]
+    r = measure_night(night["base"] / "raw", None, lights=lights,
+                      names=[p.name for p in cal], aperture_radius=5.0)
+    assert np.all(np.asarray(r.frames["aperture_radius"], float) == 5.0)
+    assert set(r.frames["photometry"]) == {"aperture"}
+    for band, bt in DEFAULT_BANDS.items():
+        f = r.fits[band]
+        assert abs(f.k - bt.k) <= f.k_ci95
+    assert r.provenance["settings"]["aperture_radius"] == 5.0

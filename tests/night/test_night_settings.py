@@ -29,9 +29,12 @@ def test_unknown_keyword_is_a_type_error(tmp_path):
 
 def test_archive_key_settings_follow_the_night_settings():
     night = NightSettings(site="46.87,-96.45", band_map={"Clear": "V"}, gain=2.0,
-                          offline=True, max_stars=120)
+                          offline=True, max_stars=120, aperture_radius=3.5)
     key = KeySettings.from_night("vizier:II/336/apass9", night)
     assert key.band_map == (("Clear", "V"),) and key.gain == 2.0 and key.max_stars == 120
+    assert key.aperture_radius == 3.5
+    assert KeySettings.from_night("vizier:II/336/apass9",
+                                  night.replace(aperture_radius=None)).hash != key.hash
     assert key.night() == night  # what a worker measures with is what was asked for
     # a changed setting is another result key; the cluster is not part of it
     assert KeySettings.from_night("vizier:II/336/apass9", night.replace(gain=2.1)).hash \
