@@ -602,7 +602,25 @@ def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=Non
         if echo is not None:
             echo(_frame_line(step, n, fo.row))
     report(progress, n, n, "fitting the night")
-    return fit_night(rows, dets, plan.notes, exclude, plan.provenance, wcs_of)
+    return fit_night(rows, dets, plan.notes + _aperture_notes(rows, st.aperture_radius),
+                     exclude, plan.provenance, wcs_of)
+
+
+def _aperture_notes(rows, radius):
+    """A note when one aperture radius for the night is small for its widest frames: they
+    lose more light outside it than the median frame, a bias that follows the seeing (and,
+    through it, often the airmass) which the night's median aperture correction does not
+    remove."""
+    fw = np.array([r.get("fwhm", np.nan) for r in rows], float)
+    if radius is None or not np.isfinite(fw).any():
+        return []
+    widest = float(np.nanmax(fw))
+    if radius >= 2.5 * widest:
+        return []
+    return [f"one aperture of {radius:g} px for the night, but frames reach FWHM "
+            f"{widest:.2f} px (median {np.nanmedian(fw):.2f}): the widest lose more light "
+            f"outside it, a bias that follows the seeing; a radius of at least "
+            f"{2.5 * widest:.1f} px (2.5 FWHM) avoids it"]
 
 
 def measure_one(ccd, cat, band, colour, cref, settings):

@@ -152,3 +152,8 @@ def test_one_aperture_for_the_night(night):
         f = r.fits[band]
         assert abs(f.k - bt.k) <= f.k_ci95
     assert r.provenance["settings"]["aperture_radius"] == 5.0
+    # 5 px is less than 2.5x the widest simulated frame's FWHM (~3 px): the night says so
+    fw = float(np.nanmax(np.asarray(r.frames["fwhm"], float)))
+    assert fw > 2.0
+    assert any(n.startswith("one aperture of 5 px") and f"{2.5 * fw:.1f} px" in n
+               for n in r.notes)
