@@ -1,7 +1,7 @@
 """Benchmark: a real time series, the MicroObservatory HAT-P-32 night (issue 13), ours against
 the same steps per frame with photutils.
 
-    python tests/benchmarks/bench_hatp32.py DIR [--max-frames N]
+    python tests/benchmarks/bench_hatp32.py DIR [--max-frames N] [--aperture PIXELS]
 
 DIR holds the night's 142 raw 60 s frames (650x500, no WCS, no calibration frames, DATE-OBS
 in local time): ``HatP32Dec202017/`` of the EXOTIC project's public sample data
@@ -14,8 +14,9 @@ here: fetch it yourself). Each reduction runs in a fresh subprocess (its own pea
 2. ``photutils``: per frame ``Background2D`` (64 px mesh, 3-sigma-clipped median),
    ``DAOStarFinder`` (FWHM 2 px, 5 sigma), a 4 px ``CircularAperture`` and an 8-12 px
    ``CircularAnnulus`` median sky (``ApertureStats``); then each frame matched to the first
-   frame's 200 brightest stars by position (the drift from the mode of the offsets between
-   the 30 brightest of each, then nearest neighbours within 1.5 px) and its transparency
+   frame's 200 brightest stars by position (the drift accumulated frame to frame, each step
+   the mode of the offsets between the 30 brightest stars of consecutive frames, then
+   nearest neighbours within 1.5 px) and its transparency
    taken as the median magnitude difference of the common stars.
 
 Printed: wall time and peak RSS of each, the ratio, and how the two transparency series
@@ -47,7 +48,7 @@ def _frames(raw, max_frames):
     return files[:max_frames] if max_frames else files
 
 
-def run_ours(raw, out, max_frames):
+def run_ours(raw, out, max_frames, aperture=None):
     from astropy.nddata import CCDData
 
     from glue_zeropoint.night.outputs import write_night
@@ -58,9 +59,9 @@ def run_ours(raw, out, max_frames):
         files = _frames(raw, max_frames)
         lights = [CCDData.read(f, unit="adu") for f in files]
         r = measure_night(raw, None, out=out, calibrate=False, lights=lights,
-                          names=[f.name for f in files])
+                          names=[f.name for f in files], aperture_radius=aperture)
     else:
-        r = measure_night(raw, None, out=out, calibrate=False)
+        r = measure_night(raw, None, out=out, calibrate=False, aperture_radius=aperture)
     write_night(r, out)
     dt = time.perf_counter() - t
     fr = r.frames
@@ -104,32 +105,37 @@ def run_photutils(raw, max_frames):
     ref_pos, ref_mag = ref[1][keep], ref[2][keep]
     tree = cKDTree(ref_pos)
     out = []
+    total = np.zeros(2)  # the drift since the reference, accumulated frame to frame
+    prev = ref[1][np.argsort(ref[2])[:30]]
     for name, pos, mag in per:
         if pos is None:
             out.append((name, float("nan")))
             continue
-        # the pointing drifts: the shift is the mode of the offsets between the 30
-        # brightest stars of each frame (1 px bins), refined by the median of the matches
-        a = ref_pos[:30]
+        # the pointing drifts: the step from the previous frame is the mode of the offsets
+        # between the 30 brightest stars of each (1 px bins), refined against the reference
         b = pos[np.argsort(mag)[:30]]
-        off = (a[:, None, :] - b[None, :, :]).reshape(-1, 2)
-        h, ex, ey = np.histogram2d(off[:, 0], off[:, 1], bins=(np.arange(-60, 61), ) * 2)
+        off = (prev[:, None, :] - b[None, :, :]).reshape(-1, 2)
+        h, ex, ey = np.histogram2d(off[:, 0], off[:, 1], bins=(np.arange(-40, 41), ) * 2)
         i, j = np.unravel_index(np.argmax(h), h.shape)
-        shift = np.array([ex[i] + 0.5, ey[j] + 0.5])
+        shift = total + np.array([ex[i] + 0.5, ey[j] + 0.5])
         d, k = tree.query(pos + shift)
-        near = d < 2.0
+        near = d < 2.5
         if near.sum() >= 5:
             shift = shift + np.median(ref_pos[k[near]] - (pos[near] + shift), axis=0)
             d, k = tree.query(pos + shift)
         ok = (d < 1.5) & np.isfinite(mag)
-        out.append((name, float(np.median(ref_mag[k[ok]] - mag[ok])) if ok.sum() >= 5
-                    else float("nan")))
+        if ok.sum() >= 5:
+            out.append((name, float(np.median(ref_mag[k[ok]] - mag[ok]))))
+            total, prev = shift, b  # this frame -> reference, and its stars for the next step
+        else:
+            out.append((name, float("nan")))
     dt = time.perf_counter() - t
     return {"seconds": dt, "files": [o[0] for o in out], "offset": [o[1] for o in out]}
 
 
-def _child(which, raw, out, max_frames):
-    res = run_ours(raw, out, max_frames) if which == "ours" else run_photutils(raw, max_frames)
+def _child(which, raw, out, max_frames, aperture):
+    res = run_ours(raw, out, max_frames, aperture) if which == "ours" else \
+        run_photutils(raw, max_frames)
     res["peak_mb"] = _rss_mb()
     print(json.dumps(res))
 
@@ -138,11 +144,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("raw", help="folder of the HAT-P-32 frames")
     p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--aperture", type=float, default=None,
+                   help="ours with one aperture radius for the night (glue-zeropoint night "
+                        "--aperture)")
     p.add_argument("--child", choices=["ours", "photutils"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child, args.raw, args.out, args.max_frames)
+        _child(args.child, args.raw, args.out, args.max_frames, args.aperture)
         return 0
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +160,8 @@ def main(argv=None):
                    "--out", str(Path(tmp) / "out")]
             if args.max_frames:
                 cmd += ["--max-frames", str(args.max_frames)]
+            if args.aperture:
+                cmd += ["--aperture", str(args.aperture)]
             run = subprocess.run(cmd, capture_output=True, text=True, check=True)
             res[which] = json.loads(run.stdout.strip().splitlines()[-1])
     o, q = res["ours"], res["photutils"]
