@@ -391,7 +391,8 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
     field_wcs : WCS, optional
         A WCS solved for another frame of the same pointing, used when this one has none.
     settings : NightSettings, optional
-        Its ``band_map``, ``colours``, ``gain`` and ``max_stars`` apply here.
+        Its ``band_map``, ``colours``, ``gain``, ``max_stars`` and ``aperture_radius`` apply
+        here.
 
     Returns
     -------
@@ -565,7 +566,7 @@ def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=Non
         Output folder (calibrated products go to ``out/calibrated``; the night's files are
         written by :func:`.outputs.write_night`).
     settings : `~glue_zeropoint.night.settings.NightSettings`, optional
-        Site, band map, colours, calibrate, gain, offline, max_stars.
+        Site, band map, colours, calibrate, gain, offline, max_stars, aperture radius.
     **keywords
         Any field of :class:`~glue_zeropoint.night.settings.NightSettings` (``site=...``,
         ``calibrate=False``, ...), applied over ``settings``; an unknown one is a TypeError.
