@@ -34,13 +34,8 @@ from pathlib import Path
 import numpy as np
 from astropy.stats import mad_std
 
-
-def _rss_mb():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_night import _rss_mb  # noqa: E402  (peak RSS of this process, one definition)
 
 
 def _frames(raw, max_frames):
