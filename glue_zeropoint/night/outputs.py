@@ -33,6 +33,8 @@ FRAME_UNITS = {"exptime": u.s, "airmass": u.dimensionless_unscaled, "zp": u.mag,
                "sky_rate": u.electron / u.s / u.arcsec ** 2, "mjd": u.d}
 
 FRAME_DESCRIPTIONS = {
+    "ellipticity": "1 - minor/major FWHM of the frame's measured PSF ('trailed' in flags when "
+                   "it stands out from the night)",
     "time": "mid-exposure time (UTC, ISO)", "airmass": "airmass at mid-exposure",
     "zp": "frame's own catalog zero point (mag giving 1 e-/s at color_ref)",
     "zp_night": "frame's zero point from the night's ensemble tied to the catalog (or -ens_offset without one)",

@@ -59,7 +59,7 @@ FRAME_COLUMNS = (
     "frame", "file", "band", "filter", "field", "time", "mjd", "exptime", "airmass",
     "airmass_source", "airmass_header", "airmass_computed", "altitude", "status", "reason",
     "zp", "zp_err", "zp_err_total", "color", "color_ref", "color_term", "color_term_err", "n_matched", "n_used",
-    "n_stars", "fwhm", "aperture_radius", "apcorr", "ens_offset", "ens_offset_err", "ens_n_stars", "rel_transparency",
+    "n_stars", "fwhm", "ellipticity", "aperture_radius", "apcorr", "ens_offset", "ens_offset_err", "ens_n_stars", "rel_transparency",
     "zp_night", "zp_night_err", "k_residual", "k_residual_err", "transparency", "used_in_fit",
     "cloudy", "outlier", "sky_rate", "sky_inst", "sky_sb", "sky_sb_err", "sun_alt",
     "moon_alt", "moon_illum", "moon_sep", "flags")
@@ -503,6 +503,8 @@ def _star_columns(row, stars, zps, pixel_area):
     """FWHM, aperture and sky columns of a frame's row from its measured stars."""
     row["n_stars"] = len(stars)
     row["fwhm"] = float(stars.meta.get("fwhm") or np.nan)
+    e = (stars.meta.get("psf") or {}).get("ellipticity")
+    row["ellipticity"] = np.nan if e is None else float(e)
     row["aperture_radius"] = float(stars.meta.get("aperture_radius") or np.nan)
     row["apcorr"] = (float(zps.aperture_correction) if zps is not None
                      else float(stars.meta.get("aperture_correction") or np.nan))
@@ -544,9 +546,42 @@ def fit_night(rows, detections, notes=(), exclude=None, provenance=None, wcs=Non
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
         result = _fit_night(frames, det, notes, exclude)
+    result.notes.extend(flag_trailed(result.frames))
     result.provenance = dict(provenance or {})
     result.wcs = dict(wcs or {})
     return result
+
+
+TRAILED_MIN_ELLIPTICITY = 0.25
+"""Stars this elongated (1 - minor/major FWHM) or more may mark a trailed frame."""
+
+
+def flag_trailed(frames):
+    """Flag frames whose stars are elongated (tracking errors, wind shake): ellipticity above
+    both :data:`TRAILED_MIN_ELLIPTICITY` and the night's median + 5 robust sigma (with fewer
+    than 5 measured frames, the fixed limit alone). Adds ``trailed`` to their ``flags``;
+    returns the notes naming them."""
+    e = np.asarray(frames["ellipticity"], float)
+    ok = np.isfinite(e)
+    if not ok.any():
+        return []
+    limit = TRAILED_MIN_ELLIPTICITY
+    if ok.sum() >= 5:
+        from astropy.stats import mad_std
+
+        limit = max(limit, float(np.median(e[ok]) + 5.0 * mad_std(e[ok])))
+    bad = ok & (e > limit)
+    if not bad.any():
+        return []
+    flags = [str(f) for f in frames["flags"]]  # rebuilt: a fixed-width column truncates
+    for i in np.flatnonzero(bad):
+        flags[i] = ",".join(f for f in (flags[i], "trailed") if f)
+    frames["flags"] = np.asarray(flags, dtype=str)
+    names = ", ".join(str(f) for f in np.asarray(frames["file"])[bad][:10])
+    more = f" and {bad.sum() - 10} more" if bad.sum() > 10 else ""
+    return [f"elongated stars (trailing or wind shake) in {int(bad.sum())} frame(s): "
+            f"{names}{more} (ellipticity {np.min(e[bad]):.2f}-{np.max(e[bad]):.2f}, night "
+            f"median {np.median(e[ok]):.2f}, limit {limit:.2f}); flagged 'trailed'"]
 
 
 def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=None,

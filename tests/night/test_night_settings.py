@@ -47,3 +47,22 @@ def test_keywords_and_settings_combine(tmp_path):
     after the settings were accepted)."""
     with pytest.raises(InputError, match="no readable FITS frames"):
         measure_night(tmp_path, None, settings=NightSettings(calibrate=False), gain=1.0)
+
+
+def test_trailed_frames_flagged():
+    """A frame whose stars stand out as elongated is flagged and named; a night of uniformly
+    round stars is not."""
+    import numpy as np
+    from astropy.table import Table
+
+    from glue_zeropoint.night.run import flag_trailed
+
+    e = [0.05, 0.07, 0.06, 0.08, 0.05, 0.42, 0.06, np.nan]
+    frames = Table({"file": [f"f{i}.fits" for i in range(8)], "ellipticity": e,
+                    "flags": ["", "", "raw", "", "", "raw", "", ""]})
+    notes = flag_trailed(frames)
+    assert list(frames["flags"]) == ["", "", "raw", "", "", "raw,trailed", "", ""]
+    assert len(notes) == 1 and "f5.fits" in notes[0] and "0.42" in notes[0]
+    round_night = Table({"file": ["a", "b", "c", "d", "e"], "ellipticity": [0.1] * 5,
+                         "flags": [""] * 5})
+    assert flag_trailed(round_night) == [] and set(round_night["flags"]) == {""}
