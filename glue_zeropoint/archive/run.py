@@ -248,16 +248,16 @@ def _after_prepare(job, book):
 class _client:
     """A ``dask.distributed`` client on a new LocalCluster or an existing scheduler."""
 
-    def __init__(self, cluster):
-        self.args = (cluster.workers, cluster.scheduler, cluster.memory_limit,
-                     cluster.dashboard, cluster.connect_timeout)
+    def __init__(self, settings):
+        self.settings = settings  # a ClusterSettings
         self.cluster = self.client = None
         self.log_level = None
 
     def __enter__(self):
         from distributed import Client, LocalCluster
 
-        workers, scheduler, memory_limit, dashboard, timeout = self.args
+        st = self.settings
+        workers, scheduler, timeout = st.workers, st.scheduler, st.connect_timeout
         # the cluster's own INFO lines (workers starting, closing) are not the user's news
         dlog = logging.getLogger("distributed")
         self.log_level = dlog.level
@@ -280,8 +280,8 @@ class _client:
             return self.client
         n = workers if workers else (os.cpu_count() or 1)
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                    memory_limit=memory_limit,
-                                    dashboard_address="127.0.0.1:0" if dashboard else None,
+                                    memory_limit=st.memory_limit,
+                                    dashboard_address="127.0.0.1:0" if st.dashboard else None,
                                     silence_logs=logging.ERROR, env=WORKER_ENV)
         self.client = Client(self.cluster)
         return self.client

@@ -34,7 +34,8 @@ def add_parser(sub):
 
 def add_night_arguments(p):
     """The options of a night's measurement, shared by ``night`` and ``archive``: --catalog,
-    --site, --band, --gain, --no-calibrate, --offline (see :func:`night_settings`)."""
+    --site, --band, --gain, --no-calibrate, --offline, --aperture (see
+    :func:`night_settings`)."""
     p.add_argument("--catalog", default=None, metavar="SPEC",
                    help="vizier:<id>, simbad, default, or a local table (without: relative "
                         "transparency only)")
@@ -55,7 +56,8 @@ def add_night_arguments(p):
 
 def night_settings(args):
     """The :class:`~glue_zeropoint.night.settings.NightSettings` of parsed
-    :func:`add_night_arguments` options; a --band without '=' is an InputError."""
+    :func:`add_night_arguments` options; a --band without '=' or an --aperture that is not
+    positive is an InputError."""
     from ..exceptions import InputError
     from ..night.settings import NightSettings
 
@@ -65,8 +67,6 @@ def night_settings(args):
             raise InputError(f"--band {item!r}: give FILTER=BAND, e.g. --band Clear=V")
         k, v = item.split("=", 1)
         band_map[k.strip()] = v.strip()
-    if args.aperture is not None and not args.aperture > 0:
-        raise InputError(f"--aperture {args.aperture}: give a radius in pixels > 0")
     return NightSettings(site=args.site, band_map=band_map or None,
                          calibrate=not args.no_calibrate, gain=args.gain,
                          offline=args.offline, aperture_radius=args.aperture)

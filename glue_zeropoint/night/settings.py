@@ -16,6 +16,7 @@ True
 from dataclasses import dataclass
 
 from .._settings import Settings
+from ..exceptions import InputError
 
 __all__ = ["NightSettings"]
 
@@ -57,3 +58,10 @@ class NightSettings(Settings):
     offline: bool = False
     max_stars: int = 300
     aperture_radius: float | None = None
+
+    def __post_init__(self):
+        if self.aperture_radius is not None and not float(self.aperture_radius) > 0:
+            raise InputError(f"aperture radius {self.aperture_radius}: give a radius in "
+                             "pixels > 0 (or none: each frame's own)")
+        if not int(self.max_stars) >= 1:
+            raise InputError(f"max_stars {self.max_stars}: give 1 or more")

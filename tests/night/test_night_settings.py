@@ -18,6 +18,10 @@ def test_round_trip_through_json():
     assert back == s
     with pytest.raises(InputError, match="unknown setting.*bogus"):
         NightSettings.from_dict({"bogus": 1})
+    with pytest.raises(InputError, match="aperture radius -2"):
+        NightSettings(aperture_radius=-2)
+    with pytest.raises(InputError, match="max_stars 0"):
+        s.replace(max_stars=0)
 
 
 def test_unknown_keyword_is_a_type_error(tmp_path):
@@ -42,11 +46,22 @@ def test_archive_key_settings_follow_the_night_settings():
     assert ClusterSettings(workers=3).to_dict()["workers"] == 3
 
 
-def test_keywords_and_settings_combine(tmp_path):
-    """A keyword applies over the given settings object (here the empty folder is refused
-    after the settings were accepted)."""
-    with pytest.raises(InputError, match="no readable FITS frames"):
-        measure_night(tmp_path, None, settings=NightSettings(calibrate=False), gain=1.0)
+def test_keywords_and_settings_combine(tmp_path, monkeypatch):
+    """A keyword applies over the given settings object, and what reaches the night's plan is
+    the combination (the plan is stopped there: no frames are needed)."""
+    import glue_zeropoint.night.run as run
+
+    seen = {}
+
+    def stop(raw_dir, catalog, *, settings, **kw):
+        seen["settings"] = settings
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(run, "plan_night", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        measure_night(tmp_path, None, settings=NightSettings(calibrate=False, max_stars=50),
+                      gain=1.5)
+    assert seen["settings"] == NightSettings(calibrate=False, max_stars=50, gain=1.5)
 
 
 def test_trailed_frames_flagged():
