@@ -44,7 +44,8 @@ FRAME_DESCRIPTIONS = {
     "sky_sb": "sky surface brightness", "sky_inst": "-2.5 log10(sky rate) (no zero point; with the 'raw' flag the sky level "
                 "still holds the bias pedestal)",
     "moon_illum": "illuminated fraction of the Moon", "flags": "cloudy, above_line, excluded, failed, raw (sky holds the bias), "
-             "sky_per_pixel (no WCS: sky_rate is per pixel)",
+             "sky_per_pixel (no WCS: sky_rate is per pixel), flat_sky (the sky annuli are one value: "
+             "light under the converter's floor is cut off), trailed (elongated stars)",
 }
 
 

@@ -510,6 +510,11 @@ def _star_columns(row, stars, zps, pixel_area):
                      else float(stars.meta.get("aperture_correction") or np.nan))
     t = row["exptime"]
     sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
+    if "sky_std" in stars.colnames and np.nanmedian(
+            np.asarray(stars["sky_std"], float)) <= 1e-9 * max(1.0, abs(sky)):
+        # the sky annuli are one value (8 bits, or a sky below the converter's floor): light
+        # under that floor is cut off, so fluxes are biased by an amount that follows the sky
+        row["flags"] = ",".join(f for f in (row["flags"], "flat_sky") if f)
     if np.isfinite(t) and t > 0:  # a raw frame's sky still holds the bias (flag)
         per = pixel_area if pixel_area else 1.0
         if not pixel_area:  # no WCS: per pixel, not per arcsec^2
@@ -821,6 +826,7 @@ def _fit_night(frames, det, notes, exclude):
     _flag_frames(frames)
     _sky_from_night_zp(frames, absolute)
     verdict, reason = night_verdict(list(fits.values()))
+    verdict, reason = _flat_sky_verdict(frames, fits, verdict, reason, notes)
     standards = None
     if absolute and len(det) and fits:
         from .standard import standard_magnitudes
@@ -958,6 +964,26 @@ def _fit_bands(frames, use, tie_err, absolute, notes):
     frames["cloudy"] = np.asarray(frames["cloudy"], bool)
     frames["outlier"] = np.asarray(frames["outlier"], bool)
     return fits, cterms
+
+
+def _flat_sky_verdict(frames, fits, verdict, reason, notes):
+    """No verdict from frames whose sky is flat to the last digit: a sky at (or under) the
+    converter's floor cuts off the faint light of every star, by an amount that changes with
+    the sky, so the zero points, k and any clouds are not measured. ``(verdict, reason)``,
+    with a note naming the bands."""
+    flat = np.array(["flat_sky" in str(f).split(",") for f in frames["flags"]], bool)
+    bands = np.asarray(frames["band"]).astype(str)
+    hit = [(b, int(flat[bands == b].sum()), int((bands == b).sum())) for b in fits
+           if flat[bands == b].any()]
+    if not hit:
+        return verdict, reason
+    which = ", ".join(f"{b} {n}/{m}" for b, n, m in hit)
+    why = (f"the sky is flat to the last digit (8-bit data, or a sky at the converter's "
+           f"floor) in frames of {which}: the light under that floor is cut off, so the zero "
+           "points, k and the verdict are biased; k of these bands is not an extinction "
+           "measurement (take frames with a sky well above the floor)")
+    notes.append(why)
+    return "undetermined", f"{why}; the fit said: {verdict} ({reason})"
 
 
 def _flag_frames(frames):

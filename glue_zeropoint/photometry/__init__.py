@@ -19,6 +19,7 @@ from .aperture import (
                        ApertureCorrection,
                        CurveOfGrowth,
                        aperture_fluxes,
+                       concentration,
                        default_radii,
                        envelope_correction,
                        measure_stars,
@@ -31,6 +32,7 @@ from .flags import (
                        FLAG_CENTROID,
                        FLAG_CROWDED,
                        FLAG_EDGE,
+                       FLAG_EXTENDED,
                        FLAG_MASKED,
                        FLAG_NAMES,
                        FLAG_NEGATIVE,
@@ -49,4 +51,4 @@ __all__ = ["find_stars", "measure_fwhm", "measure_psf", "PSF", "UNDERSAMPLED_FWH
            "Background", "estimate_background", "PreparedImage", "prepare_image",
            "header_value", "flag_text", "flag_texts", "FLAG_NAMES", "EXCLUDE_FROM_FIT",
            "FLAG_SATURATED", "FLAG_NONLINEAR", "FLAG_EDGE", "FLAG_CROWDED", "FLAG_MASKED",
-           "FLAG_BAD_SKY", "FLAG_NEGATIVE", "FLAG_CENTROID"]
+           "FLAG_BAD_SKY", "FLAG_NEGATIVE", "FLAG_CENTROID", "FLAG_EXTENDED", "concentration"]

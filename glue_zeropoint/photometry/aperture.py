@@ -43,6 +43,7 @@ from .flags import (
     FLAG_CENTROID,
     FLAG_CROWDED,
     FLAG_EDGE,
+    FLAG_EXTENDED,
     FLAG_MASKED,
     FLAG_NEGATIVE,
     FLAG_NONLINEAR,
@@ -788,7 +789,7 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
         s2 = solve_excess_variance(chi2, m - 1, hi, xtol=1e-14, rtol=1e-8, grow_until=0.0)
     # the mean keeps the floored weights (stable against per-star systematics the stated
     # errors miss); its error is the sandwich estimate with the solved per-star variance
-    w = 1.0 / tol[keep] ** 2
+    w = 1.0 / (e2 + max(s2, floor ** 2))
     mean = float(np.sum(w * v) / np.sum(w))
     err = math.sqrt(float(np.sum(w * w * (e2 + s2))) / float(np.sum(w)) ** 2)
     if m == 2:
@@ -955,8 +956,11 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
         if the image has a celestial WCS), ``flux``, ``flux_err`` (total flux, e-),
         ``flux_aper``, ``flux_aper_err`` (inside the aperture), ``aperture_sum``, ``sky``,
         ``sky_err`` (e-/pixel), ``sky_std``, ``n_sky``, ``n_pix`` (aperture area), ``peak``,
-        ``contamination``, ``mag_inst``, ``mag_inst_err`` (``-2.5 log10(flux / exptime)``),
-        ``flags``, ``flag_text``. ``meta``: ``fwhm``, ``psf`` (:meth:`PSF.to_dict`),
+        ``contamination``, ``concentration``, ``concentration_err`` (the share of the light
+        inside twice the aperture radius that lies inside the aperture: lower than the
+        stars' for a galaxy or a blend, flag ``extended``; :func:`concentration`),
+        ``mag_inst``, ``mag_inst_err`` (``-2.5 log10(flux / exptime)``), ``flags``,
+        ``flag_text``. ``meta``: ``fwhm``, ``psf`` (:meth:`PSF.to_dict`),
         ``aperture_radius``, ``aperture_radius_method``, ``annulus_in``, ``annulus_out``,
         ``aperture_correction``, ``aperture_correction_err``, ``aperture_correction_n``,
         ``aperture_correction_method``, ``growth_radii``, ``growth_curve``, ``exptime``,
@@ -1187,7 +1191,83 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
     cols = {"aperture_sum": res["aperture_sum"], "flux_aper": f_ap, "flux_aper_err": f_ap_err,
             "sky": res["sky"], "sky_err": sky_err, "sky_std": res["sky_std"], "n_sky": n_sky,
             "n_pix": area, "peak": peak, "contamination": cont}
+    cont2 = _contamination(np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf,
+                           2.0 * r_ap)[:n]
+    conc, conc_err = concentration(im, x, y, r_ap, cols, sky_var, cont, cont2)
+    extended = _extended(conc, conc_err, f_ap / f_ap_err, flags)
+    flags[extended] |= FLAG_EXTENDED
+    cols.update(concentration=conc, concentration_err=conc_err)
     return cols, flags, error_model
+
+
+#: a source is ``extended`` when its concentration is below the frame's stars' by more than
+#: this many (field-scaled) sigma and by more than EXTENDED_MIN_DROP of the stars' value
+EXTENDED_SIGMA = 5.0
+EXTENDED_MIN_DROP = 0.03
+#: neighbours estimated to add more than this fraction of light inside twice the aperture
+#: radius make the concentration unjudgeable (NaN)
+CONCENTRATION_MAX_CONTAMINATION = 0.1
+
+
+def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2):
+    """The fraction of a source's light inside twice the aperture radius that lies inside the
+    aperture, and its error: ``(c, c_err)`` per source.
+
+    A star's ``c`` is the same everywhere on a frame (its PSF's); a galaxy, a nebulous knot
+    or an unresolved blend spreads more light into the ring ``r_ap``-``2 r_ap`` and has a
+    lower ``c``. Both radii are at least the phase-safe radius, so an undersampled star's
+    ``c`` does not depend on where it falls in its pixel. Neighbours' light (``cont``,
+    ``cont2``: their estimated fractions inside ``r_ap`` and ``2 r_ap``, from the frame's
+    PSF) is taken out; where it exceeds :data:`CONCENTRATION_MAX_CONTAMINATION`, or the
+    larger aperture leaves the image or holds bad pixels, ``c`` is NaN (not judged).
+    ``c_err`` carries the pixel noise of the aperture and of the ring (``cols``:
+    :func:`_photometry`'s ``flux_aper``, ``flux_aper_err``, ``sky``, ``sky_err``, ``n_pix``;
+    ``sky_var``: the per-pixel sky variance) and the error of the local sky level, which
+    both share.
+    """
+    x = np.ascontiguousarray(x, float)
+    y = np.ascontiguousarray(y, float)
+    has_var = im.variance is not None
+    var = im.variance if has_var else im.data
+    sm2, sv2, area2, bad2, off2, _ = K.aperture_sums(
+        im.data, var, im.bad, x, y, np.full(x.size, 2.0 * float(r_ap)), has_var)
+    f_ap = np.asarray(cols["flux_aper"], float)
+    area = np.asarray(cols["n_pix"], float)
+    sky_err2 = np.asarray(cols["sky_err"], float) ** 2
+    f2 = sm2 - np.asarray(cols["sky"], float) * area2
+    ring = f2 - f_ap
+    ring_area = area2 - area
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (f_ap / (1.0 + cont)) / (f2 / (1.0 + cont2))
+        # pixel noise: the aperture's (less the shared sky-level part) and the ring's
+        var_a = np.clip(np.asarray(cols["flux_aper_err"], float) ** 2 - area ** 2 * sky_err2,
+                        0, None)
+        var_ring = np.clip(ring, 0, None) + ring_area * sky_var
+        var_c = ((1.0 - c) ** 2 * var_a + c ** 2 * var_ring
+                 + (c * area2 - area) ** 2 * sky_err2) / f2 ** 2
+        c_err = np.sqrt(var_c)
+    judged = ((off2 <= 0) & (bad2 <= 0) & (f_ap > 0) & (f2 > 0)
+              & (cont2 <= CONCENTRATION_MAX_CONTAMINATION) & np.isfinite(c_err))
+    return np.where(judged, c, np.nan), np.where(judged, c_err, np.nan)
+
+
+def _extended(c, c_err, snr, flags, min_snr=20.0):
+    """Sources whose concentration falls below the stars' (the median over unflagged sources
+    with S/N >= ``min_snr``, at least 3 of them) by more than :data:`EXTENDED_SIGMA` times
+    their error, scaled up by the robust spread of the bright sources' pulls when the PSF
+    changes across the frame, and by more than :data:`EXTENDED_MIN_DROP` of the stars'
+    value. No flag where too few bright sources give a reference."""
+    ok = np.isfinite(c) & np.isfinite(c_err) & (c_err > 0)
+    bright = ok & (flags == 0) & (snr >= min_snr)
+    out = np.zeros(c.size, bool)
+    if bright.sum() < 3:
+        return out
+    ref = float(np.median(c[bright]))
+    z = np.full(c.size, np.nan)
+    z[ok] = (ref - c[ok]) / c_err[ok]
+    scale = max(1.0, float(mad_std(z[bright])))
+    out[ok] = (z[ok] > EXTENDED_SIGMA * scale) & (ref - c[ok] > EXTENDED_MIN_DROP * ref)
+    return out
 
 
 def _pixel_variance(im, res):

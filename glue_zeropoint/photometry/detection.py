@@ -256,6 +256,35 @@ def _sharp_outliers(sub, cand, pix_noise, psf_ratio):
     return (ratio > math.sqrt(one_pixel * psf_ratio)) & (excess > 5.0 * pix_noise)
 
 
+def _one_pixel_events(sub, cand, pix_noise, fwhm):
+    """Candidates whose light sits in their peak pixel alone: hot pixels and one-pixel
+    cosmic-ray hits, told apart even from undersampled stars. The share of a candidate's
+    3x3 light in its 8 neighbours, ``q``, is never below ``q_min`` for a star of this FWHM
+    (a Gaussian centred on its pixel, the most compact profile: ``1 - erf(0.5 / (sigma
+    sqrt 2))**2``; 0.42 at FWHM 1 px, 0.10 at 0.6, 0.04 at 0.5); an event with
+    ``q + 3 sigma_q < q_min / 2`` (``sigma_q`` from the pixel noise of the 8 neighbours) is
+    rejected. At FWHM <~ 0.5 px only the brightest events are told apart, as it should be."""
+    if not cand.x.size or not fwhm > 0:
+        return np.zeros(cand.x.size, bool)
+    sigma = fwhm / 2.3548200450309493
+    q_min = 1.0 - math.erf(0.5 / (sigma * math.sqrt(2.0))) ** 2
+    ny, nx = sub.shape
+    inside = (cand.x >= 1) & (cand.x < nx - 1) & (cand.y >= 1) & (cand.y < ny - 1)
+    out = np.zeros(cand.x.size, bool)
+    k = np.flatnonzero(inside)
+    if not k.size:
+        return out
+    ys, xs = cand.y[k], cand.x[k]
+    peak = sub[ys, xs]
+    box = sum(sub[ys + dy, xs + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    ring = box - peak
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = ring / box
+        sigma_q = math.sqrt(8.0) * np.asarray(pix_noise, float)[k] / box
+        out[k] = (box > 0) & (q + 3.0 * sigma_q < 0.5 * q_min)
+    return out
+
+
 def _first_psf(im, sub, c, y0, x0, threshold, rms):
     """The PSF measured on candidates ``c`` of a region offset by ``(y0, x0)``."""
     ys, xs = c.y + y0, c.x + x0
@@ -362,15 +391,17 @@ def _noise_floor(im, bkg, notes):
     return floor, floor
 
 
-def _reject_sharp(im, sub, cand, bkg, box):
+def _reject_sharp(im, sub, cand, bkg, box, fwhm):
     """The candidates without the detections sharper than the stars (hot pixels, cosmic
     rays: a peak pixel too high for its matched-filter peak, judged against the brightest
-    candidates' ratio), and how many were rejected."""
+    candidates' ratio, or light in one pixel alone, :func:`_one_pixel_events`), and how many
+    were rejected."""
     if not cand.x.size:
         return cand, 0
     psf_ratio = _psf_ratio(sub, cand)
     pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
-    sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio)
+    sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio) | _one_pixel_events(
+        sub, cand, pix_noise, fwhm)
     n_rej = int(sharp.sum())
     if n_rej:
         log.info("%s: %d sharp detections (hot pixels, cosmic rays) rejected", im.name, n_rej)
@@ -391,11 +422,16 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
        the smoothed image above its local level: the threshold comes from the frame's own
        noise, whatever its gain, units or pixel correlations.
     4. Shape: candidates whose peak pixel is sharper than the PSF allows (hot pixels, cosmic
-       rays) are rejected (:func:`_sharp_outliers`); for undersampled stars (FWHM < 2 px) a
-       hot pixel and a star look alike, which the table's meta says.
-    5. photutils' ``DAOStarFinder`` (given the candidates as ``xycoords``) computes centroids,
-       sharpness and roundness and rejects what is not star-like (elongated cosmic-ray
-       tracks, extended objects).
+       rays) are rejected (:func:`_sharp_outliers`), and so are those whose light sits in
+       one pixel alone (:func:`_one_pixel_events`: a star of the measured FWHM always
+       spreads some into the neighbours of its peak, 42% at FWHM 1 px, 4% at 0.5), which
+       tells hot pixels from undersampled stars down to FWHM ~0.5 px.
+    5. photutils' ``DAOStarFinder`` (given the candidates as ``xycoords``, and the measured
+       PSF's major FWHM, axis ratio and angle, so that a trailed frame's stars are its
+       stars) computes centroids, sharpness and roundness and rejects what is not star-like
+       (elongated cosmic-ray tracks, extended objects). A finder centroid that leaves its
+       candidate's peak by more than max(1 px, FWHM/2) (DAOFIND's marginal fits on
+       undersampled stars) is replaced by the moment centroid of the peak's 3x3 box.
 
     Parameters
     ----------
@@ -473,17 +509,21 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                      "the captured light does not depend on the pixel phase")
         log.info(notes[-1])
     cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
-    cand, n_rej = _reject_sharp(im, sub, cand, bkg, box)
+    cand, n_rej = _reject_sharp(im, sub, cand, bkg, box, fwhm)
     found = None
     if cand.x.size:
         finder_cls = DAOStarFinder if finder is None else finder
         kw = {}
         if finder is None and psf.undersampled:
-            kw["sharphi"] = np.inf  # a star's sharpness is a hot pixel's here
+            kw["sharpness_range"] = (0.2, np.inf)  # a star's sharpness is a hot pixel's here
+        if finder is None:
+            kw.update(_finder_shape(psf))
+        else:
+            kw["fwhm"] = 2.3548200450309493 * psf.sigma_eff
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
-            found = finder_cls(threshold=1e-6 * rms, fwhm=2.3548200450309493 * psf.sigma_eff,
-                               xycoords=np.c_[cand.x, cand.y], **kw)(sub, mask=bad)
+            found = finder_cls(threshold=1e-6 * rms, xycoords=np.c_[cand.x, cand.y],
+                               **kw)(sub, mask=bad)
     if found is None or len(found) == 0:
         raise PhotometryError(f"{im.name}: no stars found above {threshold:g} sigma "
                               f"(background rms {rms:.3g}, FWHM {fwhm:.2f} px); lower "
@@ -495,22 +535,67 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                       "n_rejected_sharp": n_rej, "notes": notes})
     xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
     yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
-    out["x"] = np.asarray(found[xname], float)
-    out["y"] = np.asarray(found[yname], float)
+    from scipy.spatial import cKDTree
+
+    fx, fy = np.asarray(found[xname], float), np.asarray(found[yname], float)
+    # DAOFIND's centroid fits the marginals with the kernel's Gaussian; on undersampled
+    # stars it can leave the star (1.8 px off for a 0.5 px FWHM star): there, the found
+    # position is replaced by the moment centroid around its candidate's peak
+    j = cKDTree(np.c_[cand.x, cand.y]).query(np.c_[fx, fy])[1]
+    wander = np.hypot(fx - cand.x[j], fy - cand.y[j]) > max(1.0, 0.5 * fwhm)
+    if wander.any():
+        mx, my = _moment_centroids(sub, cand.x[j[wander]], cand.y[j[wander]])
+        fx[wander], fy[wander] = mx, my
+        note = (f"{im.name}: {int(wander.sum())} finder centroid(s) left their peak by more "
+                f"than {max(1.0, 0.5 * fwhm):.2g} px; the peak's moment centroid is used")
+        out.meta["notes"].append(note)
+        log.info(note)
+    out["x"], out["y"] = fx, fy
     for name in ("peak", "flux", "sharpness", "roundness1", "roundness2"):
         if name in found.colnames:
             out[name] = np.asarray(found[name], float)
-    # the matched-filter S/N of each found star (nearest candidate)
-    from scipy.spatial import cKDTree
-
-    d, j = cKDTree(np.c_[cand.x, cand.y]).query(np.c_[out["x"], out["y"]])
-    out["snr"] = np.where(d < 2.0, cand.snr[j], np.nan)
+    # the matched-filter S/N of each found star (its candidate)
+    out["snr"] = np.where(np.hypot(fx - cand.x[j], fy - cand.y[j]) < 2.0, cand.snr[j], np.nan)
     if "peak" in out.colnames:
         out.sort("peak", reverse=True)
     if max_stars is not None:
         out = out[:int(max_stars)]
     out.add_column(np.arange(1, len(out) + 1), name="id", index=0)
     return out
+
+
+def _finder_shape(psf):
+    """DAOStarFinder's kernel from the measured PSF: the pixel-integrated major FWHM, the
+    minor/major ratio and the angle of elongated stars (a round kernel made DAOFIND's
+    roundness cut drop every bright star of a trailed frame: 0 of 8 stars V < 14 found),
+    round otherwise."""
+    gauss = 2.3548200450309493
+    major = gauss * math.sqrt((psf.fwhm_major / gauss) ** 2 + 1.0 / 12.0)
+    minor = gauss * math.sqrt((psf.fwhm_minor / gauss) ** 2 + 1.0 / 12.0)
+    ratio = minor / major if major > 0 else 1.0
+    if not ratio < 0.9:
+        return {"fwhm": gauss * psf.sigma_eff}
+    return {"fwhm": major, "ratio": ratio, "theta": float(psf.theta)}
+
+
+def _moment_centroids(sub, xs, ys, half=1):
+    """Intensity-weighted centroids of the (2 ``half`` + 1)^2 boxes of the background-
+    subtracted image around integer peaks (negative pixels weigh 0; a box with no positive
+    pixel keeps the peak)."""
+    ny, nx = sub.shape
+    out_x = np.asarray(xs, float).copy()
+    out_y = np.asarray(ys, float).copy()
+    for k, (x0, y0) in enumerate(zip(np.rint(xs).astype(int), np.rint(ys).astype(int),
+                                     strict=True)):
+        y1, y2 = max(y0 - half, 0), min(y0 + half + 1, ny)
+        x1, x2 = max(x0 - half, 0), min(x0 + half + 1, nx)
+        w = np.clip(np.nan_to_num(sub[y1:y2, x1:x2]), 0, None)
+        tot = float(w.sum())
+        if tot > 0:
+            gy, gx = np.mgrid[y1:y2, x1:x2]
+            out_x[k] = float((w * gx).sum() / tot)
+            out_y[k] = float((w * gy).sum() / tot)
+    return out_x, out_y
 
 
 def disk_mask(shape, x, y, radius):

@@ -18,7 +18,7 @@ Examples
 import numpy as np
 
 __all__ = ["FLAG_SATURATED", "FLAG_NONLINEAR", "FLAG_EDGE", "FLAG_CROWDED", "FLAG_MASKED",
-           "FLAG_BAD_SKY", "FLAG_NEGATIVE", "FLAG_CENTROID", "FLAG_NAMES", "EXCLUDE_FROM_FIT",
+           "FLAG_BAD_SKY", "FLAG_NEGATIVE", "FLAG_CENTROID", "FLAG_EXTENDED", "FLAG_NAMES", "EXCLUDE_FROM_FIT",
            "flag_text", "flag_texts", "neighbours"]
 
 #: The peak pixel reached the saturation level (or a saturated pixel is masked in the aperture).
@@ -38,15 +38,20 @@ FLAG_BAD_SKY = 32
 FLAG_NEGATIVE = 64
 #: Recentring failed or wandered more than one FWHM; the given position was kept.
 FLAG_CENTROID = 128
+#: More of the light lies outside the aperture than for the frame's stars, beyond the noise:
+#: a galaxy, a nebulous knot or an unresolved blend (see
+#: :func:`~glue_zeropoint.photometry.aperture.concentration`).
+FLAG_EXTENDED = 256
 
 FLAG_NAMES = {FLAG_SATURATED: "saturated", FLAG_NONLINEAR: "nonlinear", FLAG_EDGE: "edge",
               FLAG_CROWDED: "crowded", FLAG_MASKED: "masked", FLAG_BAD_SKY: "bad_sky",
-              FLAG_NEGATIVE: "negative", FLAG_CENTROID: "centroid"}
+              FLAG_NEGATIVE: "negative", FLAG_CENTROID: "centroid",
+              FLAG_EXTENDED: "extended"}
 
 #: Flags that keep a star out of the zero-point fit (all but FLAG_CENTROID: a star measured at
 #: its given position is still a good star).
 EXCLUDE_FROM_FIT = (FLAG_SATURATED | FLAG_NONLINEAR | FLAG_EDGE | FLAG_CROWDED | FLAG_MASKED
-                    | FLAG_BAD_SKY | FLAG_NEGATIVE)
+                    | FLAG_BAD_SKY | FLAG_NEGATIVE | FLAG_EXTENDED)
 
 
 def flag_text(flags):

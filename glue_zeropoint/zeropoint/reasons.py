@@ -38,6 +38,8 @@ code            group      the star was left out because
 ``sky_crowded`` photometry a measured neighbour at least 10 times as bright
                            (:data:`ANNULUS_NEIGHBOUR_RATIO`) centred in the sky annulus
                            (within half a FWHM of it)
+``extended``    photometry more of its light outside the aperture than the frame's stars
+                           have, beyond the noise: a galaxy or a blend (flag ``extended``)
 ``bad_sky``     photometry too few usable sky pixels (flag ``bad_sky``)
 ``no_flux``     photometry no positive flux, so no instrumental magnitude (flag ``negative``)
 ``excluded``    user       excluded by the user (``exclude=``, a Glue selection)
@@ -87,6 +89,7 @@ REASONS = {
     "edge": ("photometry", "aperture off the image edge"),
     "crowded": ("photometry", "a neighbour's light in the aperture"),
     "sky_crowded": ("photometry", "a much brighter neighbour in the sky annulus"),
+    "extended": ("photometry", "more extended than the frame's stars (a galaxy, a blend)"),
     "bad_sky": ("photometry", "too few usable sky pixels"),
     "no_flux": ("photometry", "no positive flux (no instrumental magnitude)"),
     "excluded": ("user", "excluded by the user"),

@@ -1,6 +1,7 @@
 """The night's settings object: one object for the CLI, the Glue action and the archive."""
 
 import json
+import warnings
 
 import pytest
 
@@ -81,3 +82,45 @@ def test_trailed_frames_flagged():
     round_night = Table({"file": ["a", "b", "c", "d", "e"], "ellipticity": [0.1] * 5,
                          "flags": [""] * 5})
     assert flag_trailed(round_night) == [] and set(round_night["flags"]) == {""}
+
+
+def test_flat_sky_frames_make_no_verdict():
+    """A real 8-bit SA112 light (97% of its sky exactly 0 after the overscan): the frame is
+    flagged ``flat_sky``; a band resting on such frames gets no photometric verdict (its k
+    was 0.96 +- 0.27 on the calibrated night, 0.31 +- 0.14 raw: the light under the floor is
+    cut off), and a simulated frame with a real sky is not flagged."""
+    from pathlib import Path
+
+    import numpy as np
+    from astropy.io import fits
+    from astropy.nddata import CCDData
+    from astropy.table import Table
+
+    from glue_zeropoint.night.run import _flat_sky_verdict, _photometry_only, _star_columns
+    from glue_zeropoint.photometry.aperture import GrowthCurveWarning
+    from glue_zeropoint.simulate import simulate_image
+
+    path = Path(__file__).parents[1] / "data" / "raw" / "SA112-SF1-002V1.fit.gz"
+    with fits.open(path) as hl:
+        data = hl[0].data.astype(np.float64)
+        header = hl[0].header.copy()
+    data = (data - np.median(data[:, 1537:1541], axis=1, keepdims=True))[:, :1536]
+    settings = NightSettings()
+    for ccd, flat in ((CCDData(data, unit="adu", meta=header), True),
+                      (simulate_image(shape=(256, 256), n_stars=40, seed=4)[0], False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GrowthCurveWarning)  # 8 bits: no bright star
+            stars, _ = _photometry_only(ccd, settings)
+        row = {"flags": "", "exptime": float(ccd.header.get("EXPTIME", 30.0))}
+        _star_columns(row, stars, None, None)
+        assert ("flat_sky" in row["flags"].split(",")) is flat
+
+    frames = Table({"band": ["V", "V", "V", "B"], "flags": ["flat_sky", "", "flat_sky", ""]})
+    notes = []
+    verdict, reason = _flat_sky_verdict(frames, {"V": None, "B": None}, "photometric",
+                                        "every frame on its line", notes)
+    assert verdict == "undetermined"
+    assert "V 2/3" in reason and "B" not in reason.split("the fit said")[0].split("frames of")[1]
+    assert "the fit said: photometric" in reason and notes
+    assert _flat_sky_verdict(frames[[1, 3]], {"V": None}, "photometric", "ok", []) == \
+        ("photometric", "ok")
