@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from astropy import units as u
+from astropy.table import Table
 
-from ..io import atomic_path, ensure_output_dir, to_jsonable, write_json
+from ..io import atomic_path, ensure_output_dir, to_jsonable, write_ecsv, write_json
 
 __all__ = ["write_night", "FRAME_UNITS"]
 
@@ -69,9 +70,7 @@ def write_night(result, out, *, plots=True, regions=True):
                                "verdict_reason": result.verdict_reason,
                                "bands": {b: f.to_dict() for b, f in result.fits.items()},
                                "notes": result.notes})
-    with atomic_path(out / "night.ecsv") as tmp:
-        frames.write(tmp, format="ascii.ecsv", overwrite=True)
-    paths.append(out / "night.ecsv")
+    paths.append(write_ecsv(frames, out / "night.ecsv"))
     if result.standards is not None:
         st = result.standards.copy(copy_data=True)
         st.meta = _clean_meta(dict(st.meta, provenance=result.provenance,
@@ -79,18 +78,14 @@ def write_night(result, out, *, plots=True, regions=True):
                                          "+ (c0 - k2 X) (colour - colour_ref)",
                                    bands={b: f.to_dict() for b, f in result.fits.items()},
                                    colour_terms=result.colour_terms))
-        with atomic_path(out / "stars_standard.ecsv") as tmp:
-            st.write(tmp, format="ascii.ecsv", overwrite=True)
-        paths.append(out / "stars_standard.ecsv")
+        paths.append(write_ecsv(st, out / "stars_standard.ecsv"))
     if len(result.detections):
-        det = result.detections.copy(copy_data=True)
+        det = Table(result.detections, copy=False)  # the night's largest table: no copy
         det.meta = _clean_meta({"provenance": result.provenance})
         for c in det.colnames:
             if det[c].dtype.kind == "O":
                 det[c] = np.asarray(det[c]).astype(str)
-        with atomic_path(out / "night_detections.ecsv") as tmp:
-            det.write(tmp, format="ascii.ecsv", overwrite=True)
-        paths.append(out / "night_detections.ecsv")
+        paths.append(write_ecsv(det, out / "night_detections.ecsv"))
     paths.append(write_json(out / "night.json", summary))
     if plots:
         paths.extend(_plots(result, out))
