@@ -438,27 +438,11 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     flux_big = f[idx] / ap_fraction  # flux inside the largest radius
     annuli = [(far_in, far_out)] + [(a * far_out, b * far_out)
                                     for a, b in zip(OUTER_EDGES[:-1], OUTER_EDGES[1:], strict=True)]
-    ref = sky(im, xs, ys, ref_in, ref_out, starmask, wings=wings, self_index=idx)
-    ref_err2 = ref["std"] ** 2 / np.maximum(ref["n"], 1)
-    t_ref = tail_annulus_mean(tail, ref_in, ref_out)
-    profile, rows = [], []
-    for k, (r1, r2) in enumerate(annuli):
-        a = sky(im, xs, ys, r1, r2, starmask, wings=wings, self_index=idx)
-        d = a["sky"] - ref["sky"]
-        err = np.sqrt(a["std"] ** 2 / np.maximum(a["n"], 1) + ref_err2)
-        ok = (a["n"] >= sky.min_pixels) & (ref["n"] >= sky.min_pixels)
-        h, h_err = _slope_through_origin(np.where(ok, flux_big, np.nan), d, err)
-        if not np.isfinite(h):
-            return tail
-        x = h - (tail_annulus_mean(tail, r1, r2) - t_ref)  # light the tail law missed
-        if k == 0:
-            # the far annulus' excess was subtracted as sky inside the largest aperture, and
-            # (a smooth halo) lies between the largest radius and the far annulus too
-            area = math.pi * (r_big ** 2 + (r2 ** 2 - r_big ** 2))
-        else:
-            area = math.pi * (r2 ** 2 - r1 ** 2)
-        rows.append((r1, r2, area, x, h_err))
-        profile.append((float(r1), float(r2), float(h), float(h_err), float(x)))
+    measured = _outer_profile(im, sky, starmask, wings, (xs, ys, idx), flux_big, annuli,
+                              (ref_in, ref_out), r_big, tail)
+    if measured is None:
+        return tail
+    rows, profile = measured
     out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
     x0, e0, xl, el = rows[0][3], rows[0][4], rows[-1][3], rows[-1][4]
     if not x0 - xl > math.hypot(e0, el):
@@ -475,23 +459,60 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     r_last, x_last = rows[used - 1][1], rows[used - 1][3]
     beyond = math.pi * max(x_last, 0.0) * r_last ** 2
     extra += 0.5 * beyond  # halfway between no light beyond and an r**-4 fall
-    # the tail law's uncertainty: where the annuli measure the profile it cancels (the law
-    # enters the missing light and, with the opposite sign, the annuli's excess over it)
-    tail_var = tail.get("missing_err_stat", 0.0) ** 2
-    if tail.get("q") is not None and tail.get("cov") is not None:
-        q0 = np.asarray(tail["q"], float)
-
-        def total(q):
-            m = law_missing(q, tail["r_big"], tail["sky_in"], tail["sky_out"])
-            t_r = tail_annulus_mean(tail, ref_in, ref_out, q)
-            return m - sum((tail_annulus_mean(tail, r1, r2, q) - t_r) * ar
-                           for r1, r2, ar in areas)
-
-        tail_var = propagated_variance(total, q0, tail["cov"], tail["free"])
+    tail_var = _halo_tail_variance(tail, areas, ref_in, ref_out)
     err = math.sqrt(var + (0.5 * beyond) ** 2 + tail_var)
     out.update(missing=float(tail["missing"] + extra), missing_err=float(err),
                outer_extra=float(extra), outer_extra_err=float(math.sqrt(var)))
     return out
+
+
+def _outer_profile(im, sky, starmask, wings, stars, flux_big, annuli, reference, r_big, tail):
+    """The profile of :func:`outer_light`: per annulus, the sky excess over the reference
+    annulus regressed on the stars' fluxes (``stars``: x, y and table rows), and that excess
+    less the tail law's. Returns ``(rows, profile)``: rows ``(r1, r2, area, excess over the
+    law, error)`` (the first annulus' area reaches in to the largest aperture, whose sky it
+    set), profile ``(r1, r2, excess, error, excess over the law)``; None when an annulus
+    has no usable star."""
+    xs, ys, idx = stars
+    ref_in, ref_out = reference
+    ref = sky(im, xs, ys, ref_in, ref_out, starmask, wings=wings, self_index=idx)
+    ref_err2 = ref["std"] ** 2 / np.maximum(ref["n"], 1)
+    t_ref = tail_annulus_mean(tail, ref_in, ref_out)
+    profile, rows = [], []
+    for k, (r1, r2) in enumerate(annuli):
+        a = sky(im, xs, ys, r1, r2, starmask, wings=wings, self_index=idx)
+        d = a["sky"] - ref["sky"]
+        err = np.sqrt(a["std"] ** 2 / np.maximum(a["n"], 1) + ref_err2)
+        ok = (a["n"] >= sky.min_pixels) & (ref["n"] >= sky.min_pixels)
+        h, h_err = _slope_through_origin(np.where(ok, flux_big, np.nan), d, err)
+        if not np.isfinite(h):
+            return None
+        x = h - (tail_annulus_mean(tail, r1, r2) - t_ref)  # light the tail law missed
+        if k == 0:
+            # the far annulus' excess was subtracted as sky inside the largest aperture, and
+            # (a smooth halo) lies between the largest radius and the far annulus too
+            area = math.pi * (r_big ** 2 + (r2 ** 2 - r_big ** 2))
+        else:
+            area = math.pi * (r2 ** 2 - r1 ** 2)
+        rows.append((r1, r2, area, x, h_err))
+        profile.append((float(r1), float(r2), float(h), float(h_err), float(x)))
+    return rows, profile
+
+
+def _halo_tail_variance(tail, areas, ref_in, ref_out):
+    """The tail law's share of the halo's error: where the annuli measure the profile it
+    cancels (the law enters the missing light and, with the opposite sign, the annuli's
+    excess over it), so it is propagated through their difference."""
+    if tail.get("q") is None or tail.get("cov") is None:
+        return tail.get("missing_err_stat", 0.0) ** 2
+
+    def total(q):
+        m = law_missing(q, tail["r_big"], tail["sky_in"], tail["sky_out"])
+        t_r = tail_annulus_mean(tail, ref_in, ref_out, q)
+        return m - sum((tail_annulus_mean(tail, r1, r2, q) - t_r) * ar
+                       for r1, r2, ar in areas)
+
+    return propagated_variance(total, np.asarray(tail["q"], float), tail["cov"], tail["free"])
 
 
 class CurveOfGrowth:
