@@ -50,6 +50,7 @@ from .flags import (
     FLAG_SATURATED,
     flag_texts,
 )
+from .flags import neighbours as neighbours_in
 from .image import PreparedImage, prepare_image
 from .psf import (
     PSF,
@@ -515,6 +516,28 @@ def _halo_tail_variance(tail, areas, ref_in, ref_out):
     return propagated_variance(total, np.asarray(tail["q"], float), tail["cov"], tail["free"])
 
 
+#: :meth:`CurveOfGrowth.choose_radius` takes a smaller radius (within its S/N tolerance)
+#: when more than this fraction of the stars would have a neighbour in the aperture
+MAX_CROWDED_FRACTION = 0.25
+
+
+def uncrowded_radius(radii, crowding, fwhm):
+    """The first of ``radii`` (largest first) at which at most :data:`MAX_CROWDED_FRACTION`
+    of the measured stars have a neighbour in the aperture as the fit counts them (1% as
+    bright, within the radius plus FWHM/2), else the last; the first without ``crowding``,
+    ``(x, y, flux, n)`` of every star, the ``n`` measured ones first (then e.g. the
+    undetected catalog stars)."""
+    radii = [float(r) for r in radii]
+    if crowding is None or crowding[3] < 2:
+        return radii[0]
+    x, y, f, n = crowding
+    for rr in radii:
+        in_ap, _ = neighbours_in(x, y, f, rr, None, fwhm)
+        if in_ap[:n].mean() <= MAX_CROWDED_FRACTION:
+            return rr
+    return radii[-1]
+
+
 class CurveOfGrowth:
     """Aperture radius and aperture correction from the frame's own stars.
 
@@ -529,7 +552,8 @@ class CurveOfGrowth:
 
     :meth:`choose_radius` picks the aperture: the largest radius whose background-limited
     signal-to-noise (``G(r) / r``, from the empirical curve ``G``) is within
-    ``snr_tolerance`` of the best, never below :func:`phase_safe_radius`.
+    ``snr_tolerance`` of the best, never below :func:`phase_safe_radius`, and smaller in a
+    crowded field.
 
     Each star's total flux is its large-aperture flux times ``1 + missing`` (the tail); the
     correction is the weighted mean over stars of total / (the star's flux in the standard
@@ -680,9 +704,14 @@ class CurveOfGrowth:
                                   tail["index"], idx.size, tail.get("softening", 0.0))
         return Growth(idx, radii, curves, var_big, sig2, tail, new_psf, median)
 
-    def choose_radius(self, growth):
+    def choose_radius(self, growth, crowding=None):
         """The aperture radius: best background-limited S/N (within ``snr_tolerance``, the
-        largest such radius), never below :func:`phase_safe_radius` nor above 2 FWHM."""
+        largest such radius), never below :func:`phase_safe_radius` nor above 2 FWHM. With
+        ``crowding`` (:func:`uncrowded_radius`), the largest such radius at which at most
+        :data:`MAX_CROWDED_FRACTION` of the stars have a neighbour in the aperture (as the
+        fit counts them: 1% as bright, within the radius plus FWHM/2), else the smallest: a
+        crowded field does not lose every star to a wide aperture (80 stars of FWHM 6 px on
+        384^2: all 27 crowded at 2 FWHM, no zero point)."""
         fwhm = growth.psf.fwhm
         r = growth.radii
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -690,8 +719,9 @@ class CurveOfGrowth:
         floor = phase_safe_radius(fwhm)
         cap = max(2.0 * fwhm, floor)
         ok = np.isfinite(sn) & (sn >= (1.0 - self.snr_tolerance) * np.nanmax(sn)) & (r <= cap)
-        best = float(r[ok].max()) if ok.any() else floor
-        return float(min(max(best, floor), cap))
+        if not ok.any():
+            return float(min(floor, cap))
+        return uncrowded_radius(np.clip(np.sort(r[ok])[::-1], floor, cap), crowding, fwhm)
 
     def correction(self, growth, table):
         """The :class:`ApertureCorrection` of the table's aperture (its ``aperture_radius``)
@@ -1049,7 +1079,8 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
     if growth is not None:
         psf = growth.psf
         if st.aperture_radius is None:
-            r_ap = aperture_correction.choose_radius(growth)
+            r_ap = aperture_correction.choose_radius(growth, _crowding(table, allx, ally,
+                                                                        extra_flux))
             r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
             radius_method = "curve of growth (best S/N, phase-safe)"
         # measure again with the empirical profile (crowding, wings) and the radius
@@ -1057,13 +1088,28 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
         corr = aperture_correction.correction(growth, table)
     else:
         if st.aperture_radius is None:
-            # no star to measure the wings on: a wider aperture keeps the envelope small
-            r_ap = max(2.0 * fwhm, phase_safe_radius(fwhm))
+            # no star to measure the wings on: a wider aperture keeps the envelope small,
+            # unless it would crowd the stars out of the fit
+            floor = phase_safe_radius(fwhm)
+            r_ap = uncrowded_radius(np.linspace(max(2.0 * fwhm, floor), floor, 6),
+                                    _crowding(table, allx, ally, extra_flux), fwhm)
             r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
             radius_method = "2 FWHM (no curve of growth)"
             table, wings = run(r_ap, r_in, r_out, psf)
         corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
     return _finish(table, corr, psf, t, radius_method, im)
+
+
+def _crowding(table, allx, ally, extra_flux):
+    """``(x, y, flux, n)`` of every star for :func:`uncrowded_radius`: the measured ones
+    (their aperture flux) first, then the extra mask positions (their flux, else as bright
+    as the median measured star, as for the crowding flag)."""
+    n = len(table)
+    f = np.asarray(table["flux_aper"], float)
+    if allx.size > n:
+        f = np.r_[f, extra_flux if extra_flux is not None
+                  else np.full(allx.size - n, np.nanmedian(f))]
+    return allx, ally, f, n
 
 
 def _neighbours(xs, ys, mask_positions):
