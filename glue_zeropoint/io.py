@@ -143,11 +143,15 @@ def write_ecsv(table, path, *, chunk_rows=20000):
     header (metadata, units, column names) from an empty slice, then the data section one
     slice at a time with the same writer (space-delimited, the same quoting and number
     formatting): the file is byte for byte what ``table.write(path, format='ascii.ecsv')``
-    writes (tests/test_io.py).
+    writes (tests/test_io.py). A table with object columns (their ECSV subtype comes from
+    the data) is written whole.
     """
     path = Path(path)
+    chunk_rows = max(int(chunk_rows), 1)
+    # an object column's ECSV subtype is read from its data: written whole
+    whole = len(table) <= chunk_rows or any(table[c].dtype.kind == "O" for c in table.colnames)
     with atomic_path(path) as tmp:
-        if len(table) <= chunk_rows:
+        if whole:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
             return path
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
@@ -170,8 +174,8 @@ def _write_ecsv_rows(part, fh):
     lines = writer.write(part)
     # the writer's lines: the header block (leading comment lines), the column names, rows
     n_head = next(k for k, line in enumerate(lines) if not line.startswith("#")) + 1
-    fh.write("\n".join(lines[n_head:]))
-    fh.write("\n")
+    fh.write(os.linesep.join(lines[n_head:]))
+    fh.write(os.linesep)
 
 
 def clean_tmp_files(folder):

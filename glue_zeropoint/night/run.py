@@ -972,16 +972,21 @@ def _flat_sky_verdict(frames, fits, verdict, reason, notes):
     the sky, so the zero points, k and any clouds are not measured. ``(verdict, reason)``,
     with a note naming the bands."""
     flat = np.array(["flat_sky" in str(f).split(",") for f in frames["flags"]], bool)
+    if "used_in_fit" in frames.colnames:  # frames left out (by the user, failed) do not count
+        flat &= np.asarray(frames["used_in_fit"], bool)
     bands = np.asarray(frames["band"]).astype(str)
     hit = [(b, int(flat[bands == b].sum()), int((bands == b).sum())) for b in fits
            if flat[bands == b].any()]
     if not hit:
         return verdict, reason
     which = ", ".join(f"{b} {n}/{m}" for b, n, m in hit)
+    names = ", ".join(str(f) for f in np.asarray(frames["file"])[flat][:5]) \
+        if "file" in frames.colnames else ""
     why = (f"the sky is flat to the last digit (8-bit data, or a sky at the converter's "
-           f"floor) in frames of {which}: the light under that floor is cut off, so the zero "
-           "points, k and the verdict are biased; k of these bands is not an extinction "
-           "measurement (take frames with a sky well above the floor)")
+           f"floor) in frames of {which} used in the fit{f' ({names}...)' if names else ''}: "
+           "the light under that floor is cut off, so the zero points, k and the verdict are "
+           "biased; k of these bands is not an extinction measurement (take frames with a sky "
+           "well above the floor, or leave these out with --exclude)")
     notes.append(why)
     return "undetermined", f"{why}; the fit said: {verdict} ({reason})"
 

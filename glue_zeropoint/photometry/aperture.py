@@ -531,9 +531,12 @@ def uncrowded_radius(radii, crowding, fwhm):
     if crowding is None or crowding[3] < 2:
         return radii[0]
     x, y, f, n = crowding
+    judged = np.isfinite(x[:n]) & np.isfinite(y[:n]) & (f[:n] > 0)
+    if judged.sum() < 2:
+        return radii[0]
     for rr in radii:
         in_ap, _ = neighbours_in(x, y, f, rr, None, fwhm)
-        if in_ap[:n].mean() <= MAX_CROWDED_FRACTION:
+        if in_ap[:n][judged].mean() <= MAX_CROWDED_FRACTION:
             return rr
     return radii[-1]
 
@@ -800,13 +803,14 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     mean of the survivors, until stable; ``floor`` (in the clipping tolerance only) allows
     for PSF changes across the field.
 
-    The mean uses the weights ``1 / (err^2 + floor^2)`` (stable against per-star systematics
-    the stated errors miss); its error is the sandwich estimate
-    ``sqrt(sum(w^2 (err^2 + s^2))) / sum(w)`` with the extra per-star scatter ``s >= 0``
-    solved so that chi^2/dof = 1 (as the zero-point fit does): PSF changes that are there
-    widen the error, a floor that is not there does not (the plain weighted-mean error scaled
-    by ``max(1, sqrt(chi^2/dof))`` overstated the correction's error by ~1.5x over the
-    injection-recovery seeds, tests/benchmarks/diagnose_zp_bias.py). With two stars the error
+    The mean uses the weights ``1 / (err^2 + max(s^2, floor^2))`` with the extra per-star
+    scatter ``s >= 0`` solved so that chi^2/dof = 1 (as the zero-point fit does): the floor
+    keeps one star with a tiny error from carrying the mean alone, and a scatter that is
+    there flattens the weights; its error is the sandwich estimate
+    ``sqrt(sum(w^2 (err^2 + s^2))) / sum(w)``. (With floored weights and ``s`` in the error
+    only, a faint star's chance scatter inflated the error of a mean carried by one bright
+    star, up to ~6x the actual; the plain weighted-mean error scaled by
+    ``max(1, sqrt(chi^2/dof))`` overstated it by ~1.5x, tests/benchmarks/diagnose_zp_bias.py.) With two stars the error
     is at least half their difference. Returns (mean, error, n used)."""
     n = values.size
     if n == 0:
@@ -838,8 +842,8 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005):
     if m > 2:
         hi = float(np.var(v)) * 4.0 + float(np.max(e2))
         s2 = solve_excess_variance(chi2, m - 1, hi, xtol=1e-14, rtol=1e-8, grow_until=0.0)
-    # the mean keeps the floored weights (stable against per-star systematics the stated
-    # errors miss); its error is the sandwich estimate with the solved per-star variance
+    # weights with the solved per-star variance (never below the floor); the sandwich
+    # error with that variance
     w = 1.0 / (e2 + max(s2, floor ** 2))
     mean = float(np.sum(w * v) / np.sum(w))
     err = math.sqrt(float(np.sum(w * w * (e2 + s2))) / float(np.sum(w)) ** 2)
@@ -1083,6 +1087,8 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
                                                                         extra_flux))
             r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
             radius_method = "curve of growth (best S/N, phase-safe)"
+            if r_ap < aperture_correction.choose_radius(growth) - 1e-9:
+                radius_method += ", reduced: crowded"
         # measure again with the empirical profile (crowding, wings) and the radius
         table, wings = run(r_ap, r_in, r_out, psf)
         corr = aperture_correction.correction(growth, table)
@@ -1091,10 +1097,12 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
             # no star to measure the wings on: a wider aperture keeps the envelope small,
             # unless it would crowd the stars out of the fit
             floor = phase_safe_radius(fwhm)
-            r_ap = uncrowded_radius(np.linspace(max(2.0 * fwhm, floor), floor, 6),
+            wide = max(2.0 * fwhm, floor)
+            r_ap = uncrowded_radius(np.linspace(wide, floor, 6),
                                     _crowding(table, allx, ally, extra_flux), fwhm)
             r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
-            radius_method = "2 FWHM (no curve of growth)"
+            radius_method = "2 FWHM (no curve of growth)" if r_ap >= wide - 1e-9 else \
+                f"{r_ap / fwhm:.2g} FWHM (no curve of growth; 2 FWHM crowded)"
             table, wings = run(r_ap, r_in, r_out, psf)
         corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
     return _finish(table, corr, psf, t, radius_method, im)
@@ -1260,7 +1268,8 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
             "n_pix": area, "peak": peak, "contamination": cont}
     cont2 = _contamination(np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf,
                            2.0 * r_ap)[:n]
-    conc, conc_err = concentration(im, x, y, r_ap, cols, sky_var, cont, cont2)
+    conc, conc_err = concentration(im, x, y, r_ap, cols, sky_var, cont, cont2,
+                                   var_sum=res["var_sum"])
     extended = _extended(conc, conc_err, f_ap / f_ap_err, flags)
     flags[extended] |= FLAG_EXTENDED
     cols.update(concentration=conc, concentration_err=conc_err)
@@ -1276,7 +1285,7 @@ EXTENDED_MIN_DROP = 0.03
 CONCENTRATION_MAX_CONTAMINATION = 0.1
 
 
-def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2):
+def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2, var_sum=None):
     """The fraction of a source's light inside twice the aperture radius that lies inside the
     aperture, and its error: ``(c, c_err)`` per source.
 
@@ -1289,8 +1298,11 @@ def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2):
     larger aperture leaves the image or holds bad pixels, ``c`` is NaN (not judged).
     ``c_err`` carries the pixel noise of the aperture and of the ring (``cols``:
     :func:`_photometry`'s ``flux_aper``, ``flux_aper_err``, ``sky``, ``sky_err``, ``n_pix``;
-    ``sky_var``: the per-pixel sky variance) and the error of the local sky level, which
-    both share.
+    ``sky_var``: the per-pixel sky variance; with an uncertainty image, its sum over the
+    ring, from the aperture's ``var_sum``) and the error of the local sky level, which both
+    share. The larger disc may reach into the sky annulus (an aperture of 2 FWHM against an
+    annulus from 3 FWHM): that part of the ring's light is partly taken as sky, which makes
+    the test less sensitive, never more.
     """
     x = np.ascontiguousarray(x, float)
     y = np.ascontiguousarray(y, float)
@@ -1309,7 +1321,10 @@ def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2):
         # pixel noise: the aperture's (less the shared sky-level part) and the ring's
         var_a = np.clip(np.asarray(cols["flux_aper_err"], float) ** 2 - area ** 2 * sky_err2,
                         0, None)
-        var_ring = np.clip(ring, 0, None) + ring_area * sky_var
+        if has_var and var_sum is not None:
+            var_ring = np.clip(sv2 - np.asarray(var_sum, float), 0, None)
+        else:
+            var_ring = np.clip(ring, 0, None) + ring_area * sky_var
         var_c = ((1.0 - c) ** 2 * var_a + c ** 2 * var_ring
                  + (c * area2 - area) ** 2 * sky_err2) / f2 ** 2
         c_err = np.sqrt(var_c)

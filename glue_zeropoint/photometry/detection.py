@@ -256,32 +256,39 @@ def _sharp_outliers(sub, cand, pix_noise, psf_ratio):
     return (ratio > math.sqrt(one_pixel * psf_ratio)) & (excess > 5.0 * pix_noise)
 
 
-def _one_pixel_events(sub, cand, pix_noise, fwhm):
+def _one_pixel_events(sub, bad, cand, pix_noise, psf):
     """Candidates whose light sits in their peak pixel alone: hot pixels and one-pixel
-    cosmic-ray hits, told apart even from undersampled stars. The share of a candidate's
-    3x3 light in its 8 neighbours, ``q``, is never below ``q_min`` for a star of this FWHM
-    (a Gaussian centred on its pixel, the most compact profile: ``1 - erf(0.5 / (sigma
-    sqrt 2))**2``; 0.42 at FWHM 1 px, 0.10 at 0.6, 0.04 at 0.5); an event with
-    ``q + 3 sigma_q < q_min / 2`` (``sigma_q`` from the pixel noise of the 8 neighbours) is
-    rejected. At FWHM <~ 0.5 px only the brightest events are told apart, as it should be."""
-    if not cand.x.size or not fwhm > 0:
-        return np.zeros(cand.x.size, bool)
-    sigma = fwhm / 2.3548200450309493
-    q_min = 1.0 - math.erf(0.5 / (sigma * math.sqrt(2.0))) ** 2
-    ny, nx = sub.shape
-    inside = (cand.x >= 1) & (cand.x < nx - 1) & (cand.y >= 1) & (cand.y < ny - 1)
+    cosmic-ray hits, told apart even from undersampled stars.
+
+    ``q``, the share of a candidate's 3x3 light outside its peak pixel, is at least
+    ``q_min`` for a star: that of a Gaussian centred on its pixel (the most compact
+    profile), ``1 - erf(a)**2 / erf(3 a)**2`` with ``a = 0.5 / (sigma sqrt 2)``: 0.42 at FWHM
+    1 px, 0.10 at 0.6, 0.04 at 0.5. It is taken at the narrow end of the measured FWHMs
+    (FWHM - 2 scatter, at least half the FWHM), and an event is rejected only when
+    ``q + 3 sigma_q`` (``sigma_q`` from the pixel noise of the 8 neighbours) is below
+    0.35 ``q_min``: a star must be ~0.6 times the frame's narrow FWHM to be mistaken. Boxes
+    with a bad pixel are not judged. At FWHM <~ 0.5 px only the brightest events are told
+    apart, as it should be."""
     out = np.zeros(cand.x.size, bool)
-    k = np.flatnonzero(inside)
+    fwhm = max(float(psf.fwhm) - 2.0 * float(psf.fwhm_scatter or 0.0), 0.5 * float(psf.fwhm))
+    if not cand.x.size or not fwhm > 0:
+        return out
+    a = 0.5 / (fwhm / 2.3548200450309493 * math.sqrt(2.0))
+    q_min = 1.0 - (math.erf(a) / math.erf(3.0 * a)) ** 2
+    ny, nx = sub.shape
+    k = np.flatnonzero((cand.x >= 1) & (cand.x < nx - 1) & (cand.y >= 1) & (cand.y < ny - 1))
     if not k.size:
         return out
     ys, xs = cand.y[k], cand.x[k]
-    peak = sub[ys, xs]
-    box = sum(sub[ys + dy, xs + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    ring = box - peak
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    box = sum(sub[ys + dy, xs + dx] for dy, dx in offsets)
+    box_bad = np.zeros(k.size, bool) if bad is None else np.any(
+        [bad[ys + dy, xs + dx] for dy, dx in offsets], axis=0)
+    ring = box - sub[ys, xs]
     with np.errstate(invalid="ignore", divide="ignore"):
         q = ring / box
         sigma_q = math.sqrt(8.0) * np.asarray(pix_noise, float)[k] / box
-        out[k] = (box > 0) & (q + 3.0 * sigma_q < 0.5 * q_min)
+        out[k] = (box > 0) & ~box_bad & (q + 3.0 * sigma_q < 0.35 * q_min)
     return out
 
 
@@ -391,7 +398,7 @@ def _noise_floor(im, bkg, notes):
     return floor, floor
 
 
-def _reject_sharp(im, sub, cand, bkg, box, fwhm):
+def _reject_sharp(im, sub, bad, cand, bkg, box, psf):
     """The candidates without the detections sharper than the stars (hot pixels, cosmic
     rays: a peak pixel too high for its matched-filter peak, judged against the brightest
     candidates' ratio, or light in one pixel alone, :func:`_one_pixel_events`), and how many
@@ -401,7 +408,7 @@ def _reject_sharp(im, sub, cand, bkg, box, fwhm):
     psf_ratio = _psf_ratio(sub, cand)
     pix_noise = _mesh_at(bkg.rms_mesh, box, cand.y, cand.x)
     sharp = _sharp_outliers(sub, cand, pix_noise, psf_ratio) | _one_pixel_events(
-        sub, cand, pix_noise, fwhm)
+        sub, bad, cand, pix_noise, psf)
     n_rej = int(sharp.sum())
     if n_rej:
         log.info("%s: %d sharp detections (hot pixels, cosmic rays) rejected", im.name, n_rej)
@@ -509,7 +516,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                      "the captured light does not depend on the pixel phase")
         log.info(notes[-1])
     cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
-    cand, n_rej = _reject_sharp(im, sub, cand, bkg, box, fwhm)
+    cand, n_rej = _reject_sharp(im, sub, bad, cand, bkg, box, psf)
     found = None
     if cand.x.size:
         finder_cls = DAOStarFinder if finder is None else finder
@@ -535,19 +542,22 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                       "n_rejected_sharp": n_rej, "notes": notes})
     xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
     yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
-    from scipy.spatial import cKDTree
-
     fx, fy = np.asarray(found[xname], float), np.asarray(found[yname], float)
     # DAOFIND's centroid fits the marginals with the kernel's Gaussian; on undersampled
     # stars it can leave the star (1.8 px off for a 0.5 px FWHM star): there, the found
     # position is replaced by the moment centroid around its candidate's peak
-    j = cKDTree(np.c_[cand.x, cand.y]).query(np.c_[fx, fy])[1]
-    wander = np.hypot(fx - cand.x[j], fy - cand.y[j]) > max(1.0, 0.5 * fwhm)
+    limit = max(1.0, 0.5 * float(psf.fwhm_major))
+    j, wander = _assign_candidates(fx, fy, cand, limit)
+    keep = j >= 0
+    if not keep.all():
+        log.info("%s: %d finder row(s) left a candidate another row holds; dropped",
+                 im.name, int((~keep).sum()))
+    found, fx, fy, j, wander = found[keep], fx[keep], fy[keep], j[keep], wander[keep]
     if wander.any():
         mx, my = _moment_centroids(sub, cand.x[j[wander]], cand.y[j[wander]])
         fx[wander], fy[wander] = mx, my
         note = (f"{im.name}: {int(wander.sum())} finder centroid(s) left their peak by more "
-                f"than {max(1.0, 0.5 * fwhm):.2g} px; the peak's moment centroid is used")
+                f"than {limit:.2g} px; the peak's moment centroid is used")
         out.meta["notes"].append(note)
         log.info(note)
     out["x"], out["y"] = fx, fy
@@ -555,7 +565,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         if name in found.colnames:
             out[name] = np.asarray(found[name], float)
     # the matched-filter S/N of each found star (its candidate)
-    out["snr"] = np.where(np.hypot(fx - cand.x[j], fy - cand.y[j]) < 2.0, cand.snr[j], np.nan)
+    out["snr"] = cand.snr[j]
     if "peak" in out.colnames:
         out.sort("peak", reverse=True)
     if max_stars is not None:
@@ -576,6 +586,33 @@ def _finder_shape(psf):
     if not ratio < 0.9:
         return {"fwhm": gauss * psf.sigma_eff}
     return {"fwhm": major, "ratio": ratio, "theta": float(psf.theta)}
+
+
+def _assign_candidates(fx, fy, cand, limit):
+    """Each finder row's candidate, one row per candidate: ``(j, wander)``, ``j = -1`` for a
+    row to drop. A row within ``limit`` px of a candidate holds it (the nearest row, when
+    several are); a row farther from every candidate (its centroid wandered) takes the
+    nearest candidate no row holds, within 3 ``limit``, and ``wander`` is True for it; a
+    wandered row with no free candidate near is a second copy of a star, dropped."""
+    from scipy.spatial import cKDTree
+
+    n = fx.size
+    j = np.full(n, -1, int)
+    wander = np.zeros(n, bool)
+    if not n or not cand.x.size:
+        return j, wander
+    tree = cKDTree(np.c_[cand.x, cand.y])
+    d, near = tree.query(np.c_[fx, fy])
+    taken = np.zeros(cand.x.size, bool)
+    for i in np.argsort(d):  # closest rows claim first
+        if d[i] <= limit and not taken[near[i]]:
+            j[i], taken[near[i]] = near[i], True
+    for i in np.flatnonzero(j < 0):
+        for k in tree.query_ball_point([fx[i], fy[i]], 3.0 * limit, return_sorted=True):
+            if not taken[k]:
+                j[i], taken[k], wander[i] = k, True, True
+                break
+    return j, wander
 
 
 def _moment_centroids(sub, xs, ys, half=1):

@@ -115,7 +115,8 @@ def test_flat_sky_frames_make_no_verdict():
         _star_columns(row, stars, None, None)
         assert ("flat_sky" in row["flags"].split(",")) is flat
 
-    frames = Table({"band": ["V", "V", "V", "B"], "flags": ["flat_sky", "", "flat_sky", ""]})
+    frames = Table({"band": ["V", "V", "V", "B"], "flags": ["flat_sky", "", "flat_sky", ""],
+                    "used_in_fit": [True, True, True, True]})
     notes = []
     verdict, reason = _flat_sky_verdict(frames, {"V": None, "B": None}, "photometric",
                                         "every frame on its line", notes)
@@ -123,4 +124,8 @@ def test_flat_sky_frames_make_no_verdict():
     assert "V 2/3" in reason and "B" not in reason.split("the fit said")[0].split("frames of")[1]
     assert "the fit said: photometric" in reason and notes
     assert _flat_sky_verdict(frames[[1, 3]], {"V": None}, "photometric", "ok", []) == \
+        ("photometric", "ok")
+    # frames left out of the fit (--exclude) do not count
+    frames["used_in_fit"] = [False, True, False, True]
+    assert _flat_sky_verdict(frames, {"V": None, "B": None}, "photometric", "ok", []) == \
         ("photometric", "ok")
