@@ -437,8 +437,9 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
        PSF's major FWHM, axis ratio and angle, so that a trailed frame's stars are its
        stars) computes centroids, sharpness and roundness and rejects what is not star-like
        (elongated cosmic-ray tracks, extended objects). A finder centroid that leaves its
-       candidate's peak by more than max(1 px, FWHM/2) (DAOFIND's marginal fits on
-       undersampled stars) is replaced by the moment centroid of the peak's 3x3 box.
+       candidate's peak by more than max(1 px, major FWHM/2) (DAOFIND's marginal fits on
+       undersampled stars) is replaced by the moment centroid of the peak's 3x3 box, one
+       row per candidate (:func:`_assign_candidates`).
 
     Parameters
     ----------
