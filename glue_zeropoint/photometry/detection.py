@@ -616,24 +616,19 @@ def _assign_candidates(fx, fy, cand, limit):
     return j, wander
 
 
-def _moment_centroids(sub, xs, ys, half=1):
-    """Intensity-weighted centroids of the (2 ``half`` + 1)^2 boxes of the background-
-    subtracted image around integer peaks (negative pixels weigh 0; a box with no positive
-    pixel keeps the peak)."""
-    ny, nx = sub.shape
-    out_x = np.asarray(xs, float).copy()
-    out_y = np.asarray(ys, float).copy()
-    for k, (x0, y0) in enumerate(zip(np.rint(xs).astype(int), np.rint(ys).astype(int),
-                                     strict=True)):
-        y1, y2 = max(y0 - half, 0), min(y0 + half + 1, ny)
-        x1, x2 = max(x0 - half, 0), min(x0 + half + 1, nx)
-        w = np.clip(np.nan_to_num(sub[y1:y2, x1:x2]), 0, None)
-        tot = float(w.sum())
-        if tot > 0:
-            gy, gx = np.mgrid[y1:y2, x1:x2]
-            out_x[k] = float((w * gx).sum() / tot)
-            out_y[k] = float((w * gy).sum() / tot)
-    return out_x, out_y
+def _moment_centroids(sub, xs, ys):
+    """Intensity-weighted centroids of the 3x3 boxes of the background-subtracted image
+    around integer peaks, negative pixels weighing 0 (photutils' ``centroid_sources`` with
+    ``centroid_com``)."""
+    from photutils.centroids import centroid_com, centroid_sources
+
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        cx, cy = centroid_sources(np.clip(np.nan_to_num(sub), 0, None),
+                                  np.asarray(xs, float), np.asarray(ys, float), box_size=3,
+                                  centroid_func=centroid_com)
+    ok = np.isfinite(cx) & np.isfinite(cy)  # a box with no positive pixel keeps its peak
+    return np.where(ok, cx, xs).astype(float), np.where(ok, cy, ys).astype(float)
 
 
 def disk_mask(shape, x, y, radius):
