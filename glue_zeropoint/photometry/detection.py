@@ -366,12 +366,25 @@ def _psf_from_peaks(im, sub, bad, threshold, box, floor, rms):
 
 def _stated_sky_noise(im, bkg):
     """The sky noise per pixel the image's uncertainty plane states (median over unmasked
-    pixels near the sky level), 0 without one."""
+    pixels near the sky level), 0 without one. On a large frame the median is taken over
+    every k-th row (at least :data:`_SAMPLE_PIXELS` pixels): the same number to a fraction of
+    a percent, at a fraction of the cost (a full median was 0.8 s of a 4096^2 frame)."""
     if im.variance is None:
         return 0.0
-    var = im.variance[~im.bad] if im.bad is not None else im.variance.ravel()
+    k = _row_stride(im.variance.shape)
+    var = im.variance[::k]
+    var = var[~im.bad[::k]] if im.bad is not None else var.ravel()
     var = var[np.isfinite(var) & (var > 0)]
     return float(np.sqrt(np.median(var))) if var.size else 0.0
+
+
+#: whole-frame statistics that only need a robust level read this many pixels at least
+_SAMPLE_PIXELS = 1_000_000
+
+
+def _row_stride(shape):
+    """Every k-th row keeps at least :data:`_SAMPLE_PIXELS` pixels (1 on smaller frames)."""
+    return max(1, int(shape[0] * shape[1] // _SAMPLE_PIXELS)) if len(shape) == 2 else 1
 
 
 def _noise_floor(im, bkg, notes):
