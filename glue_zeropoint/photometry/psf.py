@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from astropy.stats import mad_std
+from scipy.linalg import solve_triangular
 from scipy.optimize import least_squares
 
 from ..exceptions import PhotometryError
@@ -557,7 +558,7 @@ def growth_curves(im, xs, ys, radii, sky_level):
     return curves, abad, aoff
 
 
-def _ring_brightness(radii, curves, pixel_var, r_min):
+def _ring_brightness(radii, curves, pixel_var, r_min, sky_var=None):
     """The stars' mean normalised ring brightness beyond ``r_min`` and its error.
 
     Each ring's brightness (flux between two radii over its area, per unit flux inside the
@@ -566,7 +567,16 @@ def _ring_brightness(radii, curves, pixel_var, r_min):
     wings are measured, carry the mean; 4-sigma outliers of a ring (a neighbour, a hit) are
     dropped and the error is scaled by the stars' scatter about the mean where it exceeds
     their noise (the PSF changes across the field). Without ``pixel_var`` the median and its
-    robust spread are used. Returns ``(r, s, s_err, ring_area)`` of the selected rings."""
+    robust spread are used.
+
+    ``sky_var`` (per star: the variance of its sky level per pixel) is the error every ring
+    of a star shares: a sky level off by ``d`` moves all its rings by ``d`` (per unit flux),
+    which looks like a flat tail. It enters the clipping and the stars' scatter, and the
+    covariance of the mean rings.
+
+    Returns ``(r, s, s_err, ring_area, cov)`` of the selected rings: ``cov`` is the
+    covariance matrix of ``s`` (``s_err**2`` on the diagonal plus the shared sky errors),
+    None without ``pixel_var`` or ``sky_var``."""
     radii = np.asarray(radii, float)
     area = math.pi * radii ** 2
     d_area = np.diff(area)
@@ -580,26 +590,36 @@ def _ring_brightness(radii, curves, pixel_var, r_min):
         s = np.median(rings, axis=0)
         s_err = (mad_std(rings, axis=0) if n >= 3 else np.abs(s) + 1e-12) * MEDIAN_ERROR / \
             math.sqrt(max(n, 1))
-        return rmid, s, np.maximum(s_err, 1e-9), d_area
+        return rmid, s, np.maximum(s_err, 1e-9), d_area, None
     pv = np.asarray(pixel_var, float)[:, None]
     flux = np.diff(curves, axis=1)[:, sel]
     var = (np.clip(flux, 0, None) + d_area[None, :] * pv) / (big * d_area[None, :]) ** 2
     var = np.where(np.isfinite(var) & (var > 0), var, np.inf)
+    # each star's sky error, shared by all its rings (per unit flux inside the largest radius)
+    shared = (np.zeros((n, 1)) if sky_var is None
+              else np.asarray(sky_var, float)[:, None] / big ** 2)
+    shared = np.where(np.isfinite(shared) & (shared > 0), shared, 0.0)
     keep = np.isfinite(rings) & np.isfinite(var)
     for _ in range(3):
         w = np.where(keep, 1.0 / var, 0.0)
         sw = np.maximum(w.sum(axis=0), 1e-300)
         s = (w * np.where(keep, rings, 0.0)).sum(axis=0) / sw
-        z = (rings - s[None, :]) / np.sqrt(var)
+        z = (rings - s[None, :]) / np.sqrt(var + shared)
         new = keep & (np.abs(z) <= 4.0)
         if n < 3 or np.array_equal(new, keep):
             break
         keep = new
-    s_err = 1.0 / np.sqrt(sw)
+    # the mean's covariance: the rings' own noise, and each star's sky error through its
+    # weight in every ring
+    u = np.where(keep, w, 0.0) / sw[None, :]
+    cov = np.diag(1.0 / sw) + (u * shared).T @ u
     k = keep.sum(axis=0)
     chi2 = np.where(k > 1, np.where(keep, z ** 2, 0.0).sum(axis=0) / np.maximum(k - 1, 1), 1.0)
-    s_err = s_err * np.sqrt(np.maximum(chi2, 1.0))
-    return rmid, s, np.maximum(s_err, 1e-12), d_area
+    scale = np.sqrt(np.maximum(chi2, 1.0))
+    cov = cov * np.outer(scale, scale)
+    s_err = np.sqrt(np.diag(cov))
+    cov = cov if sky_var is not None else None
+    return rmid, s, np.maximum(s_err, 1e-12), d_area, cov
 
 
 def law_annulus_mean(q, r_in, r_out):
@@ -628,7 +648,7 @@ def tail_annulus_mean(tail, r_in, r_out, q=None):
     return law_annulus_mean(q, r_in, r_out)
 
 
-def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
+def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min, sky_var=None):
     """Fit the outer surface brightness of normalised growth curves with a power law.
 
     Each curve is normalised to its flux inside the largest radius; the rings beyond ``r_min``
@@ -639,7 +659,10 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     aperture are short of the truth by that much. No PSF family is assumed: ``p`` and ``c``
     are free. ``A``, ``p`` and ``c`` are fitted by weighted least squares on the stars' mean
     ring brightness (:func:`_ring_brightness`; ``pixel_var`` is each star's sky variance per
-    pixel, None for an unweighted median).
+    pixel, None for an unweighted median; ``sky_var`` the variance of each star's sky level,
+    which all its rings share: with it the significance of the rings' light and the fit
+    use the rings' full covariance, so that a flat excess that is a sky error is not taken
+    for a wing).
 
     The error of the missing light has two parts: the fit's (its covariance, scaled up by the
     reduced chi2 when it exceeds 1) and the extrapolation's, measured from the data: a pure
@@ -658,17 +681,22 @@ def fit_power_tail(radii, curves, pixel_var, sky_in, sky_out, r_min):
     """
     radii = np.asarray(radii, float)
     r_big = radii[-1]
-    r, s_med, s_err, ring_area = _ring_brightness(radii, curves, pixel_var, r_min)
+    r, s_med, s_err, ring_area, cov = _ring_brightness(radii, curves, pixel_var, r_min,
+                                                       sky_var)
     out = {"amplitude": 0.0, "index": None, "softening": 0.0, "missing": 0.0,
            "missing_err": 0.0, "missing_err_stat": 0.0, "n_rings": int(r.size)}
     if r.size < 3 or curves.shape[0] < 1:
         return out
-    # no significant light in the outer rings: no tail (error: what the rings allow)
-    signif = float(np.sum(s_med / s_err ** 2) / math.sqrt(np.sum(1.0 / s_err ** 2)))
+    # no significant light in the outer rings: no tail (error: what the rings allow). The
+    # mean ring light's significance counts the stars' sky errors, which every ring of a
+    # star shares (a flat excess is as much a sky error as a wing)
+    ones = np.ones(r.size)
+    cinv1 = ones / s_err ** 2 if cov is None else np.linalg.solve(cov, ones)
+    signif = float(np.dot(cinv1, s_med) / math.sqrt(np.dot(cinv1, ones)))
     if signif < 2.0:
         out["missing_err"] = float(np.sqrt(np.sum((s_err * ring_area) ** 2)))
         return out
-    rings = (r, s_med, s_err, sky_in, sky_out)
+    rings = (r, s_med, s_err, sky_in, sky_out) + ((cov,) if cov is not None else ())
 
     def missing(q):
         return law_missing(q, r_big, sky_in, sky_out)
@@ -742,16 +770,25 @@ def _fit_tail_law(rings, keep, soften):
     (``soften``: the softening radius free, else held at ~0), started from the best point of
     a grid in index and softening radius (the amplitude, linear, solved on the grid); None
     when it does not converge."""
-    r, s_med, s_err, sky_in, sky_out = rings
+    r, s_med, s_err, sky_in, sky_out = rings[:5]
+    cov = rings[5] if len(rings) > 5 else None
     c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
     rk, sk, ek = r[keep], s_med[keep], s_err[keep]
     lo = [-80.0, MIN_TAIL_INDEX, c_lo]
     hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
+    if cov is None:
+        def resid(q):
+            return (_tail_model(q, rk, sky_in, sky_out) - sk) / ek
+    else:  # generalised least squares: residuals whitened by the rings' covariance
+        chol = np.linalg.cholesky(np.asarray(cov, float)[np.ix_(keep, keep)])
+
+        def resid(q):
+            return solve_triangular(chol, _tail_model(q, rk, sky_in, sky_out) - sk,
+                                    lower=True)
     best = None
     for q0 in _tail_starts(rk, sk, ek, sky_in, sky_out, (c_lo, c_hi) if soften else (c_lo,)):
         try:
-            res = least_squares(lambda q: (_tail_model(q, rk, sky_in, sky_out) - sk) / ek,
-                                q0, bounds=(lo, hi))
+            res = least_squares(resid, q0, bounds=(lo, hi))
         except (ValueError, FloatingPointError):
             continue
         if res.success and (best is None or res.cost < best.cost):

@@ -325,6 +325,25 @@ def _halo_frame(psf, seed):
     return ccd, truth
 
 
+def _true_correction(psf, r_ap, n=12, seed=0):
+    """The aperture correction of ``psf`` at ``r_ap`` as the frame has it: noise-free
+    pixel-integrated stars (the simulator's rendering) at random sub-pixel phases, photutils'
+    exact aperture against the total flux. (The continuous profile's enclosed light is not
+    it: pixel integration widens a FWHM-3 Moffat, 1.1406 -> 1.1493 at 4 px.)"""
+    from glue_zeropoint.simulate.psf import render_psf
+
+    rng = np.random.default_rng(seed)
+    size = 2 * int(psf.stamp_radius(max_outside=1e-6)) + 21
+    out = []
+    for _ in range(n):
+        x, y = size // 2 + rng.random(2)
+        im, _ = render_psf((size, size), np.array([x]), np.array([y]), np.array([1.0]), psf,
+                           max_outside=1e-6)
+        f = aperture_photometry(im, CircularAperture((x, y), r_ap), method="exact")
+        out.append(1.0 / float(f["aperture_sum"][0]))
+    return float(np.mean(out))
+
+
 @pytest.mark.parametrize("seed", [5001, 5003])
 def test_a_broad_halo_hidden_by_the_far_annulus_is_measured(seed):
     """A 4% aureole (halo FWHM 8x the core's) is nearly flat in the far sky annulus, so the
@@ -342,8 +361,8 @@ def test_a_broad_halo_hidden_by_the_far_annulus_is_measured(seed):
                             aperture_correction=CurveOfGrowth(outer_light=False))
     for t in (on, off):
         assert t.meta["aperture_correction_method"] == "curve of growth"
-    true_on = 1.0 / (1.0 - psf.outside(on.meta["aperture_radius"]))
-    true_off = 1.0 / (1.0 - psf.outside(off.meta["aperture_radius"]))
+    true_on = _true_correction(psf, on.meta["aperture_radius"])
+    true_off = _true_correction(psf, off.meta["aperture_radius"])
     ac, err = on.meta["aperture_correction"], on.meta["aperture_correction_err"]
     assert abs(ac - true_on) < 3.0 * err, (ac, err, true_on)
     assert err < 0.02
@@ -354,6 +373,6 @@ def test_a_broad_halo_hidden_by_the_far_annulus_is_measured(seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = measure_stars(ccd, truth["field"].stars, fwhm=3.0)
-    true = 1.0 / (1.0 - truth["field"].psf.outside(plain.meta["aperture_radius"]))
+    true = _true_correction(truth["field"].psf, plain.meta["aperture_radius"])
     assert abs(plain.meta["aperture_correction"] - true) < 3.0 * \
-        plain.meta["aperture_correction_err"]
+        plain.meta["aperture_correction_err"], (plain.meta["aperture_correction"], true)

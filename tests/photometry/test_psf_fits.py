@@ -71,3 +71,60 @@ def test_tail_fit_finds_the_injected_law():
     assert abs(res.x[1] - p) < 0.01
     assert abs(math.exp(res.x[2]) - c) < 0.02
     assert res.x[1] >= MIN_TAIL_INDEX
+
+
+def _gaussian_curves(radii, fluxes, fwhm, sky_offsets):
+    """Noise-free curves of growth of Gaussian stars (no wing beyond ~2.5 FWHM) whose sky
+    levels are off by ``sky_offsets`` (per pixel): every ring of a star gains the offset."""
+    sig = fwhm / 2.3548
+    r = np.asarray(radii, float)
+    inside = 1.0 - np.exp(-0.5 * (r / sig) ** 2)
+    return (np.asarray(fluxes, float)[:, None] * inside[None, :]
+            + np.asarray(sky_offsets, float)[:, None] * math.pi * r[None, :] ** 2)
+
+
+def test_a_sky_error_shared_by_the_rings_is_not_taken_for_a_wing():
+    """Three Gaussian stars whose sky levels all came out 1.5 of their errors low: each ring
+    gains the same excess, a flat 'tail'. Judged ring by ring (rings independent) it is
+    significant and a flat power law extrapolates it into missing light; with each star's
+    sky error shared by its rings (their covariance), it is what a sky error looks like and
+    no tail is added."""
+    from glue_zeropoint.photometry.psf import fit_power_tail
+
+    radii = np.linspace(0.75, 12.0, 28)
+    fluxes = np.array([4e5, 2e5, 1e5])
+    pixel_var = np.full(3, 100.0)  # sky noise 10 e- per pixel
+    sky_var = pixel_var * 1.57 / 600.0  # the sky level's variance from a 600-pixel annulus
+    curves = _gaussian_curves(radii, fluxes, 3.0, 1.5 * np.sqrt(sky_var))
+    args = (radii, curves, pixel_var, 15.0, 21.0, 6.0)
+    flat = fit_power_tail(*args)
+    assert flat["index"] is not None and flat["missing"] > 0.001  # the excess taken for light
+    shared = fit_power_tail(*args, sky_var=sky_var)
+    assert shared["index"] is None and shared["missing"] == 0.0
+    # a real wing is still found with the covariance: add a r**-3.5 tail to the rings
+    ring = np.diff(np.r_[0.0, math.pi * radii ** 2])
+    mid = np.sqrt(np.r_[radii[0] ** 2 / 2, 0.5 * (radii[1:] ** 2 + radii[:-1] ** 2)])
+    wing = np.cumsum(1e-2 * (mid ** 2 + 4.0) ** -1.75 * ring)
+    winged = fit_power_tail(radii, curves + fluxes[:, None] * wing[None, :], pixel_var,
+                            15.0, 21.0, 6.0, sky_var=sky_var)
+    assert winged["index"] is not None and winged["missing"] > 0.0
+
+
+def test_the_curve_of_growth_mean_does_not_flatten_on_a_chance_scatter():
+    """A bright star (error 0.1%) and two faint ones 1.4 and 1.7 of their errors away: chi^2
+    is within its chance range, so the mean stays on the bright star with an error near the
+    floor-limited one (it was 1.203 +- 0.024 when every chi^2 above its dof solved an extra
+    scatter); stars that disagree far beyond their errors still get one."""
+    from glue_zeropoint.photometry.aperture import _robust_weighted_mean
+
+    v = np.array([1.1967, 1.1802, 1.2784])
+    e = np.array([0.0010, 0.0116, 0.0476])
+    mean, err, n = _robust_weighted_mean(v, e)
+    assert n == 3 and abs(mean - 1.1967) < 0.002 and err < 0.005
+    v = np.array([1.00, 1.06, 0.94, 1.05, 0.95, 1.00])
+    e = np.full(v.size, 0.02)  # chi^2 29 for 5 dof
+    mean, err, n = _robust_weighted_mean(v, e)
+    assert n == 6 and abs(mean - 1.0) < 0.01 and err > 0.012  # scatter 0.045 / sqrt(6)
+    # two stars: half their difference only when they disagree
+    assert _robust_weighted_mean(np.array([1.10, 1.11]), np.array([0.01, 0.01]))[1] < 0.0075
+    assert _robust_weighted_mean(np.array([1.10, 1.20]), np.array([0.01, 0.01]))[1] > 0.049
