@@ -9,6 +9,12 @@ from glue_zeropoint.simulate.extinction import simulate_photometry_night
 
 
 def night_tables(seed=2, n_frames=12):
+    frames, det, s = night_inputs(seed, n_frames)
+    return _fit_night(frames, det, [], None), s
+
+
+def night_inputs(seed=2, n_frames=12):
+    """The frame and detection tables, not yet fitted, and the simulation."""
     s = simulate_photometry_night(seed, n_frames=n_frames)
     fr, d = s.frames, s.detections
     n = len(fr["band"])
@@ -41,4 +47,4 @@ def night_tables(seed=2, n_frames=12):
                  "colour_cat": d["colour"], "cat_id": d["star"].astype(str),
                  "mag_ap": np.full(len(d["frame"]), np.nan),
                  "mag_ap_err": np.full(len(d["frame"]), np.nan)})
-    return _fit_night(frames, det, [], None), s
+    return frames, det, s
