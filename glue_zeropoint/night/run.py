@@ -59,7 +59,8 @@ FRAME_COLUMNS = (
     "frame", "file", "band", "filter", "field", "time", "mjd", "exptime", "airmass",
     "airmass_source", "airmass_header", "airmass_computed", "altitude", "status", "reason",
     "zp", "zp_err", "zp_err_total", "color", "color_ref", "color_term", "color_term_err", "n_matched", "n_used",
-    "n_stars", "fwhm", "ellipticity", "aperture_radius", "apcorr", "apcorr_tail", "ens_offset", "ens_offset_err", "ens_n_stars", "rel_transparency",
+    "n_stars", "fwhm", "ellipticity", "aperture_radius", "apcorr", "apcorr_err", "apcorr_tail",
+    "apcorr_tail_err", "ens_offset", "ens_offset_err", "ens_n_stars", "rel_transparency",
     "zp_night", "zp_night_err", "k_residual", "k_residual_err", "transparency", "used_in_fit",
     "cloudy", "outlier", "sky_rate", "sky_inst", "sky_sb", "sky_sb_err", "sun_alt",
     "moon_alt", "moon_illum", "moon_sep", "flags")
@@ -511,9 +512,11 @@ def _star_columns(row, stars, zps, pixel_area):
     # the curve of growth's light beyond its largest radius (1 + missing): the extrapolated
     # part of the correction, which the night may take in common (:func:`_common_tail`)
     inside = stars.meta.get("growth_tail")
-    row["apcorr_tail"] = (1.0 / float(inside) if inside and float(inside) > 0
-                          and stars.meta.get("aperture_correction_method") == "curve of growth"
-                          else np.nan)
+    cog = stars.meta.get("aperture_correction_method") == "curve of growth"
+    row["apcorr_tail"] = 1.0 / float(inside) if cog and inside and float(inside) > 0 else np.nan
+    row["apcorr_tail_err"] = float(stars.meta.get("growth_tail_err") or 0.0) if cog else np.nan
+    err = stars.meta.get("aperture_correction_err")
+    row["apcorr_err"] = float(err) if err is not None else np.nan
     t = row["exptime"]
     sky = float(np.nanmedian(np.asarray(stars["sky"], float)))
     if "sky_std" in stars.colnames and np.nanmedian(
@@ -924,11 +927,27 @@ def _ensemble_offsets_of(frames, det, rowk, fm):
                                np.asarray(det["mag_night"])[sel],
                                np.asarray(det["mag_night_err"])[sel], len(fm))
         frames["ens_offset"][fm] = ens.offset
-        frames["ens_offset_err"][fm] = ens.offset_err
+        frames["ens_offset_err"][fm] = np.hypot(ens.offset_err, _own_correction_err(frames, fm))
         frames["ens_n_stars"][fm] = ens.n_stars
         frames["rel_transparency"][fm] = ens.relative_transparency
         return ens.max_err
     return None
+
+
+def _own_correction_err(frames, fm):
+    """Per frame of ``fm`` (mag): the error of its aperture correction that the night's other
+    frames do not share, which the comparison of frames must carry: none in a common aperture
+    (the band's correction), the measured part (without the tail) under the night's tail, all
+    of it for a frame with its own correction (a profile envelope, whose error covers the PSF
+    families: such a frame is not called cloudy for a correction nobody measured)."""
+    ac = np.asarray(frames["apcorr"], float)[fm]
+    rel = np.asarray(frames["apcorr_err"], float)[fm] / ac
+    tail = np.asarray(frames["apcorr_tail_err"], float)[fm]
+    how = np.asarray(frames["photometry"])[fm]
+    own = np.where(how == "total/night tail",
+                   np.sqrt(np.clip(rel ** 2 - np.nan_to_num(tail) ** 2, 0.0, None)), rel)
+    own = np.where(how == "aperture", 0.0, own)
+    return 1.0857362047581294 * np.where(np.isfinite(own), own, 0.0)
 
 
 def _tie_to_catalog(frames, fm, zp_shift):

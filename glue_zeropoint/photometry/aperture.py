@@ -271,6 +271,9 @@ class ApertureCorrection:
     tail : float
         Fraction of the total flux inside the largest radius (from the power-law tail fitted
         to the outer rings, :func:`~.psf.fit_power_tail`).
+    tail_err : float
+        The relative error of the light beyond the largest radius (its share of ``err`` is
+        ``value * tail_err``; common to every star of the frame).
     """
 
     value: float = 1.0
@@ -280,6 +283,7 @@ class ApertureCorrection:
     radii: list = None
     growth: list = None
     tail: float = 1.0
+    tail_err: float = 0.0
 
     @property
     def mag(self):
@@ -772,7 +776,8 @@ class CurveOfGrowth:
                           f"{self.min_stars}); its error is uncertain", GrowthCurveWarning,
                           stacklevel=3)
         return ApertureCorrection(value, err, n, "curve of growth", growth.radii.tolist(),
-                                  growth.median.tolist(), 1.0 / total)
+                                  growth.median.tolist(), 1.0 / total,
+                                  float(growth.tail["missing_err"] / total))
 
     def __call__(self, im, table, psf, sky, starmask, neighbours=None, wings=None):
         """Measure the curves of growth and return the correction of the table's aperture."""
@@ -1407,7 +1412,8 @@ def _finish(table, corr, psf, t, radius_method, im):
                  "aperture_correction_n": corr.n_stars,
                  "aperture_correction_method": corr.method,
                  "growth_radii": corr.radii, "growth_curve": corr.growth,
-                 "growth_tail": corr.tail, "assumptions": image_assumptions(im, meta)})
+                 "growth_tail": corr.tail, "growth_tail_err": corr.tail_err,
+                 "assumptions": image_assumptions(im, meta)})
     out = Table([cols[c] for c in order], names=order, meta=meta)
     for c in ("x", "y", "flux", "flux_err", "sky", "sky_err"):
         out[c].info.format = ".4f" if c in ("x", "y") else ".6g"

@@ -47,3 +47,26 @@ def test_the_night_takes_the_tail_in_common_and_the_frames_stop_scattering():
         # 0.005 on this seed)
         assert scatter[False][b] > 0.005, scatter
         assert scatter[True][b] < 0.5 * scatter[False][b], scatter
+
+
+def test_a_frame_whose_correction_nobody_measured_is_not_called_cloudy():
+    """A frame with the profile envelope's correction (no curve of growth: its error covers
+    the PSF families, here 4%) that came out 0.1 mag faint is a frame of unknown correction,
+    not a cloud: the comparison of frames carries its correction's error, while the frames
+    under the night's tail carry only their measured part (0.1%)."""
+    frames, det, _ = _with_tail_noise(7, own_tail=True)
+    frames["apcorr_err"] = 0.001 * np.asarray(frames["apcorr"], float)
+    frames["apcorr_tail_err"] = np.zeros(len(frames))
+    v = np.flatnonzero(np.asarray(frames["band"]) == "V")[3]
+    frames["apcorr_tail"][v] = np.nan  # the envelope: no tail of its own
+    frames["apcorr_err"][v] = 0.04 * frames["apcorr"][v]
+    k = np.asarray(det["frame"], int) == v
+    det["mag_inst"][k] = np.asarray(det["mag_inst"], float)[k] + 0.10
+    frames["zp"][v] = frames["zp"][v] - 0.10
+    res = _fit_night(frames, det, [], None)
+    assert res.frames["photometry"][v] == "total"
+    assert not res.frames["cloudy"][v]
+    assert res.frames["ens_offset_err"][v] > 0.04
+    others = np.asarray(res.frames["band"]) == "V"
+    others[v] = False
+    assert np.all(np.asarray(res.frames["ens_offset_err"])[others] < 0.02)
