@@ -611,7 +611,7 @@ def _ring_brightness(radii, curves, pixel_var, r_min, sky_var=None):
         keep = new
     # the mean's covariance: the rings' own noise, and each star's sky error through its
     # weight in every ring
-    u = np.where(keep, w, 0.0) / sw[None, :]
+    u = w / sw[None, :]  # the weights that made s (zero where a star was not kept)
     cov = np.diag(1.0 / sw) + (u * shared).T @ u
     k = keep.sum(axis=0)
     chi2 = np.where(k > 1, np.where(keep, z ** 2, 0.0).sum(axis=0) / np.maximum(k - 1, 1), 1.0)
