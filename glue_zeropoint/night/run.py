@@ -54,6 +54,9 @@ ENSEMBLE_MAX_ERR = 0.05
 
 #: frames whose pointings are closer than this (deg) are one field
 FIELD_RADIUS_DEG = 0.25
+#: ``photometry`` of a frame whose light beyond its largest radius is the night's
+#: (:func:`_common_tail`); "aperture": the band's common aperture; "total": its own
+NIGHT_TAIL = "total/night tail"
 
 FRAME_COLUMNS = (
     "frame", "file", "band", "filter", "field", "time", "mjd", "exptime", "airmass",
@@ -838,7 +841,7 @@ def _common_tail(det, frames, fm, rowk):
     mag = np.asarray(det["mag_night"], float)
     mag[sel] = mag[sel] - shift[np.searchsorted(fm, rowk[sel])]
     det["mag_night"] = mag
-    frames["photometry"][fm[ok]] = "total/night tail"
+    frames["photometry"][fm[ok]] = NIGHT_TAIL
     return shift
 
 
@@ -898,7 +901,7 @@ def _ensemble_zero_points(frames, det, rowk, notes):
             if len(fm) == 0:
                 continue
             zp_shift = _common_aperture(det, frames, fm, rowk)
-            common = np.asarray(frames["photometry"])[fm] == "total/night tail"
+            common = np.asarray(frames["photometry"])[fm] == NIGHT_TAIL
             if common.any():
                 t = np.asarray(frames["apcorr_tail"], float)[fm][common]
                 notes.append(f"field {fld} band {band}: the light beyond each frame's largest "
@@ -944,7 +947,7 @@ def _own_correction_err(frames, fm):
     rel = np.asarray(frames["apcorr_err"], float)[fm] / ac
     tail = np.asarray(frames["apcorr_tail_err"], float)[fm]
     how = np.asarray(frames["photometry"])[fm]
-    own = np.where(how == "total/night tail",
+    own = np.where(how == NIGHT_TAIL,
                    np.sqrt(np.clip(rel ** 2 - np.nan_to_num(tail) ** 2, 0.0, None)), rel)
     own = np.where(how == "aperture", 0.0, own)
     return 1.0857362047581294 * np.where(np.isfinite(own), own, 0.0)
