@@ -609,17 +609,16 @@ def _ring_brightness(radii, curves, pixel_var, r_min, sky_var=None):
         if n < 3 or np.array_equal(new, keep):
             break
         keep = new
-    # the mean's covariance: the rings' own noise, and each star's sky error through its
-    # weight in every ring
-    u = w / sw[None, :]  # the weights that made s (zero where a star was not kept)
-    cov = np.diag(1.0 / sw) + (u * shared).T @ u
     k = keep.sum(axis=0)
     chi2 = np.where(k > 1, np.where(keep, z ** 2, 0.0).sum(axis=0) / np.maximum(k - 1, 1), 1.0)
     scale = np.sqrt(np.maximum(chi2, 1.0))
-    cov = cov * np.outer(scale, scale)
-    s_err = np.sqrt(np.diag(cov))
-    cov = cov if sky_var is not None else None
-    return rmid, s, np.maximum(s_err, 1e-12), d_area, cov
+    if sky_var is None:
+        return rmid, s, np.maximum(scale / np.sqrt(sw), 1e-12), d_area, None
+    # the mean's covariance: the rings' own noise, and each star's sky error through its
+    # weight in every ring
+    u = w / sw[None, :]  # the weights that made s (zero where a star was not kept)
+    cov = (np.diag(1.0 / sw) + (u * shared).T @ u) * np.outer(scale, scale)
+    return rmid, s, np.maximum(np.sqrt(np.diag(cov)), 1e-12), d_area, cov
 
 
 def law_annulus_mean(q, r_in, r_out):
