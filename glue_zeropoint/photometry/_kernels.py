@@ -5,11 +5,13 @@ Nothing here is public; :mod:`glue_zeropoint.photometry.aperture` wraps these ke
 Exact circle-pixel overlap
 --------------------------
 The weight of a pixel is the exact area of its intersection with the circle (the same quantity
-as photutils' ``method='exact'``), computed in closed form: with the circle at the origin,
-``G(x, y)`` = area of the disk with ``X >= x`` and ``Y >= y``; the area inside the pixel
-``[x0, x1] x [y0, y1]`` is ``G(x0, y0) - G(x1, y0) - G(x0, y1) + G(x1, y1)``. For ``x, y >= 0``,
-``G = P(w) - P(x) - y (w - x)`` with ``w = sqrt(r^2 - y^2)`` and ``P`` the primitive of
-``sqrt(r^2 - X^2)``; the other quadrants follow by mirror symmetry. The result agrees with
+as photutils' ``method='exact'``), computed in closed form. The disk is symmetric in x and y,
+so a pixel is folded into the first quadrant (split where it straddles an axis, which happens
+only next to the centre); there, with the circle at the origin, the area inside
+``[x0, x1] x [y0, y1]`` is the full height ``y1 - y0`` left of where the circle crosses
+``y1`` plus ``P(hi) - P(lo) - y0 (hi - lo)`` between there and where it crosses ``y0``,
+``P`` being the primitive of ``sqrt(r^2 - X^2)``: two square roots and two arcsines per edge
+pixel (an inclusion-exclusion over the four corners needs ~3x as many). The result agrees with
 photutils to ~1e-12 relative (tested).
 
 Annulus sky
@@ -40,38 +42,23 @@ def _prim(x, r):
 
 
 @nb.njit(cache=True, inline="always")
-def _half(y, r):
-    # area of the disk with Y >= y
-    return 2.0 * (0.25 * PI * r * r - _prim(y, r))
-
-
-@nb.njit(cache=True, inline="always")
-def _gpos(x, y, r):
-    # area of the disk with X >= x >= 0 and Y >= y >= 0
-    if x * x + y * y >= r * r:
+def _rect_pos(x0, x1, y0, y1, r):
+    # exact area of the disk of radius r at the origin inside [x0, x1] x [y0, y1], for a box
+    # in the first quadrant (0 <= x0, 0 <= y0): the integral over x of the circle's height
+    # above y0, clipped to the box (full height left of where the circle crosses y1)
+    if y0 >= r or x0 >= r:
         return 0.0
-    w = math.sqrt(r * r - y * y)
-    return _prim(w, r) - _prim(x, r) - y * (w - x)
-
-
-@nb.njit(cache=True)
-def _quadrant(x, y, r):
-    if x >= 0.0:
-        if y >= 0.0:
-            return _gpos(x, y, r)
-        return _half(x, r) - _gpos(x, -y, r)
-    if y >= 0.0:
-        return _half(y, r) - _gpos(-x, y, r)
-    return PI * r * r - _half(-x, r) - _half(-y, r) + _gpos(-x, -y, r)
-
-
-@nb.njit(cache=True)
-def overlap_area(x0, y0, x1, y1, r):
-    """Exact area of the disk of radius r at the origin inside the box [x0,x1] x [y0,y1]."""
-    a = (_quadrant(x0, y0, r) - _quadrant(x1, y0, r) - _quadrant(x0, y1, r)
-         + _quadrant(x1, y1, r))
-    if a < 0.0:
-        return 0.0
+    r2 = r * r
+    xb = math.sqrt(r2 - y0 * y0)  # the circle crosses y = y0 here
+    xa = math.sqrt(r2 - y1 * y1) if y1 < r else 0.0  # ... and y = y1 here
+    a = 0.0
+    lo = x0
+    if xa > x0:
+        lo = min(xa, x1)
+        a = (lo - x0) * (y1 - y0)
+    hi = min(x1, xb)
+    if hi > lo:
+        a += _prim(hi, r) - _prim(lo, r) - y0 * (hi - lo)
     return a
 
 
@@ -89,7 +76,20 @@ def _pixel_weight(dx, dy, r):
     fy = ay + 0.5
     if fx * fx + fy * fy <= r * r:
         return 1.0
-    w = overlap_area(dx - 0.5, dy - 0.5, dx + 0.5, dy + 0.5, r)
+    # the disk is symmetric in x and y: fold the pixel into the first quadrant, splitting it
+    # where it straddles an axis (only next to the centre)
+    x0 = ax - 0.5
+    y0 = ay - 0.5
+    if x0 >= 0.0:
+        if y0 >= 0.0:
+            w = _rect_pos(x0, fx, y0, fy, r)
+        else:
+            w = _rect_pos(x0, fx, 0.0, -y0, r) + _rect_pos(x0, fx, 0.0, fy, r)
+    elif y0 >= 0.0:
+        w = _rect_pos(0.0, -x0, y0, fy, r) + _rect_pos(0.0, fx, y0, fy, r)
+    else:
+        w = (_rect_pos(0.0, -x0, 0.0, -y0, r) + _rect_pos(0.0, fx, 0.0, -y0, r)
+             + _rect_pos(0.0, -x0, 0.0, fy, r) + _rect_pos(0.0, fx, 0.0, fy, r))
     if w > 1.0:
         return 1.0
     return w
@@ -269,6 +269,73 @@ def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
     return mean, std, m
 
 
+@nb.njit(cache=True, inline="always")
+def _wings_reaching(x, y, ro, own, wx, wy, wr):
+    """Indices (``cand[:nc]``) of the wing disks that reach the annulus of outer radius ``ro``
+    at (x, y), the star's own (``own``) left out."""
+    cand = np.empty(wx.size, dtype=np.int64)
+    nc = 0
+    for j in range(wx.size):
+        if j == own:
+            continue
+        ddx = wx[j] - x
+        ddy = wy[j] - y
+        reach = ro + wr[j]
+        if ddx * ddx + ddy * ddy < reach * reach:
+            cand[nc] = j
+            nc += 1
+    return cand, nc
+
+
+@nb.njit(cache=True, inline="always")
+def _in_wings(ix, iy, cand, nc, wx, wy, wr):
+    for c in range(nc):
+        j = cand[c]
+        ddx = ix - wx[j]
+        ddy = iy - wy[j]
+        if ddx * ddx + ddy * ddy < wr[j] * wr[j]:
+            return True
+    return False
+
+
+@nb.njit(cache=True, inline="always")
+def _annulus_pixels(data, var, bad, starmask, x, y, ri, ro, has_var, use_starmask, cand, nc,
+                    wx, wy, wr):
+    """The good pixels of one annulus ('center' pixels, ri <= d < ro, not bad, not in the star
+    mask or a reaching wing disk, finite): ``(buf, k, var_sum)``, values in ``buf[:k]``."""
+    ny, nx = data.shape
+    ix0 = max(int(math.ceil(x - ro)), 0)
+    ix1 = min(int(math.floor(x + ro)), nx - 1)
+    iy0 = max(int(math.ceil(y - ro)), 0)
+    iy1 = min(int(math.floor(y + ro)), ny - 1)
+    if ix1 < ix0 or iy1 < iy0:
+        return np.empty(0), 0, 0.0
+    buf = np.empty((ix1 - ix0 + 1) * (iy1 - iy0 + 1))
+    ro2 = ro * ro
+    ri2 = ri * ri
+    k = 0
+    sv = 0.0
+    for iy in range(iy0, iy1 + 1):
+        dy = iy - y
+        for ix in range(ix0, ix1 + 1):
+            dx = ix - x
+            d2 = dx * dx + dy * dy
+            if d2 >= ro2 or d2 < ri2 or bad[iy, ix]:
+                continue
+            if use_starmask and starmask[iy, ix]:
+                continue
+            if nc > 0 and _in_wings(ix, iy, cand, nc, wx, wy, wr):
+                continue
+            v = data[iy, ix]
+            if not math.isfinite(v):
+                continue
+            buf[k] = v
+            if has_var:
+                sv += var[iy, ix]
+            k += 1
+    return buf, k, sv
+
+
 @nb.njit(cache=True, parallel=True)
 def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_hi, maxiters,
                 has_var, use_starmask, use_mean, wx, wy, wr, self_idx):
@@ -282,73 +349,19 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
     candidates).
     """
     n = xs.size
-    ny, nx = data.shape
     med = np.full(n, np.nan)
     std = np.full(n, np.nan)
     nused = np.zeros(n, dtype=np.int64)
     ncand = np.zeros(n, dtype=np.int64)
     mvar = np.full(n, np.nan)
-    nw = wx.size
     for i in nb.prange(n):
         x = xs[i]
         y = ys[i]
         if not (math.isfinite(x) and math.isfinite(y)):
             continue
-        ro = r_out[i]
-        ri = r_in[i]
-        ro2 = ro * ro
-        ri2 = ri * ri
-        # wing disks reaching this annulus (not the star's own)
-        cand = np.empty(nw, dtype=np.int64)
-        nc = 0
-        own = self_idx[i]
-        for j in range(nw):
-            if j == own:
-                continue
-            ddx = wx[j] - x
-            ddy = wy[j] - y
-            reach = ro + wr[j]
-            if ddx * ddx + ddy * ddy < reach * reach:
-                cand[nc] = j
-                nc += 1
-        ix0 = max(int(math.ceil(x - ro)), 0)
-        ix1 = min(int(math.floor(x + ro)), nx - 1)
-        iy0 = max(int(math.ceil(y - ro)), 0)
-        iy1 = min(int(math.floor(y + ro)), ny - 1)
-        if ix1 < ix0 or iy1 < iy0:
-            continue
-        buf = np.empty((ix1 - ix0 + 1) * (iy1 - iy0 + 1))
-        k = 0
-        sv = 0.0
-        for iy in range(iy0, iy1 + 1):
-            dy = iy - y
-            for ix in range(ix0, ix1 + 1):
-                dx = ix - x
-                d2 = dx * dx + dy * dy
-                if d2 >= ro2 or d2 < ri2:
-                    continue
-                if bad[iy, ix]:
-                    continue
-                if use_starmask and starmask[iy, ix]:
-                    continue
-                if nc > 0:
-                    hit = False
-                    for c in range(nc):
-                        j = cand[c]
-                        ddx = ix - wx[j]
-                        ddy = iy - wy[j]
-                        if ddx * ddx + ddy * ddy < wr[j] * wr[j]:
-                            hit = True
-                            break
-                    if hit:
-                        continue
-                v = data[iy, ix]
-                if not math.isfinite(v):
-                    continue
-                buf[k] = v
-                if has_var:
-                    sv += var[iy, ix]
-                k += 1
+        cand, nc = _wings_reaching(x, y, r_out[i], self_idx[i], wx, wy, wr)
+        buf, k, sv = _annulus_pixels(data, var, bad, starmask, x, y, r_in[i], r_out[i],
+                                     has_var, use_starmask, cand, nc, wx, wy, wr)
         ncand[i] = k
         if k == 0:
             continue

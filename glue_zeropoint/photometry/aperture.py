@@ -868,28 +868,34 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005, excess_level=0.
 
 def _contamination(x, y, flux, psf, radius):
     """Estimated fraction of each star's flux (inside ``radius``) due to listed neighbours,
-    from the frame's PSF (its empirical curve of growth once measured)."""
+    from the frame's PSF (its empirical curve of growth once measured). ``radius`` may be a
+    tuple of radii: then a list of arrays, one per radius, from one neighbour search."""
+    radii = tuple(radius) if isinstance(radius, (tuple, list)) else (radius,)
     n = x.size
-    out = np.zeros(n)
-    if n < 2:
-        return out
-    d_tab, f_tab = as_psf(psf).fraction_table(float(radius))
-    ok = np.isfinite(x) & np.isfinite(y)
-    pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
-    tree = cKDTree(pos)
-    pairs = tree.query_pairs(d_tab[-1], output_type="ndarray")
-    if pairs.size == 0:
-        return out
-    i, j = pairs[:, 0], pairs[:, 1]
-    d = np.hypot(x[i] - x[j], y[i] - y[j])
-    frac = np.interp(d, d_tab, f_tab)
+    outs = [np.zeros(n) for _ in radii]
+    tables = [as_psf(psf).fraction_table(float(r)) for r in radii] if n >= 2 else []
+    pairs = np.empty((0, 2), np.int64)
+    if n >= 2:
+        ok = np.isfinite(x) & np.isfinite(y)
+        pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
+        reach = max(float(d_tab[-1]) for d_tab, _ in tables)
+        pairs = cKDTree(pos).query_pairs(reach, output_type="ndarray")
     fl = np.where(np.isfinite(flux) & (flux > 0), flux, 0.0)
-    np.add.at(out, i, fl[j] * frac)
-    np.add.at(out, j, fl[i] * frac)
-    # fraction of the star's own light inside the radius (its own aperture)
-    own = max(float(f_tab[0]), 1e-9)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(fl > 0, out / (fl * own), np.inf)
+    if pairs.size:
+        i, j = pairs[:, 0], pairs[:, 1]
+        d = np.hypot(x[i] - x[j], y[i] - y[j])
+        for out, (d_tab, f_tab) in zip(outs, tables, strict=True):
+            # beyond this radius' table a neighbour is not counted
+            frac = np.interp(d, d_tab, f_tab, right=0.0)
+            np.add.at(out, i, fl[j] * frac)
+            np.add.at(out, j, fl[i] * frac)
+    if n >= 2:
+        for k, (_, f_tab) in enumerate(tables):
+            # fraction of the star's own light inside the radius (its own aperture)
+            own = max(float(f_tab[0]), 1e-9)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                outs[k] = np.where(fl > 0, outs[k] / (fl * own), np.inf)
+    return outs if isinstance(radius, (tuple, list)) else outs[0]
 
 
 def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starmask=None,
@@ -1073,11 +1079,11 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
     noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
     x_out, y_out, centroid_failed = _recentre(im, xs, ys, s0["sky"], psf, st.recenter)
 
-    def run(r_ap, r_in, r_out, psf):
+    def run(r_ap, r_in, r_out, psf, judge_snr=None):
         wings = _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise)
         cols, flags, error_model = _photometry(
             im, x_out, y_out, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
-            extra_flux, st.nonlinear, st.crowding_limit)
+            extra_flux, st.nonlinear, st.crowding_limit, judge_snr)
         flags[centroid_failed] |= FLAG_CENTROID
         cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys,
                 **cols, "flags": flags}
@@ -1086,9 +1092,12 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
                 "error_model": error_model, "image": im.name, "saturation": im.saturation}
         return Table(cols, meta=meta, copy=False), wings
 
-    table, wings = run(r_ap, r_in, r_out, psf)
+    # with a curve of growth this first table only chooses its stars (it is measured again)
+    measured = isinstance(aperture_correction, CurveOfGrowth)
+    table, wings = run(r_ap, r_in, r_out, psf, judge_snr=min(
+        EXTENDED_MIN_SNR, aperture_correction.min_snr) if measured else None)
     radius_method = "given" if st.aperture_radius is not None else "default (1.5 FWHM)"
-    if not isinstance(aperture_correction, CurveOfGrowth):
+    if not measured:
         return _finish(table, _fixed_correction(aperture_correction), psf, t, radius_method,
                        im)
     neighbours = None if extra_flux is None else (allx[n:], ally[n:], extra_flux)
@@ -1117,7 +1126,8 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
             r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
             radius_method = "2 FWHM (no curve of growth)" if r_ap >= wide - 1e-9 else \
                 f"{r_ap / fwhm:.2g} FWHM (no curve of growth; 2 FWHM crowded)"
-            table, wings = run(r_ap, r_in, r_out, psf)
+        # measured again: at the new radius, or to judge every source's concentration
+        table, wings = run(r_ap, r_in, r_out, psf)
         corr = envelope_correction(r_ap, fwhm, "no bright isolated unflagged star")
     return _finish(table, corr, psf, t, radius_method, im)
 
@@ -1237,9 +1247,15 @@ def _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise):
 
 
 def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
-                extra_flux, nonlinear, crowding_limit):
+                extra_flux, nonlinear, crowding_limit, judge_snr=None):
     """Aperture fluxes, errors and flags at fixed positions: ``(columns, flags,
-    error_model)``."""
+    error_model)``.
+
+    ``judge_snr`` (a first pass whose table only chooses the curve-of-growth stars): judge the
+    concentration (:func:`concentration`, the ``extended`` flag) of the sources with at least
+    this S/N only (at most :data:`EXTENDED_MIN_SNR`, so that they give the stars' reference,
+    and at most the curve of growth's ``min_snr``, so that they include its candidates); the
+    others get NaN (not judged). None: judge every source."""
     n = x.size
     res = aperture_fluxes(im, np.c_[x, y], r_ap, (r_in, r_out), sky=sky,
                           starmask=starmask, wings=wings, self_index=np.arange(n))
@@ -1275,16 +1291,21 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
         # extra mask positions: their given fluxes, else as bright as the median measured star
         cont_fl = np.r_[f_ap, extra_flux if extra_flux is not None
                         else np.full(allx.size - n, np.nanmedian(f_ap))]
-    cont = _contamination(np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf, r_ap)[:n]
+    cont, cont2 = (c[:n] for c in _contamination(
+        np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf, (r_ap, 2.0 * r_ap)))
     flags[cont > crowding_limit] |= FLAG_CROWDED
     cols = {"aperture_sum": res["aperture_sum"], "flux_aper": f_ap, "flux_aper_err": f_ap_err,
             "sky": res["sky"], "sky_err": sky_err, "sky_std": res["sky_std"], "n_sky": n_sky,
             "n_pix": area, "peak": peak, "contamination": cont}
-    cont2 = _contamination(np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf,
-                           2.0 * r_ap)[:n]
-    conc, conc_err = concentration(im, x, y, r_ap, cols, sky_var, cont, cont2,
-                                   var_sum=res["var_sum"])
-    extended = _extended(conc, conc_err, f_ap / f_ap_err, flags)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = f_ap / f_ap_err
+    sel = np.arange(n) if judge_snr is None else np.nonzero(snr >= judge_snr)[0]
+    conc, conc_err = np.full(n, np.nan), np.full(n, np.nan)
+    conc[sel], conc_err[sel] = concentration(
+        im, x[sel], y[sel], r_ap, {k: np.asarray(v)[sel] for k, v in cols.items()},
+        np.broadcast_to(sky_var, (n,))[sel], cont[sel], cont2[sel],
+        var_sum=res["var_sum"][sel])
+    extended = _extended(conc, conc_err, snr, flags)
     flags[extended] |= FLAG_EXTENDED
     cols.update(concentration=conc, concentration_err=conc_err)
     return cols, flags, error_model
@@ -1294,6 +1315,8 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
 #: this many (field-scaled) sigma and by more than EXTENDED_MIN_DROP of the stars' value
 EXTENDED_SIGMA = 5.0
 EXTENDED_MIN_DROP = 0.03
+#: the stars' reference concentration is the median over unflagged sources of at least this S/N
+EXTENDED_MIN_SNR = 20.0
 #: neighbours estimated to add more than this fraction of light inside twice the aperture
 #: radius make the concentration unjudgeable (NaN)
 CONCENTRATION_MAX_CONTAMINATION = 0.1
@@ -1347,7 +1370,7 @@ def concentration(im, x, y, r_ap, cols, sky_var, cont, cont2, var_sum=None):
     return np.where(judged, c, np.nan), np.where(judged, c_err, np.nan)
 
 
-def _extended(c, c_err, snr, flags, min_snr=20.0):
+def _extended(c, c_err, snr, flags, min_snr=EXTENDED_MIN_SNR):
     """Sources whose concentration falls below the stars' (the median over unflagged sources
     with S/N >= ``min_snr``, at least 3 of them) by more than :data:`EXTENDED_SIGMA` times
     their error, scaled up by the robust spread of the bright sources' pulls when the PSF

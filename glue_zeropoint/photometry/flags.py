@@ -62,7 +62,9 @@ def flag_text(flags):
 
 def flag_texts(flags):
     """:func:`flag_text` of every element of an integer array, as a list of str."""
-    return [flag_text(f) for f in np.asarray(flags, dtype=np.int64).ravel()]
+    values, inverse = np.unique(np.asarray(flags, dtype=np.int64).ravel(), return_inverse=True)
+    texts = [flag_text(v) for v in values]
+    return [texts[i] for i in inverse.ravel()]
 
 
 def neighbours(x, y, flux, aperture_radius, annulus=None, fwhm=0.0, *, aperture_ratio=0.01,
