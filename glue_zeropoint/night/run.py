@@ -518,6 +518,11 @@ def _star_columns(row, stars, zps, pixel_area):
     cog = stars.meta.get("aperture_correction_method") == "curve of growth"
     row["apcorr_tail"] = 1.0 / float(inside) if cog and inside and float(inside) > 0 else np.nan
     row["apcorr_tail_err"] = float(stars.meta.get("growth_tail_err") or 0.0) if cog else np.nan
+    # the curve of growth as fractions of the total light (its own tail included) at radii in
+    # pixels: the night takes the light beyond one radius in pixels in common (not a column)
+    psf = stars.meta.get("psf") or {}
+    row["growth"] = ((tuple(psf["radii"]), tuple(psf["growth"]))
+                     if cog and psf.get("radii") and psf.get("growth") else None)
     err = stars.meta.get("aperture_correction_err")
     row["apcorr_err"] = float(err) if err is not None else np.nan
     t = row["exptime"]
@@ -562,7 +567,9 @@ def fit_night(rows, detections, notes=(), exclude=None, provenance=None, wcs=Non
     det = _stack([d for d in detections if d is not None])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: handled, not news
+        frames.meta["growth"] = [r.get("growth") for r in rows]  # for _common_tail only
         result = _fit_night(frames, det, notes, exclude)
+        result.frames.meta.pop("growth", None)
     result.notes.extend(flag_trailed(result.frames))
     result.provenance = dict(provenance or {})
     result.wcs = dict(wcs or {})
@@ -803,12 +810,13 @@ def _common_aperture(det, frames, fm, rowk):
     same aperture radius, ``mag_night`` is the aperture magnitude with the band's median
     aperture correction (each frame's own correction, from its own curve of growth, varied by
     ~10% between simulated frames with the same PSF and would scatter the night by as much).
-    Returns the shift to add to each frame's ``zp`` to refer it to ``mag_night``."""
+    Returns the shift to add to each frame's ``zp`` to refer it to ``mag_night``, and what
+    :func:`_common_tail` says of the common tail (None: no common tail)."""
     radii = np.asarray(frames["aperture_radius"], float)[fm]
     ac = np.asarray(frames["apcorr"], float)[fm]
     shift = np.zeros(len(fm))
     if not len(det) or not np.isfinite(ac).all():
-        return shift
+        return shift, None
     if not np.isfinite(radii).all() or np.ptp(radii) > 0.02 * np.median(radii):
         return _common_tail(det, frames, fm, rowk)
     ac_med = float(np.median(ac))
@@ -816,7 +824,7 @@ def _common_aperture(det, frames, fm, rowk):
     det["mag_night"][sel] = np.asarray(det["mag_ap"], float)[sel] - 2.5 * np.log10(ac_med)
     det["mag_night_err"][sel] = np.asarray(det["mag_ap_err"], float)[sel]
     frames["photometry"][fm] = "aperture"
-    return -2.5 * np.log10(ac) + 2.5 * np.log10(ac_med)
+    return -2.5 * np.log10(ac) + 2.5 * np.log10(ac_med), None
 
 
 def _common_tail(det, frames, fm, rowk):
@@ -825,24 +833,58 @@ def _common_tail(det, frames, fm, rowk):
     largest radius (4 FWHM) times the light beyond it, which is extrapolated from the outer
     rings and, on real frames with broad wings, uncertain by as much as it is (MicroObservatory
     HAT-P-32: 1.7-6.9% per frame, the night's frame-to-frame scatter 0.017 mag, r = -0.96
-    with the extinction residuals). The light beyond is a property of the optics and the
-    seeing's shape, not of the frame's noise, so the band's median over the night replaces
-    each frame's; the measured part, which follows the seeing, stays each frame's own.
+    with the extinction residuals). The light beyond is a property of the optics (a halo
+    fixed in pixels) more than of the frame's noise, so the band's median over the night
+    replaces each frame's: the light beyond the night's smallest largest radius ``R``
+    (pixels), which every frame's curve reaches; out to ``R`` each frame keeps its own
+    measured curve, which follows the seeing. (Beyond each frame's own 4 FWHM instead, the
+    frames of wide seeing, whose curves reach farther, took the halo's light beyond a larger
+    radius as if it were the same: on HAT-P-32, where FWHM grows by 0.44 px per airmass,
+    that made the corrections grow by 0.010 mag per airmass and k 0.015 too low, while the
+    stars' own light between 6 and 12 px does not change with airmass, -0.005 +- 0.004.)
+    Needs each frame's curve (``frames.meta['growth']``: ``(radii, fraction of the total
+    inside)`` per frame); without it, the light beyond each frame's own largest radius.
     Frames whose correction is not a curve of growth keep theirs. Returns the shift to add to
-    each frame's ``zp`` to refer it to the detections' ``mag_night``."""
+    each frame's ``zp`` to refer it to the detections' ``mag_night``, and ``(R or None, the
+    light beyond it relative to the light inside, its frame-to-frame spread in mag)`` (None
+    when no frame takes the common tail)."""
     tail = np.asarray(frames["apcorr_tail"], float)[fm]
     ok = np.isfinite(tail) & (tail > 0)
     shift = np.zeros(len(fm))
     if ok.sum() < 2:
-        return shift
-    t_med = float(np.median(tail[ok]))
-    shift[ok] = 2.5 * np.log10(t_med / tail[ok])
+        return shift, None
+    inside, radius = _inside_common_radius(frames, fm, ok)
+    if inside is None:  # own largest radii (frames measured before the curves were kept)
+        inside = 1.0 / tail[ok]
+    ok_in = np.isfinite(inside) & (inside > 0)
+    ok[np.flatnonzero(ok)[~ok_in]] = False
+    inside = inside[ok_in]
+    if ok.sum() < 2:
+        return np.zeros(len(fm)), None
+    i_med = float(np.median(inside))
+    shift[ok] = 2.5 * np.log10(inside / i_med)
     sel = np.isin(rowk, fm)
     mag = np.asarray(det["mag_night"], float)
     mag[sel] = mag[sel] - shift[np.searchsorted(fm, rowk[sel])]
     det["mag_night"] = mag
     frames["photometry"][fm[ok]] = NIGHT_TAIL
-    return shift
+    return shift, (radius, 1.0 / i_med - 1.0, 1.0857 * float(np.std(inside)) / i_med)
+
+
+def _inside_common_radius(frames, fm, ok):
+    """Each frame's (``fm[ok]``) fraction of the total light inside the smallest of their
+    largest curve-of-growth radii, and that radius (pixels); ``(None, None)`` when a frame's
+    curve is not known."""
+    curves = frames.meta.get("growth")
+    if not curves:
+        return None, None
+    sel = [curves[i] for i in fm[ok]]
+    if any(c is None or len(c[0]) < 2 for c in sel):
+        return None, None
+    radius = min(float(c[0][-1]) for c in sel)
+    inside = np.array([np.interp(radius, np.asarray(c[0], float), np.asarray(c[1], float))
+                       for c in sel])
+    return inside, radius
 
 
 def _fit_night(frames, det, notes, exclude):
@@ -900,15 +942,16 @@ def _ensemble_zero_points(frames, det, rowk, notes):
                                 & (np.asarray(frames["status"]) != "failed"))
             if len(fm) == 0:
                 continue
-            zp_shift = _common_aperture(det, frames, fm, rowk)
+            zp_shift, tail_info = _common_aperture(det, frames, fm, rowk)
             common = np.asarray(frames["photometry"])[fm] == NIGHT_TAIL
-            if common.any():
-                t = np.asarray(frames["apcorr_tail"], float)[fm][common]
-                notes.append(f"field {fld} band {band}: the light beyond each frame's largest "
-                             f"aperture is the band's median over the night "
-                             f"({np.median(t) - 1:.1%}; the {int(common.sum())} frames' own "
-                             f"extrapolations spread by {1.0857 * np.std(t) / np.median(t):.3f} "
-                             "mag), so that extrapolation does not scatter the frames")
+            if tail_info is not None and common.any():
+                radius, beyond, spread = tail_info
+                where = (f"{radius:.1f} px (the frames' smallest curve-of-growth radius)"
+                         if radius is not None else "each frame's largest aperture")
+                notes.append(f"field {fld} band {band}: the light beyond {where} is the "
+                             f"band's median over the night ({beyond:.1%}; the "
+                             f"{int(common.sum())} frames' own values spread by {spread:.3f} "
+                             "mag), so that its extrapolation does not scatter the frames")
             cut = _ensemble_offsets_of(frames, det, rowk, fm)
             if cut is not None and cut > ENSEMBLE_MAX_ERR:
                 notes.append(f"field {fld} band {band}: fewer than {MIN_ENSEMBLE_STARS} stars "

@@ -70,3 +70,66 @@ def test_a_frame_whose_correction_nobody_measured_is_not_called_cloudy():
     others = np.asarray(res.frames["band"]) == "V"
     others[v] = False
     assert np.all(np.asarray(res.frames["ens_offset_err"])[others] < 0.02)
+
+
+def _halo_night(seed, with_curves):
+    """Frames whose seeing widens with airmass (FWHM 1.5 -> 2.3 px) under a halo fixed in
+    pixels (6% of the light beyond 6 px, falling as 1/r): each frame's curve of growth reaches
+    4 FWHM, its own tail beyond that is noisy (2%) but unbiased, so its own total magnitudes
+    have no airmass trend. The light beyond each frame's own 4 FWHM is less for the wide
+    frames; taken in common as a fraction, it would brighten them by ~0.01 mag per airmass."""
+    frames, det, sim = night_inputs(seed, n_frames=16)
+    rng = np.random.default_rng(seed)
+    n = len(frames)
+    x = np.asarray(frames["airmass"], float)
+    fwhm = 1.5 + 0.8 * (x - x.min()) / np.ptp(x)
+
+    def inside(r):  # the true fraction of the light inside r (the core is all inside 6 px)
+        return 1.0 - 0.06 * 6.0 / np.maximum(r, 6.0)
+
+    r_big = 4.0 * fwhm
+    own = inside(r_big) * (1.0 + rng.normal(0.0, 0.02, n))  # own extrapolated inside r_big
+    curves = []
+    for f in range(n):
+        radii = np.linspace(1.0, r_big[f], 20)
+        core = np.clip(radii / (2.0 * fwhm[f]), 0, 1) ** 2  # any rising core: out to 2 FWHM
+        g = core * inside(radii) / inside(r_big[f])  # measured, relative to r_big
+        curves.append((tuple(radii), tuple(g * own[f])))
+    dmag = 2.5 * np.log10(own / inside(r_big))  # each frame's own total off by its tail noise
+    frames["fwhm"] = fwhm
+    frames["aperture_radius"] = 1.75 * fwhm
+    frames["apcorr"] = 1.10 * inside(r_big) / own
+    frames["apcorr_tail"] = 1.0 / own
+    frames["apcorr_err"] = np.full(n, 0.001)
+    frames["apcorr_tail_err"] = np.full(n, 0.02)
+    k = np.asarray(det["frame"], int)
+    det["mag_inst"] = np.asarray(det["mag_inst"], float) + dmag[k]
+    frames["zp"] = np.asarray(frames["zp"], float) - dmag
+    if with_curves:
+        frames.meta["growth"] = curves
+    return frames, det, sim
+
+
+def test_the_common_tail_is_the_light_beyond_one_radius_in_pixels():
+    """With each frame's curve of growth known, the night takes in common the light beyond the
+    frames' smallest largest radius (6 px here), which the halo makes the same for every
+    frame: k where the simulation put it and no frame scatter from the tails; without the
+    curves (beyond each frame's own 4 FWHM) k is pulled low by the wide frames."""
+    bias = {}
+    for with_curves in (False, True):
+        ks = []
+        for seed in (3, 4, 5):
+            frames, det, sim = _halo_night(seed, with_curves)
+            notes = []
+            res = _fit_night(frames, det, notes, None)
+            assert set(res.frames["photometry"]) == {"total/night tail"}
+            for b, f in res.fits.items():
+                ks.append((f.k - sim.bands[b].k, f.k_err))
+                if with_curves:
+                    assert abs(f.k - sim.bands[b].k) < 3 * f.k_err + 0.003, (seed, b, f.k)
+                    assert f.sigma_int < 0.008, (seed, b, f.sigma_int)  # tails: 0.02
+            if with_curves:
+                assert any("light beyond 6.0 px" in n for n in notes), notes
+        bias[with_curves] = float(np.mean([d for d, _ in ks]))
+    assert abs(bias[True]) < 0.003, bias
+    assert bias[False] < -0.005, bias  # the old common tail: k too low
