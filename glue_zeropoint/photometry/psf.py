@@ -547,15 +547,19 @@ def growth_curves(im, xs, ys, radii, sky_level):
 
     Returns ``(curves, area_bad, area_off)``: ``curves[i, j]`` the flux of star ``i`` inside
     ``radii[j]``; the masked and off-image areas of the largest aperture."""
-    xs = np.ascontiguousarray(xs, float)
-    ys = np.ascontiguousarray(ys, float)
-    curves = np.empty((xs.size, len(radii)))
-    abad = aoff = None
-    for j, r in enumerate(radii):
-        sm, _, area, abad, aoff, _ = K.aperture_sums(im.data, im.data, im.bad, xs, ys,
-                                                     np.full(xs.size, float(r)), False)
-        curves[:, j] = sm - sky_level * area
-    return curves, abad, aoff
+    xs = np.asarray(xs, float)
+    ys = np.asarray(ys, float)
+    radii = np.asarray(radii, float)
+    n, m = xs.size, radii.size
+    # every (star, radius) pair in one call of the compiled kernel: a night's frames have a
+    # few dozen curve-of-growth stars, and one call per radius cost more in its start-up
+    # (~30 parallel launches per curve) than in the sums
+    sm, _, area, abad, aoff, _ = K.aperture_sums(
+        im.data, im.data, im.bad, np.repeat(xs, m), np.repeat(ys, m), np.tile(radii, n),
+        False)
+    sm, area = sm.reshape(n, m), area.reshape(n, m)
+    curves = sm - np.asarray(sky_level, float).reshape(-1, 1) * area
+    return curves, abad.reshape(n, m)[:, -1], aoff.reshape(n, m)[:, -1]
 
 
 def _ring_brightness(radii, curves, pixel_var, r_min, sky_var=None):
