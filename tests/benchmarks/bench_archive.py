@@ -144,8 +144,9 @@ def main(argv=None):
     p.add_argument("--skip-memory", action="store_true")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    print(f"writing {2 * a.nights} nights of {a.frames} frames of {a.shape}^2", flush=True)
-    nights_dir, cat = make_nights(a.out, 2 * a.nights, a.frames, a.shape)
+    n_write = a.nights if a.skip_memory else 2 * a.nights  # 2 N only for the memory run
+    print(f"writing {n_write} nights of {a.frames} frames of {a.shape}^2", flush=True)
+    nights_dir, cat = make_nights(a.out, n_write, a.frames, a.shape)
     names = sorted(p.name for p in nights_dir.iterdir())
     warm = warm_job(a.out, cat)
     res = {"nights": a.nights, "frames_per_night": a.frames, "shape": a.shape,
