@@ -8,7 +8,8 @@ Not in the default test run. A script (sizes are arguments)::
 The issue's full size (20 nights x 40 frames of 2048^2) is ~800 frames; on a shared 2-core
 machine a reduced size is run (say which in the report). What it does:
 
-1. writes ``2 N`` simulated nights (``write_extinction_night``, one band, one catalog);
+1. writes ``2 N`` simulated nights (``N`` with ``--skip-memory``; ``write_extinction_night``,
+   one band, one catalog);
 2. throughput: the first ``N`` nights on a fresh LocalCluster of 1 worker, then of 2
    workers (one thread each), timed from the cluster being up to the last night fitted;
 3. memory: the peak RSS of every worker (``ru_maxrss`` in the worker process) after ``N``
