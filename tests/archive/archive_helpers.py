@@ -116,8 +116,12 @@ class ExternalCluster:
         return p
 
     def add_worker(self, i):
+        # 2 GB: these workers serve several tests and compile the numba kernels when the cache
+        # is cold (a fresh clone): at 1 GB one sat at ~820 MB, over dask's 80% pause level,
+        # and the test waited for its timeout. The memory limit itself is tested through the
+        # LocalCluster (test_localcluster_equals_serial) and the benchmark.
         w = self._start(["worker", self.address, "--nthreads", "1", "--no-nanny",
-                         "--no-dashboard", "--memory-limit", "1GB", "--name", f"w{i}"],
+                         "--no-dashboard", "--memory-limit", "2GB", "--name", f"w{i}"],
                         f"worker{i}")
         self.workers.append(w)
         return w
