@@ -497,8 +497,6 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     >>> len(stars) > 20
     True
     """
-    from photutils.detection import DAOStarFinder
-
     from .psf import PSF
 
     im = ccd if isinstance(ccd, PreparedImage) else prepare_image(ccd, mask=mask)
@@ -531,20 +529,7 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
         log.info(notes[-1])
     cand = _candidates(sub, bad, psf.sigma_eff, threshold, box, floor)
     cand, n_rej = _reject_sharp(im, sub, bad, cand, bkg, box, psf)
-    found = None
-    if cand.x.size:
-        finder_cls = DAOStarFinder if finder is None else finder
-        kw = {}
-        if finder is None and psf.undersampled:
-            kw["sharpness_range"] = (0.2, np.inf)  # a star's sharpness is a hot pixel's here
-        if finder is None:
-            kw.update(_finder_shape(psf))
-        else:
-            kw["fwhm"] = 2.3548200450309493 * psf.sigma_eff
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyUserWarning)
-            found = finder_cls(threshold=1e-6 * rms, xycoords=np.c_[cand.x, cand.y],
-                               **kw)(sub, mask=bad)
+    found = _run_finder(finder, psf, cand, sub, bad, rms) if cand.x.size else None
     if found is None or len(found) == 0:
         raise PhotometryError(f"{im.name}: no stars found above {threshold:g} sigma "
                               f"(background rms {rms:.3g}, FWHM {fwhm:.2f} px); lower "
@@ -554,6 +539,35 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
                       "threshold": float(threshold * cand.noise), "background": bkg.median,
                       "background_rms": rms, "filtered_noise": cand.noise,
                       "n_rejected_sharp": n_rej, "notes": notes})
+    out = _finder_rows(out, found, cand, sub, psf, im.name)
+    if max_stars is not None:
+        out = out[:int(max_stars)]
+    out.add_column(np.arange(1, len(out) + 1), name="id", index=0)
+    return out
+
+
+def _run_finder(finder, psf, cand, sub, bad, rms):
+    """photutils' finder (``DAOStarFinder`` unless given) on the candidates, with the measured
+    PSF's kernel."""
+    from photutils.detection import DAOStarFinder
+
+    finder_cls = DAOStarFinder if finder is None else finder
+    kw = {}
+    if finder is None and psf.undersampled:
+        kw["sharpness_range"] = (0.2, np.inf)  # a star's sharpness is a hot pixel's here
+    if finder is None:
+        kw.update(_finder_shape(psf))
+    else:
+        kw["fwhm"] = 2.3548200450309493 * psf.sigma_eff
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        return finder_cls(threshold=1e-6 * rms, xycoords=np.c_[cand.x, cand.y],
+                          **kw)(sub, mask=bad)
+
+
+def _finder_rows(out, found, cand, sub, psf, name):
+    """The finder's rows as ``out``'s columns (one per candidate, centroids that left their
+    peak replaced by the peak's moment centroid), brightest first."""
     xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
     yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
     fx, fy = np.asarray(found[xname], float), np.asarray(found[yname], float)
@@ -565,26 +579,23 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     keep = j >= 0
     if not keep.all():
         log.info("%s: %d finder row(s) left a candidate another row holds; dropped",
-                 im.name, int((~keep).sum()))
+                 name, int((~keep).sum()))
     found, fx, fy, j, wander = found[keep], fx[keep], fy[keep], j[keep], wander[keep]
     if wander.any():
         mx, my = _moment_centroids(sub, cand.x[j[wander]], cand.y[j[wander]])
         fx[wander], fy[wander] = mx, my
-        note = (f"{im.name}: {int(wander.sum())} finder centroid(s) left their peak by more "
+        note = (f"{name}: {int(wander.sum())} finder centroid(s) left their peak by more "
                 f"than {limit:.2g} px; the peak's moment centroid is used")
         out.meta["notes"].append(note)
         log.info(note)
     out["x"], out["y"] = fx, fy
-    for name in ("peak", "flux", "sharpness", "roundness1", "roundness2"):
-        if name in found.colnames:
-            out[name] = np.asarray(found[name], float)
+    for col in ("peak", "flux", "sharpness", "roundness1", "roundness2"):
+        if col in found.colnames:
+            out[col] = np.asarray(found[col], float)
     # the matched-filter S/N of each found star (its candidate)
     out["snr"] = cand.snr[j]
     if "peak" in out.colnames:
         out.sort("peak", reverse=True)
-    if max_stars is not None:
-        out = out[:int(max_stars)]
-    out.add_column(np.arange(1, len(out) + 1), name="id", index=0)
     return out
 
 
