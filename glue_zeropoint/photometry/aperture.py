@@ -868,34 +868,37 @@ def _robust_weighted_mean(values, errors, clip=3.0, floor=0.005, excess_level=0.
 
 def _contamination(x, y, flux, psf, radius):
     """Estimated fraction of each star's flux (inside ``radius``) due to listed neighbours,
-    from the frame's PSF (its empirical curve of growth once measured). ``radius`` may be a
-    tuple of radii: then a list of arrays, one per radius, from one neighbour search."""
-    radii = tuple(radius) if isinstance(radius, (tuple, list)) else (radius,)
+    from the frame's PSF (its empirical curve of growth once measured)."""
+    return _contaminations(x, y, flux, psf, (radius,))[0]
+
+
+def _contaminations(x, y, flux, psf, radii):
+    """:func:`_contamination` for several radii (one array per radius) from one neighbour
+    search."""
     n = x.size
-    outs = [np.zeros(n) for _ in radii]
-    tables = [as_psf(psf).fraction_table(float(r)) for r in radii] if n >= 2 else []
-    pairs = np.empty((0, 2), np.int64)
-    if n >= 2:
-        ok = np.isfinite(x) & np.isfinite(y)
-        pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
-        reach = max(float(d_tab[-1]) for d_tab, _ in tables)
-        pairs = cKDTree(pos).query_pairs(reach, output_type="ndarray")
+    if n < 2:
+        return [np.zeros(n) for _ in radii]
+    tables = [as_psf(psf).fraction_table(float(r)) for r in radii]
+    ok = np.isfinite(x) & np.isfinite(y)
+    pos = np.c_[np.where(ok, x, -1e9), np.where(ok, y, -1e9)]
+    reach = max(float(d_tab[-1]) for d_tab, _ in tables)
+    pairs = cKDTree(pos).query_pairs(reach, output_type="ndarray")
+    if pairs.size == 0:
+        return [np.zeros(n) for _ in radii]
+    i, j = pairs[:, 0], pairs[:, 1]
+    d = np.hypot(x[i] - x[j], y[i] - y[j])
     fl = np.where(np.isfinite(flux) & (flux > 0), flux, 0.0)
-    if pairs.size:
-        i, j = pairs[:, 0], pairs[:, 1]
-        d = np.hypot(x[i] - x[j], y[i] - y[j])
-        for out, (d_tab, f_tab) in zip(outs, tables, strict=True):
-            # beyond this radius' table a neighbour is not counted
-            frac = np.interp(d, d_tab, f_tab, right=0.0)
-            np.add.at(out, i, fl[j] * frac)
-            np.add.at(out, j, fl[i] * frac)
-    if n >= 2:
-        for k, (_, f_tab) in enumerate(tables):
-            # fraction of the star's own light inside the radius (its own aperture)
-            own = max(float(f_tab[0]), 1e-9)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                outs[k] = np.where(fl > 0, outs[k] / (fl * own), np.inf)
-    return outs if isinstance(radius, (tuple, list)) else outs[0]
+    outs = []
+    for d_tab, f_tab in tables:
+        out = np.zeros(n)
+        frac = np.interp(d, d_tab, f_tab, right=0.0)  # beyond its table: not counted
+        np.add.at(out, i, fl[j] * frac)
+        np.add.at(out, j, fl[i] * frac)
+        # fraction of the star's own light inside the radius (its own aperture)
+        own = max(float(f_tab[0]), 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            outs.append(np.where(fl > 0, out / (fl * own), np.inf))
+    return outs
 
 
 def aperture_fluxes(ccd, positions, aperture_radius, annulus, *, sky=None, starmask=None,
@@ -1291,7 +1294,7 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
         # extra mask positions: their given fluxes, else as bright as the median measured star
         cont_fl = np.r_[f_ap, extra_flux if extra_flux is not None
                         else np.full(allx.size - n, np.nanmedian(f_ap))]
-    cont, cont2 = (c[:n] for c in _contamination(
+    cont, cont2 = (c[:n] for c in _contaminations(
         np.r_[x, allx[n:]], np.r_[y, ally[n:]], cont_fl, psf, (r_ap, 2.0 * r_ap)))
     flags[cont > crowding_limit] |= FLAG_CROWDED
     cols = {"aperture_sum": res["aperture_sum"], "flux_aper": f_ap, "flux_aper_err": f_ap_err,
