@@ -399,27 +399,30 @@ def check_time_zone(headers, location, targets):
 
 def frame_geometries(headers, *, names, wcs, shapes, location=None, site_source="",
                      offset_hours=0.0):
-    """:func:`frame_geometry` of every light of a night, with the Sun and the Moon computed
-    for all the frames of a site at once (one ``get_body`` per body, not one per frame: it
-    was most of the time a night spent on its headers)."""
-    geoms, pending = [], []
-    for h, n, w, sh in zip(headers, names, wcs, shapes, strict=True):
-        g, site, target = _frame_geometry(h, name=n, wcs=w, shape=sh, location=location,
-                                          site_source=site_source, offset_hours=offset_hours)
-        geoms.append(g)
-        if site is not None and target is not None and g.time_mid is not None:
-            pending.append((g, site, target))
+    """:func:`frame_geometry` of every light of a night, with the airmass, the Sun and the
+    Moon computed for all the frames of a site at once (one transform per quantity, not one
+    per frame: per-frame transforms were most of the time a night spent on its headers)."""
+    parts = [_frame_basics(h, name=n, wcs=w, shape=sh, location=location,
+                           site_source=site_source, offset_hours=offset_hours)
+             for h, n, w, sh in zip(headers, names, wcs, shapes, strict=True)]
     by_site = {}
-    for g, site, target in pending:
-        key = tuple(float(v) for v in site.to_value(u.m))
-        by_site.setdefault(key, (site, []))[1].append((g, target))
+    for k, (g, site, target, _xh) in enumerate(parts):
+        if site is not None and target is not None and g.time_mid is not None:
+            key = tuple(float(v) for v in site.to_value(u.m))
+            by_site.setdefault(key, (site, []))[1].append(k)
+    computed = {}
     for site, members in by_site.values():
-        times = Time([g.time_mid for g, _ in members])
-        targets = SkyCoord([t.icrs for _, t in members])
+        times = Time([parts[k][0].time_mid for k in members])
+        starts = Time([parts[k][0].time_start for k in members])
+        targets = SkyCoord([parts[k][2].icrs for k in members])
+        x_mid, alt = target_airmass(times, site, targets)
+        x_start = target_airmass(starts, site, targets)[0]
         values = sun_moon(times, site, targets)
-        for k, (g, _) in enumerate(members):
-            g.__dict__.update({name: float(v[k]) for name, v in values.items()})
-    return geoms
+        for j, k in enumerate(members):
+            computed[k] = (float(x_mid[j]), float(alt[j]), float(x_start[j]))
+            parts[k][0].__dict__.update({name: float(v[j]) for name, v in values.items()})
+    return [_choose_airmass(g, site, target, xh, computed.get(k))
+            for k, (g, site, target, xh) in enumerate(parts)]
 
 
 def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site_source="",
@@ -429,17 +432,14 @@ def frame_geometry(header, *, name="", wcs=None, shape=None, location=None, site
     ``location`` (with its ``site_source``) overrides the header's site; ``offset_hours``
     (from :func:`check_time_zone`) is subtracted from the stated time.
     """
-    g, site, target = _frame_geometry(header, name=name, wcs=wcs, shape=shape,
-                                      location=location, site_source=site_source,
-                                      offset_hours=offset_hours)
-    if site is not None and target is not None and g.time_mid is not None:
-        g.__dict__.update({k: float(v) for k, v in sun_moon(g.time_mid, site,
-                                                             target).items()})
-    return g
+    return frame_geometries([header], names=[name], wcs=[wcs], shapes=[shape],
+                            location=location, site_source=site_source,
+                            offset_hours=offset_hours)[0]
 
 
-def _frame_geometry(header, *, name, wcs, shape, location, site_source, offset_hours):
-    """:func:`frame_geometry` without the Sun and the Moon: (geometry, site, target)."""
+def _frame_basics(header, *, name, wcs, shape, location, site_source, offset_hours):
+    """The header's part of a frame's geometry: (geometry with its times, site, target,
+    (header airmass, its keyword))."""
     g = FrameGeometry(name=name)
     g.exptime = header_value(header, ("EXPTIME", "EXPOSURE"))[0]
     if location is None:
@@ -455,12 +455,17 @@ def _frame_geometry(header, *, name, wcs, shape, location, site_source, offset_h
         g.time_mid = t0 + 0.5 * (g.exptime or 0.0) * u.s
         if not g.exptime:
             g.notes.append("no EXPTIME: the time is DATE-OBS, not mid-exposure")
-    xh, xkey = _header_airmass(header)
+    return g, location, target, _header_airmass(header)
+
+
+def _choose_airmass(g, location, target, header_airmass, from_site):
+    """The frame's airmass: the header's where plausible and consistent with the one
+    computed from time, site and pointing (``from_site``: mid-exposure airmass, altitude,
+    airmass at the start; None when it cannot be computed), else the computed one."""
+    xh, xkey = header_airmass
     g.airmass_header = xh
-    if location is not None and target is not None and g.time_mid is not None:
-        x_mid, alt = target_airmass(g.time_mid, location, target)
-        g.airmass_computed, g.altitude = float(x_mid), float(alt)
-        g.airmass_computed_start = float(target_airmass(g.time_start, location, target)[0])
+    if from_site is not None:
+        g.airmass_computed, g.altitude, g.airmass_computed_start = from_site
     plausible = np.isfinite(xh) and 1.0 <= xh < 10.0
     computed = np.isfinite(g.airmass_computed)
     if plausible and (not computed
@@ -485,4 +490,4 @@ def _frame_geometry(header, *, name, wcs, shape, location, site_source, offset_h
         g.notes.append(("no usable AIRMASS keyword" if not np.isfinite(xh) else
                         f"implausible {xkey} = {xh:g}") + " and no "
                        + ", no ".join(missing) + " to compute it (give --site LAT,LON)")
-    return g, location, target
+    return g

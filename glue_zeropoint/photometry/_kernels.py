@@ -586,3 +586,231 @@ def bilinear_mesh(mesh, ny, nx, box):
             out[iy, ix] = ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
                            + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
     return out
+
+
+# -- the PSF core fit ---------------------------------------------------------------------------
+# A pixel-integrated elliptical core ``flux (beta - 1) / (pi a b) (1 + u^2 + v^2)^-beta`` with
+# p = (flux, x0, y0, log a, log b, theta, log(beta - 1)), each pixel the mean of os x os
+# sub-samples at offsets ``sub``. The fit is a bounded Levenberg-Marquardt (Marquardt's
+# scaling by the normal matrix's diagonal, so it does not depend on the parameters' units;
+# Nielsen's damping update; a parameter at a bound whose gradient points out is held), with
+# the tolerances of scipy's least_squares (ftol = xtol = gtol = 1e-8): the same minimum as
+# scipy's 'trf', without ~7 ms of Python per star.
+
+@nb.njit(cache=True)
+def core_model_jac(p, px, py, sub, z, sig, r, jac, want_jac):
+    """Normalised residuals ``(model - z) / sig`` into ``r`` and, if ``want_jac``, their
+    derivatives (n, 7) into ``jac``, for pixels centred at ``(px, py)``."""
+    flux, x0, y0 = p[0], p[1], p[2]
+    a = math.exp(p[3])
+    b = math.exp(p[4])
+    c = math.cos(p[5])
+    s = math.sin(p[5])
+    beta = 1.0 + math.exp(p[6])
+    os = sub.size
+    inv = 1.0 / (os * os)
+    norm = (beta - 1.0) / (PI * a * b)
+    ab = b / a - a / b
+    for i in range(z.size):
+        m = 0.0
+        j1 = 0.0
+        j2 = 0.0
+        j3 = 0.0
+        j4 = 0.0
+        j5 = 0.0
+        j6 = 0.0
+        for jy in range(os):
+            dy = py[i] + sub[jy] - y0
+            for jx in range(os):
+                dx = px[i] + sub[jx] - x0
+                u = (c * dx + s * dy) / a
+                v = (-s * dx + c * dy) / b
+                q = 1.0 + u * u + v * v
+                lq = math.log(q)
+                shape = math.exp(-beta * lq) * norm
+                m += shape
+                if want_jac:
+                    val = shape * flux * inv
+                    k = 2.0 * beta / q * val
+                    j1 += k * (u * c / a - v * s / b)
+                    j2 += k * (u * s / a + v * c / b)
+                    j3 += -val + k * u * u
+                    j4 += -val + k * v * v
+                    j5 -= k * u * v * ab
+                    j6 += val * (1.0 - (beta - 1.0) * lq)
+        w = 1.0 / sig[i]
+        r[i] = (m * flux * inv - z[i]) * w
+        if want_jac:
+            jac[i, 0] = m * inv * w
+            jac[i, 1] = j1 * w
+            jac[i, 2] = j2 * w
+            jac[i, 3] = j3 * w
+            jac[i, 4] = j4 * w
+            jac[i, 5] = j5 * w
+            jac[i, 6] = j6 * w
+
+
+@nb.njit(cache=True)
+def _normal(jac, r, a, g):
+    # the normal matrix jac^T jac and the gradient jac^T r
+    n, npar = jac.shape
+    for i in range(npar):
+        gi = 0.0
+        for k in range(n):
+            gi += jac[k, i] * r[k]
+        g[i] = gi
+        for j in range(i, npar):
+            s = 0.0
+            for k in range(n):
+                s += jac[k, i] * jac[k, j]
+            a[i, j] = s
+            a[j, i] = s
+
+
+@nb.njit(cache=True)
+def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
+    """Least-squares fit of the core (see above) from ``p0`` within ``[lo, hi]``.
+
+    Returns (p, converged, n_evaluations); ``converged`` is False when ``max_nfev``
+    evaluations did not meet a tolerance (scipy's status 0)."""
+    n = z.size
+    npar = p0.size
+    tol = 1e-8
+    x = p0.copy()
+    r = np.empty(n)
+    jac = np.empty((n, npar))
+    rn = np.empty(n)
+    jn = np.empty((n, npar))
+    a = np.empty((npar, npar))
+    g = np.empty(npar)
+    core_model_jac(x, px, py, sub, z, sig, r, jac, True)
+    nfev = 1
+    cost = 0.5 * np.dot(r, r)
+    _normal(jac, r, a, g)
+    scale = np.empty(npar)
+    for i in range(npar):
+        scale[i] = max(a[i, i], 1e-300)
+    mu = 1e-3
+    nu = 2.0
+    free = np.empty(npar, dtype=np.bool_)
+    while nfev < max_nfev:
+        for i in range(npar):
+            scale[i] = max(scale[i], a[i, i])
+            free[i] = not ((x[i] <= lo[i] and g[i] > 0.0) or (x[i] >= hi[i] and g[i] < 0.0))
+        # gradient test: the largest cosine between the residuals and a free column
+        rnorm = math.sqrt(2.0 * cost)
+        gmax = 0.0
+        for i in range(npar):
+            if free[i] and a[i, i] > 0.0 and rnorm > 0.0:
+                gmax = max(gmax, abs(g[i]) / (math.sqrt(a[i, i]) * rnorm))
+        if gmax < tol:
+            return x, True, nfev
+        idx = np.nonzero(free)[0]
+        nf = idx.size
+        m = np.empty((nf, nf))
+        rhs = np.empty(nf)
+        for ii in range(nf):
+            for jj in range(nf):
+                m[ii, jj] = a[idx[ii], idx[jj]]
+            m[ii, ii] += mu * scale[idx[ii]]
+            rhs[ii] = -g[idx[ii]]
+        try:
+            hf = np.linalg.solve(m, rhs)
+        except Exception:  # noqa: BLE001 (numba: a singular system)
+            mu *= nu
+            nu *= 2.0
+            continue
+        xn = x.copy()
+        for ii in range(nf):
+            k = idx[ii]
+            xn[k] = min(max(x[k] + hf[ii], lo[k]), hi[k])
+        h = xn - x
+        hnorm = math.sqrt(np.dot(h, h))
+        xnorm = math.sqrt(np.dot(x, x))
+        pred = 0.0
+        for i in range(npar):
+            ah = 0.0
+            for k in range(npar):
+                ah += a[i, k] * h[k]
+            pred -= h[i] * (g[i] + 0.5 * ah)
+        core_model_jac(xn, px, py, sub, z, sig, rn, jn, True)
+        nfev += 1
+        cost_n = 0.5 * np.dot(rn, rn)
+        if pred > 0.0 and cost_n < cost:
+            rho = (cost - cost_n) / pred
+            small_f = (cost - cost_n) < tol * cost and rho > 0.25
+            x = xn
+            cost = cost_n
+            r, rn = rn, r
+            jac, jn = jn, jac
+            _normal(jac, r, a, g)
+            t = 2.0 * rho - 1.0
+            mu *= max(1.0 / 3.0, 1.0 - t * t * t)
+            nu = 2.0
+            if small_f or hnorm < tol * (tol + xnorm):
+                return x, True, nfev
+        else:
+            if hnorm < tol * (tol + xnorm):
+                return x, True, nfev
+            mu *= nu
+            nu *= 2.0
+    return x, False, nfev
+
+
+# -- light of a displaced star inside a circle ----------------------------------------------------
+
+@nb.njit(cache=True)
+def _profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2):
+    # PSF.surface_brightness at one radius: a Gaussian core (gauss_s2 > 0), else the rings of
+    # the curve of growth (rad[0] = 0) and the power-law tail beyond the last radius
+    if gauss_s2 > 0.0:
+        return math.exp(-0.5 * r * r / gauss_s2) / (2.0 * PI * gauss_s2)
+    last = rad[rad.size - 1]
+    if r > last:
+        if tail_a > 0.0:
+            return tail_a * (max(r, 1e-9) ** 2 + c2) ** (-0.5 * tail_p)
+        return 0.0
+    lo = 0
+    hi = rad.size  # first index with rad > r (searchsorted side='right')
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if rad[mid] <= r:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = min(max(lo - 1, 0), ring.size - 1)
+    return max(ring[j], 0.0)
+
+
+@nb.njit(cache=True, parallel=True)
+def fraction_grid(d, radius, n_r, n_th, rad, ring, tail_a, tail_p, c2, gauss_s2):
+    """Light inside a circle of ``radius`` of a star whose centre is ``d`` (array) from the
+    circle's, by the midpoint rule on ``n_r`` x ``n_th`` polar cells of the circle."""
+    out = np.zeros(d.size)
+    dr = radius / n_r
+    dth = 2.0 * PI / n_th
+    # the cells at angles th and 2 pi - th are mirror images about the line of centres
+    half = n_th // 2
+    cs = np.empty(half)
+    sn = np.empty(half)
+    for j in range(half):
+        cs[j] = math.cos((j + 0.5) * dth)
+        sn[j] = math.sin((j + 0.5) * dth)
+    for k in nb.prange(d.size):
+        s = 0.0
+        for i in range(n_r):
+            rr = (i + 0.5) * dr
+            t = 0.0
+            for j in range(half):
+                px = rr * cs[j] + d[k]
+                py = rr * sn[j]
+                t += _profile_sb(math.sqrt(px * px + py * py), rad, ring, tail_a, tail_p, c2,
+                                 gauss_s2)
+            if n_th % 2 == 1:  # the cell at th = pi has no mirror
+                t = 2.0 * t + _profile_sb(abs(d[k] - rr), rad, ring, tail_a, tail_p, c2,
+                                          gauss_s2)
+            else:
+                t = 2.0 * t
+            s += t * rr
+        out[k] = s * dr * dth
+    return out

@@ -191,14 +191,18 @@ class PSF:
     def _fraction_table(self, radius, n):
         dmax = radius + max(8.0 * self.fwhm, 6.0)
         d = np.linspace(0.0, dmax, n)
-        rr = (np.arange(40) + 0.5) / 40 * radius
-        th = (np.arange(64) + 0.5) / 64 * 2 * np.pi
-        R, T = np.meshgrid(rr, th, indexing="ij")
-        px = R * np.cos(T)
-        py = R * np.sin(T)
-        dA = (radius / 40) * (2 * np.pi / 64) * R
-        sb = self.surface_brightness(np.hypot(px[None] + d[:, None, None], py[None]))
-        frac = np.sum(sb * dA[None], axis=(1, 2))
+        if self.radii is None:
+            rad, ring, s2 = np.zeros(1), np.zeros(1), self.sigma_eff ** 2
+        else:
+            rad = np.r_[0.0, self.radii]
+            ring = np.diff(np.r_[0.0, self.growth]) / np.diff(math.pi * rad ** 2)
+            s2 = 0.0
+        a = self.tail_amplitude if self.tail_amplitude is not None else 0.0
+        p = self.tail_index if self.tail_index is not None else 0.0
+        # midpoint rule on 40 x 64 polar cells of the circle (compiled: surface_brightness
+        # at each cell)
+        frac = K.fraction_grid(d, float(radius), 40, 64, rad, ring, float(a), float(p),
+                               float(self.tail_softening or 0.0) ** 2, float(s2))
         # the quadrature of a centred circle must give the encircled fraction exactly
         own = float(self.encircled(radius))
         if frac[0] > 0:
@@ -240,40 +244,25 @@ def _subgrid(os):
     return (np.arange(os) + 0.5) / os - 0.5
 
 
-def _core_terms(p, gx, gy):
-    """The core model on sub-samples ``(gx, gy)`` (per unit sub-sample area) and the pieces
-    its derivatives are made of."""
-    flux, x0, y0, la, lb, th, lbeta = p
-    a, b, beta = math.exp(la), math.exp(lb), 1.0 + math.exp(lbeta)
-    c, s = math.cos(th), math.sin(th)
-    dx = gx - x0
-    dy = gy - y0
-    u = (c * dx + s * dy) / a
-    v = (-s * dx + c * dy) / b
-    q = 1.0 + u * u + v * v
-    shape = q ** (-beta) * ((beta - 1.0) / (math.pi * a * b))
-    return shape, u, v, q, a, b, c, s, beta
+def _core_model(p, px, py, os):
+    """The pixel-integrated core (per pixel) at pixel centres ``px, py`` with ``os`` x ``os``
+    sub-samples: :func:`._kernels.core_model_jac` with unit errors."""
+    px = np.ascontiguousarray(px, float)
+    n = px.size
+    r = np.empty(n)
+    K.core_model_jac(np.asarray(p, float), px, np.ascontiguousarray(py, float), _subgrid(os),
+                     np.zeros(n), np.ones(n), r, np.empty((0, 7)), False)
+    return r
 
 
-def _core_model(p, gx, gy, os):
-    """The pixel-integrated core: ``gx, gy`` of shape (n_pixels, os*os) sub-samples."""
-    shape = _core_terms(p, gx, gy)[0]
-    return shape.sum(axis=1) * (p[0] / (os * os))
-
-
-def _core_jacobian(p, gx, gy, os):
+def _core_jacobian(p, px, py, os):
     """d(pixel-integrated core)/d(p), analytic: shape (n_pixels, 7)."""
-    shape, u, v, q, a, b, c, s, beta = _core_terms(p, gx, gy)
-    val = shape * (p[0] / (os * os))
-    k = 2.0 * beta / q * val
-    cols = (shape / (os * os),                       # flux
-            k * (u * c / a - v * s / b),             # x0
-            k * (u * s / a + v * c / b),             # y0
-            -val + k * u * u,                        # log a
-            -val + k * v * v,                        # log b
-            -k * u * v * (b / a - a / b),            # theta
-            val * (1.0 - (beta - 1.0) * np.log(q)))  # log(beta - 1)
-    return np.stack([col.sum(axis=1) for col in cols], axis=1)
+    px = np.ascontiguousarray(px, float)
+    n = px.size
+    jac = np.empty((n, 7))
+    K.core_model_jac(np.asarray(p, float), px, np.ascontiguousarray(py, float), _subgrid(os),
+                     np.zeros(n), np.ones(n), np.empty(n), jac, True)
+    return jac
 
 
 def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
@@ -283,7 +272,9 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
     ~1000, i.e. from broad-winged to Gaussian), so the *width* it returns does not depend on
     an assumed profile; its wings are not used for anything else. Each pixel is integrated
     over ``os`` x ``os`` sub-samples; only the pixels within ~2 FWHM are modelled, with an
-    analytic Jacobian. Returns (fwhm_major, fwhm_minor, theta_rad, x, y, flux) or None."""
+    analytic Jacobian, by a compiled bounded Levenberg-Marquardt
+    (:func:`._kernels.fit_core`). Returns (fwhm_major, fwhm_minor, theta_rad, x, y, flux) or
+    None."""
     ny, nx = stamp.shape
     os = int(min(12, max(3, math.ceil(4.0 / max(fwhm0, 0.3)))))
     yy, xx = np.mgrid[0:ny, 0:nx]
@@ -291,35 +282,24 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
     use = good & ((xx - x0) ** 2 + (yy - y0) ** 2 <= r_fit ** 2)
     if use.sum() < 7:
         return None
-    sub = _subgrid(os)
-    sx = np.broadcast_to(sub[None, :], (os, os)).ravel()  # x varies fastest
-    sy = np.broadcast_to(sub[:, None], (os, os)).ravel()
-    gx = xx[use].astype(float)[:, None] + sx[None, :]
-    gy = yy[use].astype(float)[:, None] + sy[None, :]
-    z = stamp[use]
+    z = np.ascontiguousarray(stamp[use], float)
+    if not np.all(np.isfinite(z)):
+        return None
     sig = np.sqrt(noise2 + np.clip(z, 0.0, None))
     beta0 = 3.0
     a0 = max(fwhm0, 0.3) / (2.0 * math.sqrt(2.0 ** (1.0 / beta0) - 1.0))
-    flux0 = max(float(np.sum(np.clip(stamp[use], 0, None))), 1e-6) * 1.2
-    p0 = [flux0, x0, y0, math.log(a0), math.log(a0), 0.0, math.log(beta0 - 1.0)]
-    lo = [0.0, x0 - 1.5, y0 - 1.5, math.log(0.05), math.log(0.05), -2 * math.pi,
-          math.log(0.1)]
-    hi = [np.inf, x0 + 1.5, y0 + 1.5, math.log(200.0), math.log(200.0), 2 * math.pi,
-          math.log(1000.0)]
-
-    def resid(p):
-        return (_core_model(p, gx, gy, os) - z) / sig
-
-    def jac(p):
-        return _core_jacobian(p, gx, gy, os) / sig[:, None]
-
-    try:
-        res = least_squares(resid, p0, jac=jac, bounds=(lo, hi), x_scale="jac", max_nfev=150)
-    except (ValueError, RuntimeError, FloatingPointError):
+    flux0 = max(float(np.sum(np.clip(z, 0, None))), 1e-6) * 1.2
+    p0 = np.array([flux0, x0, y0, math.log(a0), math.log(a0), 0.0, math.log(beta0 - 1.0)])
+    lo = np.array([0.0, x0 - 1.5, y0 - 1.5, math.log(0.05), math.log(0.05), -2 * math.pi,
+                   math.log(0.1)])
+    hi = np.array([np.inf, x0 + 1.5, y0 + 1.5, math.log(200.0), math.log(200.0),
+                   2 * math.pi, math.log(1000.0)])
+    with np.errstate(all="ignore"):
+        p, ok, _nfev = K.fit_core(p0, lo, hi, xx[use].astype(float), yy[use].astype(float),
+                                  _subgrid(os), z, sig, 150)
+    if not ok or not np.all(np.isfinite(p)):
         return None
-    if not res.success:
-        return None
-    flux, xc, yc, la, lb, th, lbeta = res.x
+    flux, xc, yc, la, lb, th, lbeta = p
     beta = 1.0 + math.exp(lbeta)
     k = 2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0)
     fa, fb = k * math.exp(la), k * math.exp(lb)
@@ -768,6 +748,24 @@ def _tail_model(q, rr, sky_in, sky_out):
         law_annulus_mean(q, sky_in, sky_out)
 
 
+def _tail_jacobian(q, rr, sky_in, sky_out):
+    """d(:func:`_tail_model`)/dq, shape (n, 3): analytic for the law, central differences
+    for its (scalar) annulus mean."""
+    a, p, c2 = math.exp(q[0]), float(q[1]), math.exp(2.0 * q[2])
+    u = rr ** 2 + c2
+    law = a * u ** (-0.5 * p)
+    jac = np.empty((rr.size, 3))
+    jac[:, 0] = law - law_annulus_mean(q, sky_in, sky_out)  # the model is linear in a
+    for k, col in ((1, -0.5 * law * np.log(u)), (2, -p * c2 * law / u)):
+        h = 1e-6 * max(abs(float(q[k])), 1.0)
+        qp, qm = np.array(q, float), np.array(q, float)
+        qp[k] += h
+        qm[k] -= h
+        jac[:, k] = col - (law_annulus_mean(qp, sky_in, sky_out) -
+                           law_annulus_mean(qm, sky_in, sky_out)) / (2.0 * h)
+    return jac
+
+
 def _fit_tail_law(rings, keep, soften):
     """The bounded weighted least-squares fit of the tail law to the rings ``keep``
     (``soften``: the softening radius free, else held at ~0), started from the best point of
@@ -782,16 +780,22 @@ def _fit_tail_law(rings, keep, soften):
     if cov is None:
         def resid(q):
             return (_tail_model(q, rk, sky_in, sky_out) - sk) / ek
+
+        def jac(q):
+            return _tail_jacobian(q, rk, sky_in, sky_out) / ek[:, None]
     else:  # generalised least squares: residuals whitened by the rings' covariance
         chol = np.linalg.cholesky(np.asarray(cov, float)[np.ix_(keep, keep)])
 
         def resid(q):
             return solve_triangular(chol, _tail_model(q, rk, sky_in, sky_out) - sk,
                                     lower=True)
+
+        def jac(q):
+            return solve_triangular(chol, _tail_jacobian(q, rk, sky_in, sky_out), lower=True)
     best = None
     for q0 in _tail_starts(rk, sk, ek, sky_in, sky_out, (c_lo, c_hi) if soften else (c_lo,)):
         try:
-            res = least_squares(resid, q0, bounds=(lo, hi))
+            res = least_squares(resid, q0, jac=jac, bounds=(lo, hi))
         except (ValueError, FloatingPointError):
             continue
         if res.success and (best is None or res.cost < best.cost):

@@ -25,8 +25,9 @@ def test_core_jacobian_matches_finite_differences(p):
     os = 4
     sub = (np.arange(os) + 0.5) / os - 0.5
     yy, xx = np.mgrid[0:15, 0:15]
-    gx = xx.ravel().astype(float)[:, None] + np.tile(sub, os)[None, :]
-    gy = yy.ravel().astype(float)[:, None] + np.repeat(sub, os)[None, :]
+    gx = xx.ravel().astype(float)  # pixel centres; the kernel adds the sub-samples
+    gy = yy.ravel().astype(float)
+    assert sub.size == os
     jac = _core_jacobian(np.asarray(p), gx, gy, os)
     # a floor for derivatives that vanish (theta of a round star): the rounding noise of a
     # finite difference of the model
@@ -128,3 +129,20 @@ def test_the_curve_of_growth_mean_does_not_flatten_on_a_chance_scatter():
     # two stars: half their difference only when they disagree
     assert _robust_weighted_mean(np.array([1.10, 1.11]), np.array([0.01, 0.01]))[1] < 0.0075
     assert _robust_weighted_mean(np.array([1.10, 1.20]), np.array([0.01, 0.01]))[1] > 0.049
+
+
+@pytest.mark.parametrize("q", [(math.log(0.02), 4.2, math.log(2.5)),
+                               (math.log(3.0), 3.05, math.log(0.02)),
+                               (math.log(0.5), 3.0, math.log(1.0))])
+def test_tail_jacobian_matches_finite_differences(q):
+    from glue_zeropoint.photometry.psf import _tail_jacobian, _tail_model
+
+    r = np.linspace(3.0, 14.0, 9)
+    jac = _tail_jacobian(np.asarray(q), r, 18.0, 26.0)
+    for k in range(3):
+        h = 1e-6
+        hi, lo = np.array(q, float), np.array(q, float)
+        hi[k] += h
+        lo[k] -= h
+        num = (_tail_model(hi, r, 18.0, 26.0) - _tail_model(lo, r, 18.0, 26.0)) / (2 * h)
+        assert np.allclose(jac[:, k], num, rtol=1e-5, atol=1e-9 * np.max(np.abs(num))), k
