@@ -668,6 +668,30 @@ def _normal(jac, r, a, g):
 
 
 @nb.njit(cache=True)
+def _damped_step(a, g, x, lo, hi, mu, scale, free):
+    # the Levenberg-Marquardt step for the free parameters, clipped to the bounds; None when
+    # the damped normal system is singular
+    idx = np.nonzero(free)[0]
+    nf = idx.size
+    m = np.empty((nf, nf))
+    rhs = np.empty(nf)
+    for ii in range(nf):
+        for jj in range(nf):
+            m[ii, jj] = a[idx[ii], idx[jj]]
+        m[ii, ii] += mu * scale[idx[ii]]
+        rhs[ii] = -g[idx[ii]]
+    try:
+        hf = np.linalg.solve(m, rhs)
+    except Exception:  # noqa: BLE001 (numba raises a plain exception)
+        return None
+    xn = x.copy()
+    for ii in range(nf):
+        k = idx[ii]
+        xn[k] = min(max(x[k] + hf[ii], lo[k]), hi[k])
+    return xn
+
+
+@nb.njit(cache=True)
 def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
     """Least-squares fit of the core (see above) from ``p0`` within ``[lo, hi]``.
 
@@ -705,25 +729,11 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
                 gmax = max(gmax, abs(g[i]) / (math.sqrt(a[i, i]) * rnorm))
         if gmax < tol:
             return x, True, nfev
-        idx = np.nonzero(free)[0]
-        nf = idx.size
-        m = np.empty((nf, nf))
-        rhs = np.empty(nf)
-        for ii in range(nf):
-            for jj in range(nf):
-                m[ii, jj] = a[idx[ii], idx[jj]]
-            m[ii, ii] += mu * scale[idx[ii]]
-            rhs[ii] = -g[idx[ii]]
-        try:
-            hf = np.linalg.solve(m, rhs)
-        except Exception:  # noqa: BLE001 (numba: a singular system)
+        xn = _damped_step(a, g, x, lo, hi, mu, scale, free)
+        if xn is None:  # a singular system
             mu *= nu
             nu *= 2.0
             continue
-        xn = x.copy()
-        for ii in range(nf):
-            k = idx[ii]
-            xn[k] = min(max(x[k] + hf[ii], lo[k]), hi[k])
         h = xn - x
         hnorm = math.sqrt(np.dot(h, h))
         xnorm = math.sqrt(np.dot(x, x))

@@ -4,6 +4,7 @@ workers, peak memory per worker against the number of nights, and a paper projec
 Not in the default test run. A script (sizes are arguments)::
 
     python tests/benchmarks/bench_archive.py --nights 20 --frames 40 --shape 2048 --out /tmp/b
+    python tests/benchmarks/bench_archive.py --memory-only --nights 10 --frames 40 --shape 2048
 
 The issue's full size (20 nights x 40 frames of 2048^2) is ~800 frames; on a shared 2-core
 machine a reduced size is run (say which in the report). What it does:
@@ -143,6 +144,9 @@ def main(argv=None):
     p.add_argument("--memory-limit", default="2GB")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_archive"))
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the memory runs: N and 2 N nights on 2 workers (no 1-worker "
+                        "timing, no projection)")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     n_write = a.nights if a.skip_memory else 2 * a.nights  # 2 N only for the memory run
@@ -152,6 +156,8 @@ def main(argv=None):
     warm = warm_job(a.out, cat)
     res = {"nights": a.nights, "frames_per_night": a.frames, "shape": a.shape,
            "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
+    if a.memory_only:
+        return memory_only(a, nights_dir, names, cat, warm, res)
     for w in (1, 2):
         dt, n, rss, cpu = run(nights_dir, names[:a.nights], cat, a.out / f"store-w{w}", w,
                               a.memory_limit, warm)
@@ -186,6 +192,19 @@ def main(argv=None):
     res["projection"] = projection(core_s, a.shape, raw)
     print(res["projection"]["text"])
     (a.out / "bench_archive.json").write_text(json.dumps(res, indent=1, default=float))
+    return res
+
+
+def memory_only(a, nights_dir, names, cat, warm, res):
+    """Peak RSS per worker after N and after 2 N nights, each on a fresh 2-worker cluster."""
+    for key, sel in (("w2", names[:a.nights]), ("w2_2n", names)):
+        dt, n, rss, _ = run(nights_dir, sel, cat, a.out / f"store-{key}", 2, a.memory_limit,
+                            warm)
+        res[key] = {"nights": len(sel), "seconds": dt, "frames": n, "rss_mb": rss}
+        print(f"2 workers, {len(sel)} nights: {n} frames in {dt:.1f} s; peak RSS per worker "
+              f"{', '.join(f'{r:.0f}' for r in rss)} MB", flush=True)
+    res["loadavg_end"] = os.getloadavg()
+    (a.out / "bench_archive_memory.json").write_text(json.dumps(res, indent=1, default=float))
     return res
 
 
