@@ -146,16 +146,21 @@ def write_ecsv(table, path, *, chunk_rows=20000):
     slice, then the data section one slice at a time, formatted as astropy's ECSV writer
     formats it (``str`` of each value, masked values empty, stripped, space-delimited,
     minimal quoting with ``""`` for an empty field) but a column at a time: the file is byte
-    for byte what ``table.write(path, format='ascii.ecsv')`` writes (tests/test_io.py). A
-    table with object or multidimensional columns (written as JSON) goes through astropy's
-    writer, whole when it has object columns (their ECSV subtype comes from the data).
+    for byte what ``table.write(path, format='ascii.ecsv')`` writes (tests/test_io.py). Other
+    tables go through astropy's writer: one slice at a time (multidimensional columns, text
+    with a carriage return), or whole (object columns, whose ECSV subtype comes from the
+    data; mixins such as Time).
     """
+    from astropy.table import Column, MaskedColumn
+
     path = Path(path)
     chunk_rows = max(int(chunk_rows), 1)
     columns = _plain_columns(table)
-    # an object column's ECSV subtype is read from its data: written whole
-    whole = columns is None and (len(table) <= chunk_rows or
-                                 any(table[c].dtype.kind == "O" for c in table.colnames))
+    # an object column's ECSV subtype is read from its data, and a mixin (Time, SkyCoord)
+    # may be written as several columns: written whole
+    whole = columns is None and (len(table) <= chunk_rows or any(
+        getattr(table[c], "dtype", np.dtype("O")).kind == "O" or table[c].__class__
+        not in (Column, MaskedColumn) for c in table.colnames))
     with atomic_path(path) as tmp:
         if whole:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
@@ -187,9 +192,11 @@ def _plain_columns(table):
     out = []
     for name in table.colnames:
         col = table[name]
-        if col.ndim != 1 or col.dtype.kind not in "fiubU" or \
-                not isinstance(col, (Column, MaskedColumn)):
-            return None
+        if not isinstance(col, (Column, MaskedColumn)) or col.ndim != 1 or \
+                col.dtype.kind not in "fiubU":
+            return None  # mixins (Time, SkyCoord, Quantity), JSON-written columns
+        if col.dtype.kind == "U" and (np.char.find(np.asarray(col), "\r") >= 0).any():
+            return None  # astropy's csv writer ends lines with \r\n and quotes a lone \r
         mask = np.asarray(col.mask) if isinstance(col, MaskedColumn) else None
         out.append((np.asarray(col), mask if mask is not None and mask.any() else None))
     return out

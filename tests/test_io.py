@@ -200,3 +200,25 @@ def test_write_ecsv_in_chunks_is_astropys_file(tmp_path):
     write_ecsv(t, tmp_path / "chunked2.ecsv", chunk_rows=1000)
     assert (tmp_path / "chunked2.ecsv").read_bytes() == \
         (tmp_path / "astropy2.ecsv").read_bytes()
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_write_ecsv_small_tables_and_what_goes_through_astropy(tmp_path, n):
+    """Tables no longer than a chunk (and empty ones) take the same writer; a lone carriage
+    return in a string (astropy quotes it) and mixin columns (Time) go through astropy's."""
+    import numpy as np
+    from astropy.table import Table
+    from astropy.time import Time
+
+    from glue_zeropoint.io import write_ecsv
+
+    cases = {"plain": Table({"a": np.arange(n, dtype=float) / 3, "s": ["x y", "", "z"][:n]}),
+             "cr": Table({"s": ["a\rb", "x", "c\r\nd"][:n], "i": np.arange(n)}),
+             "time": Table({"t": Time(60000.0 + np.arange(n), format="mjd"),
+                            "i": np.arange(n)})}
+    for name, t in cases.items():
+        t.write(tmp_path / f"{name}-astropy.ecsv", format="ascii.ecsv")
+        write_ecsv(t, tmp_path / f"{name}.ecsv", chunk_rows=2)
+        assert (tmp_path / f"{name}.ecsv").read_bytes() == \
+            (tmp_path / f"{name}-astropy.ecsv").read_bytes(), name
+        assert len(Table.read(tmp_path / f"{name}.ecsv", format="ascii.ecsv")) == n

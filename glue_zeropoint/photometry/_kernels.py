@@ -1,6 +1,8 @@
-"""Compiled (numba) hot paths of the photometry: exact aperture sums, annulus sky, centroids.
+"""Compiled (numba) hot paths of the photometry: exact aperture sums, annulus sky, centroids,
+background meshes and detection filters, the PSF core fit, and the light of a displaced star
+inside a circle (the crowding table).
 
-Nothing here is public; :mod:`glue_zeropoint.photometry.aperture` wraps these kernels.
+Nothing here is public; :mod:`.aperture`, :mod:`.psf` and :mod:`.detection` wrap these kernels.
 
 Exact circle-pixel overlap
 --------------------------
@@ -594,8 +596,9 @@ def bilinear_mesh(mesh, ny, nx, box):
 # sub-samples at offsets ``sub``. The fit is a bounded Levenberg-Marquardt (Marquardt's
 # scaling by the normal matrix's diagonal, so it does not depend on the parameters' units;
 # Nielsen's damping update; a parameter at a bound whose gradient points out is held), with
-# the tolerances of scipy's least_squares (ftol = xtol = gtol = 1e-8): the same minimum as
-# scipy's 'trf', without ~7 ms of Python per star.
+# scipy's least_squares ftol and xtol tests and MINPACK's gradient test (all at 1e-8): the
+# same minimum as scipy's 'trf' (tests/photometry/test_psf_fits.py), without its ~5 ms of
+# Python per star.
 
 @nb.njit(cache=True)
 def core_model_jac(p, px, py, sub, z, sig, r, jac, want_jac):
@@ -668,27 +671,59 @@ def _normal(jac, r, a, g):
 
 
 @nb.njit(cache=True)
-def _damped_step(a, g, x, lo, hi, mu, scale, free):
-    # the Levenberg-Marquardt step for the free parameters, clipped to the bounds; None when
-    # the damped normal system is singular
+def _damped_step(a, g, x, lo, hi, mu, scale, free, xn):
+    # the Levenberg-Marquardt step for the free parameters, clipped to the bounds, into xn;
+    # False when the damped normal system is not positive definite (a hand-written Cholesky:
+    # no exception inside compiled code)
     idx = np.nonzero(free)[0]
     nf = idx.size
     m = np.empty((nf, nf))
-    rhs = np.empty(nf)
+    h = np.empty(nf)
     for ii in range(nf):
         for jj in range(nf):
             m[ii, jj] = a[idx[ii], idx[jj]]
         m[ii, ii] += mu * scale[idx[ii]]
-        rhs[ii] = -g[idx[ii]]
-    try:
-        hf = np.linalg.solve(m, rhs)
-    except Exception:  # noqa: BLE001 (numba raises a plain exception)
-        return None
-    xn = x.copy()
+        h[ii] = -g[idx[ii]]
+    for j in range(nf):  # m = L L^T, L in the lower triangle
+        d = m[j, j]
+        for k in range(j):
+            d -= m[j, k] * m[j, k]
+        if not d > 0.0 or not math.isfinite(d):
+            return False
+        m[j, j] = math.sqrt(d)
+        for i in range(j + 1, nf):
+            t = m[i, j]
+            for k in range(j):
+                t -= m[i, k] * m[j, k]
+            m[i, j] = t / m[j, j]
+    for i in range(nf):  # L y = -g
+        t = h[i]
+        for k in range(i):
+            t -= m[i, k] * h[k]
+        h[i] = t / m[i, i]
+    for i in range(nf - 1, -1, -1):  # L^T step = y
+        t = h[i]
+        for k in range(i + 1, nf):
+            t -= m[k, i] * h[k]
+        h[i] = t / m[i, i]
+    xn[:] = x
     for ii in range(nf):
         k = idx[ii]
-        xn[k] = min(max(x[k] + hf[ii], lo[k]), hi[k])
-    return xn
+        xn[k] = min(max(x[k] + h[ii], lo[k]), hi[k])
+    return True
+
+
+@nb.njit(cache=True)
+def _converged_gradient(a, g, x, lo, hi, cost, tol, free):
+    # MINPACK's gradient test: the largest cosine between the residuals and a free column
+    # (a parameter at a bound that the gradient pushes out of is held, not free)
+    rnorm = math.sqrt(2.0 * cost)
+    gmax = 0.0
+    for i in range(x.size):
+        free[i] = not ((x[i] <= lo[i] and g[i] > 0.0) or (x[i] >= hi[i] and g[i] < 0.0))
+        if free[i] and a[i, i] > 0.0 and rnorm > 0.0:
+            gmax = max(gmax, abs(g[i]) / (math.sqrt(a[i, i]) * rnorm))
+    return gmax < tol
 
 
 @nb.njit(cache=True)
@@ -696,11 +731,13 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
     """Least-squares fit of the core (see above) from ``p0`` within ``[lo, hi]``.
 
     Returns (p, converged, n_evaluations); ``converged`` is False when ``max_nfev``
-    evaluations did not meet a tolerance (scipy's status 0)."""
+    evaluations did not meet a tolerance (scipy's status 0) or the residuals are not finite
+    at the start."""
     n = z.size
     npar = p0.size
     tol = 1e-8
     x = p0.copy()
+    xn = p0.copy()
     r = np.empty(n)
     jac = np.empty((n, npar))
     rn = np.empty(n)
@@ -711,28 +748,25 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
     nfev = 1
     cost = 0.5 * np.dot(r, r)
     _normal(jac, r, a, g)
+    if not (math.isfinite(cost) and np.all(np.isfinite(a))):
+        return x, False, nfev
     scale = np.empty(npar)
     for i in range(npar):
         scale[i] = max(a[i, i], 1e-300)
     mu = 1e-3
     nu = 2.0
     free = np.empty(npar, dtype=np.bool_)
-    while nfev < max_nfev:
+    while True:
+        if _converged_gradient(a, g, x, lo, hi, cost, tol, free):
+            return x, True, nfev
+        if nfev >= max_nfev or not math.isfinite(mu):
+            return x, False, nfev
         for i in range(npar):
             scale[i] = max(scale[i], a[i, i])
-            free[i] = not ((x[i] <= lo[i] and g[i] > 0.0) or (x[i] >= hi[i] and g[i] < 0.0))
-        # gradient test: the largest cosine between the residuals and a free column
-        rnorm = math.sqrt(2.0 * cost)
-        gmax = 0.0
-        for i in range(npar):
-            if free[i] and a[i, i] > 0.0 and rnorm > 0.0:
-                gmax = max(gmax, abs(g[i]) / (math.sqrt(a[i, i]) * rnorm))
-        if gmax < tol:
-            return x, True, nfev
-        xn = _damped_step(a, g, x, lo, hi, mu, scale, free)
-        if xn is None:  # a singular system
-            mu *= nu
+        if not _damped_step(a, g, x, lo, hi, mu, scale, free, xn):
+            mu *= nu  # not positive definite: damp more (counts against the budget)
             nu *= 2.0
+            nfev += 1
             continue
         h = xn - x
         hnorm = math.sqrt(np.dot(h, h))
@@ -749,7 +783,7 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
         if pred > 0.0 and cost_n < cost:
             rho = (cost - cost_n) / pred
             small_f = (cost - cost_n) < tol * cost and rho > 0.25
-            x = xn
+            x, xn = xn, x
             cost = cost_n
             r, rn = rn, r
             jac, jn = jn, jac
@@ -764,7 +798,6 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
                 return x, True, nfev
             mu *= nu
             nu *= 2.0
-    return x, False, nfev
 
 
 # -- light of a displaced star inside a circle ----------------------------------------------------

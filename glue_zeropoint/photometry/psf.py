@@ -286,6 +286,8 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
     if not np.all(np.isfinite(z)):
         return None
     sig = np.sqrt(noise2 + np.clip(z, 0.0, None))
+    if not np.all(np.isfinite(sig) & (sig > 0)):
+        return None
     beta0 = 3.0
     a0 = max(fwhm0, 0.3) / (2.0 * math.sqrt(2.0 ** (1.0 / beta0) - 1.0))
     flux0 = max(float(np.sum(np.clip(z, 0, None))), 1e-6) * 1.2
@@ -294,9 +296,8 @@ def _fit_core(stamp, good, x0, y0, fwhm0, noise2):
                    math.log(0.1)])
     hi = np.array([np.inf, x0 + 1.5, y0 + 1.5, math.log(200.0), math.log(200.0),
                    2 * math.pi, math.log(1000.0)])
-    with np.errstate(all="ignore"):
-        p, ok, _nfev = K.fit_core(p0, lo, hi, xx[use].astype(float), yy[use].astype(float),
-                                  _subgrid(os), z, sig, 150)
+    p, ok, _nfev = K.fit_core(p0, lo, hi, xx[use].astype(float), yy[use].astype(float),
+                              _subgrid(os), z, sig, 150)
     if not ok or not np.all(np.isfinite(p)):
         return None
     flux, xc, yc, la, lb, th, lbeta = p

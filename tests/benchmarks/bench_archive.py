@@ -148,6 +148,8 @@ def main(argv=None):
                    help="only the memory runs: N and 2 N nights on 2 workers (no 1-worker "
                         "timing, no projection)")
     a = p.parse_args(argv)
+    if a.memory_only and a.skip_memory:
+        p.error("--memory-only and --skip-memory exclude each other")
     a.out.mkdir(parents=True, exist_ok=True)
     n_write = a.nights if a.skip_memory else 2 * a.nights  # 2 N only for the memory run
     print(f"writing {n_write} nights of {a.frames} frames of {a.shape}^2", flush=True)

@@ -146,3 +146,102 @@ def test_tail_jacobian_matches_finite_differences(q):
         lo[k] -= h
         num = (_tail_model(hi, r, 18.0, 26.0) - _tail_model(lo, r, 18.0, 26.0)) / (2 * h)
         assert np.allclose(jac[:, k], num, rtol=1e-5, atol=1e-9 * np.max(np.abs(num))), k
+
+
+def _scipy_core_fit(stamp, x0, y0, fwhm0, noise2):
+    """The reference: the same model, start and bounds through scipy's least_squares."""
+    from scipy.optimize import least_squares
+
+    from glue_zeropoint.photometry.psf import _subgrid
+
+    os = int(min(12, max(3, math.ceil(4.0 / max(fwhm0, 0.3)))))
+    yy, xx = np.mgrid[0:stamp.shape[0], 0:stamp.shape[1]]
+    use = (xx - x0) ** 2 + (yy - y0) ** 2 <= max(2.5, 2.0 * fwhm0) ** 2
+    px, py, z = xx[use].astype(float), yy[use].astype(float), stamp[use].astype(float)
+    sig = np.sqrt(noise2 + np.clip(z, 0, None))
+    a0 = fwhm0 / (2.0 * math.sqrt(2.0 ** (1.0 / 3.0) - 1.0))
+    p0 = [max(np.clip(z, 0, None).sum(), 1e-6) * 1.2, x0, y0, math.log(a0), math.log(a0), 0.0,
+          math.log(2.0)]
+    lo = [0.0, x0 - 1.5, y0 - 1.5, math.log(0.05), math.log(0.05), -2 * math.pi,
+          math.log(0.1)]
+    hi = [np.inf, x0 + 1.5, y0 + 1.5, math.log(200.0), math.log(200.0), 2 * math.pi,
+          math.log(1000.0)]
+    sub = _subgrid(os)
+    assert sub.size == os
+
+    def resid(p):
+        return (_core_model(p, px, py, os) - z) / sig
+
+    def jac(p):
+        return _core_jacobian(p, px, py, os) / sig[:, None]
+
+    res = least_squares(resid, p0, jac=jac, bounds=(lo, hi), x_scale="jac", max_nfev=150)
+    fl, xc, yc, la, lb, _th, lbeta = res.x
+    beta = 1.0 + math.exp(lbeta)
+    k = 2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0)
+    return k * math.exp(0.5 * (la + lb)), xc, yc, fl, beta
+
+
+@pytest.mark.parametrize("profile,fwhm,ell", [("gauss", 3.0, 0.0), ("gauss", 0.7, 0.0),
+                                              ("moffat2", 2.5, 0.25), ("moffat5", 5.0, 0.1)])
+def test_compiled_core_fit_finds_scipys_minimum(profile, fwhm, ell):
+    """The compiled Levenberg-Marquardt lands where scipy's trf does, a Gaussian star's
+    kurtosis at its bound (beta -> 1000) included."""
+    rng = np.random.default_rng(int(fwhm * 10))
+    n = int(max(15, 6 * fwhm)) | 1
+    x0, y0 = n // 2 + 0.23, n // 2 - 0.31
+    sub = (np.arange(10) + 0.5) / 10 - 0.5
+    yy, xx = np.mgrid[0:n, 0:n]
+    img = np.zeros((n, n))
+    for a in sub:
+        for b in sub:
+            r2 = (xx + a - x0) ** 2 / (1 - ell) + (yy + b - y0) ** 2 * (1 - ell)
+            if profile == "gauss":
+                img += np.exp(-r2 / (2 * (fwhm / 2.3548) ** 2))
+            else:
+                beta = 2.0 if profile == "moffat2" else 5.0
+                al2 = (fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))) ** 2
+                img += (1 + r2 / al2) ** -beta
+    img = rng.poisson(img * 5e4 / img.sum() + 30.0) - 30.0
+    ref = _scipy_core_fit(img, n // 2, n // 2, fwhm, 30.0)
+    fa, fb, _th, xc, yc, flux = _fit_core(img, np.ones(img.shape, bool), n // 2, n // 2,
+                                          fwhm, 30.0)
+    assert abs(math.sqrt(fa * fb) / ref[0] - 1) < 1e-4
+    assert abs(xc - ref[1]) < 1e-4 and abs(yc - ref[2]) < 1e-4
+    assert abs(flux / ref[3] - 1) < 1e-4
+    if profile == "gauss" and fwhm > 1:
+        assert ref[4] > 100  # the case where a bound holds
+
+
+def test_core_fit_refuses_non_finite_input():
+    img = np.ones((11, 11))
+    img[5, 5] = 50.0
+    assert _fit_core(img, np.ones(img.shape, bool), 5, 5, 2.0, np.nan) is None
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "growth"])
+@pytest.mark.parametrize("n_th", [64, 63])
+def test_displaced_light_table_is_the_quadrature_of_the_profile(kind, n_th):
+    """The compiled table is the midpoint rule of PSF.surface_brightness over the circle."""
+    from glue_zeropoint.photometry import _kernels as K
+    from glue_zeropoint.photometry.psf import PSF
+
+    psf = PSF(fwhm=2.2) if kind == "gaussian" else PSF(
+        fwhm=2.0, radii=(1, 2, 3, 4, 6, 8), growth=(0.2, 0.5, 0.7, 0.8, 0.9, 0.95),
+        tail_amplitude=0.02, tail_index=3.5, tail_softening=1.5, growth_stars=5)
+    radius, d = 3.3, np.linspace(0.0, 20.0, 17)
+    rr = (np.arange(40) + 0.5) / 40 * radius
+    th = (np.arange(n_th) + 0.5) / n_th * 2 * np.pi
+    R, T = np.meshgrid(rr, th, indexing="ij")
+    sb = psf.surface_brightness(np.hypot(R[None] * np.cos(T[None]) + d[:, None, None],
+                                         R[None] * np.sin(T[None])))
+    want = np.sum(sb * R[None], axis=(1, 2)) * (radius / 40) * (2 * np.pi / n_th)
+    if kind == "gaussian":
+        rad, ring, s2 = np.zeros(1), np.zeros(1), psf.sigma_eff ** 2
+    else:
+        rad = np.r_[0.0, psf.radii]
+        ring = np.diff(np.r_[0.0, psf.growth]) / np.diff(math.pi * rad ** 2)
+        s2 = 0.0
+    got = K.fraction_grid(d, radius, 40, n_th, rad, ring, float(psf.tail_amplitude or 0.0),
+                          float(psf.tail_index or 0.0), float(psf.tail_softening) ** 2, s2)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
