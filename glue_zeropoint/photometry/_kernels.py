@@ -727,13 +727,63 @@ def _converged_gradient(a, g, x, lo, hi, cost, tol, free):
 
 
 @nb.njit(cache=True)
-def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
-    """Least-squares fit of the core (see above) from ``p0`` within ``[lo, hi]``.
+def tail_model_jac(q, r, s, w, sky_in, sky_out, res, jac, want_jac):
+    """Whitened residuals ``w @ (law(r) - s)`` of the wing law ``exp(q0) (r^2 + exp(2 q2))
+    ^(-q1/2)`` less its mean over the sky annulus ``sky_in``-``sky_out`` (the index q1 >= 3,
+    as the fit's bounds keep it) into ``res`` and, if ``want_jac``, their derivatives into
+    ``jac`` (n, 3). ``w``: the inverse of the rings' covariance's Cholesky factor (or the
+    diagonal of inverse errors)."""
+    n = r.size
+    a = math.exp(q[0])
+    p = q[1]
+    c2 = math.exp(2.0 * q[2])
+    hh = 1.0 - 0.5 * p
+    xo = sky_out * sky_out + c2
+    yi = sky_in * sky_in + c2
+    area = sky_out * sky_out - sky_in * sky_in
+    xh = xo ** hh
+    yh = yi ** hh
+    mean = a * (xh - yh) / (hh * area)  # law_annulus_mean
+    # d mean / d p = -1/2 d mean / d hh;  d mean / d q2 = 2 a c2 (xo^(hh-1) - yi^(hh-1)) / area
+    dm_dp = -0.5 * a / area * ((xh * math.log(xo) - yh * math.log(yi)) / hh
+                               - (xh - yh) / (hh * hh))
+    dm_dq2 = 2.0 * a * c2 * (xh / xo - yh / yi) / area
+    f = np.empty(n)
+    jf = np.empty((n, 3))
+    for i in range(n):
+        u = r[i] * r[i] + c2
+        law = a * u ** (-0.5 * p)
+        f[i] = law - mean - s[i]
+        jf[i, 0] = law - mean
+        jf[i, 1] = -0.5 * law * math.log(u) - dm_dp
+        jf[i, 2] = -p * c2 * law / u - dm_dq2
+    for i in range(n):
+        t = 0.0
+        for k in range(n):
+            t += w[i, k] * f[k]
+        res[i] = t
+        if want_jac:
+            for j in range(3):
+                t = 0.0
+                for k in range(n):
+                    t += w[i, k] * jf[k, j]
+                jac[i, j] = t
 
-    Returns (p, converged, n_evaluations); ``converged`` is False when ``max_nfev``
-    evaluations did not meet a tolerance (scipy's status 0) or the residuals are not finite
-    at the start."""
-    n = z.size
+
+@nb.njit(cache=True)
+def _evaluate(kind, p, d1, d2, d3, d4, d5, w, s1, s2, res, jac, want_jac):
+    # the residuals of model ``kind``: 0 the PSF core (d1..d5 = px, py, sub, z, sig), 1 the
+    # wing law (d1, d2 = r, s; w, s1, s2 = whitening, sky_in, sky_out)
+    if kind == 0:
+        core_model_jac(p, d1, d2, d3, d4, d5, res, jac, want_jac)
+    else:
+        tail_model_jac(p, d1, d2, w, s1, s2, res, jac, want_jac)
+
+
+@nb.njit(cache=True)
+def _lm(kind, p0, lo, hi, n, d1, d2, d3, d4, d5, w, s1, s2, max_nfev):
+    """The bounded Levenberg-Marquardt (see above) of model ``kind`` (:func:`_evaluate`) with
+    ``n`` residuals from ``p0`` within ``[lo, hi]``: (p, converged, evaluations, cost)."""
     npar = p0.size
     tol = 1e-8
     x = p0.copy()
@@ -744,12 +794,12 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
     jn = np.empty((n, npar))
     a = np.empty((npar, npar))
     g = np.empty(npar)
-    core_model_jac(x, px, py, sub, z, sig, r, jac, True)
+    _evaluate(kind, x, d1, d2, d3, d4, d5, w, s1, s2, r, jac, True)
     nfev = 1
     cost = 0.5 * np.dot(r, r)
     _normal(jac, r, a, g)
     if not (math.isfinite(cost) and np.all(np.isfinite(a))):
-        return x, False, nfev
+        return x, False, nfev, cost
     scale = np.empty(npar)
     for i in range(npar):
         scale[i] = max(a[i, i], 1e-300)
@@ -758,9 +808,9 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
     free = np.empty(npar, dtype=np.bool_)
     while True:
         if _converged_gradient(a, g, x, lo, hi, cost, tol, free):
-            return x, True, nfev
+            return x, True, nfev, cost
         if nfev >= max_nfev or not math.isfinite(mu):
-            return x, False, nfev
+            return x, False, nfev, cost
         for i in range(npar):
             scale[i] = max(scale[i], a[i, i])
         if not _damped_step(a, g, x, lo, hi, mu, scale, free, xn):
@@ -777,7 +827,7 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
             for k in range(npar):
                 ah += a[i, k] * h[k]
             pred -= h[i] * (g[i] + 0.5 * ah)
-        core_model_jac(xn, px, py, sub, z, sig, rn, jn, True)
+        _evaluate(kind, xn, d1, d2, d3, d4, d5, w, s1, s2, rn, jn, True)
         nfev += 1
         cost_n = 0.5 * np.dot(rn, rn)
         if pred > 0.0 and cost_n < cost:
@@ -792,12 +842,32 @@ def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
             mu *= max(1.0 / 3.0, 1.0 - t * t * t)
             nu = 2.0
             if small_f or hnorm < tol * (tol + xnorm):
-                return x, True, nfev
+                return x, True, nfev, cost
         else:
             if hnorm < tol * (tol + xnorm):
-                return x, True, nfev
+                return x, True, nfev, cost
             mu *= nu
             nu *= 2.0
+
+
+@nb.njit(cache=True)
+def fit_core(p0, lo, hi, px, py, sub, z, sig, max_nfev):
+    """Least-squares fit of the core (see above) from ``p0`` within ``[lo, hi]``.
+
+    Returns (p, converged, n_evaluations); ``converged`` is False when ``max_nfev``
+    evaluations did not meet a tolerance (scipy's status 0) or the residuals are not finite
+    at the start."""
+    x, ok, nfev, _cost = _lm(0, p0, lo, hi, z.size, px, py, sub, z, sig, np.zeros((0, 0)),
+                             0.0, 0.0, max_nfev)
+    return x, ok, nfev
+
+
+@nb.njit(cache=True)
+def fit_tail(q0, lo, hi, r, s, w, sky_in, sky_out, max_nfev):
+    """Least-squares fit of the wing law (:func:`tail_model_jac`) from ``q0`` within
+    ``[lo, hi]``: (q, converged, n_evaluations, cost)."""
+    e = np.empty(0)
+    return _lm(1, q0, lo, hi, r.size, r, s, e, e, e, w, sky_in, sky_out, max_nfev)
 
 
 # -- light of a displaced star inside a circle ----------------------------------------------------

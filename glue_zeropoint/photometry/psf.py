@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from astropy.stats import mad_std
 from scipy.linalg import solve_triangular
-from scipy.optimize import least_squares
 
 from ..exceptions import PhotometryError
 from ..stats import MEDIAN_ERROR
@@ -729,7 +728,7 @@ def propagated_variance(fn, q, cov, free, eps=1e-4):
 
 
 def _scaled_covariance(res, fitted, drop_bound=True):
-    """``(cov, free)``: the covariance of the parameters ``free`` of a ``least_squares``
+    """``(cov, free)``: the covariance of the parameters ``free`` of a least-squares
     result ``res`` (those of ``fitted`` not held at a bound, the amplitude always), scaled by
     the reduced chi2 when it exceeds 1; ``cov`` None where it cannot be inverted. With
     ``drop_bound`` a parameter at its bound is not free: its linearised error would reach past the bound (an index at
@@ -767,40 +766,55 @@ def _tail_jacobian(q, rr, sky_in, sky_out):
     return jac
 
 
+@dataclass
+class _TailFit:
+    """A wing-law fit, with what :func:`_scaled_covariance` reads of a least-squares result."""
+
+    x: np.ndarray
+    cost: float
+    fun: np.ndarray
+    jac: np.ndarray
+    active_mask: np.ndarray
+    success: bool = True
+
+
+def _active_bounds(x, lo, hi, rtol=1e-8):
+    """-1/+1 where ``x`` is at its lower/upper bound (scipy's rule for least_squares)."""
+    x, lo, hi = (np.asarray(v, float) for v in (x, lo, hi))
+    active = np.zeros(x.size, int)
+    lower, upper = x - lo, hi - x
+    active[np.isfinite(lo) & (lower <= np.minimum(upper, rtol * np.maximum(1, np.abs(lo))))] = -1
+    active[np.isfinite(hi) & (upper <= np.minimum(lower, rtol * np.maximum(1, np.abs(hi))))] = 1
+    return active
+
+
 def _fit_tail_law(rings, keep, soften):
     """The bounded weighted least-squares fit of the tail law to the rings ``keep``
     (``soften``: the softening radius free, else held at ~0), started from the best point of
-    a grid in index and softening radius (the amplitude, linear, solved on the grid); None
-    when it does not converge."""
+    a grid in index and softening radius (the amplitude, linear, solved on the grid), by the
+    compiled Levenberg-Marquardt (:func:`._kernels.fit_tail`); None when it does not
+    converge."""
     r, s_med, s_err, sky_in, sky_out = rings[:5]
     cov = rings[5] if len(rings) > 5 else None
     c_lo, c_hi = math.log(1e-2), math.log(max(float(r.min()), 1.0))
-    rk, sk, ek = r[keep], s_med[keep], s_err[keep]
-    lo = [-80.0, MIN_TAIL_INDEX, c_lo]
-    hi = [80.0, 20.0, c_hi if soften else c_lo + 1e-9]
+    rk, sk, ek = (np.ascontiguousarray(v, float) for v in (r[keep], s_med[keep], s_err[keep]))
+    lo = np.array([-80.0, MIN_TAIL_INDEX, c_lo])
+    hi = np.array([80.0, 20.0, c_hi if soften else c_lo + 1e-9])
     if cov is None:
-        def resid(q):
-            return (_tail_model(q, rk, sky_in, sky_out) - sk) / ek
-
-        def jac(q):
-            return _tail_jacobian(q, rk, sky_in, sky_out) / ek[:, None]
+        w = np.diag(1.0 / ek)
     else:  # generalised least squares: residuals whitened by the rings' covariance
         chol = np.linalg.cholesky(np.asarray(cov, float)[np.ix_(keep, keep)])
-
-        def resid(q):
-            return solve_triangular(chol, _tail_model(q, rk, sky_in, sky_out) - sk,
-                                    lower=True)
-
-        def jac(q):
-            return solve_triangular(chol, _tail_jacobian(q, rk, sky_in, sky_out), lower=True)
+        w = solve_triangular(chol, np.eye(rk.size), lower=True)
     best = None
     for q0 in _tail_starts(rk, sk, ek, sky_in, sky_out, (c_lo, c_hi) if soften else (c_lo,)):
-        try:
-            res = least_squares(resid, q0, jac=jac, bounds=(lo, hi))
-        except (ValueError, FloatingPointError):
-            continue
-        if res.success and (best is None or res.cost < best.cost):
-            best = res
+        q0 = np.clip(np.asarray(q0, float), lo, hi)
+        q, ok, _nfev, cost = K.fit_tail(q0, lo, hi, rk, sk, w, float(sky_in), float(sky_out),
+                                        300)
+        if ok and np.all(np.isfinite(q)) and (best is None or cost < best.cost):
+            best = _TailFit(q, float(cost), None, None, _active_bounds(q, lo, hi))
+    if best is not None:
+        best.fun = w @ (_tail_model(best.x, rk, sky_in, sky_out) - sk)
+        best.jac = w @ _tail_jacobian(best.x, rk, sky_in, sky_out)
     return best
 
 
