@@ -245,3 +245,34 @@ def test_displaced_light_table_is_the_quadrature_of_the_profile(kind, n_th):
     got = K.fraction_grid(d, radius, 40, n_th, rad, ring, float(psf.tail_amplitude or 0.0),
                           float(psf.tail_index or 0.0), float(psf.tail_softening) ** 2, s2)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_compiled_tail_fit_finds_scipys_minimum(correlated):
+    """The wing law through the compiled fit lands where scipy's least_squares does, with
+    independent ring errors and with a shared (sky) error whitened by its covariance."""
+    from scipy.linalg import solve_triangular
+    from scipy.optimize import least_squares
+
+    from glue_zeropoint.photometry.psf import _tail_jacobian, _tail_model
+
+    rng = np.random.default_rng(5)
+    q_true = (math.log(0.03), 3.8, math.log(2.0))
+    r = np.linspace(3.0, 12.0, 10)
+    sky_in, sky_out = 15.0, 22.0
+    clean = _tail_model(np.asarray(q_true), r, sky_in, sky_out)
+    err = 0.03 * clean.max() * np.ones(r.size)
+    cov = np.diag(err ** 2) + (np.full((r.size, r.size), (0.5 * err[0]) ** 2)
+                               if correlated else 0.0)
+    s = clean + np.linalg.cholesky(cov) @ rng.normal(size=r.size)
+    rings = (r, s, err, sky_in, sky_out) + ((cov,) if correlated else ())
+    res = _fit_tail_law(rings, np.ones(r.size, bool), True)
+    chol = np.linalg.cholesky(cov)
+    lo, hi = [-80.0, MIN_TAIL_INDEX, math.log(1e-2)], [80.0, 20.0, math.log(3.0)]
+    ref = least_squares(
+        lambda q: solve_triangular(chol, _tail_model(q, r, sky_in, sky_out) - s, lower=True),
+        res.x, jac=lambda q: solve_triangular(chol, _tail_jacobian(q, r, sky_in, sky_out),
+                                              lower=True), bounds=(lo, hi))
+    assert abs(res.cost - ref.cost) <= 1e-6 * ref.cost + 1e-12
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(res.jac, ref.jac, rtol=1e-4, atol=1e-6 * np.abs(ref.jac).max())
