@@ -68,11 +68,13 @@ class _Bookkeeper:
             self.progress(self.done, self.s.n_failed + self.s.n_lost, self.total, message)
 
     def planned(self, job):
-        n_todo = len(job.todo) if not job.done else 0
-        self.s.n_frames += len(job.frames)
-        self.total += len(job.frames) if not job.done else 0
-        self.s.n_skipped += len(job.frames) - n_todo if not job.done else 0
-        self.done += len(job.frames) - n_todo if not job.done else 0
+        n_all = job.n_stored if job.done else len(job.frames)
+        n_todo = 0 if job.done else len(job.todo)
+        self.s.n_frames += n_all
+        self.s.n_skipped += n_all - n_todo  # a finished night's frames too
+        if not job.done:  # the progress bar counts the nights still to do
+            self.total += n_all
+            self.done += n_all - n_todo
         self.tick(f"planned {job.name}")
 
     def frame(self, brief):
@@ -242,7 +244,7 @@ def _after_prepare(job, book):
     book.planned(job)
     if job.done:
         book.night(job.name, {"status": "ok", "reason": "", "verdict": "unchanged",
-                              "n_frames": None, "reused": True})
+                              "n_frames": job.n_stored, "reused": True})
 
 
 class _client:

@@ -70,6 +70,7 @@ class NightJob:
     notes: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     site: tuple = (math.nan, math.nan, math.nan)  # lat, lon (deg), height (m)
+    n_stored: int = 0  # a done night's frames (all in the archive; ``frames`` is not planned)
 
     @property
     def todo(self):
@@ -133,7 +134,8 @@ def prepare_night(name, raw_dir, store, settings):
             for i, f in enumerate(lights)}
     night_key = digest([sorted(keys.values()), settings.hash, __version__], 32)
     if store.night_key_of(name) == night_key:
-        return NightJob(name=name, raw_dir=str(raw_dir), key=night_key, done=True)
+        return NightJob(name=name, raw_dir=str(raw_dir), key=night_key, done=True,
+                        n_stored=len(lights))
     masters = _masters(frames, lights, name, store, settings, cal_sha, notes) \
         if settings.calibrate else {}
     jobs = []

@@ -123,7 +123,8 @@ def main(argv=None):
         "no temporary file left": not tmp_files(store),
         "the killed run's results trusted": stored >= at_client_kill,
         "the rerun measured only the rest": now + stored == n_frames,
-        "a second rerun redoes nothing": now2 == 0 and stored2 == n_frames,
+        "a second rerun redoes nothing (every frame already stored)":
+            now2 == 0 and stored2 == n_frames,
     }
     try:
         assert_same_archive(clean, store)
