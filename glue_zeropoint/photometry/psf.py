@@ -749,20 +749,13 @@ def _tail_model(q, rr, sky_in, sky_out):
 
 
 def _tail_jacobian(q, rr, sky_in, sky_out):
-    """d(:func:`_tail_model`)/dq, shape (n, 3): analytic for the law, central differences
-    for its (scalar) annulus mean."""
-    a, p, c2 = math.exp(q[0]), float(q[1]), math.exp(2.0 * q[2])
-    u = rr ** 2 + c2
-    law = a * u ** (-0.5 * p)
-    jac = np.empty((rr.size, 3))
-    jac[:, 0] = law - law_annulus_mean(q, sky_in, sky_out)  # the model is linear in a
-    for k, col in ((1, -0.5 * law * np.log(u)), (2, -p * c2 * law / u)):
-        h = 1e-6 * max(abs(float(q[k])), 1.0)
-        qp, qm = np.array(q, float), np.array(q, float)
-        qp[k] += h
-        qm[k] -= h
-        jac[:, k] = col - (law_annulus_mean(qp, sky_in, sky_out) -
-                           law_annulus_mean(qm, sky_in, sky_out)) / (2.0 * h)
+    """d(:func:`_tail_model`)/dq, shape (n, 3), analytic (:func:`._kernels.tail_model_jac`
+    unwhitened)."""
+    rr = np.ascontiguousarray(rr, float)
+    n = rr.size
+    jac = np.empty((n, 3))
+    K.tail_model_jac(np.asarray(q, float), rr, np.zeros(n), np.eye(n), float(sky_in),
+                     float(sky_out), np.empty(n), jac, True)
     return jac
 
 
@@ -772,10 +765,9 @@ class _TailFit:
 
     x: np.ndarray
     cost: float
-    fun: np.ndarray
-    jac: np.ndarray
+    fun: np.ndarray  # whitened residuals at x
+    jac: np.ndarray  # their derivatives
     active_mask: np.ndarray
-    success: bool = True
 
 
 def _active_bounds(x, lo, hi, rtol=1e-8):
@@ -811,10 +803,11 @@ def _fit_tail_law(rings, keep, soften):
         q, ok, _nfev, cost = K.fit_tail(q0, lo, hi, rk, sk, w, float(sky_in), float(sky_out),
                                         300)
         if ok and np.all(np.isfinite(q)) and (best is None or cost < best.cost):
-            best = _TailFit(q, float(cost), None, None, _active_bounds(q, lo, hi))
+            best = _TailFit(q, float(cost), np.empty(rk.size), np.empty((rk.size, 3)),
+                            _active_bounds(q, lo, hi))
     if best is not None:
-        best.fun = w @ (_tail_model(best.x, rk, sky_in, sky_out) - sk)
-        best.jac = w @ _tail_jacobian(best.x, rk, sky_in, sky_out)
+        K.tail_model_jac(best.x, rk, sk, w, float(sky_in), float(sky_out), best.fun, best.jac,
+                         True)
     return best
 
 
