@@ -727,6 +727,17 @@ def _converged_gradient(a, g, x, lo, hi, cost, tol, free):
 
 
 @nb.njit(cache=True)
+def law_mean(a, p, c2, r_in, r_out):
+    """Mean over the annulus ``r_in``-``r_out`` of the wing law ``a (r^2 + c2)^(-p/2)``."""
+    h = 1.0 - 0.5 * p
+    if abs(h) < 1e-6:
+        return a * math.log((r_out * r_out + c2) / (r_in * r_in + c2)) / \
+            (r_out * r_out - r_in * r_in)
+    return a * ((r_out * r_out + c2) ** h - (r_in * r_in + c2) ** h) / \
+        (h * (r_out * r_out - r_in * r_in))
+
+
+@nb.njit(cache=True)
 def tail_model_jac(q, r, s, w, sky_in, sky_out, res, jac, want_jac):
     """Whitened residuals ``w @ (law(r) - s)`` of the wing law ``exp(q0) (r^2 + exp(2 q2))
     ^(-q1/2)`` less its mean over the sky annulus ``sky_in``-``sky_out`` (the index q1 >= 3,
@@ -743,7 +754,7 @@ def tail_model_jac(q, r, s, w, sky_in, sky_out, res, jac, want_jac):
     area = sky_out * sky_out - sky_in * sky_in
     xh = xo ** hh
     yh = yi ** hh
-    mean = a * (xh - yh) / (hh * area)  # law_annulus_mean
+    mean = law_mean(a, p, c2, sky_in, sky_out)
     # d mean / d p = -1/2 d mean / d hh;  d mean / d q2 = 2 a c2 (xo^(hh-1) - yi^(hh-1)) / area
     dm_dp = -0.5 * a / area * ((xh * math.log(xo) - yh * math.log(yi)) / hh
                                - (xh - yh) / (hh * hh))
@@ -874,10 +885,13 @@ def fit_tail(q0, lo, hi, r, s, w, sky_in, sky_out, max_nfev):
 
 @nb.njit(cache=True)
 def _profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2):
-    # PSF.surface_brightness at one radius: a Gaussian core (gauss_s2 > 0), else the rings of
-    # the curve of growth (rad[0] = 0) and the power-law tail beyond the last radius
+    # the PSF's surface brightness at one radius (PSF.surface_brightness): a Gaussian core
+    # (gauss_s2 > 0), else the rings of the curve of growth (rad[0] = 0) and the power-law
+    # tail beyond the last radius
     if gauss_s2 > 0.0:
         return math.exp(-0.5 * r * r / gauss_s2) / (2.0 * PI * gauss_s2)
+    if math.isnan(r):
+        return math.nan
     last = rad[rad.size - 1]
     if r > last:
         if tail_a > 0.0:
@@ -893,6 +907,15 @@ def _profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2):
             hi = mid
     j = min(max(lo - 1, 0), ring.size - 1)
     return max(ring[j], 0.0)
+
+
+@nb.njit(cache=True)
+def profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2):
+    """:func:`_profile_sb` at every radius of the 1-D array ``r``."""
+    out = np.empty(r.size)
+    for i in range(r.size):
+        out[i] = _profile_sb(r[i], rad, ring, tail_a, tail_p, c2, gauss_s2)
+    return out
 
 
 @nb.njit(cache=True, parallel=True)

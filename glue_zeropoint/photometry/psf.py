@@ -147,23 +147,24 @@ class PSF:
     def surface_brightness(self, r):
         """Surface brightness (per unit total flux, per pixel) at radius ``r``."""
         r = np.asarray(r, float)
+        return K.profile_sb(np.ascontiguousarray(r.ravel()), *self._profile()).reshape(r.shape)
+
+    def _profile(self):
+        """The profile's arguments of the compiled kernels (:func:`._kernels._profile_sb`):
+        ring edges (from 0), ring surface brightness, tail amplitude, index, softening^2,
+        and the Gaussian core's variance (0 once there is a curve of growth)."""
         if self.radii is None:
-            s2 = self.sigma_eff ** 2
-            return np.exp(-0.5 * r * r / s2) / (2.0 * math.pi * s2)
-        rad = np.r_[0.0, self.radii]
-        g = np.r_[0.0, self.growth]
-        ring = np.diff(g) / np.diff(math.pi * rad ** 2)
-        j = np.clip(np.searchsorted(rad, r, side="right") - 1, 0, ring.size - 1)
-        out = np.clip(ring[j], 0.0, None)
-        a, p = self.tail_amplitude, self.tail_index
-        if a is not None and a > 0:
-            c2 = (self.tail_softening or 0.0) ** 2
-            with np.errstate(divide="ignore"):
-                tail = a * (np.maximum(r, 1e-9) ** 2 + c2) ** (-0.5 * p)
-            out = np.where(r > rad[-1], tail, out)
+            rad, ring, s2 = np.zeros(1), np.zeros(1), self.sigma_eff ** 2
         else:
-            out = np.where(r > rad[-1], 0.0, out)
-        return out
+            rad = np.r_[0.0, self.radii]
+            ring = np.diff(np.r_[0.0, self.growth]) / np.diff(math.pi * rad ** 2)
+            s2 = 0.0
+        a = self.tail_amplitude if self.tail_amplitude is not None else 0.0
+        p = self.tail_index if self.tail_index is not None else 0.0
+        if not (a > 0):  # None or NaN: no tail
+            a = 0.0
+        return (rad, ring, float(a), float(p), float(self.tail_softening or 0.0) ** 2,
+                float(s2))
 
     def wing_radius(self, peak, level, cap):
         """Radius (pixels) where stars of central surface brightness ``peak`` (array, e- per
@@ -190,18 +191,8 @@ class PSF:
     def _fraction_table(self, radius, n):
         dmax = radius + max(8.0 * self.fwhm, 6.0)
         d = np.linspace(0.0, dmax, n)
-        if self.radii is None:
-            rad, ring, s2 = np.zeros(1), np.zeros(1), self.sigma_eff ** 2
-        else:
-            rad = np.r_[0.0, self.radii]
-            ring = np.diff(np.r_[0.0, self.growth]) / np.diff(math.pi * rad ** 2)
-            s2 = 0.0
-        a = self.tail_amplitude if self.tail_amplitude is not None else 0.0
-        p = self.tail_index if self.tail_index is not None else 0.0
-        # midpoint rule on 40 x 64 polar cells of the circle (compiled: surface_brightness
-        # at each cell)
-        frac = K.fraction_grid(d, float(radius), 40, 64, rad, ring, float(a), float(p),
-                               float(self.tail_softening or 0.0) ** 2, float(s2))
+        # midpoint rule on 40 x 64 polar cells of the circle (compiled)
+        frac = K.fraction_grid(d, float(radius), 40, 64, *self._profile())
         # the quadrature of a centred circle must give the encircled fraction exactly
         own = float(self.encircled(radius))
         if frac[0] > 0:
@@ -607,11 +598,8 @@ def _ring_brightness(radii, curves, pixel_var, r_min, sky_var=None):
 
 def law_annulus_mean(q, r_in, r_out):
     """Mean over an annulus of the tail law ``exp(q0) (r**2 + exp(2 q2))**(-q1/2)``."""
-    a, p, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
-    h = 1.0 - 0.5 * p
-    if abs(h) < 1e-6:
-        return a * math.log((r_out ** 2 + c2) / (r_in ** 2 + c2)) / (r_out ** 2 - r_in ** 2)
-    return a * ((r_out ** 2 + c2) ** h - (r_in ** 2 + c2) ** h) / (h * (r_out ** 2 - r_in ** 2))
+    return K.law_mean(math.exp(q[0]), float(q[1]), math.exp(2.0 * q[2]), float(r_in),
+                      float(r_out))
 
 
 def law_missing(q, r_big, sky_in, sky_out):

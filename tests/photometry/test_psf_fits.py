@@ -276,3 +276,25 @@ def test_compiled_tail_fit_finds_scipys_minimum(correlated):
     assert abs(res.cost - ref.cost) <= 1e-6 * ref.cost + 1e-12
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(res.jac, ref.jac, rtol=1e-4, atol=1e-6 * np.abs(ref.jac).max())
+
+
+def test_surface_brightness_is_the_rings_then_the_tail_law():
+    from glue_zeropoint.photometry.psf import PSF
+
+    radii, growth = (1.0, 2.0, 3.0, 4.0, 6.0), (0.2, 0.5, 0.7, 0.8, 0.9)
+    psf = PSF(fwhm=2.0, radii=radii, growth=growth, tail_amplitude=0.02, tail_index=3.5,
+              tail_softening=1.5, growth_stars=5)
+    edges = np.r_[0.0, radii]
+    rings = np.diff(np.r_[0.0, growth]) / np.diff(math.pi * edges ** 2)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    np.testing.assert_allclose(psf.surface_brightness(mid), rings, rtol=1e-15)
+    r = np.array([6.5, 10.0, 30.0])
+    np.testing.assert_allclose(psf.surface_brightness(r), 0.02 * (r ** 2 + 2.25) ** -1.75,
+                               rtol=1e-14)
+    assert psf.surface_brightness(np.ones((2, 3))).shape == (2, 3)
+    g = PSF(fwhm=2.5)
+    s2 = g.sigma_eff ** 2
+    np.testing.assert_allclose(g.surface_brightness(r / 10),
+                               np.exp(-0.5 * (r / 10) ** 2 / s2) / (2 * math.pi * s2), rtol=1e-14)
+    assert np.isnan(psf.surface_brightness(np.nan))
+    assert PSF(fwhm=2.0, radii=radii, growth=growth).surface_brightness(7.0) == 0.0
