@@ -140,9 +140,7 @@ class PSF:
         a, p = self.tail_amplitude, self.tail_index
         if a is None or not a > 0:
             return np.zeros_like(np.asarray(r, float))
-        c2 = (self.tail_softening or 0.0) ** 2
-        return 2.0 * math.pi * a * (np.asarray(r, float) ** 2 + c2) ** (1.0 - 0.5 * p) / \
-            (p - 2.0)
+        return law_beyond(a, p, (self.tail_softening or 0.0) ** 2, np.asarray(r, float))
 
     def surface_brightness(self, r):
         """Surface brightness (per unit total flux, per pixel) at radius ``r``."""
@@ -602,11 +600,15 @@ def law_annulus_mean(q, r_in, r_out):
                       float(r_out))
 
 
+def law_beyond(a, p, c2, r):
+    """Light of the wing law ``a (r**2 + c2)**(-p/2)`` (p > 2) beyond radius ``r``."""
+    return 2.0 * math.pi * a * (r ** 2 + c2) ** (1.0 - 0.5 * p) / (p - 2.0)
+
+
 def law_missing(q, r_big, sky_in, sky_out):
     """Light of the tail law beyond ``r_big`` plus what its sky annulus over-subtracts
     inside ``r_big`` (per unit flux inside ``r_big``)."""
-    a, p, c2 = math.exp(q[0]), q[1], math.exp(2.0 * q[2])
-    beyond = 2.0 * math.pi * a * (r_big ** 2 + c2) ** (1.0 - 0.5 * p) / (p - 2.0)
+    beyond = law_beyond(math.exp(q[0]), q[1], math.exp(2.0 * q[2]), r_big)
     return beyond + math.pi * r_big ** 2 * law_annulus_mean(q, sky_in, sky_out)
 
 
