@@ -159,8 +159,8 @@ def write_ecsv(table, path, *, chunk_rows=20000):
     # an object column's ECSV subtype is read from its data, and a mixin (Time, SkyCoord)
     # may be written as several columns: written whole
     whole = columns is None and (len(table) <= chunk_rows or any(
-        getattr(table[c], "dtype", np.dtype("O")).kind == "O" or table[c].__class__
-        not in (Column, MaskedColumn) for c in table.colnames))
+        type(table[c]) not in (Column, MaskedColumn) or table[c].dtype.kind == "O"
+        for c in table.colnames))
     with atomic_path(path) as tmp:
         if whole:
             table.write(tmp, format="ascii.ecsv", overwrite=True)

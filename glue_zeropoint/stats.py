@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "MEDIAN_ERROR", "mad_std", "robust_sigma_about", "solve_excess_variance",
+__all__ = ["MAD_TO_SIGMA", "MEDIAN_ERROR", "GAUSS_FWHM", "mad_std", "robust_sigma_about", "solve_excess_variance",
            "pixel_area_arcsec2", "pixel_scale_arcsec"]
 
 #: 1 / Phi^-1(3/4): a Gaussian's sigma over its median absolute deviation (the constant
@@ -26,6 +26,9 @@ MAD_TO_SIGMA = 1.482602218505602
 #: The error of the median of n Gaussian values is ``MEDIAN_ERROR * sigma / sqrt(n)`` for
 #: large n (sqrt(pi/2), to the 4 decimals used since the start: kept so numbers do not move).
 MEDIAN_ERROR = 1.2533
+
+#: A Gaussian's FWHM over its sigma, 2 sqrt(2 ln 2).
+GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def mad_std(values, *, ignore_nan=False):

@@ -23,6 +23,7 @@ from ..exceptions import InputError, PhotometryError
 from ..headers import RAW_SATURATION_KEYS, positive_header_value
 from ..photometry.detection import estimate_background, find_stars
 from ..photometry.image import PreparedImage
+from ..stats import GAUSS_FWHM
 
 __all__ = ["detect_sources", "windowed_centroids"]
 
@@ -49,7 +50,7 @@ def windowed_centroids(image, x, y, fwhm, n_iter=8, half=None):
     y = np.asarray(y, float).copy()
     if x.size == 0:
         return x, y
-    sig = fwhm / 2.3548
+    sig = fwhm / GAUSS_FWHM
     half = int(np.ceil(2.5 * sig * 2)) if half is None else int(half)
     off = np.arange(-half, half + 1)
     x0, y0 = x.copy(), y.copy()

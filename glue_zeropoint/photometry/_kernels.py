@@ -590,7 +590,7 @@ def bilinear_mesh(mesh, ny, nx, box):
     return out
 
 
-# -- the PSF core fit ---------------------------------------------------------------------------
+# -- the PSF core and wing-law fits ---------------------------------------------------------------
 # A pixel-integrated elliptical core ``flux (beta - 1) / (pi a b) (1 + u^2 + v^2)^-beta`` with
 # p = (flux, x0, y0, log a, log b, theta, log(beta - 1)), each pixel the mean of os x os
 # sub-samples at offsets ``sub``. The fit is a bounded Levenberg-Marquardt (Marquardt's
@@ -598,7 +598,8 @@ def bilinear_mesh(mesh, ny, nx, box):
 # Nielsen's damping update; a parameter at a bound whose gradient points out is held), with
 # scipy's least_squares ftol and xtol tests and MINPACK's gradient test (all at 1e-8): the
 # same minimum as scipy's 'trf' (tests/photometry/test_psf_fits.py), without its ~5 ms of
-# Python per star.
+# Python per star. The wing law of the curve of growth (:func:`tail_model_jac`) is fitted by
+# the same loop (:func:`fit_tail`).
 
 @nb.njit(cache=True)
 def core_model_jac(p, px, py, sub, z, sig, r, jac, want_jac):

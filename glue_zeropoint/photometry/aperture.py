@@ -297,8 +297,7 @@ class ApertureCorrection:
 
 def _gaussian_inside(r, fwhm):
     """Fraction of a pixel-integrated Gaussian core of ``fwhm`` inside radius ``r``."""
-    s2 = (fwhm / 2.3548200450309493) ** 2 + 1.0 / 12.0
-    return 1.0 - math.exp(-0.5 * r * r / s2)
+    return float(PSF(fwhm=fwhm).encircled(r))
 
 
 def _r4_halo_inside(r, fwhm):

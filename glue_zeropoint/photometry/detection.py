@@ -19,6 +19,7 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..exceptions import InputError, PhotometryError
+from ..stats import GAUSS_FWHM
 from .image import PreparedImage, prepare_image
 from .psf import measure_psf
 
@@ -273,7 +274,7 @@ def _one_pixel_events(sub, bad, cand, pix_noise, psf):
     fwhm = max(float(psf.fwhm) - 2.0 * float(psf.fwhm_scatter or 0.0), 0.5 * float(psf.fwhm))
     if not cand.x.size or not fwhm > 0:
         return out
-    a = 0.5 / (fwhm / 2.3548200450309493 * math.sqrt(2.0))
+    a = 0.5 / (fwhm / GAUSS_FWHM * math.sqrt(2.0))
     q_min = 1.0 - (math.erf(a) / math.erf(3.0 * a)) ** 2
     ny, nx = sub.shape
     k = np.flatnonzero((cand.x >= 1) & (cand.x < nx - 1) & (cand.y >= 1) & (cand.y < ny - 1))
@@ -558,7 +559,7 @@ def _run_finder(finder, psf, cand, sub, bad, rms):
     if finder is None:
         kw.update(_finder_shape(psf))
     else:
-        kw["fwhm"] = 2.3548200450309493 * psf.sigma_eff
+        kw["fwhm"] = GAUSS_FWHM * psf.sigma_eff
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         return finder_cls(threshold=1e-6 * rms, xycoords=np.c_[cand.x, cand.y],
@@ -604,7 +605,7 @@ def _finder_shape(psf):
     minor/major ratio and the angle of elongated stars (a round kernel made DAOFIND's
     roundness cut drop every bright star of a trailed frame: 0 of 8 stars V < 14 found),
     round otherwise."""
-    gauss = 2.3548200450309493
+    gauss = GAUSS_FWHM
     major = gauss * math.sqrt((psf.fwhm_major / gauss) ** 2 + 1.0 / 12.0)
     minor = gauss * math.sqrt((psf.fwhm_minor / gauss) ** 2 + 1.0 / 12.0)
     ratio = minor / major if major > 0 else 1.0

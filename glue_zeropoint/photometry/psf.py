@@ -27,7 +27,7 @@ from astropy.stats import mad_std
 from scipy.linalg import solve_triangular
 
 from ..exceptions import PhotometryError
-from ..stats import MEDIAN_ERROR
+from ..stats import GAUSS_FWHM, MEDIAN_ERROR
 from . import _kernels as K
 
 __all__ = ["PSF", "measure_psf", "UNDERSAMPLED_FWHM", "growth_curves", "fit_power_tail",
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 #: and a star cannot be told apart by shape, and an aperture must be wide enough that the
 #: light it captures does not depend on where the star falls inside its pixel.
 UNDERSAMPLED_FWHM = 2.0
-_GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 #: The flattest outer profile accepted, S ~ r**-3 (broader than the r**-4 halos of real seeing
 #: and optics); rings flatter than that are taken to hold other light.
 MIN_TAIL_INDEX = 3.0
@@ -107,7 +106,7 @@ class PSF:
     def sigma_eff(self):
         """Standard deviation (pixels) of the pixel-integrated core (Gaussian width with the
         pixel's own 1/12 variance added): the matched-filter width."""
-        return math.sqrt((self.fwhm / _GAUSS_FWHM) ** 2 + 1.0 / 12.0)
+        return math.sqrt((self.fwhm / GAUSS_FWHM) ** 2 + 1.0 / 12.0)
 
     def with_growth(self, radii, growth, amplitude, index, n, softening=0.0):
         """A copy with an empirical curve of growth."""
@@ -314,7 +313,7 @@ def _moment_fwhm(stamp, good, x0, y0, half):
     if not s > 0:
         return None
     var = float((w * r2).sum() / s / 2.0) - 1.0 / 12.0
-    return _GAUSS_FWHM * math.sqrt(max(var, 0.01))
+    return GAUSS_FWHM * math.sqrt(max(var, 0.01))
 
 
 FAINT_PSF_SNR = 10.0
