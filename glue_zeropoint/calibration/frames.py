@@ -373,7 +373,7 @@ def _looks_like_fits(path):
     return head == b"SIMPLE" or (is_fits_name(path) and path.name.lower().endswith((".gz", ".fz")))
 
 
-def scan_frames(raw_dir, *, progress=None, exclude=()):
+def scan_frames(raw_dir, *, progress=None, exclude=(), keep_products=False):
     """Find every raw frame below ``raw_dir`` and tell what it is.
 
     Parameters
@@ -384,6 +384,10 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
         ``progress(done, total, message)``, see :mod:`glue_zeropoint.progress`.
     exclude : sequence of path, optional
         Folders to leave out (e.g. an output folder inside ``raw_dir``).
+    keep_products : bool
+        The caller measures calibrated products as they are (``night --no-calibrate``): they
+        are listed in ``.products`` without the warning that they were left out, and a folder
+        holding only products is not an error.
 
     Returns
     -------
@@ -425,13 +429,13 @@ def scan_frames(raw_dir, *, progress=None, exclude=()):
         except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             _skip(frames, rel, f"unreadable FITS ({err})")
     report(progress, len(files), len(files), "frames found")
-    if frames.products:
+    if frames.products and not keep_products:
         folders = sorted({str(Path(p).parent) for p in frames.products})
         n = sum(Path(p).name != MANIFEST_NAME for p in frames.products)
         warnings.warn(f"{n} calibrated product(s) of glue-zeropoint found in "
                       f"{', '.join(f or '.' for f in folders[:3])} were left out: products are "
                       "never calibrated again", CalibrationWarning, stacklevel=2)
-    if not frames:
+    if not frames and not (keep_products and frames.products):
         if frames.refused:
             raise InputError(f"{root}: every frame was refused: "
                              + "; ".join(r["reason"] for r in frames.refused[:3]))

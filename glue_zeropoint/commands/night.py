@@ -46,7 +46,8 @@ def add_night_arguments(p):
                    help="catalog band of a FILTER value (e.g. Clear=V); repeatable")
     p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
     p.add_argument("--no-calibrate", action="store_true",
-                   help="measure the raw lights as they are (no calibration frames)")
+                   help="measure the lights as they are: raw lights without calibration frames, "
+                        "or the calibrated products of an earlier run (OUT/calibrated)")
     p.add_argument("--offline", action="store_true", help="catalogs from cache/local files only")
     p.add_argument("--aperture", type=float, default=None, metavar="PIXELS",
                    help="one aperture radius for every frame (default: each frame's own, "

@@ -29,7 +29,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import Cancelled, CatalogWarning, ZeropointError
+from ..exceptions import CalibrationWarning, Cancelled, CatalogWarning, ZeropointError
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import MIN_ENSEMBLE_STARS, ensemble_offsets, group_stars
@@ -137,13 +137,37 @@ def _lights(raw_dir, out, calibrate, gain, progress):
 
     from ..calibration.frames import scan_frames
 
-    frames = scan_frames(raw_dir)
+    frames = scan_frames(raw_dir, keep_products=True)
     lights = [f for f in getattr(frames, "frames", frames) if getattr(f, "kind", "") == "light"]
-    names, ccds = [], []
-    for f in lights:
-        ccds.append(_LazyLight(Path(f.path)))
-        names.append(Path(f.path).name)
-    return names, ccds, {"calibration": "none: raw lights measured as they are (--no-calibrate)"}
+    products = sorted(Path(raw_dir) / p for p in frames.products
+                      if _is_light_product(Path(raw_dir) / p))
+    if lights:
+        if products:  # never both: an output folder inside the raw one would count twice
+            warnings.warn(f"{len(products)} calibrated product(s) of glue-zeropoint found "
+                          f"below {raw_dir} were left out: the raw lights are measured; point "
+                          "to the products' folder to measure them instead", CalibrationWarning,
+                          stacklevel=2)
+        paths = [Path(f.path) for f in lights]
+        return [p.name for p in paths], [_LazyLight(p) for p in paths], {
+            "calibration": "none: raw lights measured as they are (--no-calibrate)"}
+    # the calibrated lights of an earlier run (masters left out), measured as they are with
+    # their uncertainty and mask: a night is measured again without calibrating again
+    return [p.name for p in products], [_LazyProduct.from_file(p) for p in products], {
+        "calibration": "none: calibrated products of glue-zeropoint measured as they are"}
+
+
+def _is_light_product(path):
+    """True for a calibrated light written by glue-zeropoint (not a master frame)."""
+    from astropy.io import fits
+
+    if path.name.lower().endswith(".json"):
+        return False
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            kind = str(hdul[0].header.get("IMAGETYP", "")).strip().lower()
+            return "UNCERT" in hdul and not kind.startswith("master") and "light" in kind
+    except (OSError, ValueError):
+        return False
 
 
 class _LazyLight:
@@ -179,6 +203,18 @@ class _LazyProduct:
         self.meta = ccd.meta
         self.wcs = ccd.wcs
         self.shape = ccd.shape
+
+    @classmethod
+    def from_file(cls, path):
+        """A product found on disk (``night --no-calibrate`` on a folder of products)."""
+        from types import SimpleNamespace
+
+        from astropy.io import fits
+
+        with fits.open(path, memmap=True) as hdul:
+            meta = hdul[0].header.copy()
+        shape = (int(meta["NAXIS2"]), int(meta["NAXIS1"]))
+        return cls(path, SimpleNamespace(meta=meta, wcs=_wcs_of(meta), shape=shape))
 
     def load(self):
         from ..calibration import read_product
@@ -312,7 +348,8 @@ def plan_night(raw_dir, catalog=None, *, out=None, settings=None, progress=None,
         names = names or [f"light{i}" for i in range(len(lights))]
         prov = {"calibration": "lights given"}
     if not lights:
-        raise ZeropointError(f"{raw_dir}: no light frames found")
+        raise ZeropointError(f"{raw_dir}: no light frames found (only calibration frames or "
+                             "master products); point to the folder holding the night's lights")
     headers = [ccd.meta for ccd in lights]
     pointings = [pointing_from_header(h, ccd.wcs, ccd.shape)[0] for h, ccd in
                  zip(headers, lights, strict=True)]

@@ -157,3 +157,53 @@ def test_one_aperture_for_the_night(night):
     assert fw > 2.0
     assert any(n.startswith("one aperture of 5 px") and f"{2.5 * fw:.1f} px" in n
                for n in r.notes)
+
+
+def test_products_measured_again_without_calibrating(night):
+    """``night OUT/calibrated --no-calibrate``: the calibrated lights of a first run are
+    measured as they are (their uncertainty and mask read, the masters left out) and give the
+    first run's zero points, with nothing calibrated again."""
+    from glue_zeropoint.night.run import measure_night
+
+    cal_dir = night["base"] / "out" / "calibrated"
+    before = {p: p.stat().st_mtime_ns for p in cal_dir.iterdir()}
+    first = Table.read(night["base"] / "out" / "night.ecsv")
+    r = measure_night(cal_dir, str(night["base"] / "catalog.ecsv"), calibrate=False)
+    assert r.provenance["calibration"] == ("none: calibrated products of glue-zeropoint "
+                                           "measured as they are")
+    files = [str(f) for f in r.frames["file"]]
+    assert len(files) == 13 and all(f.endswith("_cal.fits") for f in files)
+    assert not any(f.startswith("master") for f in files)
+    zp0 = {str(f).rsplit(".", 1)[0]: z for f, z, s in
+           zip(first["file"], first["zp"], first["status"], strict=True) if s == "ok"}
+    zp1 = {f[:-len("_cal.fits")]: z for f, z, s in
+           zip(files, r.frames["zp"], r.frames["status"], strict=True) if s == "ok"}
+    assert len(zp0) == 12 and zp1.keys() == zp0.keys()
+    for k in zp0:
+        assert zp1[k] == pytest.approx(zp0[k], abs=1e-9)
+    sb0 = first["sky_sb"][first["status"] == "ok"]
+    sb1 = r.frames["sky_sb"][r.frames["status"] == "ok"]
+    np.testing.assert_allclose(np.sort(sb1), np.sort(sb0), atol=1e-9)  # calibrated: sky kept
+    assert {p: p.stat().st_mtime_ns for p in cal_dir.iterdir()} == before
+
+
+def test_raw_lights_and_products_never_both(night, tmp_path):
+    """A folder holding raw lights and, below it, an earlier run's products: the raw lights
+    are measured and the products left out with a warning (never the same frame twice)."""
+    import shutil
+
+    from glue_zeropoint.exceptions import CalibrationWarning
+    from glue_zeropoint.night.run import plan_night
+
+    raw = tmp_path / "raw"
+    (raw / "out").mkdir(parents=True)
+    shutil.copy(night["lights"][0]["path"], raw)
+    prod = sorted((night["base"] / "out" / "calibrated").glob("SIMFIELD-*_cal.fits"))[0]
+    shutil.copy(prod, raw / "out")
+    shutil.copy(night["base"] / "out" / "calibrated" / "master_bias.fits", raw / "out")
+    with pytest.warns(CalibrationWarning, match="1 calibrated product.*left out"):
+        plan = plan_night(raw, None, calibrate=False)
+    assert plan.names == [Path(night["lights"][0]["path"]).name]
+    assert "raw lights" in plan.provenance["calibration"]
+    plan = plan_night(raw / "out", None, calibrate=False)  # the products alone
+    assert plan.names == [prod.name]
