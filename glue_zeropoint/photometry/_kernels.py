@@ -951,3 +951,58 @@ def fraction_grid(d, radius, n_r, n_th, rad, ring, tail_a, tail_p, c2, gauss_s2)
             s += t * rr
         out[k] = s * dr * dth
     return out
+
+
+# -- threads by the size of the work ----------------------------------------------------------
+# A parallel kernel wakes numba's worker threads, which sleep between calls: on the 2-core
+# machine of the benchmarks that costs 2-4 ms on average, and up to ~10 ms, per call
+# (tests/benchmarks/README.md, "threads by work"), more than a small call's whole work (30
+# annuli of 12 px: 2 ms serial, 10 ms parallel). A real night makes thousands of small calls
+# (annuli of a few dozen stars, a 650x500 frame's background), so each kernel below runs on one
+# thread when its estimated serial time is under SERIAL_BELOW_NS, on all threads otherwise.
+# The estimates are the measured serial cost per unit of work (ns) times the work.
+
+SERIAL_BELOW_NS = 5.0e6
+
+
+def _threads_by_work(kernel, cost_ns):
+    """``kernel`` (a parallel numba dispatcher) called on one thread when ``cost_ns(*args)``
+    (the estimated serial time, ns) is below :data:`SERIAL_BELOW_NS`; the results are the
+    same either way (each parallel loop's iterations are independent)."""
+
+    def run(*args):
+        n = nb.get_num_threads()
+        if n > 1 and cost_ns(*args) < SERIAL_BELOW_NS:
+            nb.set_num_threads(1)  # thread-local: other threads' kernels are not affected
+            try:
+                return kernel(*args)
+            finally:
+                nb.set_num_threads(n)
+        return kernel(*args)
+
+    run.__name__ = kernel.__name__
+    run.__doc__ = kernel.__doc__
+    run.kernel = kernel
+    return run
+
+
+def _sum_sq(edge, scale=2.0, pad=2.0):
+    return float(np.nansum((scale * np.asarray(edge, float) + pad) ** 2))
+
+
+aperture_sums = _threads_by_work(
+    aperture_sums, lambda data, var, bad, xs, ys, radius, has_var: 25.0 * _sum_sq(radius))
+annulus_sky = _threads_by_work(
+    annulus_sky, lambda data, var, bad, sm, xs, ys, r_in, r_out, *rest:
+    15.0 * _sum_sq(r_out, pad=1.0))
+windowed_centroids = _threads_by_work(
+    windowed_centroids, lambda data, bad, xs, ys, sky, sigma, maxiter, max_shift:
+    3.0 * xs.size * (8.0 * sigma + 1.0) ** 2 * maxiter)
+mesh_stats = _threads_by_work(
+    mesh_stats, lambda data, bad, box, stride, *rest: 30.0 * data.size / (stride * stride))
+local_maxima = _threads_by_work(local_maxima, lambda img, *rest: 6.0 * img.size)
+smooth_separable = _threads_by_work(
+    smooth_separable, lambda img, kern: 1.5 * 2.0 * img.size * kern.size)
+bilinear_mesh = _threads_by_work(bilinear_mesh, lambda mesh, ny, nx, box: 5.0 * ny * nx)
+fraction_grid = _threads_by_work(
+    fraction_grid, lambda d, radius, n_r, n_th, *rest: 10.0 * d.size * n_r * (n_th // 2))
