@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from .._settings import Settings as _Settings
 from ..exceptions import InputError, ZeropointError
 from ..io import OutputLock
+from ..night.parallel import WORKER_ENV
 from ..night.settings import NightSettings
 from .keys import Settings
 from .store import Store
@@ -25,11 +26,6 @@ from .walk import find_nights
 __all__ = ["run_archive", "ArchiveSummary", "ClusterSettings"]
 
 log = logging.getLogger(__name__)
-
-#: a LocalCluster worker is one core: its numba kernels (and BLAS) run one thread, else N
-#: workers of the machine's N cores would each start N threads and fight for the cores
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "MKL_NUM_THREADS": "1"}
 
 #: priorities: finish planned nights' frames and fits before planning more nights
 _PRIORITY = {"prepare": 0, "frame": 1, "fit": 2}

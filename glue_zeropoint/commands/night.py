@@ -29,6 +29,9 @@ def add_parser(sub):
     p.add_argument("--exclude", action="append", default=[], metavar="FILE",
                    help="leave this frame out of the extinction fit; repeatable")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="measure the frames on N worker processes of this machine (e.g. its "
+                        "number of cores); results are those of one process")
     p.set_defaults(func=run)
 
 
@@ -113,10 +116,12 @@ def run(args):
     from ..night.run import measure_night
 
     settings = night_settings(args)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers}: give 1 or more processes")
     with TerminalProgress("night") as progress:
         result = measure_night(args.raw_dir, args.catalog, out=args.out, settings=settings,
                                progress=progress, echo=lambda line: print(line, flush=True),
-                               exclude=args.exclude or None)
+                               exclude=args.exclude or None, workers=args.workers)
     if not np.any(result.frames["status"] != "failed"):
         raise InputError(f"{args.raw_dir}: no light frame could be measured (see above)")
     paths = write_night(result, args.out, plots=not args.no_plots)

@@ -18,6 +18,7 @@ colour terms constrain it) comes from the frames' own fits; then the standard ma
 every star measured in a clear frame, and the sky brightness per frame.
 """
 
+import contextlib
 import logging
 import math
 import warnings
@@ -29,7 +30,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from ..exceptions import CalibrationWarning, Cancelled, CatalogWarning, ZeropointError
+from ..exceptions import (
+    CalibrationWarning,
+    Cancelled,
+    CatalogWarning,
+    InputError,
+    ZeropointError,
+)
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import MIN_ENSEMBLE_STARS, ensemble_offsets, group_stars
@@ -441,7 +448,16 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
     """
     st = NightSettings() if settings is None else settings
     if isinstance(ccd, (_LazyLight, _LazyProduct)):
-        ccd = ccd.load()
+        lazy = ccd
+        try:
+            ccd = lazy.load()
+        except (OSError, ValueError, TypeError, ZeropointError) as err:
+            # e.g. a file truncated or replaced since its header was read: this frame fails
+            filt, band = _band_of(lazy.meta, name, st.band_map)
+            row = _frame_row(index, name, band, filt, field, geometry)
+            row["status"] = "failed"
+            row["reason"] = f"could not read the frame's pixels: {type(err).__name__}: {err}"
+            return FrameOutcome(row=row, detections=None)
     filt, band = _band_of(ccd.meta, name, st.band_map)
     row = _frame_row(index, name, band, filt, field, geometry)
     colour, cref = _colour_for(band, catalog, st.colours)
@@ -646,7 +662,8 @@ def flag_trailed(frames):
 
 
 def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=None,
-                  progress=None, echo=None, lights=None, names=None, **keywords):
+                  progress=None, echo=None, lights=None, names=None, workers=None,
+                  **keywords):
     """Measure every light frame of a night and fit the night's photometric model.
 
     The composition of :func:`plan_night`, :func:`measure_frame` per frame (in time order)
@@ -674,33 +691,84 @@ def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=Non
         Frames (file names or indices) left out of the extinction fit (e.g. brushed in Glue).
     lights, names : list of CCDData and names, optional
         Already loaded lights (then ``raw_dir`` is only provenance).
+    workers : int, optional
+        Measure the frames on this many worker processes of this machine (a Dask
+        ``LocalCluster`` of one-thread workers, :mod:`.parallel`); None or 1: in this process.
+        The results are those of a serial run; frames that wait for a WCS solved on another
+        frame of their pointing are measured afterwards, in this process.
 
     Returns
     -------
     NightResult
     """
+    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise InputError(f"workers={workers!r}: give a number of processes, 1 or more")
     st = NightSettings.from_keywords(settings, **keywords)
-    plan = plan_night(raw_dir, catalog, out=out, settings=st, progress=progress, lights=lights,
-                      names=names)
-    rows, dets, wcs_of, solved_for_field = [], [], {}, {}
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if workers is not None and workers > 1:
+            from .parallel import local_cluster
+
+            cluster = stack.enter_context(local_cluster(workers))
+        plan = plan_night(raw_dir, catalog, out=out, settings=st, progress=progress,
+                          lights=lights, names=names)
+        outcomes = _measure_frames(plan, st, cluster, progress, echo)
+    rows = [outcomes[i].row for i in plan.order]
+    dets = [outcomes[i].detections for i in plan.order]
+    wcs_of = {i: outcomes[i].wcs for i in plan.order if outcomes[i].wcs is not None}
+    report(progress, len(plan.order), len(plan.order), "fitting the night")
+    return fit_night(rows, dets, plan.notes + _aperture_notes(rows, st.aperture_radius),
+                     exclude, plan.provenance, wcs_of)
+
+
+def _measure_frames(plan, st, cluster, progress, echo):
+    """Every frame of ``plan`` measured: ``{index: FrameOutcome}``. With ``cluster`` (a
+    :class:`.parallel.local_cluster`) the frames that wait for no other run on its processes;
+    the others (a dither without WCS reuses the WCS solved for its field) here, in time
+    order."""
     n = len(plan.order)
-    for step, i in enumerate(plan.order):
-        report(progress, step, n, f"measuring {plan.names[i]}")
+    outcomes, solved_for_field = {}, {}
+
+    def finish(i, fo, error=None):
+        if fo is None:  # the worker process itself failed (not the frame's measurement)
+            fo = _worker_failed(plan, i, error)
+        plan.lights[i] = None  # bounded memory: the night keeps stars, not pixels
+        outcomes[i] = fo
+        if echo is not None:
+            echo(_frame_line(len(outcomes) - 1, n, fo.row))
+
+    first = []
+    if cluster is not None:
+        from .parallel import independent, measure_frames
+
+        first = independent(plan)
+    if len(first) > 1:
+        report(progress, 0, n, f"measuring {len(first)} frames on {cluster.workers} processes")
+
+        def done(i, fo, error=None):
+            finish(i, fo, error)
+            report(progress, len(outcomes), n, f"measured {plan.names[i]}")
+
+        measure_frames(plan, first, st, cluster, done)
+    for i in plan.order:
+        if i in outcomes:
+            continue
+        report(progress, len(outcomes), n, f"measuring {plan.names[i]}")
         kw = plan.frame_kwargs(i)
         fo = measure_frame(plan.lights[i], field_wcs=solved_for_field.get(kw["field"]),
                            settings=st, **kw)
-        plan.lights[i] = None  # bounded memory: the night keeps stars, not pixels
         if fo.solved_wcs is not None:
             solved_for_field[kw["field"]] = fo.solved_wcs
-        if fo.wcs is not None:
-            wcs_of[i] = fo.wcs
-        rows.append(fo.row)
-        dets.append(fo.detections)
-        if echo is not None:
-            echo(_frame_line(step, n, fo.row))
-    report(progress, n, n, "fitting the night")
-    return fit_night(rows, dets, plan.notes + _aperture_notes(rows, st.aperture_radius),
-                     exclude, plan.provenance, wcs_of)
+        finish(i, fo)
+    return outcomes
+
+
+def _worker_failed(plan, i, error):
+    """The outcome of a frame whose worker process failed: a failed row saying why."""
+    row = _frame_row(i, plan.names[i], "", "", plan.fields[i], plan.geoms[i])
+    row["status"] = "failed"
+    row["reason"] = f"worker process failed: {type(error).__name__}: {error}"
+    return FrameOutcome(row=row, detections=None)
 
 
 def _aperture_notes(rows, radius):

@@ -1,7 +1,7 @@
 """Benchmark: a real time series, the MicroObservatory HAT-P-32 night (issue 13), ours against
 the same steps per frame with photutils.
 
-    python tests/benchmarks/bench_hatp32.py DIR [--max-frames N] [--aperture PIXELS]
+    python tests/benchmarks/bench_hatp32.py DIR [--max-frames N] [--aperture PIXELS] [--workers N]
 
 DIR holds the night's 142 raw 60 s frames (650x500, no WCS, no calibration frames, DATE-OBS
 in local time): ``HatP32Dec202017/`` of the EXOTIC project's public sample data
@@ -10,7 +10,9 @@ here: fetch it yourself). Each reduction runs in a fresh subprocess (its own pea
 
 1. ``ours``: ``glue-zeropoint night DIR --no-calibrate`` as a function call
    (``measure_night`` + ``write_night``): time/airmass from the headers, detection, PSF,
-   apertures, the night's ensemble transparency, extinction fit, verdict, files;
+   apertures, the night's ensemble transparency, extinction fit, verdict, files; with
+   ``--workers N`` also ``night DIR --no-calibrate --workers N`` (the frames on N worker
+   processes; its peak memory is the main process's only);
 2. ``photutils``: per frame ``Background2D`` (64 px mesh, 3-sigma-clipped median),
    ``DAOStarFinder`` (FWHM 2 px, 5 sigma), a 4 px ``CircularAperture`` and an 8-12 px
    ``CircularAnnulus`` median sky (``ApertureStats``); then each frame matched to the first
@@ -43,7 +45,7 @@ def _frames(raw, max_frames):
     return files[:max_frames] if max_frames else files
 
 
-def run_ours(raw, out, max_frames, aperture=None):
+def run_ours(raw, out, max_frames, aperture=None, workers=None):
     from astropy.nddata import CCDData
 
     from glue_zeropoint.night.outputs import write_night
@@ -54,9 +56,11 @@ def run_ours(raw, out, max_frames, aperture=None):
         files = _frames(raw, max_frames)
         lights = [CCDData.read(f, unit="adu") for f in files]
         r = measure_night(raw, None, out=out, calibrate=False, lights=lights,
-                          names=[f.name for f in files], aperture_radius=aperture)
+                          names=[f.name for f in files], aperture_radius=aperture,
+                          workers=workers)
     else:
-        r = measure_night(raw, None, out=out, calibrate=False, aperture_radius=aperture)
+        r = measure_night(raw, None, out=out, calibrate=False, aperture_radius=aperture,
+                          workers=workers)
     write_night(r, out)
     dt = time.perf_counter() - t
     fr = r.frames
@@ -128,9 +132,9 @@ def run_photutils(raw, max_frames):
     return {"seconds": dt, "files": [o[0] for o in out], "offset": [o[1] for o in out]}
 
 
-def _child(which, raw, out, max_frames, aperture):
-    res = run_ours(raw, out, max_frames, aperture) if which == "ours" else \
-        run_photutils(raw, max_frames)
+def _child(which, raw, out, max_frames, aperture, workers):
+    res = run_ours(raw, out, max_frames, aperture, workers if which == "ours_workers" else None) \
+        if which.startswith("ours") else run_photutils(raw, max_frames)
     res["peak_mb"] = _rss_mb()
     print(json.dumps(res))
 
@@ -142,21 +146,26 @@ def main(argv=None):
     p.add_argument("--aperture", type=float, default=None,
                    help="ours with one aperture radius for the night (glue-zeropoint night "
                         "--aperture)")
-    p.add_argument("--child", choices=["ours", "photutils"], help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=None,
+                   help="also ours on this many worker processes (night --workers)")
+    p.add_argument("--child", choices=["ours", "photutils", "ours_workers"],
+                   help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child, args.raw, args.out, args.max_frames, args.aperture)
+        _child(args.child, args.raw, args.out, args.max_frames, args.aperture, args.workers)
         return 0
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for which in ("ours", "photutils"):
+        for which in ("ours", "photutils") + (("ours_workers",) if args.workers else ()):
             cmd = [sys.executable, __file__, args.raw, "--child", which,
                    "--out", str(Path(tmp) / "out")]
             if args.max_frames:
                 cmd += ["--max-frames", str(args.max_frames)]
             if args.aperture:
                 cmd += ["--aperture", str(args.aperture)]
+            if args.workers:
+                cmd += ["--workers", str(args.workers)]
             run = subprocess.run(cmd, capture_output=True, text=True, check=True)
             res[which] = json.loads(run.stdout.strip().splitlines()[-1])
     o, q = res["ours"], res["photutils"]
@@ -166,6 +175,12 @@ def main(argv=None):
           f"{o['n_measured']} measured, verdict {o['verdict']}")
     print(f"  photutils  {q['seconds']:7.1f} s  peak {q['peak_mb']:7.0f} MB")
     print(f"  time ratio ours/photutils: {o['seconds'] / q['seconds']:.2f}")
+    if "ours_workers" in res:
+        w = res["ours_workers"]
+        same = w["transparency"] == o["transparency"] and w["files"] == o["files"]
+        print(f"  ours, {args.workers} workers {w['seconds']:7.1f} s  peak {w['peak_mb']:7.0f} MB "
+              f"(main process)  ratio to photutils {w['seconds'] / q['seconds']:.2f}; "
+              f"transparency {'identical to' if same else 'DIFFERENT from'} one process's")
     # transparency series side by side (magnitudes, each relative to its best frame)
     ours = dict(zip([Path(f).name for f in o["files"]], o["transparency"], strict=True))
     names = [f for f in q["files"] if f in ours]

@@ -159,16 +159,25 @@ def test_one_aperture_for_the_night(night):
                for n in r.notes)
 
 
-def test_products_measured_again_without_calibrating(night):
-    """``night OUT/calibrated --no-calibrate``: the calibrated lights of a first run are
-    measured as they are (their uncertainty and mask read, the masters left out) and give the
-    first run's zero points, with nothing calibrated again."""
+@pytest.fixture(scope="module")
+def products_night(night):
+    """The first run's calibrated products measured again (``night OUT/calibrated
+    --no-calibrate``), in one process; and the products' modification times before."""
     from glue_zeropoint.night.run import measure_night
 
     cal_dir = night["base"] / "out" / "calibrated"
     before = {p: p.stat().st_mtime_ns for p in cal_dir.iterdir()}
-    first = Table.read(night["base"] / "out" / "night.ecsv")
     r = measure_night(cal_dir, str(night["base"] / "catalog.ecsv"), calibrate=False)
+    return r, before
+
+
+def test_products_measured_again_without_calibrating(night, products_night):
+    """``night OUT/calibrated --no-calibrate``: the calibrated lights of a first run are
+    measured as they are (their uncertainty and mask read, the masters left out) and give the
+    first run's zero points, with nothing calibrated again."""
+    cal_dir = night["base"] / "out" / "calibrated"
+    r, before = products_night
+    first = Table.read(night["base"] / "out" / "night.ecsv")
     assert r.provenance["calibration"] == ("none: calibrated products of glue-zeropoint "
                                            "measured as they are")
     files = [str(f) for f in r.frames["file"]]
@@ -207,3 +216,80 @@ def test_raw_lights_and_products_never_both(night, tmp_path):
     assert "raw lights" in plan.provenance["calibration"]
     plan = plan_night(raw / "out", None, calibrate=False)  # the products alone
     assert plan.names == [prod.name]
+
+
+def _same_table(a, b):
+    assert a.colnames == b.colnames and len(a) == len(b)
+    for c in a.colnames:
+        x, y = np.asarray(a[c]), np.asarray(b[c])
+        if x.dtype.kind == "f":
+            np.testing.assert_array_equal(x, y, err_msg=c)  # NaN == NaN here
+        else:
+            assert x.tolist() == y.tolist(), c
+
+
+def test_workers_measure_the_same_night(night, products_night):
+    """``night --workers 2``: the frames on two worker processes give the night of one
+    process, row for row, with a line per frame and progress as they finish."""
+    from glue_zeropoint.night.run import measure_night
+
+    cal_dir = night["base"] / "out" / "calibrated"
+    serial, _ = products_night
+    lines, steps = [], []
+    r = measure_night(cal_dir, str(night["base"] / "catalog.ecsv"), calibrate=False,
+                      workers=2, echo=lines.append, progress=lambda d, t, m: steps.append(
+                          (d, t, m)))
+    _same_table(r.frames, serial.frames)
+    _same_table(r.detections, serial.detections)
+    assert r.verdict == serial.verdict
+    for band, f in serial.fits.items():
+        assert r.fits[band].k == f.k and r.fits[band].k_err == f.k_err
+    assert len(lines) == 13 and lines[0].startswith("[1/13] ") and lines[-1].startswith(
+        "[13/13] ")
+    assert steps[0][2] == "measuring 13 frames on 2 processes"
+    assert sum(m.startswith("measured ") for _, _, m in steps) == 13
+
+
+def test_workers_refused_when_not_a_count(night):
+    from glue_zeropoint.exceptions import InputError
+    from glue_zeropoint.night.run import measure_night
+
+    with pytest.raises(InputError, match="workers=0"):
+        measure_night(night["base"] / "raw", None, workers=0)
+    proc = subprocess.run(
+        [sys.executable, "-m", "glue_zeropoint.cli", "night", str(night["base"] / "raw"),
+         "--out", str(night["base"] / "out_w0"), "--workers", "0"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode != 0 and "--workers 0: give 1 or more" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+def test_a_frame_unreadable_since_planned_fails_alone(night, tmp_path, workers):
+    """A light whose pixels cannot be read when it is measured (truncated after the night was
+    planned) is a failed row saying why; the other frames are measured, in one process or on
+    worker processes."""
+    import shutil
+
+    from glue_zeropoint.night.parallel import local_cluster
+    from glue_zeropoint.night.run import _measure_frames, plan_night
+    from glue_zeropoint.night.settings import NightSettings
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    paths = [Path(x["path"]) for x in night["lights"][:4]]
+    for p in paths:
+        shutil.copy(p, raw)
+    st = NightSettings(calibrate=False)
+    plan = plan_night(raw, None, settings=st)
+    bad = raw / paths[1].name
+    head = len(fits.getheader(bad).tostring())
+    bad.write_bytes(bad.read_bytes()[:head + 5000])  # the header whole, most pixels gone
+    with local_cluster(workers or 1) as cluster:
+        out = _measure_frames(plan, st, cluster if workers else None, None, None)
+    rows = {o.row["file"]: o.row for o in out.values()}
+    assert len(rows) == 4
+    assert rows[bad.name]["status"] == "failed"
+    assert rows[bad.name]["reason"].startswith("could not read the frame's pixels: ValueError")
+    assert rows[bad.name]["band"] == "V"  # from the header read when the night was planned
+    assert all(r["status"] == "relative" for f, r in rows.items() if f != bad.name)

@@ -1,0 +1,104 @@
+"""A night's frames measured side by side in worker processes (``night --workers N``).
+
+:func:`measure_frames` runs :func:`.run.measure_frame` for a set of frames on a Dask
+``LocalCluster`` of N one-thread processes on this machine (many nights on many machines are
+the archive's work, :mod:`glue_zeropoint.archive`). Only frames that do not wait for another
+frame are given to it: a frame without a celestial WCS of a field with a catalog reuses the WCS
+solved for an earlier frame of its pointing, so those are measured afterwards, in time order,
+in this process. Each frame's result is the one a serial run gives (the same function on the
+same inputs); only the order in which they finish differs.
+"""
+
+import logging
+import os
+
+__all__ = ["WORKER_ENV", "local_cluster", "measure_frames"]
+
+#: a worker process is one core: its numba kernels (and BLAS) run one thread, else N workers
+#: of the machine's N cores would each start N threads and fight for the cores
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+
+
+class local_cluster:
+    """A ``dask.distributed`` client on a new ``LocalCluster`` of ``workers`` one-thread
+    processes (no dashboard; the cluster's INFO lines kept out of the user's log), started by
+    the first ``client()`` and closed when the context ends."""
+
+    def __init__(self, workers, memory_limit="auto"):
+        self.workers = int(workers)
+        self.memory_limit = memory_limit
+        self.cluster = self._client = None
+        self.level = None
+
+    def client(self):
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                        processes=True, memory_limit=self.memory_limit,
+                                        dashboard_address=None, silence_logs=logging.ERROR,
+                                        env=WORKER_ENV)
+            self._client = Client(self.cluster)
+        return self._client
+
+    def __enter__(self):
+        dlog = logging.getLogger("distributed")
+        self.level = dlog.level
+        dlog.setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+        return self
+
+    def __exit__(self, *exc):
+        if self._client is not None:
+            self._client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        if self.level is not None:
+            logging.getLogger("distributed").setLevel(self.level)
+
+
+def independent(plan):
+    """Indices (in ``plan.order``) of the frames that need no other frame's solved WCS."""
+    out = []
+    for i in plan.order:
+        light = plan.lights[i]
+        wcs = getattr(light, "wcs", None)
+        if plan.cats.get(plan.fields[i]) is None or (wcs is not None and wcs.has_celestial):
+            out.append(i)
+    return out
+
+
+def measure_frames(plan, indices, settings, cluster, done):
+    """Measure the frames ``indices`` of ``plan`` on the processes of ``cluster`` (a
+    :class:`local_cluster`).
+
+    ``done(i, outcome)`` is called in this process as each frame finishes (in the order they
+    finish); it may raise (e.g. :class:`~glue_zeropoint.exceptions.Cancelled`), which cancels
+    the frames not yet measured. A frame whose worker fails (a crash, not a frame that could
+    not be measured: that is a row saying why) is ``done(i, None, error)``.
+    """
+    from distributed import as_completed
+
+    from .run import measure_frame
+
+    client = cluster.client()
+    cats = {f: client.scatter(c, broadcast=True) for f, c in plan.cats.items() if c is not None}
+    futures = {}
+    for i in indices:
+        kw = plan.frame_kwargs(i)
+        kw["catalog"] = cats.get(kw["field"])
+        fut = client.submit(measure_frame, plan.lights[i], settings=settings, pure=False,
+                            key=f"frame-{i}-{os.urandom(4).hex()}", **kw)
+        futures[fut.key] = (fut, i)
+        plan.lights[i] = None  # the worker reads the frame; this process keeps its stars
+    try:
+        for fut in as_completed([f for f, _ in futures.values()]):
+            i = futures.pop(fut.key)[1]
+            if fut.status == "error":
+                done(i, None, fut.exception())
+            else:
+                done(i, fut.result())
+            fut.release()
+    except BaseException:
+        client.cancel([f for f, _ in futures.values()])
+        raise
