@@ -164,7 +164,10 @@ def _lights(raw_dir, out, calibrate, gain, progress):
 
 
 def _is_light_product(path):
-    """True for a calibrated light written by glue-zeropoint (not a master frame)."""
+    """True for a calibrated light written by glue-zeropoint: a product with an uncertainty
+    plane that is not a master frame (masters say ``IMAGETYP = 'master ...'``; a light keeps
+    its raw frame's IMAGETYP, which may be empty where the raw frames were told apart by their
+    file names)."""
     from astropy.io import fits
 
     if path.name.lower().endswith(".json"):
@@ -172,7 +175,8 @@ def _is_light_product(path):
     try:
         with fits.open(path, memmap=True) as hdul:
             kind = str(hdul[0].header.get("IMAGETYP", "")).strip().lower()
-            return "UNCERT" in hdul and not kind.startswith("master") and "light" in kind
+            return ("UNCERT" in hdul and hdul[0].header.get("NAXIS") == 2
+                    and not kind.startswith("master"))
     except (OSError, ValueError):
         return False
 

@@ -13,9 +13,17 @@ then, each in a fresh subprocess so that its peak memory is its own:
    against the catalog, the frame's zero point as the median of ``m_cat - m_inst``, then an
    ordinary least-squares line of ZP against the header AIRMASS per band (no clouds named).
 
+``--after-calibration`` (the issue's "40-frame 4096^2 night after calibration"): the night is
+calibrated once by ours, untimed, and both chains then start from the same calibrated lights
+(ours: ``night OUT/calibrated --no-calibrate``, the products with their uncertainty and mask;
+the photutils chain: the same pixels, in electrons, no master frames). ``--workers N`` also
+runs ours on N worker processes (``night --workers N``; its peak memory is the main
+process's).
+
 Printed: wall time, peak RSS (MB), k per band of each, the truth, and the ratios. Run:
 
     python tests/benchmarks/bench_night.py --size 512 --per-band 8
+    python tests/benchmarks/bench_night.py --size 4096 --per-band 20 --after-calibration --workers 2
 """
 
 import argparse
@@ -40,12 +48,12 @@ def _rss_mb():
     return float("nan")
 
 
-def run_ours(raw, cat, out):
+def run_ours(raw, cat, out, calibrated=False, workers=None):
     from glue_zeropoint.night.outputs import write_night
     from glue_zeropoint.night.run import measure_night
 
     t = time.perf_counter()
-    r = measure_night(raw, str(cat), out=out)
+    r = measure_night(raw, str(cat), out=out, calibrate=not calibrated, workers=workers)
     write_night(r, out)
     dt = time.perf_counter() - t
     return {"seconds": dt, "k": {b: f.k for b, f in r.fits.items()},
@@ -53,7 +61,7 @@ def run_ours(raw, cat, out):
             "cloudy": int(np.sum(r.frames["cloudy"]))}
 
 
-def run_photutils(raw, cat):
+def run_photutils(raw, cat, calibrated=False):
     import warnings
 
     from astropy import units as u
@@ -73,8 +81,12 @@ def run_photutils(raw, cat):
 
     warnings.simplefilter("ignore")
     t = time.perf_counter()
-    files = sorted(Path(raw).glob("*.fit"))
+    files = sorted(Path(raw).glob("*_cal.fits" if calibrated else "*.fit"))
     heads = {f: fits.getheader(f) for f in files}
+    if calibrated:  # calibrated lights in electrons: no master frames
+        kind = {f: "light" for f in files}
+        bias = dark = 0.0
+        flats = {heads[f]["FILTER"]: 1.0 for f in files}
 
     def trimmed(f):
         d = fits.getdata(f).astype(np.float32)
@@ -84,16 +96,17 @@ def run_photutils(raw, cat):
             d = d[:, x0 - 1:x1]
         return d
 
-    kind = {f: str(heads[f].get("IMAGETYP", "")).lower() for f in files}
-    bias = np.median([trimmed(f) for f in files if "bias" in kind[f]], axis=0)
-    darks = [f for f in files if "dark" in kind[f]]
-    dark = np.median([trimmed(f) - bias for f in darks], axis=0) / heads[darks[0]]["EXPTIME"]
-    flats = {}
-    for f in files:
-        if "flat" in kind[f]:
-            flats.setdefault(heads[f]["FILTER"], []).append(trimmed(f) - bias
-                                                            - dark * heads[f]["EXPTIME"])
-    flats = {b: np.median([x / np.median(x) for x in v], axis=0) for b, v in flats.items()}
+    if not calibrated:
+        kind = {f: str(heads[f].get("IMAGETYP", "")).lower() for f in files}
+        bias = np.median([trimmed(f) for f in files if "bias" in kind[f]], axis=0)
+        darks = [f for f in files if "dark" in kind[f]]
+        dark = np.median([trimmed(f) - bias for f in darks], axis=0) / heads[darks[0]]["EXPTIME"]
+        flats = {}
+        for f in files:
+            if "flat" in kind[f]:
+                flats.setdefault(heads[f]["FILTER"], []).append(trimmed(f) - bias
+                                                                - dark * heads[f]["EXPTIME"])
+        flats = {b: np.median([x / np.median(x) for x in v], axis=0) for b, v in flats.items()}
     c = Table.read(cat)
     cat_sky = SkyCoord(c["ra"] * u.deg, c["dec"] * u.deg)
     rows = []
@@ -102,7 +115,7 @@ def run_photutils(raw, cat):
             continue
         h = heads[f]
         b = h["FILTER"]
-        gain = h.get("EGAIN", 1.0)
+        gain = 1.0 if calibrated else h.get("EGAIN", 1.0)
         img = (trimmed(f) - bias - dark * h["EXPTIME"]) / flats[b] * gain
         bkg = Background2D(img, 64, sigma_clip=SigmaClip(3.0), bkg_estimator=MedianBackground())
         src = DAOStarFinder(fwhm=3.5, threshold=5 * bkg.background_rms_median)(
@@ -133,8 +146,9 @@ def run_photutils(raw, cat):
     return {"seconds": time.perf_counter() - t, "k": k, "n_frames": len(rows)}
 
 
-def _child(which, raw, cat, out):
-    res = run_ours(raw, cat, out) if which == "ours" else run_photutils(raw, cat)
+def _child(which, raw, cat, out, calibrated=False, workers=None):
+    res = run_ours(raw, cat, out, calibrated, workers if which == "ours_workers" else None) \
+        if which.startswith("ours") else run_photutils(raw, cat, calibrated)
     res["peak_mb"] = _rss_mb()
     print(json.dumps(res))
 
@@ -143,10 +157,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--per-band", type=int, default=8)
+    p.add_argument("--after-calibration", action="store_true",
+                   help="both chains from the same calibrated lights (calibration untimed)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="also ours on this many worker processes (night --workers)")
     p.add_argument("--child", nargs=4, metavar=("WHICH", "RAW", "CAT", "OUT"))
     args = p.parse_args(argv)
     if args.child:
-        _child(*args.child)
+        _child(*args.child, args.after_calibration, args.workers)
         return 0
     from glue_zeropoint.simulate import reference_catalog
     from glue_zeropoint.simulate.extinction import DEFAULT_BANDS, write_extinction_night
@@ -157,10 +175,20 @@ def main(argv=None):
                                           shape=(args.size, args.size), cloud=(2, 0.3))
         reference_catalog(truth.field, style="normalised").write(tmp / "cat.ecsv")
         env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+        src = tmp / "raw"
+        extra = []
+        if args.after_calibration:  # calibrated once, untimed; both start from its lights
+            from glue_zeropoint.calibration import calibrate_night
+
+            calibrate_night(tmp / "raw", tmp / "cal", memmap=True)
+            src, extra = tmp / "cal", ["--after-calibration"]
+        if args.workers:
+            extra += ["--workers", str(args.workers)]
         res = {}
-        for which in ("ours", "photutils"):
-            out = subprocess.run([sys.executable, __file__, "--child", which, str(tmp / "raw"),
-                                  str(tmp / "cat.ecsv"), str(tmp / f"out_{which}")],
+        runs = ("ours", "photutils") + (("ours_workers",) if args.workers else ())
+        for which in runs:
+            out = subprocess.run([sys.executable, __file__, "--child", which, str(src),
+                                  str(tmp / "cat.ecsv"), str(tmp / f"out_{which}"), *extra],
                                  capture_output=True, text=True, env=env, check=True)
             res[which] = json.loads(out.stdout.strip().splitlines()[-1])
         frame_mb = args.size * args.size * 4 / 2 ** 20
@@ -172,7 +200,12 @@ def main(argv=None):
             print(f"  {which:10s} {r['seconds']:7.1f} s  peak {r['peak_mb']:7.0f} MB  k: {ks}"
                   + (f"  verdict {r['verdict']}, {r['cloudy']} cloudy" if "verdict" in r
                      else ""))
-        print(f"  time ratio ours/photutils: {res['ours']['seconds'] / res['photutils']['seconds']:.2f}")
+        print("  (after calibration: both from the same calibrated lights)"
+              if args.after_calibration else "  (raw to verdict)")
+        q = res["photutils"]["seconds"]
+        print(f"  time ratio ours/photutils: {res['ours']['seconds'] / q:.2f}"
+              + (f"; ours on {args.workers} workers / photutils: "
+                 f"{res['ours_workers']['seconds'] / q:.2f}" if args.workers else ""))
     return 0
 
 

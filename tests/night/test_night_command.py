@@ -293,3 +293,22 @@ def test_a_frame_unreadable_since_planned_fails_alone(night, tmp_path, workers):
     assert rows[bad.name]["reason"].startswith("could not read the frame's pixels: ValueError")
     assert rows[bad.name]["band"] == "V"  # from the header read when the night was planned
     assert all(r["status"] == "relative" for f, r in rows.items() if f != bad.name)
+
+
+@pytest.mark.parametrize("imagetyp, is_light", [
+    ("Light Frame", True), ("OBJECT", True), ("", True),
+    ("master bias", False), ("Master Flat V", False)])
+def test_products_told_apart_without_light_in_imagetyp(tmp_path, imagetyp, is_light):
+    """A calibrated light keeps its raw frame's IMAGETYP ('OBJECT' in IRAF-style headers,
+    empty where the raw frames were told apart by file name): any 2-D product with an
+    uncertainty plane that is not a master frame is a light for ``--no-calibrate``."""
+    from glue_zeropoint.night.run import _is_light_product
+
+    h = fits.Header({"IMAGETYP": imagetyp} if imagetyp else {})
+    path = tmp_path / "x_cal.fits"
+    fits.HDUList([fits.PrimaryHDU(np.zeros((4, 4), np.float32), header=h),
+                  fits.ImageHDU(np.ones((4, 4), np.float32), name="UNCERT")]).writeto(path)
+    assert _is_light_product(path) is is_light
+    fits.HDUList([fits.PrimaryHDU(np.zeros((4, 4), np.float32), header=h)]).writeto(
+        tmp_path / "plain.fits")  # no uncertainty plane: not our product
+    assert _is_light_product(tmp_path / "plain.fits") is False
