@@ -163,20 +163,25 @@ def _regions(result, folder):
     folder.mkdir(parents=True, exist_ok=True)
     det = result.detections
     fr = result.frames
+    # each frame's rows, found once (a night has ~200,000 detections)
+    frame = np.asarray(det["frame"])
+    order = np.argsort(frame, kind="stable")
+    keys, starts = np.unique(frame[order], return_index=True)
+    rows_of = dict(zip(keys.tolist(), np.split(order, starts[1:]), strict=True))
+    x, y, star = np.asarray(det["x"]), np.asarray(det["y"]), np.asarray(det["star"])
+    usable = np.asarray(det["usable"], bool)
     paths = []
     for row in fr:
-        m = np.asarray(det["frame"]) == row["frame"]
-        if not m.any():
+        k = rows_of.get(row["frame"])  # (a numpy scalar finds its Python key)
+        if k is None or not k.size:
             continue
-        sub = det[m]
-        stars = sub["x", "y"].copy()
-        stars["star_id"] = np.asarray(sub["star"])
+        stars = Table({"x": x[k], "y": y[k], "star_id": star[k]})
         stars.meta["aperture_radius"] = (float(row["aperture_radius"])
                                          if np.isfinite(row["aperture_radius"]) else 5.0)
-        used = np.asarray(sub["usable"], bool) & bool(row["used_in_fit"])
+        used = usable[k] & bool(row["used_in_fit"])
         name = Path(str(row["file"])).stem + ".reg"
         paths.append(write_apertures(
-            stars, folder / name, used=used, labels=[str(s) for s in sub["star"]],
+            stars, folder / name, used=used, labels=[str(s) for s in star[k].tolist()],
             comments=[f"{row['file']}: {row['band']} X={row['airmass']:.3f} "
                       f"flags={row['flags'] or 'none'}; green: star of a clear frame"]))
     return paths
