@@ -23,23 +23,54 @@ WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_TH
 class local_cluster:
     """A ``dask.distributed`` client on a new ``LocalCluster`` of ``workers`` one-thread
     processes (no dashboard; the cluster's INFO lines kept out of the user's log), started by
-    the first ``client()`` and closed when the context ends."""
+    :meth:`start` (in the background, while this process plans the night) or by the first
+    :meth:`client`, and closed when the context ends."""
 
     def __init__(self, workers, memory_limit="auto"):
         self.workers = int(workers)
         self.memory_limit = memory_limit
         self.cluster = self._client = None
         self.level = None
+        self._thread = self._error = None
+
+    def _make(self):
+        from distributed import Client, LocalCluster
+
+        self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                    processes=True, memory_limit=self.memory_limit,
+                                    dashboard_address=None, silence_logs=logging.ERROR,
+                                    env=WORKER_ENV)
+        self._client = Client(self.cluster)
+        self._client.run(_import_measurement)  # the workers' imports, before their first frame
+
+    def _start(self):
+        try:
+            self._make()
+        except BaseException as exc:  # raised by client(), in the caller's thread
+            self._error = exc
+
+    def start(self):
+        """Start the cluster in a background thread (the processes' start and imports,
+        ~2 s, overlap the night's planning); :meth:`client` waits for it."""
+        import threading
+
+        if self._thread is None and self._client is None:
+            self._thread = threading.Thread(target=self._start, name="gzp-cluster-start",
+                                            daemon=True)
+            self._thread.start()
+
+    def _join(self):
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def client(self):
+        self._join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self._client is None:
-            from distributed import Client, LocalCluster
-
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                        processes=True, memory_limit=self.memory_limit,
-                                        dashboard_address=None, silence_logs=logging.ERROR,
-                                        env=WORKER_ENV)
-            self._client = Client(self.cluster)
+            self._make()
         return self._client
 
     def __enter__(self):
@@ -49,12 +80,18 @@ class local_cluster:
         return self
 
     def __exit__(self, *exc):
+        self._join()
         if self._client is not None:
             self._client.close()
         if self.cluster is not None:
             self.cluster.close()
         if self.level is not None:
             logging.getLogger("distributed").setLevel(self.level)
+
+
+def _import_measurement():
+    """Run on each worker as it starts: the measurement's modules imported."""
+    from . import run  # noqa: F401
 
 
 def independent(plan):

@@ -714,6 +714,7 @@ def measure_night(raw_dir, catalog=None, *, out=None, settings=None, exclude=Non
             from .parallel import local_cluster
 
             cluster = stack.enter_context(local_cluster(workers))
+            cluster.start()  # its processes start while the night is planned
         plan = plan_night(raw_dir, catalog, out=out, settings=st, progress=progress,
                           lights=lights, names=names)
         outcomes = _measure_frames(plan, st, cluster, progress, echo)

@@ -312,3 +312,22 @@ def test_products_told_apart_without_light_in_imagetyp(tmp_path, imagetyp, is_li
     fits.HDUList([fits.PrimaryHDU(np.zeros((4, 4), np.float32), header=h)]).writeto(
         tmp_path / "plain.fits")  # no uncertainty plane: not our product
     assert _is_light_product(tmp_path / "plain.fits") is False
+
+
+def test_cluster_started_in_the_background_reports_its_failure(monkeypatch):
+    """``local_cluster.start()`` starts the processes while the night is planned; a start
+    that fails raises in the caller's thread at ``client()``, and the context closes cleanly
+    whether or not the client was ever asked for."""
+    from glue_zeropoint.night import parallel
+
+    def broken(self):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(parallel.local_cluster, "_make", broken)
+    with parallel.local_cluster(2) as cluster:
+        cluster.start()
+        with pytest.raises(OSError, match="no processes here"):
+            cluster.client()
+    with parallel.local_cluster(2) as cluster:  # started, never used: nothing left running
+        cluster.start()
+    assert cluster._thread is None and cluster._client is None
