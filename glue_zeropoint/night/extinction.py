@@ -239,7 +239,8 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
         allowed &= np.asarray(use, bool)
     idx = np.flatnonzero(allowed)
     if len(idx) < MIN_FRAMES:
-        raise FitError(f"band {band}: {len(idx)} frame(s) with an airmass and a zero point; "
+        raise FitError(f"band {band or '(no filter in the headers)'}: {len(idx)} frame(s) "
+                       "with an airmass and a zero point; "
                        f"the extinction fit needs at least {MIN_FRAMES}")
     if threshold is None:
         threshold = max(3.0, float(stats.norm.isf(0.01 / len(idx))))

@@ -122,7 +122,7 @@ def _plots(result, out):
     ax.set_xlabel("airmass")
     ax.set_ylabel("zero point (mag for 1 e-/s)")
     ax.set_title(f"extinction: {result.verdict} (x: cloudy/left out)")
-    ax.legend(fontsize=8)
+    _legend(ax)
     paths.append(_save(fig, out / "extinction.png"))
     fig = Figure(figsize=(8, 7))
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
@@ -132,13 +132,14 @@ def _plots(result, out):
     for band in sorted(set(fr["band"])):
         m = np.asarray(fr["band"]) == band
         c = colours.get(band, "k")
-        ax1.plot(hours[m], np.asarray(fr["zp_night"], float)[m], "o-", color=c, label=band)
-        ax2.plot(hours[m], np.asarray(fr["sky_sb"], float)[m], "o-", color=c, label=band)
+        name = band or "(no filter)"
+        ax1.plot(hours[m], np.asarray(fr["zp_night"], float)[m], "o-", color=c, label=name)
+        ax2.plot(hours[m], np.asarray(fr["sky_sb"], float)[m], "o-", color=c, label=name)
         if not np.isfinite(np.asarray(fr["sky_sb"], float)[m]).any():
             ax2.plot(hours[m], np.asarray(fr["sky_inst"], float)[m], "s--", color=c,
-                     label=f"{band} (instrumental)")
+                     label=f"{name} (instrumental)")
     ax1.set_ylabel("ZP (night)")
-    ax1.legend(fontsize=8)
+    _legend(ax1)
     ax2.set_ylabel("sky (mag/arcsec²)")
     ax2.invert_yaxis()
     ax3.plot(hours, np.asarray(fr["moon_alt"], float), "k.", label="Moon altitude")
@@ -146,9 +147,15 @@ def _plots(result, out):
     ax3.axhline(0, color="0.5", lw=0.5)
     ax3.set_ylabel("deg")
     ax3.set_xlabel(f"hours from MJD {t0:.4f}")
-    ax3.legend(fontsize=8)
+    _legend(ax3)
     paths.append(_save(fig, out / "night_time.png"))
     return paths
+
+
+def _legend(ax):
+    """A legend where something is labelled (a night without a fit has no line to name)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _save(fig, path):
