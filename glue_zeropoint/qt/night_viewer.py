@@ -183,6 +183,7 @@ class NightViewer(DataViewer):
 
         from ..exceptions import ZeropointError
         from ..glue.night import load_frame
+        from .tools import show_stars_layer
 
         file_name = str(self.state.night["file"][row])
         self.state.selected_frame = file_name
@@ -194,15 +195,31 @@ class NightViewer(DataViewer):
         app = getattr(self.session, "application", None)
         if self.image_viewer is None or self.image_viewer not in getattr(app, "viewers", [[]])[0]:
             self.image_viewer = app.new_data_viewer(ImageViewer, data=image)
+            self._place_beside(self.image_viewer)
         else:
             self.image_viewer.add_data(image)
             self.image_viewer.state.reference_data = image
+        for layer in self.image_viewer.layers:
+            if layer.layer is image:
+                # glue's Min/Max stretch puts cosmic rays at white and every star at black
+                layer.state.percentile = 99.5
         for data in self.session.data_collection:
             if image.uuid in (data.meta.get("zp_stars_for"), data.meta.get("zp_night_stars_for")):
-                self.image_viewer.add_data(data)
+                show_stars_layer(self.image_viewer, data)
         self.info.setText(f"{file_name}: shown with "
                           f"{0 if stars is None else stars.size} of its stars")
         return self.image_viewer
+
+
+    def _place_beside(self, viewer):
+        """Put ``viewer`` to the right of this one, as tall as it (it opened on top of it)."""
+        try:
+            x, y = self.position
+            w, h = self.viewer_size
+            viewer.viewer_size = (max(h, 450), h)
+            viewer.position = (x + w + 4, y)
+        except (AttributeError, TypeError, RuntimeError):  # no MDI window (a bare viewer)
+            pass
 
 
 def register():

@@ -66,6 +66,11 @@ def test_measure_a_night_then_click_a_frame(glue_app, raw_night, tmp_path):
     assert frame_stars[0].size == n_det > 0
     assert frame_stars[0] in [layer.layer for layer in image_viewer.state.layers]
     assert len(glue_app.data_collection) == n_before + 2
+    # beside the night viewer, not on top of it; stretched so that the stars show
+    x, y = task.viewer.position
+    assert image_viewer.position[0] >= x + task.viewer.viewer_size[0]
+    assert image_viewer.position[1] == y
+    assert [la.percentile for la in image_viewer.state.layers if la.layer is image] == [99.5]
     # clicking it again reuses both
     task.viewer.show_frame(2)
     assert len(glue_app.data_collection) == n_before + 2
