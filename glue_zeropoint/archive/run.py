@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from .._settings import Settings as _Settings
 from ..exceptions import InputError, ZeropointError
 from ..io import OutputLock
-from ..night.parallel import WORKER_ENV
+from ..night.parallel import QUIET_SCHEDULER, WORKER_ENV
 from ..night.settings import NightSettings
 from .keys import Settings
 from .store import Store
@@ -280,7 +280,8 @@ class _client:
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                     memory_limit=st.memory_limit,
                                     dashboard_address="127.0.0.1:0" if st.dashboard else None,
-                                    silence_logs=logging.ERROR, env=WORKER_ENV)
+                                    silence_logs=logging.ERROR, env=WORKER_ENV,
+                                    scheduler_kwargs=None if st.dashboard else QUIET_SCHEDULER)
         self.client = Client(self.cluster)
         return self.client
 

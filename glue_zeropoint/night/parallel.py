@@ -12,12 +12,17 @@ same inputs); only the order in which they finish differs.
 import logging
 import os
 
-__all__ = ["WORKER_ENV", "local_cluster", "measure_frames"]
+__all__ = ["QUIET_SCHEDULER", "WORKER_ENV", "local_cluster", "measure_frames"]
 
 #: a worker process is one core: its numba kernels (and BLAS) run one thread, else N workers
 #: of the machine's N cores would each start N threads and fight for the cores
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
+
+
+#: the scheduler's HTTP server (health and metrics; it starts even without the dashboard) on a
+#: free local port: on 8787 it warned "Port 8787 is already in use" beside a running Dask
+QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
 class local_cluster:
@@ -39,7 +44,7 @@ class local_cluster:
         self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                     processes=True, memory_limit=self.memory_limit,
                                     dashboard_address=None, silence_logs=logging.ERROR,
-                                    env=WORKER_ENV)
+                                    env=WORKER_ENV, scheduler_kwargs=QUIET_SCHEDULER)
         self._client = Client(self.cluster)
         self._client.run(_import_measurement)  # the workers' imports, before their first frame
 

@@ -331,3 +331,29 @@ def test_cluster_started_in_the_background_reports_its_failure(monkeypatch):
     with parallel.local_cluster(2) as cluster:  # started, never used: nothing left running
         cluster.start()
     assert cluster._thread is None and cluster._client is None
+
+
+def test_cluster_quiet_beside_a_running_dask():
+    """Port 8787 taken (a user's own Dask dashboard): the night's cluster starts without a
+    warning, its scheduler's HTTP server on a free local port, no dashboard."""
+    import socket
+    import warnings
+
+    from glue_zeropoint.night.parallel import local_cluster
+
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 8787))
+        sock.listen()
+    except OSError:
+        pass  # already taken: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught, local_cluster(1) as cluster:
+            warnings.simplefilter("always")
+            client = cluster.client()
+            assert client.submit(sum, [1, 2]).result() == 3
+            port = cluster.cluster.scheduler.http_server.port
+        assert port != 8787
+        assert not [w for w in caught if "8787" in str(w.message)]
+    finally:
+        sock.close()
