@@ -1083,11 +1083,15 @@ CORE_RADII = 3.0
 def _core_beyond_common_radius(frames, fm, radius, fld, band):
     """A note when the night's common radius is within :data:`CORE_RADII` FWHM of its widest
     frames (``fm``: the frames under the common tail): their seeing core reaches beyond it, so
-    the common tail takes part of it as the night's median, a bias that follows the seeing.
-    Measured on simulated nights (Moffat beta = 3 cores, a 6% halo fixed in pixels, FWHM
-    growing with airmass from 1.5 px; tests/night/test_common_tail.py): k +0.008 for a widest
-    FWHM of 2.3 px, +0.022 at 3.0, +0.038 at 3.5, +0.076 at 4.5, against stated errors of
-    0.004-0.016."""
+    the common tail takes part of it as the night's median, a bias that follows the seeing
+    (k too high where the seeing widens with airmass). Its bound comes from the data: the
+    light each frame measures between the common radius and its own largest radius, as a
+    straight line in airmass (1.0857 x its slope, mag/airmass): all of it would be the bias
+    if it were seeing core, none if it were a halo fixed in pixels, which the curves alone
+    cannot tell apart. Simulated nights (Moffat beta = 3 cores, a 6% halo fixed in pixels,
+    FWHM from 1.5 px growing with airmass; tests/night/test_common_tail.py): k +0.008 for a
+    widest FWHM of 2.3 px, +0.022 at 3.0, +0.038 at 3.5, +0.076 at 4.5, against stated
+    errors of 0.004-0.016, each inside its bound."""
     if radius is None or not len(fm):
         return []
     fw = np.asarray(frames["fwhm"], float)[fm]
@@ -1096,13 +1100,40 @@ def _core_beyond_common_radius(frames, fm, radius, fld, band):
     widest = float(np.nanmax(fw))
     if radius >= CORE_RADII * widest:
         return []
+    bound = _common_tail_bias_bound(frames, fm, radius)
     n_wide = int(np.sum(fw * CORE_RADII > radius))
+    size = (f"by up to {bound:+.3f} mag/airmass (the light the frames measure between "
+            f"{radius:.1f} px and their largest radius, against airmass: seeing core or a "
+            "halo fixed in pixels, which the curves cannot tell apart)"
+            if bound is not None else "by an amount the curves do not bound")
     return [f"field {fld} band {band}: the common radius {radius:.1f} px is only "
             f"{radius / widest:.1f} FWHM of the widest frame (FWHM {np.nanmin(fw):.2f}-"
             f"{widest:.2f} px; {n_wide} frame(s) wider than {radius / CORE_RADII:.2f} px): "
-            "their seeing core beyond it is taken as the night's median, which biases k "
-            "upwards where the seeing widens with airmass (simulated, FWHM 1.5 -> 3.0 px: "
-            f"+0.02 mag/airmass); compare with --aperture {2.5 * widest:.0f}"]
+            "their seeing core beyond it is taken as the night's median, so k may be too "
+            f"high, {size}; compare with --aperture {2.5 * widest:.0f}"]
+
+
+def _common_tail_bias_bound(frames, fm, radius):
+    """1.0857 x the slope against airmass of each frame's measured light (fraction of its
+    total) between ``radius`` and its largest curve-of-growth radius: the most the common
+    tail can bias k (:func:`_core_beyond_common_radius`); None without the curves or with
+    fewer than 3 frames or no airmass range; 0 when the slope is not positive."""
+    curves = frames.meta.get("growth") or []
+    x = np.asarray(frames["airmass"], float)[fm]
+    between = []
+    for i in fm:
+        c = curves[i] if i < len(curves) else None
+        if c is None or len(c[0]) < 2:
+            between.append(np.nan)
+            continue
+        rad, inside = np.asarray(c[0], float), np.asarray(c[1], float)
+        between.append(inside[-1] - np.interp(radius, rad, inside))
+    between = np.asarray(between)
+    ok = np.isfinite(between) & np.isfinite(x)
+    if ok.sum() < 3 or np.ptp(x[ok]) <= 0:
+        return None
+    slope = float(np.polyfit(x[ok], between[ok], 1)[0])
+    return max(0.0, 1.0857362047581294 * slope)
 
 
 def _ensemble_offsets_of(frames, det, rowk, fm):
