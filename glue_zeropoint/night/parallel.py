@@ -45,8 +45,15 @@ class local_cluster:
                                     processes=True, memory_limit=self.memory_limit,
                                     dashboard_address=None, silence_logs=logging.ERROR,
                                     env=WORKER_ENV, scheduler_kwargs=QUIET_SCHEDULER)
-        self._client = Client(self.cluster)
-        self._client.run(_import_measurement)  # the workers' imports, before their first frame
+        try:
+            self._client = Client(self.cluster)
+            self._client.run(_import_measurement)  # the workers' imports, before a frame
+        except BaseException:
+            if self._client is not None:
+                self._client.close()
+            self.cluster.close()  # no half-started cluster left behind
+            self.cluster = self._client = None
+            raise
 
     def _start(self):
         try:
@@ -58,6 +65,8 @@ class local_cluster:
         """Start the cluster in a background thread (the processes' start and imports,
         ~2 s, overlap the night's planning); :meth:`client` waits for it."""
         import threading
+
+        import distributed  # noqa: F401  (imported here, not beside the planning's imports)
 
         if self._thread is None and self._client is None:
             self._thread = threading.Thread(target=self._start, name="gzp-cluster-start",

@@ -164,21 +164,25 @@ def _lights(raw_dir, out, calibrate, gain, progress):
 
 
 def _is_light_product(path):
-    """True for a calibrated light written by glue-zeropoint: a product with an uncertainty
-    plane that is not a master frame (masters say ``IMAGETYP = 'master ...'``; a light keeps
-    its raw frame's IMAGETYP, which may be empty where the raw frames were told apart by their
-    file names)."""
+    """True for a calibrated light written by glue-zeropoint: a 2-D product with an
+    uncertainty plane whose kind is light or unknown (a light keeps its raw frame's IMAGETYP,
+    which may be 'OBJECT', or empty where the raw frames were told apart by their file
+    names); masters (``IMAGETYP = 'master bias'``...) and any bias, dark or flat product, by
+    its header or else its file name, are not."""
     from astropy.io import fits
+
+    from ..calibration.frames import frame_type_from_header, frame_type_from_name
 
     if path.name.lower().endswith(".json"):
         return False
     try:
         with fits.open(path, memmap=True) as hdul:
-            kind = str(hdul[0].header.get("IMAGETYP", "")).strip().lower()
-            return ("UNCERT" in hdul and hdul[0].header.get("NAXIS") == 2
-                    and not kind.startswith("master"))
+            if "UNCERT" not in hdul or hdul[0].header.get("NAXIS") != 2:
+                return False
+            kind, _ = frame_type_from_header(hdul[0].header)
     except (OSError, ValueError):
         return False
+    return (kind or frame_type_from_name(path) or "light") == "light"
 
 
 class _LazyLight:
@@ -1058,14 +1062,15 @@ def _ensemble_zero_points(frames, det, rowk, notes):
                 radius, beyond, spread = tail_info
                 where = (f"{radius:.1f} px (the frames' smallest curve-of-growth radius)"
                          if radius is not None else "each frame's largest aperture")
-                notes.append(f"field {fld} band {band}: the light beyond {where} is the "
+                notes.append(f"field {fld} band {_band_name(band)}: the light beyond {where} is the "
                              f"band's median over the night ({beyond:.1%}; the "
                              f"{int(common.sum())} frames' own values spread by {spread:.3f} "
                              "mag), so that its extrapolation does not scatter the frames")
                 notes.extend(_core_beyond_common_radius(frames, fm[common], radius, fld, band))
             cut = _ensemble_offsets_of(frames, det, rowk, fm)
             if cut is not None and cut > ENSEMBLE_MAX_ERR:
-                notes.append(f"field {fld} band {band}: fewer than {MIN_ENSEMBLE_STARS} stars "
+                notes.append(f"field {fld} band {_band_name(band)}: fewer than "
+                             f"{MIN_ENSEMBLE_STARS} stars "
                              f"measured to {ENSEMBLE_MAX_ERR} mag; the ensemble uses the best "
                              f"{MIN_ENSEMBLE_STARS} (errors up to {cut:.3f} mag)")
             te = _tie_to_catalog(frames, fm, zp_shift)
@@ -1106,18 +1111,20 @@ def _core_beyond_common_radius(frames, fm, radius, fld, band):
             f"{radius:.1f} px and their largest radius, against airmass: seeing core or a "
             "halo fixed in pixels, which the curves cannot tell apart)"
             if bound is not None else "by an amount the curves do not bound")
-    return [f"field {fld} band {band}: the common radius {radius:.1f} px is only "
+    aperture = math.ceil(2.5 * widest)
+    return [f"field {fld} band {_band_name(band)}: the common radius {radius:.1f} px is only "
             f"{radius / widest:.1f} FWHM of the widest frame (FWHM {np.nanmin(fw):.2f}-"
             f"{widest:.2f} px; {n_wide} frame(s) wider than {radius / CORE_RADII:.2f} px): "
-            "their seeing core beyond it is taken as the night's median, so k may be too "
-            f"high, {size}; compare with --aperture {2.5 * widest:.0f}"]
+            "their seeing core beyond it is taken as the night's median, so k may be off, "
+            f"{size}; compare with --aperture {aperture}"]
 
 
 def _common_tail_bias_bound(frames, fm, radius):
     """1.0857 x the slope against airmass of each frame's measured light (fraction of its
     total) between ``radius`` and its largest curve-of-growth radius: the most the common
-    tail can bias k (:func:`_core_beyond_common_radius`); None without the curves or with
-    fewer than 3 frames or no airmass range; 0 when the slope is not positive."""
+    tail can bias k (:func:`_core_beyond_common_radius`; signed: k too high when positive, as
+    when the seeing widens with airmass; conservative, since a halo fixed in pixels also makes
+    it grow); None without the curves or with fewer than 3 frames or no airmass range."""
     curves = frames.meta.get("growth") or []
     x = np.asarray(frames["airmass"], float)[fm]
     between = []
@@ -1132,8 +1139,12 @@ def _common_tail_bias_bound(frames, fm, radius):
     ok = np.isfinite(between) & np.isfinite(x)
     if ok.sum() < 3 or np.ptp(x[ok]) <= 0:
         return None
-    slope = float(np.polyfit(x[ok], between[ok], 1)[0])
-    return max(0.0, 1.0857362047581294 * slope)
+    return 1.0857362047581294 * float(np.polyfit(x[ok], between[ok], 1)[0])
+
+
+def _band_name(band):
+    """A band for the notes: its name, or that the headers gave none."""
+    return band or "(no filter in the headers)"
 
 
 def _ensemble_offsets_of(frames, det, rowk, fm):

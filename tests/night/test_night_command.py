@@ -295,17 +295,21 @@ def test_a_frame_unreadable_since_planned_fails_alone(night, tmp_path, workers):
     assert all(r["status"] == "relative" for f, r in rows.items() if f != bad.name)
 
 
-@pytest.mark.parametrize("imagetyp, is_light", [
-    ("Light Frame", True), ("OBJECT", True), ("", True),
-    ("master bias", False), ("Master Flat V", False)])
-def test_products_told_apart_without_light_in_imagetyp(tmp_path, imagetyp, is_light):
+@pytest.mark.parametrize("imagetyp, name, is_light", [
+    ("Light Frame", "x_cal.fits", True), ("OBJECT", "x_cal.fits", True),
+    ("", "M13_20s_Clear001_cal.fits", True),
+    ("master bias", "x_cal.fits", False), ("Master Flat V", "x_cal.fits", False),
+    ("Flat Field", "x_cal.fits", False), ("BIAS", "x_cal.fits", False),
+    ("Dark Frame", "x_cal.fits", False), ("", "flat_15s_V003_cal.fits", False)])
+def test_products_told_apart_without_light_in_imagetyp(tmp_path, imagetyp, name, is_light):
     """A calibrated light keeps its raw frame's IMAGETYP ('OBJECT' in IRAF-style headers,
-    empty where the raw frames were told apart by file name): any 2-D product with an
-    uncertainty plane that is not a master frame is a light for ``--no-calibrate``."""
+    empty where the raw frames were told apart by file name): a 2-D product with an
+    uncertainty plane is a light for ``--no-calibrate`` unless its header (or, where the
+    header is silent, its name) says master, bias, dark or flat."""
     from glue_zeropoint.night.run import _is_light_product
 
     h = fits.Header({"IMAGETYP": imagetyp} if imagetyp else {})
-    path = tmp_path / "x_cal.fits"
+    path = tmp_path / name
     fits.HDUList([fits.PrimaryHDU(np.zeros((4, 4), np.float32), header=h),
                   fits.ImageHDU(np.ones((4, 4), np.float32), name="UNCERT")]).writeto(path)
     assert _is_light_product(path) is is_light
@@ -328,9 +332,14 @@ def test_cluster_started_in_the_background_reports_its_failure(monkeypatch):
         cluster.start()
         with pytest.raises(OSError, match="no processes here"):
             cluster.client()
-    with parallel.local_cluster(2) as cluster:  # started, never used: nothing left running
+    monkeypatch.undo()
+    # started, never used (the planning failed, say): the context waits and closes it
+    with pytest.raises(RuntimeError, match="planning failed"), \
+            parallel.local_cluster(1) as cluster:
         cluster.start()
-    assert cluster._thread is None and cluster._client is None
+        raise RuntimeError("planning failed")
+    assert cluster._thread is None and cluster._client is not None
+    assert cluster._client.status == "closed" and cluster.cluster.status.name == "closed"
 
 
 def test_cluster_quiet_beside_a_running_dask():
