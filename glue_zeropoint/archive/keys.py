@@ -31,6 +31,7 @@ class Settings:
     offline: bool = False
     site: str | None = None
     gain: float | None = None
+    read_noise: float | None = None
     band_map: tuple = field(default_factory=tuple)  # sorted (filter, band) pairs
     calibrate: bool = True
     max_stars: int = 300
@@ -39,13 +40,14 @@ class Settings:
 
     @classmethod
     def make(cls, *, catalog=None, offline=False, site=None, gain=None, band_map=None,
-             calibrate=True, max_stars=300, aperture_radius=None):
+             calibrate=True, max_stars=300, aperture_radius=None, read_noise=None):
         sha = None
         if catalog is not None and Path(str(catalog)).is_file():
             sha = file_sha256(catalog)
             catalog = str(Path(catalog).resolve())
         return cls(catalog=None if catalog is None else str(catalog), catalog_sha256=sha,
                    offline=bool(offline), site=site, gain=gain,
+                   read_noise=None if read_noise is None else float(read_noise),
                    band_map=tuple(sorted((band_map or {}).items())), calibrate=calibrate,
                    max_stars=int(max_stars),
                    aperture_radius=None if aperture_radius is None else float(aperture_radius))
@@ -56,8 +58,9 @@ class Settings:
         d = asdict(self)
         if d["catalog_sha256"]:  # a local catalog is its content, not where it lies
             d["catalog"] = Path(d["catalog"]).name
-        if d["aperture_radius"] is None:  # the default: the hash of archives made before it
-            del d["aperture_radius"]
+        for name in ("aperture_radius", "read_noise"):
+            if d[name] is None:  # the default: the hash of archives made before it
+                del d[name]
         return digest(d, 16)
 
     @property
@@ -70,7 +73,8 @@ class Settings:
         :class:`~glue_zeropoint.night.settings.NightSettings`."""
         return cls.make(catalog=catalog, offline=night.offline, site=night.site,
                         gain=night.gain, band_map=night.band_map, calibrate=night.calibrate,
-                        max_stars=night.max_stars, aperture_radius=night.aperture_radius)
+                        max_stars=night.max_stars, aperture_radius=night.aperture_radius,
+                        read_noise=night.read_noise)
 
     def night(self):
         """The :class:`~glue_zeropoint.night.settings.NightSettings` a frame is measured
@@ -78,7 +82,8 @@ class Settings:
         from ..night.settings import NightSettings
 
         return NightSettings(site=self.site, band_map=self.band_dict, calibrate=self.calibrate,
-                             gain=self.gain, offline=self.offline, max_stars=self.max_stars,
+                             gain=self.gain, read_noise=self.read_noise,
+                             offline=self.offline, max_stars=self.max_stars,
                              aperture_radius=self.aperture_radius)
 
 

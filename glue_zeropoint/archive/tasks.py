@@ -115,7 +115,9 @@ def prepare_night(name, raw_dir, store, settings):
         raise InputError(f"{raw_dir}: no light frames found")
     sha = {f.path: file_sha256(f.path) for f in frames}
     cal = sorted((f.kind, sha[f.path]) for f in frames if f.kind != "light")
-    cal_sha = digest([cal, settings.calibrate, settings.gain], 32) if settings.calibrate else ""
+    # (a read noise given joins the key; none keeps the keys of archives made before it)
+    noise = [settings.gain] + ([settings.read_noise] if settings.read_noise is not None else [])
+    cal_sha = digest([cal, settings.calibrate, *noise], 32) if settings.calibrate else ""
     heads = [_HeaderLight(f) for f in lights]
     names = [f.path.name for f in lights]
     notes = []
@@ -213,7 +215,7 @@ def _build_masters(group, gkey, suffix, folder, settings):
         warnings.simplefilter("ignore")
         logging.getLogger("glue_zeropoint.calibration.night").disabled = True
         try:
-            _group_noise(g, group, settings.gain, None)
+            _group_noise(g, group, settings.gain, settings.read_noise)
             _master_bias(g)
             _master_darks(g)
             _master_flats(g)

@@ -37,7 +37,7 @@ def add_parser(sub):
 
 def add_night_arguments(p):
     """The options of a night's measurement, shared by ``night`` and ``archive``: --catalog,
-    --site, --band, --gain, --no-calibrate, --offline, --aperture (see
+    --site, --band, --gain, --read-noise, --no-calibrate, --offline, --aperture (see
     :func:`night_settings`)."""
     p.add_argument("--catalog", default=None, metavar="SPEC",
                    help="vizier:<id>, simbad, default, or a local table (without: relative "
@@ -48,6 +48,9 @@ def add_night_arguments(p):
     p.add_argument("--band", action="append", default=[], metavar="FILTER=BAND",
                    help="catalog band of a FILTER value (e.g. Clear=V); repeatable")
     p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
+    p.add_argument("--read-noise", type=float, default=None, metavar="R",
+                   help="read noise in e- (default: header RDNOISE, else measured from 2+ "
+                        "biases and 2+ flats)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="measure the lights as they are: raw lights without calibration frames, "
                         "or the calibrated products of an earlier run (OUT/calibrated)")
@@ -73,6 +76,7 @@ def night_settings(args):
         band_map[k.strip()] = v.strip()
     return NightSettings(site=args.site, band_map=band_map or None,
                          calibrate=not args.no_calibrate, gain=args.gain,
+                         read_noise=args.read_noise,
                          offline=args.offline, aperture_radius=args.aperture)
 
 

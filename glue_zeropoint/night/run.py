@@ -124,14 +124,15 @@ def _py(v):
     return v if not isinstance(v, bytes) else v.decode()
 
 
-def _lights(raw_dir, out, calibrate, gain, progress):
+def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None):
     """(names, CCDData list, report) of the night's lights, calibrated or as they are."""
     if calibrate:
         from ..calibration import calibrate_night
 
         cal_out = None if out is None else Path(out) / "calibrated"
         # memory-mapped from the products: the night holds a few frames' pixels, not all
-        night = calibrate_night(raw_dir, cal_out, gain=gain, progress=progress,
+        night = calibrate_night(raw_dir, cal_out, gain=gain, read_noise=read_noise,
+                                progress=progress,
                                 memmap=True if cal_out is not None else None)
         names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
         lights = night.lights
@@ -358,7 +359,8 @@ def plan_night(raw_dir, catalog=None, *, out=None, settings=None, progress=None,
     location = parse_site(st.site)
     site_source = "given (--site)" if location is not None else ""
     if lights is None:
-        names, lights, prov = _lights(raw_dir, out, st.calibrate, st.gain, progress)
+        names, lights, prov = _lights(raw_dir, out, st.calibrate, st.gain, progress,
+                                      st.read_noise)
     else:
         names = names or [f"light{i}" for i in range(len(lights))]
         prov = {"calibration": "lights given"}

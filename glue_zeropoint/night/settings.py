@@ -38,6 +38,9 @@ class NightSettings(Settings):
         False: measure the raw lights as they are (no sky brightness then).
     gain : float, optional
         e-/ADU where the headers give none.
+    read_noise : float, optional
+        Read noise in electrons where the headers give none and the night has too few
+        biases and flats to measure it (calibration only).
     offline : bool
         Catalogs only from the cache and local files.
     max_stars : int
@@ -55,6 +58,7 @@ class NightSettings(Settings):
     colours: dict | None = None
     calibrate: bool = True
     gain: float | None = None
+    read_noise: float | None = None
     offline: bool = False
     max_stars: int = 300
     aperture_radius: float | None = None
@@ -63,5 +67,7 @@ class NightSettings(Settings):
         if self.aperture_radius is not None and not float(self.aperture_radius) > 0:
             raise InputError(f"aperture radius {self.aperture_radius}: give a radius in "
                              "pixels > 0 (or none: each frame's own)")
+        if self.read_noise is not None and not float(self.read_noise) >= 0:
+            raise InputError(f"read noise {self.read_noise}: give electrons >= 0")
         if not int(self.max_stars) >= 1:
             raise InputError(f"max_stars {self.max_stars}: give 1 or more")

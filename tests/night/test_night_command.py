@@ -366,3 +366,34 @@ def test_cluster_quiet_beside_a_running_dask():
         assert not [w for w in caught if "8787" in str(w.message)]
     finally:
         sock.close()
+
+
+def test_read_noise_given_where_the_night_cannot_measure_it(night, tmp_path):
+    """No RDNOISE in the headers, one bias, one dark: the night cannot measure the read noise
+    and
+    says to pass --read-noise, which `night` (and `archive`) now take; given, the night is
+    calibrated with it and says where it came from."""
+    import shutil
+
+    from glue_zeropoint.exceptions import InputError
+    from glue_zeropoint.night.run import plan_night
+    from glue_zeropoint.night.settings import NightSettings
+
+    src = night["base"] / "raw"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for pattern in ("Bias-001.fit", "Dark-*-001.fit", "Flat-V-*.fit", "SIMFIELD-V-00[12].fit"):
+        for p in src.glob(pattern):
+            shutil.copy(p, raw)
+    with pytest.raises(InputError, match="no read noise.*pass --read-noise"):
+        plan_night(raw, None, out=tmp_path / "out0", settings=NightSettings())
+    plan = plan_night(raw, None, out=tmp_path / "out",
+                      settings=NightSettings(read_noise=7.5))
+    assert len(plan.names) == 2
+    report = json.loads((tmp_path / "out" / "calibrated" / "calibration.json").read_text())
+    assert report["read_noise"]["value"] == 7.5
+    assert "given" in report["read_noise"]["source"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "glue_zeropoint.cli", "night", "--help"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert "--read-noise R" in proc.stdout
