@@ -21,7 +21,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub):
     p = sub.add_parser("archive", help="many nights on a Dask cluster into one archive",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
                    help="night folders, or folders holding a night per sub-folder")
     p.add_argument("--out", required=True, type=Path, metavar="STORE",

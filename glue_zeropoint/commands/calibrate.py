@@ -20,7 +20,7 @@ __all__ = ["add_parser", "run", "summary"]
 
 def add_parser(sub):
     p = sub.add_parser("calibrate", help="calibrate a folder of raw frames",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("raw_dir", type=Path, metavar="RAW_DIR",
                    help="folder of raw bias/dark/flat/light frames (sub-folders searched)")
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR",

@@ -22,7 +22,7 @@ DEMO_COLOR = "B-V"
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="run the whole chain on a built-in simulated night",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--out", default="glue-zeropoint-demo", type=Path,
                    help="folder for the demo night and its products (default: %(default)s)")
     p.add_argument("--no-gui", action="store_true",

@@ -22,16 +22,20 @@ __all__ = ["add_parser", "run", "summary"]
 
 def add_parser(sub):
     p = sub.add_parser("night", help="every light of a night: extinction, zero points, sky, "
-                                     "verdict", description=__doc__.split("\n\n")[0])
+                                     "verdict",
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("raw_dir", type=Path, metavar="RAW_DIR", help="folder of a raw night")
-    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
+    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR",
+                   help="output folder (created; calibrated products in OUT_DIR/calibrated)")
     add_night_arguments(p)
     p.add_argument("--exclude", action="append", default=[], metavar="FILE",
-                   help="leave this frame out of the extinction fit; repeatable")
-    p.add_argument("--no-plots", action="store_true")
+                   help="leave this frame (its file name, as in night.ecsv's 'file' column) "
+                        "out of the extinction fit; repeatable")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="measure the frames on N worker processes of this machine (e.g. its "
-                        "number of cores); results are those of one process")
+                   help="measure the frames on N worker processes of this machine (a Dask "
+                        "LocalCluster, e.g. N = its number of cores; default: this process "
+                        "only); results are those of one process")
     p.set_defaults(func=run)
 
 
@@ -47,13 +51,16 @@ def add_night_arguments(p):
                         "from the headers (SITELAT/SITELONG, OBSGEO-*)")
     p.add_argument("--band", action="append", default=[], metavar="FILTER=BAND",
                    help="catalog band of a FILTER value (e.g. Clear=V); repeatable")
-    p.add_argument("--gain", type=float, default=None, metavar="G", help="e-/ADU")
+    p.add_argument("--gain", type=float, default=None, metavar="G",
+                   help="gain in e-/ADU (default: header GAIN/EGAIN, else measured from 2+ "
+                        "biases and 2+ flats)")
     p.add_argument("--read-noise", type=float, default=None, metavar="R",
                    help="read noise in e- (default: header RDNOISE, else measured from 2+ "
                         "biases and 2+ flats)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="measure the lights as they are: raw lights without calibration frames, "
-                        "or the calibrated products of an earlier run (OUT/calibrated)")
+                        "or the calibrated products of an earlier run (give its OUT/calibrated "
+                        "as RAW_DIR)")
     p.add_argument("--offline", action="store_true", help="catalogs from cache/local files only")
     p.add_argument("--aperture", type=float, default=None, metavar="PIXELS",
                    help="one aperture radius for every frame (default: each frame's own, "

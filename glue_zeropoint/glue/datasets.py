@@ -27,7 +27,8 @@ def image_datasets(dc, images):
 
     Each item is a glue ``Data`` (used as it is), a path to a calibrated product (loaded with
     glue's ``load_data`` and the plugin's product factory, so sessions refer to the file), or a
-    ``CCDData`` (converted with :func:`~glue_zeropoint.glue.loader.ccd_to_data`).
+    ``CCDData`` (converted with :func:`~glue_zeropoint.glue.loader.ccd_to_data`, labelled
+    ``OBJECT FILTER NNN``, numbered within each object and filter).
     """
     from astropy.nddata import CCDData
     from glue.core import Data
@@ -36,6 +37,7 @@ def image_datasets(dc, images):
     from ..glue.loader import calibrated_product_factory, ccd_to_data, raising_load_errors
 
     result = []
+    seen = {}  # images of one object and filter so far: numbered within their own run
     for i, item in enumerate(_as_list(images)):
         if isinstance(item, Data):
             data = item
@@ -46,7 +48,9 @@ def image_datasets(dc, images):
         elif isinstance(item, CCDData):
             meta = item.meta or {}
             parts = [str(meta.get(k)).strip() for k in ("OBJECT", "FILTER") if meta.get(k)]
-            label = " ".join(parts + [f"{i + 1:03d}"]) if parts else f"image {i + 1:03d}"
+            key = tuple(parts) or ("image",)
+            seen[key] = seen.get(key, 0) + 1
+            label = " ".join([*key, f"{seen[key]:03d}"])
             data = ccd_to_data(item, label)
         else:
             raise InputError(f"image {i + 1}: expected a CCDData, a glue Data or a product "
