@@ -93,6 +93,16 @@ def test_demo_zero_point_is_the_simulators_within_its_stated_error(demo_run):
     # and the zero-point viewer in the saved app fitted the same stars to a consistent value
     glue_result = json.loads((out / "zeropoint_glue.json").read_text())
     assert abs(glue_result["zp"] - truth["zp"]) < 4 * glue_result["zp_err_total"]
+    # with a colour term the two refer their zero points to different colours, and the
+    # printout says which; referred to the same colour they agree within their errors (this
+    # small night fits none: the full demo does, 21.5958 against 21.5960 +- 0.0026)
+    if result["color_term"] is not None and glue_result.get("color_term") is not None:
+        assert f"at B-V = {result['color_ref']:.2f}" in proc.stdout
+        same_colour = glue_result["zp"] + glue_result["color_term"] * (
+            result["color_ref"] - glue_result["color_ref"])
+        assert same_colour == pytest.approx(result["zp"], abs=2 * result["zp_err"])
+    else:
+        assert " at B-V = " not in proc.stdout
 
 
 def test_console_script_measure_agrees_with_the_demo(demo_run, tmp_path):
@@ -124,3 +134,24 @@ def test_console_script_measure_agrees_with_the_demo(demo_run, tmp_path):
     bad = _run(["measure", str(tmp_path / "nothing.fits"), "--catalog", "simbad", "--band",
                 "V"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("glue-zeropoint measure: error:")
+
+
+def test_summary_names_the_colour_its_zero_point_refers_to():
+    """With a colour term the printed zero point says at which colour it holds (the demo's
+    Glue viewer refers its own to the used stars' mean colour: 21.593 at B-V = 0.678 is
+    21.596 at 0.60)."""
+    from types import SimpleNamespace as NS
+
+    from glue_zeropoint.commands.demo import _summary
+
+    zp = NS(band="V", zp=21.596, zp_err=0.003, zp_err_total=0.004, scatter=0.061, n_used=121,
+            n_matched=209, color="B-V", color_term=-0.035, color_term_err=0.005,
+            color_ref=0.6, sky_sb=None)
+    result = {"measurement": NS(zeropoint=zp), "out": "demo-night",
+              "truth": NS(filters={"V": NS(zp=21.6, color_term=-0.04, sky_sb=20.3)}),
+              "night": NS(lights=[1, 2, 3])}
+    text = _summary(result)
+    assert "zero point (V): 21.596 +/- 0.003 mag (total 0.004; truth 21.600) at B-V = 0.60" \
+        in text
+    zp.color_term = None
+    assert " at B-V" not in _summary(result)

@@ -74,7 +74,10 @@ def _summary(result):
         f"demo night in {result['out']}",
         f"  calibrated lights: {len(result['night'].lights)}",
         f"  zero point ({zp.band}): {zp.zp:.3f} +/- {zp.zp_err:.3f} mag "
-        f"(total {zp.zp_err_total:.3f}; truth {truth.zp:.3f})",
+        f"(total {zp.zp_err_total:.3f}; truth {truth.zp:.3f})"
+        + (f" at {zp.color} = {zp.color_ref:.2f}, the truth's reference colour (Glue's "
+           "viewer refers its zero point to the used stars' mean colour)"
+           if zp.color_term is not None and zp.color_ref is not None else ""),
         f"  scatter {zp.scatter:.3f} mag, {zp.n_used} of {zp.n_matched} matched stars used",
     ]
     if zp.color_term is not None:
