@@ -57,7 +57,7 @@ GROUP_COLOURS = {"used": "#1f77b4", "fit": "#d62728", "user": "#ff7f0e",
                  "photometry": "#9467bd", "catalog": "#17a589", "match": "#8c564b"}
 #: at most this many left-out stars get their reason written beside them in the plot (the
 #: farthest from the fit first); the table lists every star
-N_LABELS = 24
+N_LABELS = 12
 TABLE_COLUMNS = (("star_id", "star", "{:d}"), ("mag_cat", "m cat", "{:.3f}"),
                  ("mag_inst", "m inst", "{:.3f}"), ("colour", "colour", "{:.3f}"),
                  ("residual", "residual", "{:+.3f}"), ("status", "status", "{}"),
@@ -459,9 +459,10 @@ class ZeroPointViewer(DataViewer):
             self._artists.append(artists)
             self._animated += list(artists.values())
         self._axes[0].set_ylabel("m_cat − m_inst − ZP (mag)")
-        self._axes[0].legend(handles=[self._artists[0][k] for k in STYLES], loc="upper left",
-                             fontsize=7, frameon=False, ncols=6, handletextpad=0.1,
-                             columnspacing=0.6)
+        # above the plot, where it hides no point
+        self._axes[0].legend(handles=[self._artists[0][k] for k in STYLES], loc="lower left",
+                             bbox_to_anchor=(0.0, 1.0), borderaxespad=0.1, fontsize=7,
+                             frameon=False, ncols=6, handletextpad=0.1, columnspacing=0.6)
         # the reasons of the left-out stars, written beside them (a fixed pool of texts, moved
         # and refilled on each update, so that updates can still be blitted)
         self._labels = [self._axes[0].text(0, 0, "", fontsize=6, ha="left", va="bottom",
@@ -558,13 +559,13 @@ class ZeroPointViewer(DataViewer):
             if ax.get_xlabel() != xlabel:
                 ax.set_xlabel(xlabel)
                 relayout = True
-        self._set_labels(table, residual, status)
         if shown.any():
             span = max(3 * scatter, float(np.max(np.abs(residual[shown]))), 0.05)
             limits = self._sticky_limits(self._axes[0].get_ylim(), -span, span, pad=0.2)
             if limits is not None:
                 self._axes[0].set_ylim(limits[0], limits[1] + 0.15 * span)
                 relayout = True
+        self._set_labels(table, residual, status)  # placed in the final limits
         self._title.set_text(f"ZP {r.zp:.3f} ± {r.zp_err:.3f}")
         if relayout or self._background is None:
             self.panel.canvas.draw_idle()
@@ -574,7 +575,9 @@ class ZeroPointViewer(DataViewer):
     def _set_labels(self, table, residual, group):
         """Write the reasons of up to :data:`N_LABELS` left-out stars beside their points in
         the magnitude plot: the user's exclusions and the clipped stars first, then one star
-        of every other reason, then the rest, each time the farthest from the fit first."""
+        of every other reason (moved up or down off the labels already written), then the
+        rest where they cover no label (24 labels had piled up on the faint end of a field),
+        each time the farthest from the fit first."""
         x = np.asarray(table["mag_cat"], float)
         reason = np.asarray(table["reason"]).astype(str)
         rows = np.flatnonzero((group != "used") & np.isfinite(x) & np.isfinite(residual))
@@ -584,14 +587,48 @@ class ZeroPointViewer(DataViewer):
         lead = np.zeros(rows.size, bool)
         lead[first] = True
         lead |= np.isin(group[rows], ["user", "fit"])
-        rows = np.r_[rows[lead], rows[~lead]][:N_LABELS]
-        for label, row in zip(self._labels, list(rows) + [None] * N_LABELS, strict=False):
-            if row is None:
+        placed = self._place_labels(rows[lead], rows[~lead], x, residual, reason)
+        for label, item in zip(self._labels, placed + [None] * N_LABELS, strict=False):
+            if item is None:
                 label.set_text("")
                 continue
-            label.set_position((x[row], residual[row]))
+            row, xy = item
+            label.set_position(xy)
             label.set_text(" " + reason[row])
             label.set_color(GROUP_COLOURS.get(str(group[row]), "0.3"))
+
+    def _place_labels(self, lead, rest, x, residual, reason):
+        """``[(row, (x, y) in data)]``, at most :data:`N_LABELS`: every ``lead`` row at its
+        point or moved by up to 3 label heights up or down to a free place (or at its point
+        when there is none), then the ``rest`` only where they cover no label (screen pixels,
+        ~3.5 px a character at the labels' 6 pt, 9 px high)."""
+        trans = self._axes[0].transData
+        boxes, out = [], []
+
+        def free(b):
+            return all(b[2] < o[0] or o[2] < b[0] or b[3] < o[1] or o[3] < b[1]
+                       for o in boxes)
+
+        def place(row, shifts, must):
+            px, py = trans.transform((x[row], residual[row]))
+            width = 3.5 * (len(reason[row]) + 1)
+            for dy in shifts:
+                b = (px, py + dy, px + width, py + dy + 9.0)
+                if free(b):
+                    boxes.append(b)
+                    out.append((int(row), tuple(trans.inverted().transform((px, py + dy)))))
+                    return
+            if must:  # a lead label with no free place: written at its point
+                boxes.append((px, py, px + width, py + 9.0))
+                out.append((int(row), (float(x[row]), float(residual[row]))))
+
+        for row in lead[:N_LABELS]:
+            place(row, (0.0, 9.0, -9.0, 18.0, -18.0, 27.0, -27.0), must=True)
+        for row in rest:
+            if len(out) >= N_LABELS:
+                break
+            place(row, (0.0,), must=False)
+        return out
 
     def closeEvent(self, event):
         self.state.disconnect()

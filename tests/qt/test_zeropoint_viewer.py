@@ -12,7 +12,7 @@ from qtpy import QtWidgets
 from glue_zeropoint.glue.catalog_data import catalog_to_data, link_catalog
 from glue_zeropoint.glue.loader import ccd_to_data
 from glue_zeropoint.glue.stars import detect_stars
-from glue_zeropoint.qt.zeropoint_viewer import ZeroPointViewer
+from glue_zeropoint.qt.zeropoint_viewer import N_LABELS, ZeroPointViewer
 from glue_zeropoint.simulate import make_field, reference_catalog, simulate_image
 
 TRUE_ZP = 21.5
@@ -263,6 +263,14 @@ def test_viewer_table_and_plot_show_why_stars_were_left_out(glue_app):
     QtWidgets.QApplication.processEvents()
     viewer.panel.canvas.draw()
     QtWidgets.QApplication.processEvents()
+    # the reasons do not pile up on each other (at most N_LABELS, mostly apart)
+    renderer = viewer.panel.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in viewer._labels if t.get_text()]
+    assert len(boxes) <= N_LABELS
+    piled = sum(1 for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a.overlaps(b) and min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5 * min(a.width, b.width)
+                and min(a.y1, b.y1) - max(a.y0, b.y0) > 0.5 * min(a.height, b.height))
+    assert piled == 0, piled
     assert viewer.grab().save(str(OUTPUT / "zeropoint_viewer_reasons.png"))
     screenshot(glue_app, "zeropoint_viewer_reasons_app.png")
     viewer.close(warn=False)
