@@ -112,19 +112,22 @@ def run(args):
     from ..qt.app import build_app, save_outputs
 
     measurement = result["measurement"]
+    # the viewer matches as the measurement did (its own default is a fixed 2 arcsec)
+    radius = measurement.matches.meta.get("crossmatch", {}).get("radius_arcsec")
     if args.no_gui:
         from ..qt.compat import offscreen_messages_filtered
 
         with offscreen_messages_filtered():  # the offscreen platform's size-hint notices
             app = build_app(result["night"].lights, result["catalog"], DEMO_BAND,
-                            color=DEMO_COLOR, stars=measurement.stars)
+                            color=DEMO_COLOR, stars=measurement.stars,
+                            match_radius=radius)
             written = save_outputs(app, result["out"])
             for path in written:
                 print(f"  wrote {path}")
             app.close()
         return 0
     app = build_app(result["night"].lights, result["catalog"], DEMO_BAND, color=DEMO_COLOR,
-                    stars=measurement.stars)
+                    stars=measurement.stars, match_radius=radius)
     print("opening Glue (close the window to finish)", file=sys.stderr)
     app.start(maximized=False)
     return 0

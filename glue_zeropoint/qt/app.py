@@ -33,7 +33,8 @@ VIEWER_LAYOUT = {
 }
 
 
-def build_app(images, catalog_table, band, color=None, *, stars=None, measure_all=True):
+def build_app(images, catalog_table, band, color=None, *, stars=None, measure_all=True,
+              match_radius=None):
     """A Glue application with the images measured, the catalog linked and the viewers open.
 
     Parameters
@@ -51,6 +52,9 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
         Measured stars (``photometry.measure_stars`` output): one table (for the image shown),
         a list (per image) or a dict (by image label); images without get their stars detected and measured (all of
         them with ``measure_all=True``, the default; else only the first image).
+    match_radius : float, optional
+        The zero-point viewer's crossmatch radius (arcsec), e.g. the one a headless
+        measurement of the same stars used; default the viewer's 2 arcsec.
 
     Returns
     -------
@@ -88,6 +92,8 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
     if state.stars is not star_data and star_data is not None:
         state.stars = star_data
     state.catalog = catalog
+    if match_radius is not None:
+        state.match_radius = float(match_radius)
     state.band = band
     if color:
         state.color = color
