@@ -603,6 +603,9 @@ class ZeroPointViewer(DataViewer):
         when there is none), then the ``rest`` only where they cover no label (screen pixels,
         ~3.5 px a character at the labels' 6 pt, 9 px high)."""
         trans = self._axes[0].transData
+        rows = np.r_[lead[:N_LABELS], rest].astype(int)
+        pix = dict(zip(rows.tolist(), trans.transform(np.column_stack(
+            [x[rows], residual[rows]])).tolist(), strict=True)) if rows.size else {}
         boxes, out = [], []
 
         def free(b):
@@ -610,7 +613,7 @@ class ZeroPointViewer(DataViewer):
                        for o in boxes)
 
         def place(row, shifts, must):
-            px, py = trans.transform((x[row], residual[row]))
+            px, py = pix[int(row)]
             width = 3.5 * (len(reason[row]) + 1)
             for dy in shifts:
                 b = (px, py + dy, px + width, py + dy + 9.0)
