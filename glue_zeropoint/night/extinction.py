@@ -200,6 +200,11 @@ class ExtinctionFit:
                 "cov_zp0_k": float(-self.cov[0, 1]), "notes": list(self.notes)}
 
 
+def band_name(band):
+    """A band for messages and notes: its name, or that the headers gave none."""
+    return band or "(no filter in the headers)"
+
+
 def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=None,
                    k_err=None, max_iter=20):
     """Fit ``zp = ZP0 - k X`` to a band's frames, naming cloudy frames (module docstring).
@@ -239,7 +244,7 @@ def fit_extinction(airmass, zp, zp_err, *, band="", use=None, threshold=None, k=
         allowed &= np.asarray(use, bool)
     idx = np.flatnonzero(allowed)
     if len(idx) < MIN_FRAMES:
-        raise FitError(f"band {band or '(no filter in the headers)'}: {len(idx)} frame(s) "
+        raise FitError(f"band {band_name(band)}: {len(idx)} frame(s) "
                        "with an airmass and a zero point; "
                        f"the extinction fit needs at least {MIN_FRAMES}")
     if threshold is None:

@@ -40,7 +40,7 @@ from ..exceptions import (
 from ..headers import FILTER_KEYS, header_text
 from ..progress import report
 from .ensemble import MIN_ENSEMBLE_STARS, ensemble_offsets, group_stars
-from .extinction import colour_airmass_term, fit_extinction, night_verdict
+from .extinction import band_name, colour_airmass_term, fit_extinction, night_verdict
 from .geometry import (
     check_longitude_sign,
     check_time_zone,
@@ -1064,14 +1064,14 @@ def _ensemble_zero_points(frames, det, rowk, notes):
                 radius, beyond, spread = tail_info
                 where = (f"{radius:.1f} px (the frames' smallest curve-of-growth radius)"
                          if radius is not None else "each frame's largest aperture")
-                notes.append(f"field {fld} band {_band_name(band)}: the light beyond {where} is the "
+                notes.append(f"field {fld} band {band_name(band)}: the light beyond {where} is the "
                              f"band's median over the night ({beyond:.1%}; the "
                              f"{int(common.sum())} frames' own values spread by {spread:.3f} "
                              "mag), so that its extrapolation does not scatter the frames")
                 notes.extend(_core_beyond_common_radius(frames, fm[common], radius, fld, band))
             cut = _ensemble_offsets_of(frames, det, rowk, fm)
             if cut is not None and cut > ENSEMBLE_MAX_ERR:
-                notes.append(f"field {fld} band {_band_name(band)}: fewer than "
+                notes.append(f"field {fld} band {band_name(band)}: fewer than "
                              f"{MIN_ENSEMBLE_STARS} stars "
                              f"measured to {ENSEMBLE_MAX_ERR} mag; the ensemble uses the best "
                              f"{MIN_ENSEMBLE_STARS} (errors up to {cut:.3f} mag)")
@@ -1114,7 +1114,7 @@ def _core_beyond_common_radius(frames, fm, radius, fld, band):
             "halo fixed in pixels, which the curves cannot tell apart)"
             if bound is not None else "by an amount the curves do not bound")
     aperture = math.ceil(2.5 * widest)
-    return [f"field {fld} band {_band_name(band)}: the common radius {radius:.1f} px is only "
+    return [f"field {fld} band {band_name(band)}: the common radius {radius:.1f} px is only "
             f"{radius / widest:.1f} FWHM of the widest frame (FWHM {np.nanmin(fw):.2f}-"
             f"{widest:.2f} px; {n_wide} frame(s) wider than {radius / CORE_RADII:.2f} px): "
             "their seeing core beyond it is taken as the night's median, so k may be off, "
@@ -1142,11 +1142,6 @@ def _common_tail_bias_bound(frames, fm, radius):
     if ok.sum() < 3 or np.ptp(x[ok]) <= 0:
         return None
     return 1.0857362047581294 * float(np.polyfit(x[ok], between[ok], 1)[0])
-
-
-def _band_name(band):
-    """A band for the notes: its name, or that the headers gave none."""
-    return band or "(no filter in the headers)"
 
 
 def _ensemble_offsets_of(frames, det, rowk, fm):
