@@ -106,19 +106,23 @@ def night_datasets(dc, images, catalog_table, band, *, stars=None, measure_all=T
     """Add a night's images, stars and catalog to ``dc``.
 
     Returns ``(images, primary image, catalog dataset, stars dataset of the primary image)``;
-    the primary image is the first taken in ``band`` (else the first). Images without a given
-    stars table get their stars detected and measured (all of them with ``measure_all``, else
-    only the primary one).
+    the primary image is the first taken in ``band`` (else the first). A given stars table
+    that is a finished measurement (:func:`.stars.is_measured`) is taken as it is
+    (:func:`.stars.adopt_stars`); one of bare positions is measured here. Images without a
+    given stars table get their stars detected and measured (all of them with
+    ``measure_all``, else only the primary one).
     """
     from .links import link_images
-    from .stars import detect_stars, merge_stars, stars_for
+    from .stars import adopt_stars, detect_stars, is_measured, merge_stars, stars_for
 
     datasets = image_datasets(dc, images)
     link_images(dc)  # what glue's autolinker would ask about, settled (glue/links.py)
     primary = _primary_index(datasets, band)
     for i, image in enumerate(datasets):
         table = _stars_for_image(stars, i, image, primary)
-        if table is not None:
+        if table is not None and is_measured(table):
+            adopt_stars(dc, image, table)
+        elif table is not None:
             merge_stars(dc, image, table)
         elif i == primary or measure_all:
             detect_stars(dc, image)

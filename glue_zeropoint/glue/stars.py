@@ -14,6 +14,8 @@ Public API
 ``find_positions(image_data, ...) -> Table``
     Detection alone (safe in a worker thread); ``merge_stars(dc, image_data, positions)
     -> (Data, added_ids)`` then measures and adds them (main thread).
+``adopt_stars(dc, image_data, table) -> Data``
+    A finished measurement (``measure_stars`` output) as the image's stars, as it is.
 ``measure_positions(image_data, positions, ...) -> Table``
     A standalone measurement that touches no dataset.
 ``star_at(stars_data, x, y) -> star_id | None``
@@ -66,7 +68,7 @@ from .loader import WCS_META_KEY, data_to_ccd
 __all__ = ["STAR_COLUMNS", "DUPLICATE_RADIUS", "stars_for", "stars_label", "add_stars",
            "remove_stars", "detect_stars", "remeasure_stars", "measure_positions",
            "find_positions", "merge_stars", "stars_table", "star_at", "update_sky",
-           "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "region_positions",
+           "MIN_STARS_FOR_CORRECTION", "add_stars_from_regions", "adopt_stars", "is_measured", "region_positions",
            "write_star_regions", "peak_within",
            "register"]
 
@@ -430,6 +432,41 @@ def merge_stars(dc, image_data, positions, *, fwhm=None, recenter=True,
         table = _remeasure(prepared, all_xy, all_ids, fwhm)
     stars = _write(dc, image_data, table, start + len(new_ids))
     return stars, [int(i) for i in new_ids]
+
+
+#: the columns that make a table a finished measurement (``measure_stars`` output), which
+#: :func:`adopt_stars` takes as it is
+MEASURED_COLUMNS = ("x", "y", "flux", "flux_err", "mag_inst", "mag_inst_err", "flags")
+
+
+def is_measured(table):
+    """Whether ``table`` is a finished measurement (:data:`MEASURED_COLUMNS` and the aperture
+    it was measured in), not bare positions."""
+    return (isinstance(table, Table) and len(table) > 0
+            and all(c in table.colnames for c in MEASURED_COLUMNS)
+            and table.meta.get("aperture_radius") is not None)
+
+
+def adopt_stars(dc, image_data, table):
+    """Make a finished measurement (e.g. ``glue-zeropoint measure``'s stars, whose flags know
+    the catalog's undetected neighbours) the image's stars dataset as it is: the same fluxes,
+    errors and flags, so that Glue's zero-point viewer fits the stars the measurement fitted.
+    (Re-measuring the positions here lost those neighbours: 5 stars flagged crowded against
+    the measurement's 12 on the demo night.) Star ids are kept when they are unique
+    non-negative integers, else numbered from 0. Any stars listed before are replaced.
+
+    Returns the stars dataset.
+    """
+    if not is_measured(table):
+        raise InputError("adopt_stars needs a finished measurement (columns "
+                         f"{', '.join(MEASURED_COLUMNS)} and meta['aperture_radius'])")
+    out = _normalise(table)
+    ids = np.asarray(out["star_id"], np.int64)
+    if not (ids.size and ids.min() >= 0 and np.unique(ids).size == ids.size):
+        ids = np.arange(len(out), dtype=np.int64)
+        out["star_id"] = ids
+    out.meta.setdefault("zp_warnings", [])
+    return _write(dc, image_data, out, int(ids.max()) + 1 if ids.size else 0)
 
 
 def add_stars(dc, image_data, positions, *, fwhm=None, recenter=True):

@@ -49,9 +49,11 @@ def build_app(images, catalog_table, band, color=None, *, stars=None, measure_al
     color : str, optional
         Colour for the colour term (e.g. ``'B-V'``); the colour term is fitted when given.
     stars : Table, list of Table or dict, optional
-        Measured stars (``photometry.measure_stars`` output): one table (for the image shown),
-        a list (per image) or a dict (by image label); images without get their stars detected and measured (all of
-        them with ``measure_all=True``, the default; else only the first image).
+        Measured stars (``photometry.measure_stars`` output, taken as they are: the same
+        fluxes and flags) or bare positions (``x``, ``y``: measured here): one table (for the
+        image shown), a list (per image) or a dict (by image label); images without get their
+        stars detected and measured (all of them with ``measure_all=True``, the default; else
+        only the first image).
     match_radius : float, optional
         The zero-point viewer's crossmatch radius (arcsec), e.g. the one a headless
         measurement of the same stars used; default the viewer's 2 arcsec.

@@ -400,6 +400,11 @@ class ZeroPointViewer(DataViewer):
         if r.color_term is not None:
             extra.append(f"colour term ({r.color}) {_fmt(r.color_term)} ± "
                          f"{_fmt(r.color_term_err)}")
+        elif self.state.fit_color_term and getattr(r, "color_term_reason", ""):
+            import html
+
+            extra.append(f"colour term ({html.escape(str(r.color or ''))}) not fitted: "
+                         f"{html.escape(str(r.color_term_reason))}")
         if getattr(r, "sky_sb", None) is not None:
             extra.append(f"sky {_fmt(r.sky_sb, '{:.2f}')} ± {_fmt(r.sky_sb_err, '{:.2f}')} "
                          "mag/arcsec²")

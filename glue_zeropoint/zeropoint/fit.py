@@ -278,7 +278,9 @@ def _colour_decision(col, cand, fit_color):
         reason = (f"colour range too small ({span:.2f} mag between the 5th and 95th "
                   f"percentiles < {MIN_COLOR_RANGE})")
     if reason:
-        (log.warning if fit_color else log.info)("colour term not fitted: %s", reason)
+        # the result says why (``color_term_reason``; the CLI's notes, Glue's zero-point
+        # viewer): a log warning on stderr would repeat it at every brushing update
+        log.info("colour term not fitted: %s", reason)
         return False, cand, reason
     return True, cc, reason
 

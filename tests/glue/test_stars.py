@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from glue.core import DataCollection
@@ -11,6 +13,7 @@ from glue_zeropoint.glue.loader import ccd_to_data
 from glue_zeropoint.glue.stars import (
     STAR_COLUMNS,
     add_stars,
+    adopt_stars,
     detect_stars,
     remove_stars,
     star_at,
@@ -178,3 +181,37 @@ def test_stars_from_and_to_ds9_regions_without_qt(image, tmp_path):
     bx, by = wcs.world_to_pixel(back)
     np.testing.assert_allclose(bx, stars["x"], atol=1e-3)
     np.testing.assert_allclose(by, stars["y"], atol=1e-3)
+
+
+def test_a_finished_measurement_is_adopted_as_it_is(image):
+    """A measurement made elsewhere (``measure`` with the catalog's undetected neighbours)
+    becomes the stars dataset with its own fluxes and flags; bare positions are measured."""
+    from glue_zeropoint.exceptions import InputError
+    from glue_zeropoint.glue.datasets import night_datasets
+    from glue_zeropoint.photometry import find_stars, measure_stars
+    from glue_zeropoint.photometry.flags import FLAG_CROWDED
+    from glue_zeropoint.simulate import reference_catalog
+
+    dc, img, truth = image
+    ccd, _ = sim_ccd(seed=11)
+    found = find_stars(ccd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a small frame's few curve-of-growth stars
+        measured = measure_stars(ccd, found)
+    measured["flags"][:3] |= FLAG_CROWDED  # what only the measurement knew
+    stars = adopt_stars(dc, img, measured)
+    assert stars is stars_for(dc, img) and stars.size == len(measured)
+    for name in ("x", "y", "flux", "flux_err", "mag_inst", "flags"):
+        assert np.array_equal(stars[name], np.asarray(measured[name])), name
+    assert list(stars["star_id"]) == list(measured["star_id"])
+    assert stars.meta["zp_aperture"]["r"] == measured.meta["aperture_radius"]
+    assert stars.meta["zp_next_star_id"] == int(np.max(measured["star_id"])) + 1
+    with pytest.raises(InputError, match="finished measurement"):
+        adopt_stars(dc, img, found["x", "y"])
+    # night_datasets: a measurement is adopted, bare positions are measured
+    catalog = reference_catalog(truth["field"], style="normalised", seed=11)
+    for given, adopted in ((measured, True), (found["x", "y"], False)):
+        dc2 = DataCollection()
+        _d, first, _c, stars2 = night_datasets(dc2, [ccd], catalog, "V", stars=given)
+        crowded = (np.asarray(stars2["flags"])[:3] & FLAG_CROWDED) != 0
+        assert crowded.all() == adopted

@@ -293,3 +293,24 @@ def test_viewer_shows_the_measured_psf_and_assumptions(zp_app):
     assert stars.meta["zp_assumptions"]
     for note in stars.meta["zp_assumptions"]:
         assert html.escape(note) in text
+
+
+def test_viewer_says_why_an_asked_colour_term_was_not_fitted(zp_app):
+    """Asked for a colour term the stars cannot support, the viewer says why in its summary
+    (the fit's reason was only a log warning on stderr, repeated at every brushing update,
+    which a Glue user never sees)."""
+    app, viewer, image, stars, catalog, _ = zp_app
+    state = viewer.state
+    state.fit_color_term = True
+    assert state.result.color_term is not None
+    used = [int(s) for s in np.asarray(state.star_table()["star_id"])]
+    state.excluded_ids = used[:-5]  # five stars left: too few for a colour term
+    assert state.result.color_term is None
+    reason = state.result.color_term_reason
+    assert "too few stars with a colour" in reason
+    import html
+
+    text = viewer.panel.label_result.text()
+    assert f"colour term (B-V) not fitted: {html.escape(reason)}" in text, text
+    state.fit_color_term = False  # not asked: nothing to explain
+    assert "not fitted" not in viewer.panel.label_result.text()
