@@ -90,8 +90,11 @@ def night_settings(args):
 def summary(result):
     lines = [f"verdict: {result.verdict.upper()}: {result.verdict_reason}"]
     for band, f in result.fits.items():
+        sys = (f" (total +-{f.k_err_total:.3f} with the common tail's bound)"
+               if f.k_sys > 0 else " (total: not bounded, see the note)"
+               if not np.isfinite(f.k_sys) else "")
         lines.append(f"  {band}: k = {f.k:.3f} +- {f.k_err:.3f} mag/airmass (95%: +-"
-                     f"{f.k_ci95:.3f}), ZP0 = {f.zp0:.3f} +- {f.zp0_err:.3f}, scatter "
+                     f"{f.k_ci95:.3f}){sys}, ZP0 = {f.zp0:.3f} +- {f.zp0_err:.3f}, scatter "
                      f"{f.sigma_int:.3f}, {f.n_used}/{f.n_frames} frames, airmass "
                      f"{f.airmass_range[0]:.2f}-{f.airmass_range[1]:.2f}")
         ct = result.colour_terms.get(band) or {}

@@ -89,7 +89,7 @@ def night_to_data(frames, label="Night", *, folder=None):
     data.add_component(np.full(len(frames), np.nan), "zp_model")
     data.meta.update({"zp_kind": "night", "zp_night_folder": None if folder is None
                       else str(folder), "zp_night_t0": float(t0), "zp_night_excluded": [],
-                      "zp_night_fits": {}})
+                      "zp_night_fits": {}, "zp_night_k_sys": _k_sys_of(frames)})
     refit(data)
     return data
 
@@ -101,6 +101,17 @@ def detections_to_data(det, label="Night stars"):
     data.add_component(np.asarray(det["band"]).astype(str), "band")
     data.meta["zp_kind"] = "night_stars"
     return data
+
+
+def _k_sys_of(frames):
+    """Each band's systematic bound on k (the common tail) as the night wrote it in
+    ``night.ecsv``'s meta (``bands[b]['k_sys']``; NaN: not bounded); {} when not written."""
+    meta = getattr(frames, "meta", None) or {}
+    out = {}
+    for band, d in (meta.get("bands") or {}).items():
+        value = (d or {}).get("k_sys", 0.0) if isinstance(d, dict) else 0.0
+        out[str(band)] = float("nan") if value is None else float(value)
+    return out
 
 
 def refit(night, exclude=None):
@@ -139,6 +150,7 @@ def refit(night, exclude=None):
         except ZeropointError as err:
             fits[band] = {"band": band, "error": str(err)}
             continue
+        f.k_sys = float((night.meta.get("zp_night_k_sys") or {}).get(str(band), 0.0))
         fits[band] = f.to_dict()
         model[m] = f.model(x[m])
         resid[m] = f.residual

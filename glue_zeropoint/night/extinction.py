@@ -159,6 +159,11 @@ class ExtinctionFit:
     transparency : array
         ``10**(0.4 residual)``: fraction of the light the line predicts that arrived.
     airmass_range : (float, float)
+    k_sys : float
+        A systematic bound on k (mag/airmass, >= 0) that the frames' statistics do not carry:
+        the night's common tail where the widest frames' seeing core reaches beyond the
+        common radius (``night.run._core_beyond_common_radius``); 0 when none applies.
+        ``k_err_total`` adds it to ``k_err`` in quadrature.
     notes : list of str
     """
 
@@ -182,6 +187,19 @@ class ExtinctionFit:
     threshold: float
     k_fixed: bool = False
     notes: list = field(default_factory=list)
+    k_sys: float = 0.0
+
+    @property
+    def k_err_total(self):
+        """``k_err`` and the systematic bound ``k_sys`` in quadrature."""
+        return float(math.hypot(self.k_err, self.k_sys))
+
+    @property
+    def pivot_airmass(self):
+        """The airmass where the line is best known (its error is least): a bias of k moves
+        the line's zero points by ``bias * (X - pivot)``."""
+        c11 = float(self.cov[1, 1])
+        return float(-self.cov[0, 1] / c11) if c11 > 0 else float(np.mean(self.airmass_range))
 
     def model(self, airmass):
         return self.zp0 - self.k * np.asarray(airmass, float)
@@ -194,6 +212,7 @@ class ExtinctionFit:
     def to_dict(self):
         return {"band": self.band, "zp0": self.zp0, "zp0_err": self.zp0_err, "k": self.k,
                 "k_err": self.k_err, "k_ci95": self.k_ci95, "k_fixed": self.k_fixed,
+                "k_sys": self.k_sys, "k_err_total": self.k_err_total,
                 "sigma_int": self.sigma_int, "n_frames": self.n_frames, "n_used": self.n_used,
                 "n_cloudy": int(self.cloudy.sum()), "n_outlier": int(self.outlier.sum()),
                 "airmass_range": list(self.airmass_range), "threshold_sigma": self.threshold,

@@ -114,7 +114,8 @@ def _plots(result, out):
         e = np.asarray(fr["zp_night_err"], float)[m]
         c = colours.get(band, "k")
         ax.errorbar(x[f.used], y[f.used], e[f.used], fmt="o", color=c,
-                    label=f"{band}: k={f.k:.3f}±{f.k_err:.3f}")
+                    label=f"{band}: k={f.k:.3f}±{f.k_err:.3f}"
+                    + (f" (±{f.k_err_total:.3f} total)" if f.k_sys > 0 else ""))
         if (~f.used).any():
             ax.plot(x[~f.used], y[~f.used], "x", color=c, ms=9)
         xx = np.linspace(min(1.0, np.nanmin(x)), np.nanmax(x) * 1.05, 50)

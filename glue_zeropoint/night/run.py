@@ -1013,13 +1013,13 @@ def _fit_night(frames, det, notes, exclude):
         rowk = np.array([fidx[int(f)] for f in det["frame"]])
     else:
         rowk = np.zeros(0, int)
-    tie_err = _ensemble_zero_points(frames, det, rowk, notes)
+    tie_err, k_sys = _ensemble_zero_points(frames, det, rowk, notes)
     absolute = bool(np.isfinite(np.asarray(frames["zp"], float)).any())
     if not absolute and len(np.unique(np.asarray(frames["field"]))) > 1:
         notes.append("several fields and no catalog: their relative zero points are not tied "
                      "to each other, so k mixes fields (give --catalog)")
     use = _user_use(frames, exclude, notes)
-    fits, cterms = _fit_bands(frames, use, tie_err, absolute, notes)
+    fits, cterms = _fit_bands(frames, use, tie_err, absolute, notes, k_sys)
     _flag_frames(frames)
     _sky_from_night_zp(frames, absolute)
     verdict, reason = night_verdict(list(fits.values()))
@@ -1040,13 +1040,14 @@ def _ensemble_zero_points(frames, det, rowk, notes):
     """Per field and band: the frames' ensemble offsets from the night's own stars, tied once
     to the frames' catalog zero points (``zp_night``; ``-offset`` without a catalog). Fills
     the ensemble columns of ``frames`` (and ``mag_night`` of ``det``) in place; returns the
-    tie's error per (field, band)."""
+    tie's error per (field, band), and the common tail's systematic bound on k per (field,
+    band) where it applies (:func:`_core_beyond_common_radius`)."""
     nfr = len(frames)
     for key in ("ens_offset", "ens_offset_err", "rel_transparency", "zp_night",
                 "zp_night_err"):
         frames[key] = np.full(nfr, np.nan)
     frames["ens_n_stars"] = np.zeros(nfr, int)
-    tie_err = {}
+    tie_err, k_sys = {}, {}
     if len(det):
         det["mag_night"] = np.asarray(det["mag_inst"], float)
         det["mag_night_err"] = np.asarray(det["mag_inst_err"], float)
@@ -1068,7 +1069,11 @@ def _ensemble_zero_points(frames, det, rowk, notes):
                              f"band's median over the night ({beyond:.1%}; the "
                              f"{int(common.sum())} frames' own values spread by {spread:.3f} "
                              "mag), so that its extrapolation does not scatter the frames")
-                notes.extend(_core_beyond_common_radius(frames, fm[common], radius, fld, band))
+                said, bound = _core_beyond_common_radius(frames, fm[common], radius, fld,
+                                                         band)
+                notes.extend(said)
+                if said:
+                    k_sys[(fld, band)] = bound
             cut = _ensemble_offsets_of(frames, det, rowk, fm)
             if cut is not None and cut > ENSEMBLE_MAX_ERR:
                 notes.append(f"field {fld} band {band_name(band)}: fewer than "
@@ -1078,7 +1083,7 @@ def _ensemble_zero_points(frames, det, rowk, notes):
             te = _tie_to_catalog(frames, fm, zp_shift)
             if te is not None:
                 tie_err[(fld, band)] = te
-    return tie_err
+    return tie_err, k_sys
 
 
 #: the common tail is the light beyond R (pixels); a frame whose FWHM is more than R / this
@@ -1098,15 +1103,19 @@ def _core_beyond_common_radius(frames, fm, radius, fld, band):
     cannot tell apart. Simulated nights (Moffat beta = 3 cores, a 6% halo fixed in pixels,
     FWHM from 1.5 px growing with airmass; tests/night/test_common_tail.py): k +0.008 for a
     widest FWHM of 2.3 px, +0.022 at 3.0, +0.038 at 3.5, +0.076 at 4.5, against stated
-    errors of 0.004-0.016, each inside its bound."""
+    errors of 0.004-0.016, each inside its bound.
+
+    Returns ``(notes, bound)``: the bound (mag/airmass, >= 0) becomes the band's ``k_sys``,
+    part of k's total error (:attr:`.extinction.ExtinctionFit.k_err_total`); NaN when the
+    curves do not bound it (then the note says so and k's total error cannot be stated)."""
     if radius is None or not len(fm):
-        return []
+        return [], 0.0
     fw = np.asarray(frames["fwhm"], float)[fm]
     if not np.isfinite(fw).any():
-        return []
+        return [], 0.0
     widest = float(np.nanmax(fw))
     if radius >= CORE_RADII * widest:
-        return []
+        return [], 0.0
     bound = _common_tail_bias_bound(frames, fm, radius)
     n_wide = int(np.sum(fw * CORE_RADII > radius))
     size = (f"by up to {bound:+.3f} mag/airmass (the light the frames measure between "
@@ -1118,7 +1127,8 @@ def _core_beyond_common_radius(frames, fm, radius, fld, band):
             f"{radius / widest:.1f} FWHM of the widest frame (FWHM {np.nanmin(fw):.2f}-"
             f"{widest:.2f} px; {n_wide} frame(s) wider than {radius / CORE_RADII:.2f} px): "
             "their seeing core beyond it is taken as the night's median, so k may be off, "
-            f"{size}; compare with --aperture {aperture}"]
+            f"{size}; compare with --aperture {aperture}"], \
+        (abs(bound) if bound is not None else float("nan"))
 
 
 def _common_tail_bias_bound(frames, fm, radius):
@@ -1214,9 +1224,10 @@ def _user_use(frames, exclude, notes):
     return use
 
 
-def _fit_bands(frames, use, tie_err, absolute, notes):
-    """The extinction line of every band (the catalog tie's error added to ZP0's) and the
-    colour x airmass term; fills the per-frame fit columns. Returns (fits, colour terms)."""
+def _fit_bands(frames, use, tie_err, absolute, notes, k_sys=None):
+    """The extinction line of every band (the catalog tie's error added to ZP0's, the common
+    tail's bound ``k_sys[(field, band)]`` as k's systematic error) and the colour x airmass
+    term; fills the per-frame fit columns. Returns (fits, colour terms)."""
     nfr = len(frames)
     for key in ("k_residual", "k_residual_err", "transparency"):
         frames[key] = np.full(nfr, np.nan)
@@ -1238,6 +1249,15 @@ def _fit_bands(frames, use, tie_err, absolute, notes):
                             for fld in np.unique(np.asarray(frames["field"])[fm])])
             f.zp0_err = float(math.hypot(f.zp0_err, te))
             f.notes.append(f"ZP0 error includes the catalog tie ({te:.4f} mag)")
+        sys_b = [v for (_fld, b), v in (k_sys or {}).items() if b == band]
+        if sys_b:
+            f.k_sys = float(np.max(sys_b))  # NaN (not bounded) wins
+            f.notes.append(
+                f"k may be high by up to {f.k_sys:.3f} mag/airmass (the common tail: the widest "
+                "frames' seeing core beyond the common radius); k_err_total "
+                f"{f.k_err_total:.3f} includes it" if np.isfinite(f.k_sys) else
+                "k may be off by an amount the curves of growth do not bound (the common "
+                "tail); compare with --aperture")
         fits[band] = f
         frames["k_residual"][fm] = f.residual
         frames["k_residual_err"][fm] = f.residual_err

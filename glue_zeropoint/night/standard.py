@@ -145,7 +145,8 @@ def _colour_of_stars(cat_col, name, mags):
 
 def _band_magnitudes(det, m, s, xm, ns, f, ct, dc):
     """One band's weighted mean standard magnitude per star and its error (the mean's, the
-    line's at the mean airmass and the colour term's times the colour offset)."""
+    line's at the mean airmass, the colour term's times the colour offset, and k's
+    systematic bound times the distance from the line's pivot airmass)."""
     c0 = ct.get("c0") or 0.0
     c0e = ct.get("c0_err") or 0.0
     k2 = ct.get("k2") if ct.get("fitted") else 0.0
@@ -155,8 +156,10 @@ def _band_magnitudes(det, m, s, xm, ns, f, ct, dc):
     sw = np.bincount(s, w, ns)
     mean = np.bincount(s, w * mstd, ns) / np.where(sw > 0, sw, 1)
     xbar = np.bincount(s, w * xm, ns) / np.where(sw > 0, sw, 1)
+    # k's systematic bound (the common tail) moves the line about its pivot airmass
+    k_sys = float(np.nan_to_num(getattr(f, "k_sys", 0.0)))
     err = np.sqrt(1.0 / np.where(sw > 0, sw, np.nan) + f.model_err(xbar) ** 2
-                  + (c0e * dc) ** 2)
+                  + (c0e * dc) ** 2 + (k_sys * (xbar - f.pivot_airmass)) ** 2)
     return np.where(sw > 0, mean, np.nan), err
 
 

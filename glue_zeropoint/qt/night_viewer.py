@@ -125,7 +125,10 @@ class NightViewer(DataViewer):
             if "error" in f:
                 text.append(f"{band}: {f['error']}")
             else:
-                text.append(f"{band}: k = {f['k']:.3f} ± {f['k_err']:.3f}, ZP0 = "
+                sys = f.get("k_sys") or 0.0
+                total = (f" (± {f['k_err_total']:.3f} with the common tail)" if sys > 0 else
+                         " (+ a common-tail bias not bounded)" if sys != sys else "")
+                text.append(f"{band}: k = {f['k']:.3f} ± {f['k_err']:.3f}{total}, ZP0 = "
                             f"{f['zp0']:.3f}, {f['n_used']}/{f['n_frames']} frames, "
                             f"{f['n_cloudy']} cloudy")
         self.info.setText("; ".join(text) or "no band could be fitted")

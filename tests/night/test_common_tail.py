@@ -189,8 +189,16 @@ def test_seeing_cores_beyond_the_common_radius_are_named():
                                     next(n for n in said if f"band {b}:" in n)).group(1))
             assert 0.02 < bound < 0.07, bound  # ~0.043: a bound, not a bias estimate
             assert bias[-1] < bound + 3 * f.k_err, (b, bias[-1], bound)  # the bound holds
+            # and it is part of k's stated total error (k_err alone, 0.004-0.016, did not
+            # cover the bias), in the fit's notes and in the standard magnitudes' errors
+            assert abs(f.k_sys - bound) < 5e-4, (f.k_sys, bound)  # the note rounds it
+            assert f.k_err_total == np.hypot(f.k_err, f.k_sys)
+            assert abs(bias[-1]) < 2 * f.k_err_total, (b, bias[-1], f.k_err_total)
+            assert any("k_err_total" in n for n in f.notes), f.notes
+            assert f.to_dict()["k_sys"] == f.k_sys
     assert 0.01 < np.mean(bias) < 0.04, bias
     frames, det, _ = _moffat_core_night(3, 1.5)
     notes = []
-    _fit_night(frames, det, notes, None)
+    res = _fit_night(frames, det, notes, None)
     assert not any("FWHM of the widest frame" in n for n in notes), notes
+    assert all(f.k_sys == 0 and f.k_err_total == f.k_err for f in res.fits.values())

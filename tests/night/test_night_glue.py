@@ -90,3 +90,20 @@ def test_exclusion_survives_a_saved_session(folder, tmp_path, how):
     assert night.meta["zp_night_excluded"] == [str(dc[0]["file"][0])]
     gnight.refit(night)  # re-applies the saved exclusion
     assert bool(np.asarray(night["excluded"])[0])
+
+
+def test_refit_in_glue_keeps_ks_systematic_bound(tmp_path):
+    """A band whose k carries the common tail's systematic bound (``k_sys``) keeps it when
+    Glue refits the line: the night viewer's k error must not shrink back to the statistics
+    alone when a frame is brushed out."""
+    result, _ = night_tables()
+    band = next(iter(result.fits))
+    result.fits[band].k_sys = 0.037
+    write_night(result, tmp_path, plots=False, regions=False)
+    night = load_data(str(tmp_path))[0]
+    assert night.meta["zp_night_k_sys"][band] == pytest.approx(0.037)
+    fits = gnight.refit(night, [str(night["file"][0])])
+    assert fits[band]["k_sys"] == pytest.approx(0.037)
+    assert fits[band]["k_err_total"] == pytest.approx(np.hypot(fits[band]["k_err"], 0.037))
+    others = [b for b in fits if b != band and "error" not in fits[b]]
+    assert all(fits[b]["k_sys"] == 0.0 for b in others)
