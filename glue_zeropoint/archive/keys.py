@@ -36,11 +36,12 @@ class Settings:
     calibrate: bool = True
     max_stars: int = 300
     aperture_radius: float | None = None
+    cfa: str = "G"
     version: str = __version__
 
     @classmethod
     def make(cls, *, catalog=None, offline=False, site=None, gain=None, band_map=None,
-             calibrate=True, max_stars=300, aperture_radius=None, read_noise=None):
+             calibrate=True, max_stars=300, aperture_radius=None, read_noise=None, cfa="G"):
         sha = None
         if catalog is not None and Path(str(catalog)).is_file():
             sha = file_sha256(catalog)
@@ -50,7 +51,8 @@ class Settings:
                    read_noise=None if read_noise is None else float(read_noise),
                    band_map=tuple(sorted((band_map or {}).items())), calibrate=calibrate,
                    max_stars=int(max_stars),
-                   aperture_radius=None if aperture_radius is None else float(aperture_radius))
+                   aperture_radius=None if aperture_radius is None else float(aperture_radius),
+                   cfa=str(cfa))
 
     @property
     def hash(self):
@@ -61,6 +63,8 @@ class Settings:
         for name in ("aperture_radius", "read_noise"):
             if d[name] is None:  # the default: the hash of archives made before it
                 del d[name]
+        if d["cfa"] == "G":  # the default: the hash of archives made before it
+            del d["cfa"]
         return digest(d, 16)
 
     @property
@@ -74,7 +78,7 @@ class Settings:
         return cls.make(catalog=catalog, offline=night.offline, site=night.site,
                         gain=night.gain, band_map=night.band_map, calibrate=night.calibrate,
                         max_stars=night.max_stars, aperture_radius=night.aperture_radius,
-                        read_noise=night.read_noise)
+                        read_noise=night.read_noise, cfa=night.cfa)
 
     def night(self):
         """The :class:`~glue_zeropoint.night.settings.NightSettings` a frame is measured
@@ -84,7 +88,7 @@ class Settings:
         return NightSettings(site=self.site, band_map=self.band_dict, calibrate=self.calibrate,
                              gain=self.gain, read_noise=self.read_noise,
                              offline=self.offline, max_stars=self.max_stars,
-                             aperture_radius=self.aperture_radius)
+                             aperture_radius=self.aperture_radius, cfa=self.cfa)
 
 
 def frame_key(light_sha, calibration_sha, settings_hash, where=(), version=__version__):

@@ -234,6 +234,13 @@ def light_header(frame, reader=None):
         for key, offset in (("CRPIX1", x0), ("CRPIX2", y0), ("LTV1", x0), ("LTV2", y0)):
             if offset and key in header:
                 header[key] = header[key] - offset
+        # a colour mosaic's pattern starts where the trim starts: an odd trim shifts it
+        from .cfa import cfa_pattern
+
+        if cfa_pattern(header)[0] is not None:
+            for key, offset in (("XBAYROFF", x0), ("YBAYROFF", y0)):
+                if offset % 2:
+                    header[key] = (int(header.get(key, 0) or 0) + offset) % 2
         if reader.biassec is not None:
             header.add_history(f"overscan: subtracted {reader.overscan_level:.2f} ADU "
                                f"(clipped median of BIASSEC {frame.header['BIASSEC']})")

@@ -185,8 +185,9 @@ class _Hasher:
         self._pool.shutdown(wait=True)
 
 
-def _settings(combine, gain, read_noise):
-    return {"combine": combine, "gain": gain, "read_noise": read_noise, "software": software()}
+def _settings(combine, gain, read_noise, cfa="G"):
+    return {"combine": combine, "gain": gain, "read_noise": read_noise, "cfa": cfa,
+            "software": software()}
 
 
 def _light_key(run, frame, calibration_frames, suffix=""):
@@ -341,7 +342,7 @@ def _pick_dark(darks, t, has_bias):
 
 
 def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_noise=None,
-                    progress=None, memmap=None):
+                    progress=None, memmap=None, cfa="G"):
     """Calibrate every light frame of a raw night.
 
     Parameters
@@ -366,6 +367,11 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
         (memory bounded by a few frames, e.g. for a night measured frame by frame), False
         keeps them in memory; default (None): memory-mapped when the lights together exceed
         ``IN_MEMORY_BYTES``.
+    cfa : {'G', 'R', 'B', 'none'}
+        A light of a colour camera (a Bayer pattern in its header) is calibrated as the mosaic
+        it is, then its calibrated image is this colour channel, at half the size
+        (:func:`.cfa.extract_channel`); ``'none'`` keeps the mosaic. Monochrome frames are
+        not affected.
 
     Returns
     -------
@@ -384,6 +390,7 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
     """
     if combine not in ("median", "mean"):
         raise InputError(f"combine must be 'median' or 'mean', not {combine!r}")
+    cfa = _cfa_choice(cfa)
     for name, value in (("gain", gain), ("read_noise", read_noise)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive number, not {value!r}")
@@ -393,16 +400,28 @@ def calibrate_night(raw_dir, out_dir=None, *, combine="median", gain=None, read_
                          f"are never written over); use e.g. {raw_dir / 'calibrated'}")
     out = ensure_output_dir(out_dir) if out_dir is not None else None
     if out is None:
-        return _calibrate_night(raw_dir, None, combine, gain, read_noise, progress)
+        return _calibrate_night(raw_dir, None, combine, gain, read_noise, progress, cfa=cfa)
     with OutputLock(out, "calibrate") as lock:
         night = _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=lock,
-                                 memmap=memmap)
+                                 memmap=memmap, cfa=cfa)
     return night
 
 
+def _cfa_choice(cfa):
+    from .cfa import CFA_CHANNELS
+
+    choice = "none" if cfa is None else str(cfa)
+    choice = choice if choice.lower() == "none" else choice.upper()
+    if choice.lower() == "none":
+        return "none"
+    if choice not in CFA_CHANNELS:
+        raise InputError(f"colour channel {cfa!r}: give G, R, B or none")
+    return choice
+
+
 def _calibrate_night(raw_dir, out, combine, gain, read_noise, progress, lock=None,
-                     memmap=None):
-    run = {"id": uuid.uuid4().hex[:16], "settings": _settings(combine, gain, read_noise),
+                     memmap=None, cfa="G"):
+    run = {"id": uuid.uuid4().hex[:16], "settings": _settings(combine, gain, read_noise, cfa),
            "hasher": None, "reused": [], "keys": {}, "inputs": {}}
     old = None
     notes = []
@@ -753,6 +772,8 @@ def _calibrate_one(g, frame, cal_frames, memmap, prepared):
         ccd, counts = calibrate_light(frame, noise, prepared=prepared[0], **masters)
         _annotate(ccd, frame, noise, g.bias_name or False, dark_name, how, flat_name, counts,
                   out)
+        ccd = colour_channel(ccd, night._run["settings"].get("cfa", "G"), frame.name,
+                             g.entry["notes"])
         if out is not None:
             ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
             ccd.meta[RUN_KEY] = (night._run["id"], "run that wrote it")
@@ -764,6 +785,9 @@ def _calibrate_one(g, frame, cal_frames, memmap, prepared):
         "flat_match": (f"flat of filter {frame.filter!r}" if flat_name else
                        f"no flat of filter {frame.filter!r}: not flat-fielded"),
         "masked": counts}
+    if ccd.meta.get("CFACHAN"):
+        light_entry["colour"] = {"pattern": ccd.meta.get("CFAPAT"),
+                                 "channel": ccd.meta.get("CFACHAN")}
     if flat_name is None:
         g.skip_step(f"{frame.name}: no flat of filter {frame.filter!r}; not flat-fielded")
     if reused is not None:
@@ -771,6 +795,32 @@ def _calibrate_one(g, frame, cal_frames, memmap, prepared):
         light_entry["product"] = frame.product_name
         light_entry["reused"] = True
     return ccd, light_entry
+
+
+def colour_channel(ccd, cfa, name, notes=None):
+    """``ccd`` as the ``cfa`` colour channel (:func:`.cfa.extract_channel`) when its header
+    says it is a colour mosaic, else as it is; what was done is noted once per group
+    (``notes``) and logged."""
+    from .cfa import cfa_pattern, extract_channel
+
+    pattern, key = cfa_pattern(ccd.meta)
+    if pattern is None:
+        return ccd
+    if cfa == "none":
+        note = (f"colour mosaic ({pattern} from {key}) kept as one image (--cfa none): its "
+                "stars mix three filters, and their magnitudes are in no photometric band")
+    else:
+        ccd = extract_channel(ccd, cfa, pattern=pattern, name=name)
+        how = "the sum of the two green pixels" if cfa == "G" else f"its {cfa} pixel"
+        note = (f"colour mosaic ({pattern} from {key}): each light is its {cfa} channel, each "
+                f"2x2 cell one pixel ({how}), half the frame's size; --cfa none keeps the "
+                "mosaic")
+        if ccd.meta.get("CFANOTE"):
+            note += "; " + str(ccd.meta["CFANOTE"])
+    if notes is not None and note not in notes:
+        notes.append(note)  # the caller reports it
+    log.info("%s: %s", name, note)
+    return ccd
 
 
 def _product_names(frames, root):

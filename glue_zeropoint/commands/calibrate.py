@@ -31,6 +31,8 @@ def add_parser(sub):
                    help="gain in e-/ADU (default: header GAIN/EGAIN, else measured)")
     p.add_argument("--read-noise", type=float, default=None, metavar="R",
                    help="read noise in e- (default: header RDNOISE, else measured)")
+    p.add_argument("--cfa", choices=("G", "R", "B", "none"), default="G",
+                   help="colour camera (a Bayer pattern in the header, e.g. BAYERPAT=RGGB): the colour channel kept as the calibrated light, each 2x2 cell one pixel (G: the sum of its two greens, close to V; default %(default)s); none measures the mosaic as one grey image")
     p.set_defaults(func=run)
 
 
@@ -51,8 +53,12 @@ def summary(night):
         for step in group["skipped_steps"]:
             lines.append(f"    skipped: {step}")
     for light in rep["lights"]:
+        colour = light.get("colour")
+        colour = (f", {colour['channel']} channel of its {colour['pattern']} mosaic"
+                  if colour else "")
         lines.append(f"  {light['file']}: dark {light['dark'] or '-'} ({light['dark_match']}), "
-                     f"flat {light['flat'] or '-'}, {light['masked']['masked']} pixels masked")
+                     f"flat {light['flat'] or '-'}, {light['masked']['masked']} pixels "
+                     f"masked{colour}")
     if rep["guesses"]:
         lines.append(f"  {len(rep['guesses'])} guess(es) from file names, see calibration.json")
     refused = {r["file"] for r in rep.get("refused", [])}
@@ -83,6 +89,7 @@ def run(args):
 
     with TerminalProgress("calibrating") as progress:
         night = calibrate_night(args.raw_dir, args.out, combine=args.combine, gain=args.gain,
-                                read_noise=args.read_noise, progress=progress)
+                                read_noise=args.read_noise, progress=progress,
+                                cfa=args.cfa)
     print(summary(night))
     return 0

@@ -108,6 +108,12 @@ def add_parser(sub):
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="seconds to wait for a catalog service before giving up (default "
                         "%(default)s); a service that fails gives exit code 1")
+    p.add_argument("--cfa", choices=("G", "R", "B", "none"), default="G",
+                   help="colour camera (a Bayer pattern in the header, e.g. BAYERPAT=RGGB): "
+                        "the colour channel measured, each 2x2 cell one pixel (G: the sum of "
+                        "its two greens, close to V; default %(default)s), written to --out "
+                        "as <image stem>_<channel>.fits, the image stars.ecsv and stars.reg "
+                        "refer to; none measures the mosaic as one grey image")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="do not write zeropoint.png")
     # a southern declination in sexagesimal ('-12:30:00') is a value, not an option
@@ -250,6 +256,9 @@ def run(args):
     positions = _read_positions(args.positions, ccd.wcs) if args.positions else None
     if positions is not None:
         _check_on_image(positions, ccd, args.positions)
+    ccd, positions, channel_note = _colour_channel(ccd, args.cfa, positions, image)
+    channel_name = (f"{image.stem}_{ccd.meta['CFACHAN']}.fits"
+                    if ccd.meta.get("CFACHAN") and channel_note else None)
     from ..catalogs.config import timeout_override
 
     with timeout_override(args.timeout):
@@ -259,11 +268,17 @@ def run(args):
     extra = {"image": str(image)}
     if args.wcs:
         extra["wcs_file"] = str(Path(args.wcs))
-    solved_name = f"{image.stem}.wcs" if m.solution is not None else None
+    stem = Path(channel_name).stem if channel_name else image.stem
+    solved_name = f"{stem}.wcs" if m.solution is not None else None
     if solved_name:
         extra["wcs_file"] = str(out / solved_name)
+    if channel_name:
+        extra["measured_image"] = str(out / channel_name)
+        if m.solution is not None:
+            ccd.wcs = m.solution.wcs  # the channel image carries the solution
     written, solved = _write_results(m, out, solved_name, plot=not args.no_plot, extra=extra,
-                                     title=f"{image.name}: {args.band}")
+                                     title=f"{image.name}: {args.band}",
+                                     images={channel_name: ccd} if channel_name else None)
     z = m.zeropoint
     sky = (f", sky {z.sky_sb:.2f} ± {z.sky_sb_err:.2f} mag/arcsec^2"
            if z.sky_sb is not None and math.isfinite(z.sky_sb) else "")
@@ -273,13 +288,15 @@ def run(args):
           f"(total {z.zp_err_total:.3f}) mag, scatter {z.scatter:.3f}, "
           f"{z.n_used}/{z.n_matched} stars{ct}{sky}")
     print(_wcs_line(m, args.wcs))
+    if channel_note:
+        print(f"note: {channel_note}")
     for note in m.notes:
         print(f"note: {note}")
     print("wrote " + ", ".join(str(p) for p in written + solved))
     return 0
 
 
-def _write_results(m, out, solved_name, *, plot, extra, title):
+def _write_results(m, out, solved_name, *, plot, extra, title, images=None):
     """Write the results so that a failure leaves no complete-looking result behind.
 
     Under the folder's lock, an earlier ``zeropoint.json`` is removed first; every file is
@@ -315,6 +332,11 @@ def _write_results(m, out, solved_name, *, plot, extra, title):
                 solved = [write_wcs(staging / solved_name, m.solution.wcs,
                                     header=m.solution.header())]
             written = m.write(staging, plot=plot, extra=extra, title=title)
+            if images:  # the images the results' pixel positions refer to
+                from ..calibration.products import write_product
+
+                written = written + [write_product(ccd, staging / name)
+                                     for name, ccd in images.items()]
             items = [Path(p) for p in solved + written]
             items.sort(key=lambda p: p.name == "zeropoint.json")  # the result file last
             moved = {}
@@ -330,6 +352,33 @@ def _write_results(m, out, solved_name, *, plot, extra, title):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [moved[Path(p)] for p in written], [moved[Path(p)] for p in solved]
+
+
+def _colour_channel(ccd, cfa, positions, image):
+    """A colour camera's image as its ``cfa`` channel (each 2x2 cell one pixel,
+    :mod:`glue_zeropoint.calibration.cfa`), with ``--positions`` in pixels moved onto it:
+    ``(image, positions, note)``; the note is None when nothing was done (monochrome, a
+    channel image already, or ``--cfa none``, which is noted)."""
+    from ..calibration.cfa import cfa_pattern
+    from ..calibration.night import colour_channel
+
+    pattern, key = cfa_pattern(ccd.meta)
+    if pattern is None:
+        return ccd, positions, None
+    notes = []
+    out = colour_channel(ccd, cfa, image.name, notes)
+    if out is ccd:  # --cfa none
+        return ccd, positions, notes[0] if notes else None
+    ox, oy = float(out.meta["CFAOFFX"]), float(out.meta["CFAOFFY"])
+    if positions is not None and hasattr(positions, "colnames"):
+        positions = positions.copy()
+        positions["x"] = (np.asarray(positions["x"], float) - ox) / 2.0
+        positions["y"] = (np.asarray(positions["y"], float) - oy) / 2.0
+    name = f"{image.stem}_{out.meta['CFACHAN']}.fits"
+    note = (notes[0] if notes else "colour mosaic") + (
+        f"; measured on {name} (written here): stars.ecsv and stars.reg are its pixels "
+        f"(the mosaic's are 2 x + {ox:g}, 2 y + {oy:g})")
+    return out, positions, note
 
 
 def _check_on_image(positions, ccd, path):

@@ -66,6 +66,8 @@ def add_night_arguments(p):
                    help="one aperture radius for every frame (default: each frame's own, "
                         "from its curve of growth); steadies a time series whose seeing "
                         "changes")
+    p.add_argument("--cfa", choices=("G", "R", "B", "none"), default="G",
+                   help="colour camera (a Bayer pattern in the header, e.g. BAYERPAT=RGGB): the colour channel measured, each 2x2 cell one pixel (G: the sum of its two greens, close to V; default %(default)s); none measures the mosaic as one grey image")
 
 
 def night_settings(args):
@@ -84,7 +86,8 @@ def night_settings(args):
     return NightSettings(site=args.site, band_map=band_map or None,
                          calibrate=not args.no_calibrate, gain=args.gain,
                          read_noise=args.read_noise,
-                         offline=args.offline, aperture_radius=args.aperture)
+                         offline=args.offline, aperture_radius=args.aperture,
+                         cfa=getattr(args, "cfa", "G"))
 
 
 def summary(result):

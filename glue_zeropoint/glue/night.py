@@ -253,9 +253,10 @@ def frame_file(night, file_name):
                      f"(tried {tried}); load the frame yourself (File > Open)")
 
 
-def _load_image(path, file_name):
+def _load_image(path, file_name, channel=None):
     """A glue image dataset of a calibrated product (through its data factory, so a saved
-    session re-reads it) or of a raw light (ADU, as it is)."""
+    session re-reads it) or of a raw light (ADU, as it is; a colour camera's mosaic as the
+    ``channel`` the night measured, so that its stars fall on their stars)."""
     from glue.core.data_factories import load_data
 
     from .loader import calibrated_product_factory, ccd_to_data, is_product_file
@@ -272,7 +273,21 @@ def _load_image(path, file_name):
 
     data, header = _read_raw(path)
     ccd = CCDData(data, unit="adu", meta=header, wcs=_celestial_wcs(header))
+    if channel:
+        from ..calibration.night import colour_channel
+
+        ccd = colour_channel(ccd, channel, Path(file_name).name)
     return ccd_to_data(ccd, Path(file_name).stem, product=path)
+
+
+def _channel_of(night, row):
+    """The colour channel frame ``row`` was measured in (its ``colour_<C>`` flag), or None."""
+    if "flags" not in [c.label for c in night.components]:
+        return None
+    for f in str(np.asarray(night["flags"])[row]).split(","):
+        if f.startswith("colour_"):
+            return f[7:]
+    return None
 
 
 def _celestial_wcs(header):
@@ -308,7 +323,8 @@ def load_frame(dc, night, row):
     file_name = str(night["file"][row])
     image = frame_image(dc, file_name)
     if image is None:
-        image = _load_image(frame_file(night, file_name), file_name)
+        image = _load_image(frame_file(night, file_name), file_name,
+                            channel=_channel_of(night, row))
         if image not in dc:
             dc.append(image)
     frame = int(np.asarray(night["frame"])[row])

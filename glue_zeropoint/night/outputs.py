@@ -46,7 +46,10 @@ FRAME_DESCRIPTIONS = {
                 "still holds the bias pedestal)",
     "moon_illum": "illuminated fraction of the Moon", "flags": "cloudy, above_line, excluded, failed, raw (sky holds the bias), "
              "sky_per_pixel (no WCS: sky_rate is per pixel), flat_sky (the sky annuli are one value: "
-             "light under the converter's floor is cut off), trailed (elongated stars)",
+             "light under the converter's floor is cut off), trailed (elongated stars), colour_G (a colour "
+             "camera's frame measured in its G channel, each 2x2 cell one pixel), "
+             "pattern_from_sky (its colour pattern taken from its sky), mosaic_<ox>_<oy> (the "
+             "channel taken from the mosaic file: its pixel is 2 x + ox, 2 y + oy)",
 }
 
 
@@ -165,6 +168,19 @@ def _save(fig, path):
     return path
 
 
+def _mosaic_offsets(flags):
+    """``(ox, oy)`` of a frame flagged ``mosaic_<ox>_<oy>`` (a colour channel measured from
+    its mosaic file), else None."""
+    for f in str(flags).split(","):
+        if f.startswith("mosaic_"):
+            try:
+                _m, ox, oy = f.split("_")
+                return float(ox), float(oy)
+            except ValueError:
+                return None
+    return None
+
+
 def _regions(result, folder):
     from ..photometry.regions_io import write_apertures
 
@@ -186,6 +202,11 @@ def _regions(result, folder):
         stars = Table({"x": x[k], "y": y[k], "star_id": star[k]})
         stars.meta["aperture_radius"] = (float(row["aperture_radius"])
                                          if np.isfinite(row["aperture_radius"]) else 5.0)
+        mosaic = _mosaic_offsets(row["flags"])
+        if mosaic is not None:  # a colour channel measured from a mosaic file: its pixels
+            stars["x"] = 2.0 * stars["x"] + mosaic[0]
+            stars["y"] = 2.0 * stars["y"] + mosaic[1]
+            stars.meta["aperture_radius"] *= 2.0
         used = usable[k] & bool(row["used_in_fit"])
         name = Path(str(row["file"])).stem + ".reg"
         paths.append(write_apertures(

@@ -30,6 +30,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from ..calibration.night import colour_channel
 from ..exceptions import (
     CalibrationWarning,
     Cancelled,
@@ -124,7 +125,7 @@ def _py(v):
     return v if not isinstance(v, bytes) else v.decode()
 
 
-def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None):
+def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None, cfa="G"):
     """(names, CCDData list, report) of the night's lights, calibrated or as they are."""
     if calibrate:
         from ..calibration import calibrate_night
@@ -132,7 +133,7 @@ def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None):
         cal_out = None if out is None else Path(out) / "calibrated"
         # memory-mapped from the products: the night holds a few frames' pixels, not all
         night = calibrate_night(raw_dir, cal_out, gain=gain, read_noise=read_noise,
-                                progress=progress,
+                                progress=progress, cfa=cfa,
                                 memmap=True if cal_out is not None else None)
         names = [r.get("file", f"light{i}") for i, r in enumerate(night.report["lights"])]
         lights = night.lights
@@ -277,8 +278,12 @@ def _cluster_fields(pointings):
     return out, centres
 
 
-def _band_of(header, name, band_map):
-    filt = header_text(header, FILTER_KEYS) or ""
+def _band_of(header, name, band_map, cfa="none"):
+    """(filter, band) of a frame: its FILTER (a colour mosaic's: the channel it is measured
+    in, :func:`.calibration.cfa.channel_filter`), mapped by ``band_map``."""
+    from ..calibration.cfa import channel_filter
+
+    filt = channel_filter(header, cfa) or header_text(header, FILTER_KEYS) or ""
     band = (band_map or {}).get(filt, filt)
     return filt, band
 
@@ -360,7 +365,7 @@ def plan_night(raw_dir, catalog=None, *, out=None, settings=None, progress=None,
     site_source = "given (--site)" if location is not None else ""
     if lights is None:
         names, lights, prov = _lights(raw_dir, out, st.calibrate, st.gain, progress,
-                                      st.read_noise)
+                                      st.read_noise, st.cfa)
     else:
         names = names or [f"light{i}" for i in range(len(lights))]
         prov = {"calibration": "lights given"}
@@ -463,13 +468,20 @@ def measure_frame(ccd, *, index, name, geometry, field, catalog=None, field_wcs=
             ccd = lazy.load()
         except (OSError, ValueError, TypeError, ZeropointError) as err:
             # e.g. a file truncated or replaced since its header was read: this frame fails
-            filt, band = _band_of(lazy.meta, name, st.band_map)
+            filt, band = _band_of(lazy.meta, name, st.band_map, st.cfa)
             row = _frame_row(index, name, band, filt, field, geometry)
             row["status"] = "failed"
             row["reason"] = f"could not read the frame's pixels: {type(err).__name__}: {err}"
             return FrameOutcome(row=row, detections=None)
-    filt, band = _band_of(ccd.meta, name, st.band_map)
+    filt, band = _band_of(ccd.meta, name, st.band_map, st.cfa)
     row = _frame_row(index, name, band, filt, field, geometry)
+    was_channel = bool(ccd.meta.get("CFACHAN"))
+    try:  # a colour camera's mosaic (raw lights, --no-calibrate): its colour channel
+        ccd = colour_channel(ccd, st.cfa, name)
+    except ZeropointError as err:
+        row["status"], row["reason"] = "failed", str(err)
+        return FrameOutcome(row=row, detections=None)
+    row["flags"] = _colour_flags(ccd.meta, mosaic=not was_channel)
     colour, cref = _colour_for(band, catalog, st.colours)
     row["color"], row["color_ref"] = colour or "", np.nan if cref is None else cref
     m = None
@@ -558,7 +570,7 @@ def _frame_stars_only(ccd, settings, row, name):
     if not row["status"]:
         row["status"] = "relative"
     if im.calibrated is False:
-        row["flags"] = "raw"
+        row["flags"] = ",".join(f for f in (row["flags"], "raw") if f)
     if ccd.wcs is not None and ccd.wcs.has_celestial:
         from ..stats import pixel_area_arcsec2
 
@@ -634,9 +646,46 @@ def fit_night(rows, detections, notes=(), exclude=None, provenance=None, wcs=Non
         result = _fit_night(frames, det, notes, exclude)
         result.frames.meta.pop("growth", None)
     result.notes.extend(flag_trailed(result.frames))
+    result.notes.extend(_colour_note(result.frames))
     result.provenance = dict(provenance or {})
     result.wcs = dict(wcs or {})
     return result
+
+
+def _colour_flags(meta, mosaic):
+    """The flags of a frame measured in one colour channel (none for other frames):
+    ``colour_G``; ``pattern_from_sky`` when the frame's sky turned its header's pattern;
+    ``mosaic_<ox>_<oy>`` when its file is the mosaic (the channel taken here), whose pixel
+    is ``2 x + ox, 2 y + oy`` (for its region file)."""
+    if not meta.get("CFACHAN"):
+        return ""
+    flags = [f"colour_{meta['CFACHAN']}"]
+    if meta.get("CFANOTE"):
+        flags.append("pattern_from_sky")
+    if mosaic:
+        flags.append(f"mosaic_{float(meta['CFAOFFX']):g}_{float(meta['CFAOFFY']):g}")
+    return ",".join(flags)
+
+
+def _colour_note(frames):
+    """A note on the frames of a colour camera measured in one colour channel (flag
+    ``colour_G`` ...): what their magnitudes are."""
+    flags = [str(f).split(",") for f in frames["flags"]]
+    chans = sorted({f[7:] for fl in flags for f in fl if f.startswith("colour_")})
+    if not chans:
+        return []
+    n = sum(any(f.startswith("colour_") for f in fl) for fl in flags)
+    notes = [f"{n} frame(s) of a colour camera measured in their {'/'.join(chans)} channel "
+             "(each 2x2 cell of the mosaic one pixel: positions and apertures in those pixels, "
+             "the region files of mosaic files in the mosaic's; the band is the channel's, e.g. "
+             "TG: map it with --band TG=V for a catalog)"]
+    turned = sum("pattern_from_sky" in fl for fl in flags)
+    if turned:
+        notes.append(f"{turned} frame(s): the header's colour pattern puts green on pixels "
+                     "whose sky differs while the other two agree; the greens were taken "
+                     "from the other diagonal of the cell (the pattern read with its rows the "
+                     "other way; a frame stored bottom-up?)")
+    return notes
 
 
 TRAILED_MIN_ELLIPTICITY = 0.25

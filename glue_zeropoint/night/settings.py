@@ -51,6 +51,10 @@ class NightSettings(Settings):
         aperture correction, whose error (~0.02 mag on a real undersampled time series)
         adds to the frame-to-frame scatter. With one radius the night compares aperture
         magnitudes under the band's median correction.
+    cfa : {'G', 'R', 'B', 'none'}
+        The colour channel measured of a colour camera's lights (a Bayer pattern in their
+        headers; :mod:`glue_zeropoint.calibration.cfa`): each 2x2 cell one pixel. 'none'
+        measures the mosaic as one grey image. Monochrome frames are not affected.
     """
 
     site: object = None
@@ -62,8 +66,12 @@ class NightSettings(Settings):
     offline: bool = False
     max_stars: int = 300
     aperture_radius: float | None = None
+    cfa: str = "G"
 
     def __post_init__(self):
+        from ..calibration.night import _cfa_choice
+
+        self.cfa = _cfa_choice(self.cfa)
         if self.aperture_radius is not None and not float(self.aperture_radius) > 0:
             raise InputError(f"aperture radius {self.aperture_radius}: give a radius in "
                              "pixels > 0 (or none: each frame's own)")

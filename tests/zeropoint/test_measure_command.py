@@ -202,3 +202,47 @@ def test_measure_positions_bad_files_exit_2(files, tmp_path, capsys):
                      "--positions", str(path), "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err
         assert code == 2 and message in err, err
+
+
+def test_measure_a_colour_camera_image_in_its_green_channel(files, tmp_path, capsys):
+    """A colour camera's calibrated mosaic (BAYERPAT=RGGB): measured in its G channel (each
+    2x2 cell one pixel, the two greens summed), written beside the results as the image
+    stars.ecsv and stars.reg refer to; the zero point is the G channel's (half the light of
+    a star lands on green pixels: 2.5 log10(2) below the monochrome frame's)."""
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    root, _product, csv, _, ccd, truth, filt = files
+    scale = np.empty(ccd.shape)
+    for k, response in enumerate((0.6, 1.0, 1.0, 0.4)):  # R G / G B
+        scale[k // 2::2, k % 2::2] = response
+    header = ccd.meta.copy()
+    header["BAYERPAT"] = "RGGB"
+    mosaic = CCDData(np.asarray(ccd.data) * scale, unit=ccd.unit, meta=header, wcs=ccd.wcs,
+                     uncertainty=StdDevUncertainty(ccd.uncertainty.array * scale),
+                     mask=ccd.mask)
+    path = tmp_path / "osc_V_cal.fits"
+    mosaic.write(path, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    out = tmp_path / "out"
+    code = main(["measure", str(path), "--catalog", str(csv), "--band", "V", "--color",
+                 "B-V", "--out", str(out), "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "G channel" in captured.out and "osc_V_cal_G.fits" in captured.out
+    d, stars = _read_outputs(out)
+    zp_at_ref = filt.zp + filt.color_term * (d["color_ref"] - filt.color_ref)
+    assert abs(d["zp"] - (zp_at_ref - 2.5 * np.log10(2.0))) < 3 * d["zp_err_total"] + 0.01
+    assert d["measured_image"].endswith("osc_V_cal_G.fits")
+    g = CCDData.read(out / "osc_V_cal_G.fits", hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    assert g.shape == (192, 192) and g.meta["CFACHAN"] == "G"
+    # the stars' pixels are the channel image's: its WCS gives their sky positions
+    ra, dec = g.wcs.pixel_to_world_values(np.asarray(stars["x"]), np.asarray(stars["y"]))
+    assert np.nanmax(np.abs(ra - np.asarray(stars["ra"]))) < 1e-7
+    reg = (out / "stars.reg").read_text()
+    assert "circle(" in reg
+    # --cfa none measures the mosaic as one image, and says what that means
+    code = main(["measure", str(path), "--catalog", str(csv), "--band", "V", "--cfa", "none",
+                 "--out", str(tmp_path / "mono"), "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "kept as one image" in captured.out
+    assert not list((tmp_path / "mono").glob("*_G.fits"))

@@ -1,0 +1,84 @@
+"""A night of a colour camera (a Bayer pattern in every raw header): calibrated as mosaics,
+measured in the G channel (each 2x2 cell one pixel), its frames' band the channel's behind
+their own filter, its zero points the channel's; and the same frames measured raw
+(``--no-calibrate``), whose region files are in the mosaic's pixels."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from glue_zeropoint.night.outputs import write_night
+from glue_zeropoint.night.run import measure_night
+from glue_zeropoint.simulate import reference_catalog
+from glue_zeropoint.simulate.extinction import DEFAULT_BANDS, write_extinction_night
+
+
+@pytest.fixture(scope="module")
+def colour_night(tmp_path_factory):
+    base = tmp_path_factory.mktemp("colour_night")
+    truth, lights = write_extinction_night(base / "raw", seed=7, n_per_band=3,
+                                           bands={"V": DEFAULT_BANDS["V"]}, cloud=None)
+    for path in sorted((base / "raw").glob("*.fit*")):
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["BAYERPAT"] = "RGGB"  # every frame: bias, dark, flat, light
+    reference_catalog(truth.field, style="normalised").write(base / "catalog.ecsv")
+    return base, truth, lights
+
+
+def test_calibrated_colour_night_is_measured_in_its_green_channel(colour_night):
+    base, truth, lights = colour_night
+    out = base / "out"
+    res = measure_night(base / "raw", str(base / "catalog.ecsv"), out=out,
+                        band_map={"V+TG": "V"})
+    write_night(res, out, plots=False)
+    fr = res.frames
+    assert set(fr["band"]) == {"V"} and set(fr["filter"]) == {"V+TG"}
+    assert all("colour_G" in str(f) and "mosaic" not in str(f) for f in fr["flags"])
+    assert any("colour camera measured in their G channel" in n for n in res.notes)
+    products = sorted((out / "calibrated").glob("*_cal.fits"))
+    assert products
+    with fits.open(products[0]) as hdul:
+        raw_shape = fits.getdata(lights[0]["path"]).shape
+        assert hdul[0].data.shape == (raw_shape[0] // 2, raw_shape[1] // 2)
+        assert hdul[0].header["CFACHAN"] == "G" and hdul[0].header["FILTER"] == "V+TG"
+    # half of a star's light falls on green pixels: the channel's zero point is the
+    # monochrome camera's minus 2.5 log10(2), within its error
+    zp_truth = DEFAULT_BANDS["V"].zp0 - DEFAULT_BANDS["V"].k * np.asarray(fr["airmass"])
+    ok = np.asarray(fr["status"]) == "ok"
+    assert ok.sum() == len(lights)
+    d = np.asarray(fr["zp"])[ok] - (zp_truth[ok] - 2.5 * np.log10(2.0))
+    assert np.all(np.abs(d) < 3 * np.asarray(fr["zp_err_total"])[ok] + 0.03), d
+
+
+def test_raw_colour_frames_measured_as_they_are_keep_mosaic_regions(colour_night):
+    base, truth, lights = colour_night
+    out = base / "out_raw"
+    light_dir = base / "lights_only"
+    light_dir.mkdir()
+    for lt in lights:
+        (light_dir / lt["path"].name).write_bytes(lt["path"].read_bytes())
+    res = measure_night(light_dir, None, out=out, calibrate=False)
+    write_night(res, out, plots=False)
+    fr = res.frames
+    assert all("colour_G" in str(f) and "mosaic_0.5_0.5" in str(f) for f in fr["flags"])
+    det = res.detections
+    k = np.asarray(det["frame"]) == fr["frame"][0]
+    xs, ys = np.asarray(det["x"])[k], np.asarray(det["y"])[k]
+    raw_shape = fits.getdata(lights[0]["path"]).shape
+    assert np.nanmax(xs) < raw_shape[1] / 2 and np.nanmax(ys) < raw_shape[0] / 2
+    reg = (out / "regions" / (lights[0]["path"].stem + ".reg")).read_text().splitlines()
+    circles = [ln for ln in reg if ln.startswith("circle(")]
+    rx = np.array([float(c[7:].split(",")[0]) for c in circles])
+    # ds9's 1-based pixels of the mosaic: 2 x + 0.5 + 1
+    assert np.allclose(np.sort(rx), np.sort(2 * xs + 1.5), atol=1e-3)
+    # the truth's stars are where the mosaic file has them
+    t = Table(truth.field.stars)
+    tx, ty = np.asarray(t["x"], float), np.asarray(t["y"], float)
+    on = (tx > 10) & (ty > 10) & (tx < raw_shape[1] - 10) & (ty < raw_shape[0] - 10)
+    bright = np.flatnonzero(on)[np.argsort(np.asarray(t["mag_V"])[on])[:5]]
+    assert len(bright) == 5
+    for i in bright:
+        mx, my = float(t["x"][i]), float(t["y"][i])
+        d = np.hypot(2 * xs + 0.5 - mx, 2 * ys + 0.5 - my)
+        assert np.nanmin(d) < 1.0, (mx, my)
