@@ -26,8 +26,9 @@ cleaned of cosmic rays with ``ccdproc.cosmicray_lacosmic`` (GAIN 1.9, RDNOISE 5.
 header), as the field does with a raw frame: without it DAOStarFinder's 5-sigma pass finds
 the frame's cosmic rays, FWHM ~0.8 px, while its stars are ~8 px wide), the YSTAR R frame (calibrated,
 elongated stars, a satellite streak), the DECam z cutout (its inverse-variance weight map as
-the uncertainty, its DQ mask as the mask, EXPTIME from the primary header) and, when
-available, every light frame of the real SA112 night shipped in ``reducer==0.9.4``
+the uncertainty, its DQ mask as the mask, EXPTIME from the primary header), the real
+PANOPTES DSLR cutout of tests/data (a raw colour mosaic: both chains on its G channel) and,
+when available, every light frame of the real SA112 night shipped in ``reducer==0.9.4``
 (``reducer/data/mini_versions.tbz2``; 8-bit pixels, overscan subtracted and trimmed with
 ccdproc). ``--sa112 DIR`` points at the extracted folder, the wheel, the .tbz2, or a folder
 holding any of them; ``--download`` fetches the wheel with ``pip download --no-deps`` into
@@ -103,6 +104,28 @@ def decam_frame():
     ccd = CCDData(data, unit="adu", meta=header, mask=bad,
                   uncertainty=StdDevUncertainty(1.0 / np.sqrt(w)))
     return "decam z cutout (weight, DQ)", ccd
+
+
+def panoptes_frame():
+    """The real PANOPTES DSLR cutout (tests/data, MIT): a raw colour mosaic, both chains on
+    its G channel (:func:`glue_zeropoint.calibration.cfa.extract_channel`: each 2x2 cell one
+    pixel, the two greens summed; the pattern checked against the sky)."""
+    import gzip
+
+    from astropy.wcs import WCS
+
+    from glue_zeropoint.calibration.cfa import extract_channel
+
+    path = Path(__file__).parents[1] / "data" / "raw" / "panoptes" / \
+        "panoptes_solved_cutout.fits.gz"
+    with gzip.open(path) as fh, fits.open(fh) as hl:
+        data = hl[0].data.astype(np.float64)
+        header = hl[0].header.copy()
+    header["FILENAME"] = path.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ccd = CCDData(data, unit="adu", meta=header, wcs=WCS(header))
+    return "panoptes DSLR raw, G channel (cutout)", extract_channel(ccd, "G")
 
 
 def find_sa112(arg=None, download=False):
@@ -369,7 +392,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     rows = []
     # the one raw frame with cosmic rays and no mask: the plain chain cleans it first
-    for make, raw in ((saao_frame, True), (ystar_frame, False), (decam_frame, False)):
+    for make, raw in ((saao_frame, True), (ystar_frame, False), (decam_frame, False),
+                      (panoptes_frame, False)):
         name, ccd = make()
         rows.append(frame_row(name, ccd, clean_cosmics=raw))
         print(f"{name}: {rows[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
