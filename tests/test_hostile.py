@@ -511,3 +511,17 @@ def test_glue_opens_a_raw_folder_holding_its_own_products(tmp_path, raw, monkeyp
     assert not any("_cal" in label for label in labels)
     # and the folder of products itself loads through its manifest
     assert len(load_night(raw / "calibrated")) == 3 + 3
+
+
+def test_a_cube_of_colour_planes_is_refused_with_what_to_do(tmp_path):
+    """A debayered colour image saved as R, G, B planes (NAXIS3 = 3) is not a frame: the
+    scan and measure say what it is and what to give instead, not 'no 2-D image'."""
+    cube = np.zeros((3, 40, 50), np.float32)
+    path = tmp_path / "raw" / "M13_rgb_001.fits"
+    path.parent.mkdir()
+    fits.PrimaryHDU(cube, fits.Header({"EXPTIME": 30.0})).writeto(path)
+    code, _out, err = cli(tmp_path, "measure", path, "--catalog", "simbad", "--band", "V",
+                          "--out", tmp_path / "m")
+    assert code == 2 and "3-D image (3 x 40 x 50" in err and "R, G, B planes" in err
+    code, _out, err = cli(tmp_path, "calibrate", path.parent, "--out", tmp_path / "c")
+    assert code == 2 and "3-D image" in err and "save one plane" in err

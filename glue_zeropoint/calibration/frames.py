@@ -28,7 +28,7 @@ from ..headers import (
 from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
 from .manifest import MANIFEST_NAME, is_product
-from .sections import PixelReader, find_image_hdu
+from .sections import PixelReader, find_image_hdu, no_image_reason
 
 __all__ = ["RawFrame", "FrameList", "scan_frames", "frame_type_from_header",
            "frame_type_from_name", "exptime_from_name", "filter_from_name",
@@ -244,7 +244,7 @@ def read_frame(path, root=None):
                 raise _ProductFound(path)
             index = find_image_hdu(hdul)
             if index is None:
-                raise ValueError("no 2-D image in the file")
+                raise ValueError(no_image_reason(hdul))
             hdu = hdul[index]
             header = hdu.header.copy()
             if index > 0:

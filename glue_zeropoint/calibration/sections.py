@@ -67,6 +67,26 @@ def find_image_hdu(hdul):
     return None
 
 
+def no_image_reason(hdul):
+    """Why a FITS file holds no frame to measure (for messages): a cube of planes (a colour
+    image saved as R, G, B planes, a stack) gets its own reason and what to do."""
+    for hdu in hdul:
+        if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            continue
+        h = hdu.header
+        naxis = int(h.get("ZNAXIS", h.get("NAXIS", 0)) or 0)
+        if naxis >= 3:
+            key = "ZNAXIS" if "ZNAXIS" in h else "NAXIS"
+            dims = " x ".join(str(h.get(f"{key}{i}", "?")) for i in range(naxis, 0, -1))
+            planes = h.get(f"{key}3")
+            what = ("the R, G, B planes of a colour image?" if planes == 3 else
+                    "a cube of planes")
+            return (f"a {naxis}-D image ({dims}: {what}), not a 2-D frame; give the raw "
+                    "frames (a colour camera's raw Bayer mosaic is measured in its G channel, "
+                    "--cfa), or save one plane as a 2-D FITS image")
+    return "no 2-D image in the file"
+
+
 _INT_MAX = {8: 255, 16: 32767, 32: 2147483647, 64: 2 ** 63 - 1}
 
 

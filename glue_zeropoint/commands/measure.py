@@ -126,7 +126,9 @@ def _image_hdu(hdul, path):
     for hdu in hdul:
         if hdu.data is not None and getattr(hdu.data, "ndim", 0) == 2 and hdu.is_image:
             return hdu
-    raise InputError(f"{path}: no 2-D image in the file")
+    from ..calibration.sections import no_image_reason
+
+    raise InputError(f"{path}: {no_image_reason(hdul)}")
 
 
 def read_image(path):
