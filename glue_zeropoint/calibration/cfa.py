@@ -231,7 +231,7 @@ def _checked_pattern(data, pattern, channel, name):
                      "bottom-up?)")
 
 
-def extract_channel(ccd, channel="G", *, pattern=None, name=None):
+def extract_channel(ccd, channel="G", *, pattern=None, name=None, reference=None):
     """One colour of a colour mosaic as an image of its own (module docstring).
 
     Parameters
@@ -243,6 +243,10 @@ def extract_channel(ccd, channel="G", *, pattern=None, name=None):
         Default from the header (:func:`cfa_pattern`).
     name : str, optional
         For messages.
+    reference : `~astropy.nddata.CCDData`, optional
+        A mosaic of the same camera on which the pattern is checked instead (the master
+        flat: its two greens equal, its red and blue apart; a flat-fielded light's red and
+        blue skies may come out equal, which leaves a wrong pattern unseen).
 
     Returns
     -------
@@ -275,7 +279,10 @@ def extract_channel(ccd, channel="G", *, pattern=None, name=None):
     ny, nx = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
     if ny < 2 or nx < 2:
         raise InputError(f"{name}: a {data.shape} frame holds no 2x2 colour cell")
-    pattern, doubt = _checked_pattern(data[:ny, :nx], pattern, channel, name)
+    check = data[:ny, :nx]
+    if reference is not None and np.shape(reference.data) == data.shape:
+        check = np.asarray(reference.data)[:ny, :nx]
+    pattern, doubt = _checked_pattern(check, pattern, channel, name)
     if doubt:  # in the header (CFANOTE); callers report it once, not per frame
         log.info("%s: %s", name, doubt)
     sites = _sites(pattern, channel)

@@ -773,7 +773,7 @@ def _calibrate_one(g, frame, cal_frames, memmap, prepared):
         _annotate(ccd, frame, noise, g.bias_name or False, dark_name, how, flat_name, counts,
                   out)
         ccd = colour_channel(ccd, night._run["settings"].get("cfa", "G"), frame.name,
-                             g.entry["notes"])
+                             g.entry["notes"], reference=masters["flat"])
         if out is not None:
             ccd.meta[MARKER_KEY] = (software(), "a product: never a raw frame")
             ccd.meta[RUN_KEY] = (night._run["id"], "run that wrote it")
@@ -797,10 +797,10 @@ def _calibrate_one(g, frame, cal_frames, memmap, prepared):
     return ccd, light_entry
 
 
-def colour_channel(ccd, cfa, name, notes=None):
+def colour_channel(ccd, cfa, name, notes=None, reference=None):
     """``ccd`` as the ``cfa`` colour channel (:func:`.cfa.extract_channel`) when its header
     says it is a colour mosaic, else as it is; what was done is noted once per group
-    (``notes``) and logged."""
+    (``notes``) and logged. ``reference``: the master flat its pattern is checked on."""
     from .cfa import cfa_pattern, extract_channel
 
     pattern, key = cfa_pattern(ccd.meta)
@@ -810,7 +810,7 @@ def colour_channel(ccd, cfa, name, notes=None):
         note = (f"colour mosaic ({pattern} from {key}) kept as one image (--cfa none): its "
                 "stars mix three filters, and their magnitudes are in no photometric band")
     else:
-        ccd = extract_channel(ccd, cfa, pattern=pattern, name=name)
+        ccd = extract_channel(ccd, cfa, pattern=pattern, name=name, reference=reference)
         how = "the sum of the two green pixels" if cfa == "G" else f"its {cfa} pixel"
         note = (f"colour mosaic ({pattern} from {key}): each light is its {cfa} channel, each "
                 f"2x2 cell one pixel ({how}), half the frame's size; --cfa none keeps the "

@@ -178,3 +178,17 @@ def test_real_panoptes_dslr_frame():
     g.meta["GAIN"] = 1.0
     stars = find_stars(prepare_image(g))
     assert len(stars) > 100 and stars.meta["fwhm"] < 1.5  # undersampled, as it is
+
+
+def test_the_master_flat_tells_the_pattern_where_the_light_cannot():
+    """After flat-fielding, a light's red and blue skies may come out equal, so a wrong
+    header pattern shows nothing in the light; the master flat (greens equal, red and blue
+    apart) still tells it."""
+    light, _ = _mosaic("GBRG", response={"R": 1.0, "G": 1.0, "B": 1.0})  # flat-fielded
+    light.meta["BAYERPAT"] = "RGGB"  # wrong: the greens are the diagonal
+    assert extract_channel(light, "G").meta["CFAPAT"] == "RGGB"  # nothing to see
+    flat = CCDData(np.ones(light.shape), unit="", meta={"BAYERPAT": "RGGB"})
+    for k, level in enumerate((0.9, 1.2, 0.7, 0.9)):  # G B / R G: the greens equal
+        flat.data[k // 2::2, k % 2::2] = level
+    g = extract_channel(light, "G", reference=flat)
+    assert g.meta["CFAPAT"] == "GBRG" and "other diagonal" in g.meta["CFANOTE"]
