@@ -32,7 +32,10 @@ def add_parser(sub):
     p.add_argument("--read-noise", type=float, default=None, metavar="R",
                    help="read noise in e- (default: header RDNOISE, else measured)")
     p.add_argument("--cfa", choices=("G", "R", "B", "none"), default="G",
-                   help="colour camera (a Bayer pattern in the header, e.g. BAYERPAT=RGGB): the colour channel kept as the calibrated light, each 2x2 cell one pixel (G: the sum of its two greens, close to V; default %(default)s); none measures the mosaic as one grey image")
+                   help="colour camera (a Bayer pattern in the header, e.g. BAYERPAT=RGGB): "
+                        "each light is calibrated as its mosaic, then kept as this colour "
+                        "channel, each 2x2 cell one pixel (G: the sum of its two greens, close "
+                        "to V; default %(default)s); none keeps the calibrated mosaic")
     p.set_defaults(func=run)
 
 
