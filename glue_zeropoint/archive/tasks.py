@@ -287,7 +287,7 @@ def _masters_for(folder):
 def _calibrate(job):
     from ..calibration.frames import read_frame
     from ..calibration.lights import calibrate_light, prepare_masters
-    from ..calibration.night import _annotate, _pick_dark
+    from ..calibration.night import _annotate, _pick_dark, colour_channel
 
     frame = read_frame(job.path, job.root)
     info, ccds = _masters_for(job.masters)
@@ -306,7 +306,8 @@ def _calibrate(job):
     ccd, counts = calibrate_light(frame, noise, prepared=prepared[1], **masters)
     _annotate(ccd, frame, noise, info["bias"] or False, dark_name, how, flat_name, counts,
               None)
-    return ccd
+    # a colour camera's light: its channel as `night` takes it (pattern checked on the flat)
+    return colour_channel(ccd, job.settings.cfa, frame.name, reference=masters["flat"])
 
 
 def measure_frame_task(job):

@@ -44,8 +44,16 @@ CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 #: what a user may ask for: a colour, or "none" (measure the mosaic as one grey image)
 CFA_CHANNELS = ("G", "R", "B", "none")
 _PATTERN_KEYS = ("BAYERPAT", "COLORTYP", "CFA-PAT")
-#: keywords of a mosaic that no longer apply to a channel image
-_MOSAIC_KEYS = ("BAYERPAT", "COLORTYP", "CFA-PAT", "XBAYROFF", "YBAYROFF")
+#: keywords of a mosaic that no longer apply to a channel image: its pattern, the mosaic's
+#: pixel sections, and a calibrated product's marks (a channel image written by ``measure``
+#: is no product of a calibration run; ``calibrate`` marks its own products after this)
+_MOSAIC_KEYS = ("BAYERPAT", "COLORTYP", "CFA-PAT", "XBAYROFF", "YBAYROFF", "DATASEC",
+                "CCDSEC", "TRIMSEC", "BIASSEC", "LTV1", "LTV2", "LTM1_1", "LTM1_2", "LTM2_1",
+                "LTM2_2", "ZPSOFT", "ZPRUN", "ZPKEY")
+#: the pixel's size on the sky or in the focal plane: a channel pixel is two mosaic pixels
+#: (XPIXSZ is the binned pixel, MaxIm/N.I.N.A.; PIXSIZE1 the physical one, times XBINNING)
+_DOUBLED_KEYS = ("PIXSCALE", "SECPIX", "SECPIX1", "SECPIX2", "PIXSCAL1", "PIXSCAL2", "SCALE",
+                 "XPIXSZ", "YPIXSZ", "XBINNING", "YBINNING")
 
 
 def _text(meta, key):
@@ -186,8 +194,9 @@ def channel_wcs(wcs, ox, oy, shape=None):
 
 
 def _sky_levels(data):
-    """Median and its error at each of the four sites of the cell: ``{(dy, dx): (median,
-    error)}`` (a quick sky level per site; every k-th cell of a large frame)."""
+    """A 3-sigma-clipped mean and its error at each of the four sites of the cell:
+    ``{(dy, dx): (level, error)}`` (a quick sky level per site; every k-th cell of a large
+    frame)."""
     step = max(1, int(math.sqrt(data.size / 4 / 250_000)))
     out = {}
     for dy in (0, 1):
@@ -197,15 +206,19 @@ def _sky_levels(data):
             if v.size < 16:
                 return None
             med = float(np.median(v))
-            mad = float(np.median(np.abs(v - med))) * 1.4826
-            out[(dy, dx)] = (med, 1.2533 * mad / math.sqrt(v.size))
+            sig = float(np.median(np.abs(v - med))) * 1.4826
+            keep = v[np.abs(v - med) <= 3.0 * sig] if sig > 0 else v
+            # the clipped mean: not quantised like a median of integer data (whose 1-ADU
+            # steps between two equal greens looked like a difference of many errors)
+            out[(dy, dx)] = (float(np.mean(keep)), max(float(np.std(keep)), 1e-12)
+                             / math.sqrt(keep.size))
     return out
 
 
 def _checked_pattern(data, pattern, channel, name):
     """``(pattern, note)``: the header's pattern, or, where the frame's own sky says the
     green pixels are the other diagonal of the cell (the two greens see the same sky: the
-    pair the pattern calls green differs by more than 5 errors and 3 times the other pair),
+    pair the pattern calls green differs by more than 5 errors and 5 times the other pair),
     the pattern with its rows in the other order (the usual cause: a frame stored
     bottom-up), with a note. For R or B that is refused: which of the two other pixels is
     red cannot be told from the sky."""
@@ -217,7 +230,9 @@ def _checked_pattern(data, pattern, channel, name):
     (g1, e1), (g2, e2) = levels[greens[0]], levels[greens[1]]
     o1, o2 = levels[others[0]][0], levels[others[1]][0]
     d_green, d_other = abs(g1 - g2), abs(o1 - o2)
-    if not (d_green > 5.0 * math.hypot(e1, e2) and d_green > 3.0 * d_other):
+    # a sensor's two greens may differ by ~1% (green imbalance), red and blue by tens of
+    # per cent: only a claimed pair 5 times further apart than the other is turned
+    if not (d_green > 5.0 * math.hypot(e1, e2) and d_green > 5.0 * d_other):
         return pattern, None
     flipped = pattern[2:4] + pattern[0:2]
     said = (f"the pixels the header's pattern {pattern} calls green have sky levels {g1:.5g} "
@@ -354,6 +369,11 @@ def _channel_header(meta, pattern, channel, n_sites, ox, oy, sat=None):
             header.append(fits.Card(key, value, comment), end=True)
         except (ValueError, TypeError):  # a value FITS cannot hold (dict meta): left out
             continue
+    for key in _DOUBLED_KEYS:
+        value, _k = header_value(header, (key,))
+        if value is not None and value > 0:
+            header[key] = (int(2 * value) if key.endswith("BINNING") else 2.0 * value,
+                           "of a 2x2 colour cell")
     own = header_text(meta, FILTER_KEYS)
     for key in FILTER_KEYS:
         header.remove(key, ignore_missing=True, remove_all=True)

@@ -26,7 +26,6 @@ and the mask. A missing master is simply left out (and reported by the caller).
 import logging
 
 import numpy as np
-from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 from numba import njit, prange
@@ -222,11 +221,9 @@ def light_header(frame, reader=None):
     Raw-layout keywords (BITPIX, BZERO, TRIMSEC, BIASSEC, ...) are dropped, the WCS reference
     pixel is shifted by the trim, and guessed EXPTIME / FILTER are written in.
     """
-    header = fits.Header()
-    for card in frame.header.cards:
-        if card.keyword in _RAW_LAYOUT or card.keyword.startswith("NAXIS"):
-            continue
-        header.append(card, end=True)
+    header = frame.header.copy()  # its own cards: the raw frame's header is never changed
+    for key in {k for k in header.keys() if k in _RAW_LAYOUT or k.startswith("NAXIS")}:
+        header.remove(key, remove_all=True)
     if reader is not None:
         y0, x0 = reader.trim[0].start, reader.trim[1].start
         # trimming x0 columns moves every pixel x0 down: CRPIX and IRAF's LTV (logical =
@@ -240,7 +237,11 @@ def light_header(frame, reader=None):
         if cfa_pattern(header)[0] is not None:
             for key, offset in (("XBAYROFF", x0), ("YBAYROFF", y0)):
                 if offset % 2:
-                    header[key] = (int(header.get(key, 0) or 0) + offset) % 2
+                    try:
+                        old = int(round(float(header.get(key, 0) or 0)))
+                    except (TypeError, ValueError):
+                        old = 0
+                    header[key] = (old + offset) % 2
         if reader.biassec is not None:
             header.add_history(f"overscan: subtracted {reader.overscan_level:.2f} ADU "
                                f"(clipped median of BIASSEC {frame.header['BIASSEC']})")

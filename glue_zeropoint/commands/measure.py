@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import InputError, InputWarning, ZeropointError
+from ..io import fits_stem
 
 __all__ = ["add_parser", "run", "read_image"]
 
@@ -113,7 +114,8 @@ def add_parser(sub):
                         "the colour channel measured, each 2x2 cell one pixel (G: the sum of "
                         "its two greens, close to V; default %(default)s), written to --out "
                         "as <image stem>_<channel>.fits, the image stars.ecsv and stars.reg "
-                        "refer to; none measures the mosaic as one grey image")
+                        "refer to (--scale, --fwhm, --saturation and --positions stay in the "
+                        "mosaic's pixels); none measures the mosaic as one grey image")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="do not write zeropoint.png")
     # a southern declination in sexagesimal ('-12:30:00') is a value, not an option
@@ -258,9 +260,19 @@ def run(args):
     positions = _read_positions(args.positions, ccd.wcs) if args.positions else None
     if positions is not None:
         _check_on_image(positions, ccd, args.positions)
+    if args.saturation is not None and "SATURATE" not in ccd.meta:
+        ccd.meta["SATURATE"] = args.saturation  # a mosaic's level, masked cell by cell
     ccd, positions, channel_note = _colour_channel(ccd, args.cfa, positions, image)
-    channel_name = (f"{image.stem}_{ccd.meta['CFACHAN']}.fits"
-                    if ccd.meta.get("CFACHAN") and channel_note else None)
+    channel_name = None
+    if ccd.meta.get("CFACHAN") and channel_note:
+        channel_name = f"{fits_stem(image.name)}_{ccd.meta['CFACHAN']}.fits"
+        # the options in the mosaic's pixels and units, now the channel's
+        if args.scale is not None:
+            args.scale = 2.0 * args.scale
+        if args.fwhm is not None:
+            args.fwhm = args.fwhm / 2.0
+        if args.saturation is not None:
+            args.saturation = ccd.meta.get("SATURATE")
     from ..catalogs.config import timeout_override
 
     with timeout_override(args.timeout):
@@ -270,7 +282,7 @@ def run(args):
     extra = {"image": str(image)}
     if args.wcs:
         extra["wcs_file"] = str(Path(args.wcs))
-    stem = Path(channel_name).stem if channel_name else image.stem
+    stem = Path(channel_name).stem if channel_name else fits_stem(image.name)
     solved_name = f"{stem}.wcs" if m.solution is not None else None
     if solved_name:
         extra["wcs_file"] = str(out / solved_name)
@@ -376,7 +388,7 @@ def _colour_channel(ccd, cfa, positions, image):
         positions = positions.copy()
         positions["x"] = (np.asarray(positions["x"], float) - ox) / 2.0
         positions["y"] = (np.asarray(positions["y"], float) - oy) / 2.0
-    name = f"{image.stem}_{out.meta['CFACHAN']}.fits"
+    name = f"{fits_stem(image.name)}_{out.meta['CFACHAN']}.fits"
     note = (notes[0] if notes else "colour mosaic") + (
         f"; measured on {name} (written here): stars.ecsv and stars.reg are its pixels "
         f"(the mosaic's are 2 x + {ox:g}, 2 y + {oy:g})")

@@ -215,12 +215,17 @@ def _provenance(night):
         return {}
 
 
-def frame_image(dc, file_name):
-    """The light image of ``file_name`` already in ``dc`` (by label or product name), or None."""
+def frame_image(dc, file_name, channel=None):
+    """The light image of ``file_name`` already in ``dc`` (by label or product name), or None;
+    with ``channel`` (the frame was measured in that colour channel) never its mosaic."""
+    from .loader import header_from_meta
+
     stem = Path(file_name).stem
     names = {stem, f"{stem}_cal", Path(file_name).name}
     for data in dc:
         if data.meta.get("zp_kind") != "light":
+            continue
+        if channel and _is_mosaic(header_from_meta(data)):
             continue
         product = data.meta.get("zp_product") or ""
         if stem and (data.label in names or Path(product).stem in names
@@ -259,9 +264,17 @@ def _load_image(path, file_name, channel=None):
     ``channel`` the night measured, so that its stars fall on their stars)."""
     from glue.core.data_factories import load_data
 
+    from ..calibration.night import colour_channel
     from .loader import calibrated_product_factory, ccd_to_data, is_product_file
 
     if is_product_file(path):
+        if channel:  # a mosaic product measured in a channel: show that channel
+            from ..calibration import read_product
+
+            ccd = read_product(path)
+            if _is_mosaic(ccd.meta):
+                ccd = colour_channel(ccd, channel, Path(file_name).name)
+                return ccd_to_data(ccd, Path(file_name).stem, product=path)
         datas = load_data(str(path), factory=calibrated_product_factory)
         datas = datas if isinstance(datas, list) else [datas]
         lights = [d for d in datas if d.meta.get("zp_kind") == "light"]
@@ -274,10 +287,14 @@ def _load_image(path, file_name, channel=None):
     data, header = _read_raw(path)
     ccd = CCDData(data, unit="adu", meta=header, wcs=_celestial_wcs(header))
     if channel:
-        from ..calibration.night import colour_channel
-
         ccd = colour_channel(ccd, channel, Path(file_name).name)
     return ccd_to_data(ccd, Path(file_name).stem, product=path)
+
+
+def _is_mosaic(meta):
+    from ..calibration.cfa import cfa_pattern
+
+    return cfa_pattern(meta)[0] is not None
 
 
 def _channel_of(night, row):
@@ -321,10 +338,10 @@ def load_frame(dc, night, row):
     from .links import link_pixels, link_sky
 
     file_name = str(night["file"][row])
-    image = frame_image(dc, file_name)
+    channel = _channel_of(night, row)
+    image = frame_image(dc, file_name, channel)
     if image is None:
-        image = _load_image(frame_file(night, file_name), file_name,
-                            channel=_channel_of(night, row))
+        image = _load_image(frame_file(night, file_name), file_name, channel=channel)
         if image not in dc:
             dc.append(image)
     frame = int(np.asarray(night["frame"])[row])

@@ -192,3 +192,20 @@ def test_the_master_flat_tells_the_pattern_where_the_light_cannot():
         flat.data[k // 2::2, k % 2::2] = level
     g = extract_channel(light, "G", reference=flat)
     assert g.meta["CFAPAT"] == "GBRG" and "other diagonal" in g.meta["CFANOTE"]
+
+
+def test_a_channel_pixel_is_two_mosaic_pixels_for_the_plate_solver_too():
+    """The pixel-scale hints a solver reads (PIXSCALE, XPIXSZ with XBINNING) describe the
+    channel's pixel, and a calibrated product's marks do not follow a channel image out."""
+    from glue_zeropoint.astrometry.header import _scale_from
+
+    ccd, _ = _mosaic("RGGB")
+    ccd.meta.update({"PIXSCALE": 1.5, "XPIXSZ": 3.76, "XBINNING": 1, "FOCALLEN": 517.0,
+                     "ZPSOFT": "glue-zeropoint x", "ZPKEY": "abc", "DATASEC": "[1:160,1:120]"})
+    g = extract_channel(ccd, "G")
+    assert g.meta["PIXSCALE"] == 3.0 and g.meta["XPIXSZ"] == 7.52 and g.meta["XBINNING"] == 2
+    assert "ZPSOFT" not in g.meta and "ZPKEY" not in g.meta and "DATASEC" not in g.meta
+    del g.meta["PIXSCALE"]
+    scale = _scale_from(g.meta)
+    scale = scale[0] if isinstance(scale, tuple) else scale
+    assert scale == pytest.approx(206.265 * 7.52 / 517.0, rel=1e-3)

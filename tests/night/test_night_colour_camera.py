@@ -82,3 +82,34 @@ def test_raw_colour_frames_measured_as_they_are_keep_mosaic_regions(colour_night
         mx, my = float(t["x"][i]), float(t["y"][i])
         d = np.hypot(2 * xs + 0.5 - mx, 2 * ys + 0.5 - my)
         assert np.nanmin(d) < 1.0, (mx, my)
+
+
+def test_glue_shows_the_channel_a_night_measured_from_mosaic_products(colour_night, tmp_path):
+    """Products calibrated as mosaics (--cfa none), then a night of them in G: a click on a
+    frame in Glue shows its G channel (half the size), where its stars are, not the mosaic;
+    a mosaic of the same frame already in the session is not taken for it."""
+    from glue.core import DataCollection
+
+    from glue_zeropoint.calibration import calibrate_night
+    from glue_zeropoint.glue import night as gnight
+    from glue_zeropoint.glue.loader import ccd_to_data
+
+    base, truth, lights = colour_night
+    cal = tmp_path / "cal"
+    calibrate_night(base / "raw", cal, cfa="none")
+    out = tmp_path / "night"
+    res = measure_night(cal, None, out=out, calibrate=False)
+    write_night(res, out, plots=False)
+    assert all("mosaic_0.5_0.5" in str(f) for f in res.frames["flags"])
+    night, stars = gnight.load_night_results(out)
+    dc = DataCollection([night, stars])
+    from glue_zeropoint.calibration import read_product
+
+    product = sorted(cal.glob("*_cal.fits"))[0]
+    dc.append(ccd_to_data(read_product(product), product.stem, product=product))  # a mosaic
+    row = int(np.flatnonzero(np.asarray(night["file"]).astype(str) == product.name)[0]) \
+        if product.name in np.asarray(night["file"]).astype(str) else 0
+    image, frame_stars = gnight.load_frame(dc, night, row)
+    mosaic_shape = read_product(product).shape
+    assert image.shape == (mosaic_shape[0] // 2, mosaic_shape[1] // 2)
+    assert np.nanmax(np.asarray(frame_stars["x"])) < image.shape[1]
