@@ -142,7 +142,7 @@ def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None, cfa="G"):
                       for r, ccd in zip(night.report["lights"], night.lights, strict=True)]
         return names, lights, {"calibration": "calibrated by glue-zeropoint",
                                      "calibrated_dir": None if cal_out is None else
-                                     str(cal_out)}
+                                     _absolute(cal_out)}
 
     from ..calibration.frames import scan_frames
 
@@ -237,6 +237,15 @@ class _LazyProduct:
         from ..calibration import read_product
 
         return read_product(self.path, memmap=True)
+
+
+def _absolute(path):
+    """``path`` as an absolute path string (a relative one is relative to where the night
+    ran, not to where its results are opened)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError, TypeError, ValueError):
+        return str(path)
 
 
 def _read_raw(path):
@@ -416,7 +425,8 @@ def plan_night(raw_dir, catalog=None, *, out=None, settings=None, progress=None,
     else:
         notes.append("no catalog: relative transparency from the night's own stars only; "
                      "give --catalog for zero points and standard magnitudes")
-    prov = dict(prov, raw_dir=str(raw_dir), catalog=None if catalog is None
+    # absolute: Glue finds a frame's file through it from wherever the results are opened
+    prov = dict(prov, raw_dir=_absolute(raw_dir), catalog=None if catalog is None
                 else (catalog.meta.get("catalog", "table")
                       if isinstance(catalog, Table) else str(catalog)),
                 site=site_source or "headers", time_zone=tz_note,

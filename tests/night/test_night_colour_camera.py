@@ -58,7 +58,15 @@ def test_raw_colour_frames_measured_as_they_are_keep_mosaic_regions(colour_night
     light_dir.mkdir()
     for lt in lights:
         (light_dir / lt["path"].name).write_bytes(lt["path"].read_bytes())
-    res = measure_night(light_dir, None, out=out, calibrate=False)
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(base)  # a relative folder, as typed: the provenance keeps it absolute (Glue)
+    try:
+        res = measure_night("lights_only", None, out=out, calibrate=False)
+    finally:
+        os.chdir(cwd)
+    assert res.provenance["raw_dir"] == str(light_dir.resolve())
     write_night(res, out, plots=False)
     fr = res.frames
     assert all("colour_G" in str(f) and "mosaic_0.5_0.5" in str(f) for f in fr["flags"])
