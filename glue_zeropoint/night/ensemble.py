@@ -58,7 +58,10 @@ def group_stars(positions, radius, *, align=True, reference=None):
     if reference is None:
         reference = int(np.argmax([len(p) for p in positions]))
     ref = np.asarray(positions[reference], float).reshape(-1, 2)
-    master = [tuple(p) for p in ref]
+    total = sum(len(np.asarray(p).reshape(-1, 2)) for p in positions)
+    master = np.empty((max(total, 1), 2))  # every star's first position, in id order
+    master[:len(ref)] = ref
+    n_master = len(ref)
     ids = [None] * n
     shifts = np.zeros((n, 2))
     order = [reference] + [i for i in range(n) if i != reference]
@@ -67,18 +70,19 @@ def group_stars(positions, radius, *, align=True, reference=None):
         if align and j != reference and len(pos):
             shifts[j] = _shift(ref, pos, tol=max(radius, 1e-6))
         p = pos + shifts[j]
-        tree = cKDTree(np.asarray(master, float)) if master else None
         out = np.full(len(p), -1, int)
-        taken = set()
-        if tree is not None and len(p):
-            dist, k = tree.query(p, distance_upper_bound=radius)
-            for i in np.argsort(dist):
-                if np.isfinite(dist[i]) and k[i] not in taken:
-                    out[i] = k[i]
-                    taken.add(k[i])
-        for i in np.flatnonzero(out < 0):
-            master.append(tuple(p[i]))
-            out[i] = len(master) - 1
+        if n_master and len(p):
+            dist, k = cKDTree(master[:n_master]).query(p, distance_upper_bound=radius)
+            # closest first, each star claimed once: the first of each id in distance order
+            by_dist = np.argsort(dist)
+            by_dist = by_dist[np.isfinite(dist[by_dist])]
+            _, first = np.unique(k[by_dist], return_index=True)
+            claim = by_dist[first]
+            out[claim] = k[claim]
+        new = np.flatnonzero(out < 0)
+        master[n_master:n_master + new.size] = p[new]
+        out[new] = n_master + np.arange(new.size)
+        n_master += new.size
         ids[j] = out
     return ids, shifts
 
