@@ -210,48 +210,72 @@ def table(results):
             f"{s['bias']:+.1f} ± {s['bias_se']:.1f} | {s['pull_mean']:+.2f} | "
             f"{s['pull_std']:.2f} | {s['err']:.1f} | {s['scatter']:.3f} | {s['n_used']:.0f} | "
             f"{s['fwhm_ratio']:.2f} | {s['sky']:+.3f} |")
+    return with_failures(lines, results)
+
+
+def with_failures(lines, results):
+    """The table's ``lines`` and, below, every family's distinct errors."""
     notes = [f"- {s['family']}: {err}" for s in results for err in s["errors"]]
     return "\n".join(lines + ([""] + ["Failures:"] + notes if notes else []))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=40)
+def family_arguments(p, seeds):
+    """The options every family benchmark takes (``seeds`` per family by default)."""
+    p.add_argument("--seeds", type=int, default=seeds)
     p.add_argument("--first-seed", type=int, default=5000)
     p.add_argument("--families", default=",".join(DEFAULT),
                    help="comma-separated, of: " + ", ".join(FAMILIES))
     p.add_argument("--jobs", type=int, default=1, help="worker processes (machine is shared)")
-    p.add_argument("--cli", action="store_true", help="measure every family via the CLI")
     p.add_argument("--markdown", help="also write the table to this file")
-    args = p.parse_args(argv)
+
+
+def family_names(p, args):
+    """``(families, seeds)`` of parsed :func:`family_arguments` (an unknown family is an
+    argparse error)."""
     names = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         p.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    return names, list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    family_arguments(p, 40)
+    p.add_argument("--cli", action="store_true", help="measure every family via the CLI")
+    args = p.parse_args(argv)
+    names, seeds = family_names(p, args)
+    return run_families(
+        names, seeds, run_one, summarise, table, jobs=args.jobs, markdown=args.markdown,
+        extra=(args.cli,),
+        line=lambda s: (f"cover {s['cover']:.2f}, pull {s['pull_mean']:+.2f} ± "
+                        f"{s['pull_std']:.2f}, bias {s['bias']:+.1f} mmag, fail {s['fail']}"))
+
+
+def run_families(names, seeds, run, summarise, table, *, jobs=1, markdown=None, line,
+                 extra=()):
+    """``run(name, seed, *extra)`` for every family and seed (on ``jobs`` processes), one
+    ``line(summary)`` per family on stderr, then the ``table`` of the summaries on stdout
+    (and in ``markdown``). Returns 0."""
     results = []
     t0 = time.perf_counter()
-    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     for name in names:
         t = time.perf_counter()
-        if pool:
-            rows = list(pool.map(run_one, [name] * len(seeds), seeds,
-                                 [args.cli] * len(seeds)))
-        else:
-            rows = [run_one(name, s, args.cli) for s in seeds]
-        s = summarise(name, rows)
-        results.append(s)
-        print(f"{name}: cover {s['cover']:.2f}, pull {s['pull_mean']:+.2f} ± "
-              f"{s['pull_std']:.2f}, bias {s['bias']:+.1f} mmag, fail {s['fail']} "
-              f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+        more = [[value] * len(seeds) for value in extra]
+        rows = (list(pool.map(run, [name] * len(seeds), seeds, *more)) if pool
+                else [run(name, s, *extra) for s in seeds])
+        results.append(summarise(name, rows))
+        print(f"{name}: {line(results[-1])} ({time.perf_counter() - t:.0f} s)",
+              file=sys.stderr, flush=True)
     if pool:
         pool.shutdown()
     out = table(results)
     print(out)
     print(f"\n{len(seeds)} seeds per family ({seeds[0]}-{seeds[-1]}), "
           f"{time.perf_counter() - t0:.0f} s in all")
-    if args.markdown:
-        Path(args.markdown).write_text(out + "\n")
+    if markdown:
+        Path(markdown).write_text(out + "\n")
     return 0
 
 

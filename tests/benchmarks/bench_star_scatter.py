@@ -32,9 +32,7 @@ than photutils on the common stars (within 5%).
 import argparse
 import math
 import sys
-import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,13 @@ from astropy.stats import mad_std
 from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_injection_families import DEFAULT, FAMILIES, simulate  # noqa: E402
+from bench_injection_families import (  # noqa: E402
+    family_arguments,
+    family_names,
+    run_families,
+    simulate,
+    with_failures,
+)
 from bench_real_frames import photutils_reduction  # noqa: E402
 
 RANGE_MAG = 4.0
@@ -121,43 +125,17 @@ def table(results):
         lines.append(f"| {s['family']} | {s['seeds']} | {s['fail']} | {s['n_common']:.0f} | "
                      f"{s['common_ours']:.4f} | {s['common_phot']:.4f} | {s['no_worse']:.2f} | "
                      f"{s['clean_ours']:.4f} | {s['all_phot']:.4f} |")
-    notes = [f"- {s['family']}: {e}" for s in results for e in s["errors"]]
-    return "\n".join(lines + ([""] + ["Failures:"] + notes if notes else []))
+    return with_failures(lines, results)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--first-seed", type=int, default=5000)
-    p.add_argument("--families", default=",".join(DEFAULT))
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--markdown")
+    family_arguments(p, 10)
     args = p.parse_args(argv)
-    names = [f.strip() for f in args.families.split(",") if f.strip()]
-    unknown = [n for n in names if n not in FAMILIES]
-    if unknown:
-        p.error(f"unknown families {unknown}")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    t0 = time.perf_counter()
-    results = []
-    for name in names:
-        t = time.perf_counter()
-        rows = (list(pool.map(run_one, [name] * len(seeds), seeds)) if pool
-                else [run_one(name, s) for s in seeds])
-        results.append(summarise(name, rows))
-        s = results[-1]
-        print(f"{name}: ours {s['common_ours']:.4f} photutils {s['common_phot']:.4f} "
-              f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-    if pool:
-        pool.shutdown()
-    out = table(results)
-    print(out)
-    print(f"\n{len(seeds)} seeds per family ({seeds[0]}-{seeds[-1]}), "
-          f"{time.perf_counter() - t0:.0f} s in all")
-    if args.markdown:
-        Path(args.markdown).write_text(out + "\n")
-    return 0
+    names, seeds = family_names(p, args)
+    return run_families(
+        names, seeds, run_one, summarise, table, jobs=args.jobs, markdown=args.markdown,
+        line=lambda s: f"ours {s['common_ours']:.4f} photutils {s['common_phot']:.4f}")
 
 
 if __name__ == "__main__":
