@@ -699,6 +699,11 @@ def _colour_note(frames):
                      "whose sky differs while the other two agree; the greens were taken "
                      "from the other diagonal of the cell (the pattern read with its rows the "
                      "other way; a frame stored bottom-up?)")
+    if 0 < turned < n:
+        notes.append(f"the colour pattern was turned by the sky in {turned} of the {n} colour "
+                     "frames only, so their channels may differ (greens in some, red and blue "
+                     "in others): set BAYERPAT (or YBAYROFF) right in the headers, or check "
+                     "the frames flagged pattern_from_sky")
     return notes
 
 

@@ -121,3 +121,16 @@ def test_glue_shows_the_channel_a_night_measured_from_mosaic_products(colour_nig
     mosaic_shape = read_product(product).shape
     assert image.shape == (mosaic_shape[0] // 2, mosaic_shape[1] // 2)
     assert np.nanmax(np.asarray(frame_stars["x"])) < image.shape[1]
+
+
+def test_frames_that_disagree_on_their_colour_pattern_are_named():
+    from astropy.table import Table as T
+
+    from glue_zeropoint.night.run import _colour_note
+
+    frames = T({"flags": ["colour_G,pattern_from_sky", "colour_G", "colour_G,raw", ""]})
+    notes = _colour_note(frames)
+    assert any("3 frame(s) of a colour camera" in n for n in notes)
+    assert any("turned by the sky in 1 of the 3 colour frames only" in n for n in notes)
+    frames = T({"flags": ["colour_G,pattern_from_sky", "colour_G,pattern_from_sky"]})
+    assert not any("only" in n for n in _colour_note(frames))
