@@ -30,6 +30,11 @@ in ``zeropoint.json`` says ``header``, ``file`` or ``solved``; a solved WCS also
 ``wcs_solution`` (centre, scale, rotation, mirrored, false-alarm probability, where the hints
 came from).
 
+A colour camera's frame (a Bayer pattern in its header) is measured in one colour channel
+(``--cfa G`` by default: each 2x2 cell one pixel, :mod:`glue_zeropoint.calibration.cfa`); that
+channel image is written to ``--out`` as ``<stem>_<channel>.fits``, and ``stars.ecsv`` and
+``stars.reg`` are in its pixels. ``--cfa none`` measures the mosaic as one grey image.
+
 Exit code 0 on success; 2 with a one-line reason for input that cannot give a zero point: no
 WCS and no pointing to solve from (pass ``--center``/``--scale`` or ``--wcs``), no
 astrometric solution, no stars, a catalog without the band, no match, a service that failed
