@@ -525,3 +525,23 @@ def test_a_cube_of_colour_planes_is_refused_with_what_to_do(tmp_path):
     assert code == 2 and "3-D image (3 x 40 x 50" in err and "R, G, B planes" in err
     code, _out, err = cli(tmp_path, "calibrate", path.parent, "--out", tmp_path / "c")
     assert code == 2 and "3-D image" in err and "save one plane" in err
+
+
+def test_a_multi_extension_file_says_only_its_first_image_is_measured(tmp_path):
+    """A mosaic camera's file (one CCD per extension, EXPTIME in the primary header): the
+    first image is measured with the primary's keywords, and the others are said to be left
+    out (calibrate and measure), never silently."""
+    rng = np.random.default_rng(0)
+    hdus = [fits.PrimaryHDU(header=fits.Header({"EXPTIME": 30.0, "IMAGETYP": "LIGHT"}))]
+    hdus += [fits.ImageHDU(rng.normal(1000, 10, (60, 80)).astype(np.float32), name=f"CCD{i}")
+             for i in (1, 2, 3)]
+    path = tmp_path / "raw" / "mosaic_001.fits"
+    path.parent.mkdir()
+    fits.HDUList(hdus).writeto(path)
+    code, _out, err = cli(tmp_path, "measure", path, "--catalog", "simbad", "--band", "V",
+                          "--offline", "--out", tmp_path / "m")
+    assert "3 image extensions; only the first (CCD1) is measured" in err
+    assert code == 2 and "EXPTIME" not in err  # the primary's exposure time was taken
+    code, _out, err = cli(tmp_path, "calibrate", path.parent, "--out", tmp_path / "c",
+                          "--gain", "1", "--read-noise", "5")
+    assert "3 image extensions: only the first (HDU 1) is calibrated" in err

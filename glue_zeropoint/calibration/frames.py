@@ -28,7 +28,7 @@ from ..headers import (
 from ..io import FITS_SUFFIXES, fits_stem
 from ..progress import report
 from .manifest import MANIFEST_NAME, is_product
-from .sections import PixelReader, find_image_hdu, no_image_reason
+from .sections import PixelReader, count_image_hdus, find_image_hdu, no_image_reason
 
 __all__ = ["RawFrame", "FrameList", "scan_frames", "frame_type_from_header",
            "frame_type_from_name", "exptime_from_name", "filter_from_name",
@@ -245,6 +245,7 @@ def read_frame(path, root=None):
             index = find_image_hdu(hdul)
             if index is None:
                 raise ValueError(no_image_reason(hdul))
+            n_images = count_image_hdus(hdul)
             hdu = hdul[index]
             header = hdu.header.copy()
             if index > 0:
@@ -264,6 +265,11 @@ def read_frame(path, root=None):
                      header=header, hdu=index,
                      raw_shape=(int(header["NAXIS2"]), int(header["NAXIS1"])))
     frame.shape = PixelReader(path, index, header).shape
+    if n_images > 1:  # a mosaic camera's CCDs, one extension each: said, not assumed
+        frame.guess(f"{n_images} image extensions: only the first (HDU {index}) is "
+                    "calibrated and measured; split the file into one file per CCD to "
+                    "measure the others")
+        warnings.warn(frame.guesses[-1], CalibrationWarning, stacklevel=2)
 
     kind, key = frame_type_from_header(header)
     if kind is None:

@@ -67,6 +67,26 @@ def find_image_hdu(hdul):
     return None
 
 
+#: extensions that go with an image rather than being images of their own
+_AUXILIARY = ("UNCERT", "MASK", "ERR", "ERROR", "SIGMA", "VAR", "VARIANCE", "IVAR", "WEIGHT",
+              "WHT", "DQ", "BPM", "FLAGS", "EXPMAP")
+
+
+def count_image_hdus(hdul):
+    """How many HDUs hold a 2-D image of their own (a mosaic camera's CCDs are one extension
+    each); an image's uncertainty, mask, weight... extensions (by EXTNAME) do not count."""
+    n = 0
+    for hdu in hdul:
+        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            h = hdu.header
+            if int(h.get("ZNAXIS", h.get("NAXIS", 0)) or 0) != 2:
+                continue
+            if str(h.get("EXTNAME", "")).strip().upper() in _AUXILIARY:
+                continue
+            n += 1
+    return n
+
+
 def no_image_reason(hdul):
     """Why a FITS file holds no frame to measure (for messages): a cube of planes (a colour
     image saved as R, G, B planes, a stack) gets its own reason and what to do."""

@@ -160,7 +160,18 @@ def read_image(path):
 
         check_product(path, hdul[0].header)  # a product of ours only through its manifest
         hdu = _image_hdu(hdul, path)
+        from ..calibration.sections import count_image_hdus
+
+        n_images = count_image_hdus(hdul)
+        if n_images > 1:  # a mosaic camera's CCDs, one extension each
+            warnings.warn(f"{path.name}: {n_images} image extensions; only the first "
+                          f"({hdu.name or 'PRIMARY'}) is measured: split the file into one "
+                          "file per CCD to measure the others", InputWarning, stacklevel=2)
         header = hdu.header.copy()
+        if hdu is not hdul[0]:  # EXPTIME, FILTER, DATE-OBS... of a multi-extension file
+            from ..calibration.frames import _inherit_primary
+
+            _inherit_primary(header, hdul[0].header)
         data = np.asarray(hdu.data, dtype=np.float64)
         names = [h.name.upper() for h in hdul]
         unc = mask = None
