@@ -36,7 +36,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from ..exceptions import InputError
 
 __all__ = ["CFA_PATTERNS", "CFA_CHANNELS", "cfa_pattern", "extract_channel",
-           "channel_wcs", "channel_position", "channel_filter"]
+           "channel_wcs", "channel_position", "channel_filter", "light_share_scatter"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,58 @@ def channel_filter(meta, channel, *, pattern=None):
     if own is None or own.upper() in CFA_PATTERNS:
         return name
     return f"{own}+{name}"
+
+
+def light_share_scatter(sb, pattern, channel, fwhm, *, positions=8, supersample=4):
+    """How much the share of a star's light on a channel's pixels varies with where the star
+    falls in its 2x2 cell: the rms over positions of that share, relative to its mean.
+
+    A channel's pixels do not tile the sky (the two greens are half of each cell, a red or
+    blue pixel a quarter): a star narrower than about two cells puts more or less of its
+    light on them depending on its position, a scatter of the stars' fluxes that their
+    counting errors do not carry (simulated Gaussian stars of FWHM 1 mosaic pixel: 0.14 mag
+    in G against stated errors of 0.009; 1.5 px: 0.013).
+
+    Parameters
+    ----------
+    sb : callable
+        The star's profile in the channel image: surface brightness per channel pixel (unit
+        total flux) at radius ``r`` channel pixels (e.g. a measured PSF's
+        ``surface_brightness``).
+    pattern, channel : str
+    fwhm : float
+        The profile's FWHM in channel pixels (how far to integrate).
+    positions, supersample : int
+        Star positions per cell axis; sub-samples per mosaic pixel axis.
+
+    Returns
+    -------
+    float
+        The relative rms (0 for a star much wider than a cell).
+    """
+    sites = _sites(pattern, channel)
+    reach = max(3.0 * 2.0 * float(fwhm), 3.0)  # mosaic pixels
+    n = int(math.ceil(reach)) + 2
+    offs = (np.arange(supersample) + 0.5) / supersample - 0.5
+    pix = np.arange(-n, n + 1)
+    # sub-sample coordinates of every mosaic pixel around the origin cell
+    gx = (pix[:, None] + offs[None, :]).ravel()
+    on = np.zeros((pix.size, pix.size), bool)
+    for dy, dx in sites:
+        on[np.ix_((pix % 2) == dy, (pix % 2) == dx)] = True
+    shares = []
+    for u in np.arange(positions) * 2.0 / positions:
+        for v in np.arange(positions) * 2.0 / positions:
+            r = np.hypot(gx[None, :] - u, gx[:, None] - v) / 2.0  # in channel pixels
+            w = np.asarray(sb(r.ravel()), float).reshape(r.shape)
+            per_pixel = w.reshape(pix.size, supersample, pix.size, supersample).sum(axis=(1, 3))
+            total = per_pixel.sum()
+            if total > 0:
+                shares.append(per_pixel[on].sum() / total)
+    shares = np.asarray(shares)
+    if shares.size < 2 or not np.mean(shares) > 0:
+        return 0.0
+    return float(np.std(shares) / np.mean(shares))
 
 
 def _sites(pattern, colour):

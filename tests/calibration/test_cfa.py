@@ -209,3 +209,46 @@ def test_a_channel_pixel_is_two_mosaic_pixels_for_the_plate_solver_too():
     scale = _scale_from(g.meta)
     scale = scale[0] if isinstance(scale, tuple) else scale
     assert scale == pytest.approx(206.265 * 7.52 / 517.0, rel=1e-3)
+
+
+def test_undersampled_stars_in_a_colour_channel_carry_their_phase_error():
+    """Stars of FWHM 1 mosaic pixel put a share of their light on the green pixels that
+    depends on where they fall (0.12 mag rms here); their stated errors carry it (pulls of
+    unit width), and wider stars get no such term."""
+    from astropy.stats import mad_std
+
+    from glue_zeropoint.photometry import find_stars, measure_stars
+    from glue_zeropoint.simulate import FilterTruth, make_field, simulate_image
+
+    filt = FilterTruth(band="V", zp=21.5, color_term=0.0, sky_sb=20.0)
+    pulls = {}
+    for fwhm in (1.0, 3.0):
+        d_all, e_all = [], []
+        for seed in (6000, 6001, 6002):
+            field = make_field((384, 384), seed=seed, n_stars=120, psf="gaussian", fwhm=fwhm)
+            ccd, truth = simulate_image(field, filt, 30.0, seed=seed)
+            h = ccd.meta.copy()
+            h["BAYERPAT"] = "RGGB"
+            g = extract_channel(CCDData(np.asarray(ccd.data), unit=ccd.unit, meta=h,
+                                        wcs=ccd.wcs, uncertainty=ccd.uncertainty,
+                                        mask=ccd.mask), "G")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                st = measure_stars(g, find_stars(g))
+            if fwhm == 1.0:
+                assert 0.08 < st.meta["cfa_phase_err"] < 0.2
+                assert any("depends on where it falls" in a for a in st.meta["assumptions"])
+            else:
+                assert "cfa_phase_err" not in st.meta
+            s = truth["field"].stars
+            mx, my = channel_position(np.asarray(st["x"]), np.asarray(st["y"]), "RGGB", "G")
+            dist = np.hypot(mx[:, None] - np.asarray(s["x"])[None, :],
+                            my[:, None] - np.asarray(s["y"])[None, :])
+            k = np.argmin(dist, axis=1)
+            ok = (dist[np.arange(len(k)), k] < 1.0) & (np.asarray(st["flags"]) == 0)
+            d = np.asarray(s["mag_V"])[k][ok] - np.asarray(st["mag_inst"])[ok]
+            d_all.extend(d - np.median(d))
+            e_all.extend(np.asarray(st["mag_inst_err"])[ok])
+        pulls[fwhm] = float(mad_std(np.asarray(d_all) / np.asarray(e_all)))
+    assert 0.7 < pulls[1.0] < 1.4, pulls  # without the term: ~15
+    assert pulls[3.0] < 1.6, pulls
