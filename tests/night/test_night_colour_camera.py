@@ -134,3 +134,38 @@ def test_frames_that_disagree_on_their_colour_pattern_are_named():
     assert any("turned by the sky in 1 of the 3 colour frames only" in n for n in notes)
     frames = T({"flags": ["colour_G,pattern_from_sky", "colour_G,pattern_from_sky"]})
     assert not any("only" in n for n in _colour_note(frames))
+
+
+def test_a_saved_session_reopens_a_raw_colour_frame_as_its_channel(colour_night, glue_app,
+                                                                    tmp_path):
+    """A frame of a raw colour night clicked in Glue (its G channel, loaded from the raw
+    mosaic) survives a saved session as that channel, its stars still on their stars."""
+    from glue_qt.app import GlueApplication
+
+    from glue_zeropoint.glue import night as gnight
+
+    base, truth, lights = colour_night
+    out = tmp_path / "night"
+    light_dir = tmp_path / "lights"
+    light_dir.mkdir()
+    for lt in lights:
+        (light_dir / lt["path"].name).write_bytes(lt["path"].read_bytes())
+    write_night(measure_night(light_dir, None, out=out, calibrate=False), out, plots=False)
+    night, stars = gnight.load_night_results(out)
+    dc = glue_app.data_collection
+    dc.extend([night, stars])
+    image, frame_stars = gnight.load_frame(dc, night, 0)
+    raw_shape = fits.getdata(lights[0]["path"]).shape
+    assert image.shape == (raw_shape[0] // 2, raw_shape[1] // 2)
+    for include in (True, False):
+        path = tmp_path / f"colour_{include}.glu"
+        glue_app.save_session(str(path), include_data=include)
+        restored = GlueApplication.restore_session(str(path))
+        try:
+            again = next(d for d in restored.data_collection if d.label == image.label)
+            assert again.shape == image.shape
+            st = next(d for d in restored.data_collection
+                      if d.label == frame_stars.label)
+            assert np.nanmax(np.asarray(st["x"])) < image.shape[1]
+        finally:
+            restored.close()
