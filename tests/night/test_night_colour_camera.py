@@ -26,6 +26,14 @@ def colour_night(tmp_path_factory):
     return base, truth, lights
 
 
+def _lights_only(lights, folder):
+    """A folder holding copies of the night's raw lights alone (no calibration frames)."""
+    folder.mkdir()
+    for lt in lights:
+        (folder / lt["path"].name).write_bytes(lt["path"].read_bytes())
+    return folder
+
+
 def test_calibrated_colour_night_is_measured_in_its_green_channel(colour_night):
     base, truth, lights = colour_night
     out = base / "out"
@@ -54,10 +62,7 @@ def test_calibrated_colour_night_is_measured_in_its_green_channel(colour_night):
 def test_raw_colour_frames_measured_as_they_are_keep_mosaic_regions(colour_night):
     base, truth, lights = colour_night
     out = base / "out_raw"
-    light_dir = base / "lights_only"
-    light_dir.mkdir()
-    for lt in lights:
-        (light_dir / lt["path"].name).write_bytes(lt["path"].read_bytes())
+    light_dir = _lights_only(lights, base / "lights_only")
     import os
 
     cwd = os.getcwd()
@@ -146,10 +151,7 @@ def test_a_saved_session_reopens_a_raw_colour_frame_as_its_channel(colour_night,
 
     base, truth, lights = colour_night
     out = tmp_path / "night"
-    light_dir = tmp_path / "lights"
-    light_dir.mkdir()
-    for lt in lights:
-        (light_dir / lt["path"].name).write_bytes(lt["path"].read_bytes())
+    light_dir = _lights_only(lights, tmp_path / "lights")
     write_night(measure_night(light_dir, None, out=out, calibrate=False), out, plots=False)
     night, stars = gnight.load_night_results(out)
     dc = glue_app.data_collection
