@@ -276,19 +276,7 @@ def run(args):
     positions = _read_positions(args.positions, ccd.wcs) if args.positions else None
     if positions is not None:
         _check_on_image(positions, ccd, args.positions)
-    if args.saturation is not None and "SATURATE" not in ccd.meta:
-        ccd.meta["SATURATE"] = args.saturation  # a mosaic's level, masked cell by cell
-    ccd, positions, channel_note = _colour_channel(ccd, args.cfa, positions, image)
-    channel_name = None
-    if ccd.meta.get("CFACHAN") and channel_note:
-        channel_name = f"{fits_stem(image.name)}_{ccd.meta['CFACHAN']}.fits"
-        # the options in the mosaic's pixels and units, now the channel's
-        if args.scale is not None:
-            args.scale = 2.0 * args.scale
-        if args.fwhm is not None:
-            args.fwhm = args.fwhm / 2.0
-        if args.saturation is not None:
-            args.saturation = ccd.meta.get("SATURATE")
+    ccd, positions, channel_note, channel_name = _colour_channel(ccd, args, positions, image)
     from ..catalogs.config import timeout_override
 
     with timeout_override(args.timeout):
@@ -384,31 +372,39 @@ def _write_results(m, out, solved_name, *, plot, extra, title, images=None):
     return [moved[Path(p)] for p in written], [moved[Path(p)] for p in solved]
 
 
-def _colour_channel(ccd, cfa, positions, image):
-    """A colour camera's image as its ``cfa`` channel (each 2x2 cell one pixel,
-    :mod:`glue_zeropoint.calibration.cfa`), with ``--positions`` in pixels moved onto it:
-    ``(image, positions, note)``; the note is None when nothing was done (monochrome, a
-    channel image already, or ``--cfa none``, which is noted)."""
+def _colour_channel(ccd, args, positions, image):
+    """A colour camera's image as its ``--cfa`` channel (each 2x2 cell one pixel,
+    :mod:`glue_zeropoint.calibration.cfa`), with the options given in the mosaic's pixels
+    and units (``--positions`` in pixels, ``--scale``, ``--fwhm``, ``--saturation``) moved
+    onto it: ``(image, positions, note, channel file name)``; the note says what was done
+    (``--cfa none`` included), and it and the name are None for a monochrome image."""
     from ..calibration.cfa import cfa_pattern
     from ..calibration.night import colour_channel
 
-    pattern, key = cfa_pattern(ccd.meta)
-    if pattern is None:
-        return ccd, positions, None
+    if cfa_pattern(ccd.meta)[0] is None:
+        return ccd, positions, None, None
+    if args.saturation is not None and args.cfa != "none":
+        ccd.meta["SATURATE"] = args.saturation  # the mosaic's level, masked cell by cell
     notes = []
-    out = colour_channel(ccd, cfa, image.name, notes)
+    out = colour_channel(ccd, args.cfa, image.name, notes)
     if out is ccd:  # --cfa none
-        return ccd, positions, notes[0] if notes else None
+        return ccd, positions, notes[0] if notes else None, None
     ox, oy = float(out.meta["CFAOFFX"]), float(out.meta["CFAOFFY"])
     if positions is not None and hasattr(positions, "colnames"):
         positions = positions.copy()
         positions["x"] = (np.asarray(positions["x"], float) - ox) / 2.0
         positions["y"] = (np.asarray(positions["y"], float) - oy) / 2.0
+    if args.scale is not None:
+        args.scale = 2.0 * args.scale
+    if args.fwhm is not None:
+        args.fwhm = args.fwhm / 2.0
+    if args.saturation is not None:
+        args.saturation = out.meta.get("SATURATE")
     name = f"{fits_stem(image.name)}_{out.meta['CFACHAN']}.fits"
     note = (notes[0] if notes else "colour mosaic") + (
         f"; measured on {name} (written here): stars.ecsv and stars.reg are its pixels "
         f"(the mosaic's are 2 x + {ox:g}, 2 y + {oy:g})")
-    return out, positions, note
+    return out, positions, note, name
 
 
 def _check_on_image(positions, ccd, path):
