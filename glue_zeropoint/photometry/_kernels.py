@@ -538,28 +538,66 @@ def local_maxima(img, bad, threshold, half):
 
 @nb.njit(cache=True, parallel=True)
 def smooth_separable(img, kern):
-    """Correlate an image with ``outer(kern, kern)`` (zero outside the image)."""
+    """Correlate an image with ``outer(kern, kern)`` (zero outside the image).
+
+    Each output pixel is the same sum, in the same order, as the direct double loop; the
+    rows' interiors run without edge tests and the column pass runs along rows (contiguous,
+    vectorised), ~2x faster on a 4096^2 frame.
+    """
     ny, nx = img.shape
     h = kern.size // 2
-    tmp = np.zeros((ny, nx))
-    out = np.zeros((ny, nx))
+    tmp = np.empty((ny, nx))
+    out = np.empty((ny, nx))
     for iy in nb.prange(ny):
         for ix in range(nx):
-            s = 0.0
-            for k in range(-h, h + 1):
-                j = ix + k
-                if 0 <= j < nx:
-                    s += kern[k + h] * img[iy, j]
-            tmp[iy, ix] = s
+            if ix < h or ix >= nx - h:
+                s = 0.0
+                for k in range(-h, h + 1):
+                    j = ix + k
+                    if 0 <= j < nx:
+                        s += kern[k + h] * img[iy, j]
+                tmp[iy, ix] = s
+            else:
+                s = 0.0
+                for k in range(-h, h + 1):
+                    s += kern[k + h] * img[iy, ix + k]
+                tmp[iy, ix] = s
     for iy in nb.prange(ny):
+        row = out[iy]
         for ix in range(nx):
-            s = 0.0
-            for k in range(-h, h + 1):
-                j = iy + k
-                if 0 <= j < ny:
-                    s += kern[k + h] * tmp[j, ix]
-            out[iy, ix] = s
+            row[ix] = 0.0
+        for k in range(-h, h + 1):
+            j = iy + k
+            if 0 <= j < ny:
+                w = kern[k + h]
+                src = tmp[j]
+                for ix in range(nx):
+                    row[ix] += w * src[ix]
     return out
+
+
+@nb.njit(cache=True, parallel=True)
+def block_mean(data, bad, f):
+    """Means of the good pixels in ``f`` x ``f`` blocks (the last partial row and column of
+    blocks left out): ``(mean, n)``, NaN where a block has no good pixel."""
+    ny, nx = data.shape
+    my = ny // f
+    mx = nx // f
+    mean = np.full((my, mx), np.nan)
+    cnt = np.zeros((my, mx), dtype=np.int64)
+    for by in nb.prange(my):
+        acc = np.zeros(mx)
+        num = np.zeros(mx, dtype=np.int64)
+        for iy in range(by * f, by * f + f):
+            for ix in range(mx * f):
+                if not bad[iy, ix]:
+                    acc[ix // f] += data[iy, ix]
+                    num[ix // f] += 1
+        for bx in range(mx):
+            cnt[by, bx] = num[bx]
+            if num[bx] > 0:
+                mean[by, bx] = acc[bx] / num[bx]
+    return mean, cnt
 
 
 @nb.njit(cache=True, parallel=True)
@@ -1003,6 +1041,7 @@ mesh_stats = _threads_by_work(
 local_maxima = _threads_by_work(local_maxima, lambda img, *rest: 6.0 * img.size)
 smooth_separable = _threads_by_work(
     smooth_separable, lambda img, kern: 1.5 * 2.0 * img.size * kern.size)
+block_mean = _threads_by_work(block_mean, lambda data, bad, f: 1.0 * data.size)
 bilinear_mesh = _threads_by_work(bilinear_mesh, lambda mesh, ny, nx, box: 5.0 * ny * nx)
 fraction_grid = _threads_by_work(
     fraction_grid, lambda d, radius, n_r, n_th, *rest: 10.0 * d.size * n_r * (n_th // 2))

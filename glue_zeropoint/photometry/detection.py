@@ -560,10 +560,119 @@ def _run_finder(finder, psf, cand, sub, bad, rms):
         kw.update(_finder_shape(psf))
     else:
         kw["fwhm"] = GAUSS_FWHM * psf.sigma_eff
+    xy = np.c_[cand.x, cand.y]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        return finder_cls(threshold=1e-6 * rms, xycoords=np.c_[cand.x, cand.y],
-                          **kw)(sub, mask=bad)
+        if finder is not None:
+            return finder_cls(threshold=1e-6 * rms, xycoords=xy, **kw)(sub, mask=bad)
+        kshape = finder_cls(threshold=1e-6 * rms, xycoords=xy[:1], **kw).kernel.shape
+        parts = _finder_parts(sub, cand.x, cand.y, kshape)
+        if parts is None:
+            return finder_cls(threshold=1e-6 * rms, xycoords=xy, **kw)(sub, mask=bad)
+        found = []
+        for part in parts:
+            t = finder_cls(threshold=1e-6 * rms, xycoords=np.c_[part.x, part.y],
+                           **kw)(part.image)
+            if t is not None and len(t):
+                found.append(part.to_frame(t))
+    if not found:
+        return None
+    from astropy.table import vstack
+
+    return vstack(found, metadata_conflicts="silent")
+
+
+@dataclass
+class _FinderPart:
+    """Pixels the finder runs on instead of the whole frame, with positions in them."""
+
+    image: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    to_frame_xy: object  # (x, y) in ``image`` -> (x, y) in the frame
+
+    def to_frame(self, found):
+        xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
+        yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
+        fx, fy = self.to_frame_xy(np.asarray(found[xname], float),
+                                  np.asarray(found[yname], float))
+        found[xname], found[yname] = fx, fy
+        return found
+
+
+def _finder_parts(sub, xs, ys, kshape, min_pixels=1_000_000, max_fraction=0.25):
+    """The candidates' neighbourhoods for DAOStarFinder, a list of :class:`_FinderPart`; None
+    (run it on the whole frame) for frames under ``min_pixels`` or when the parts would hold
+    more than ``max_fraction`` of its pixels.
+
+    DAOStarFinder given ``xycoords`` uses only the ``kshape`` cutouts of the image and of its
+    convolution around each position (zero outside the image), yet convolves the whole
+    frame: 0.44 s of a 4096^2 frame's 1.0 s of detection. Here it convolves only
+
+    - a mosaic of stamps, one per candidate whose cutout lies inside the frame, each reaching
+      twice the kernel's half-size around it (zero outside the frame), so holding every pixel
+      its cutouts see;
+    - for the candidates whose cutout crosses the frame's edge (photutils fills its outside
+      with zeros, not with the convolution of the image), strips of the frame along each
+      edge, 3 half-kernels deep, whose own edge is the frame's.
+
+    The finder's rows are those of the whole frame, in another order (tested).
+    """
+    ny, nx = sub.shape
+    n = xs.size
+    hy, hx = kshape[0] // 2, kshape[1] // 2
+    sy, sx = 4 * hy + 1, 4 * hx + 1
+    dy, dx = 3 * hy + 1, 3 * hx + 1
+    if not n or ny * nx < min_pixels or ny < 2 * dy or nx < 2 * dx:
+        return None
+    yc = np.round(ys).astype(int)
+    xc = np.round(xs).astype(int)
+    left, right = xc - hx < 0, xc + hx > nx - 1
+    top, bottom = (yc - hy < 0) & ~left & ~right, (yc + hy > ny - 1) & ~left & ~right
+    inner = ~(left | right | top | bottom)
+    if inner.sum() * sy * sx + 2 * (dx * ny + dy * nx) > max_fraction * ny * nx:
+        return None
+    parts = []
+    for sel, y0, y1, x0, x1 in ((left, 0, ny, 0, dx), (right, 0, ny, nx - dx, nx),
+                                (top, 0, dy, 0, nx), (bottom, ny - dy, ny, 0, nx)):
+        if sel.any():
+            parts.append(_FinderPart(sub[y0:y1, x0:x1], xs[sel] - x0, ys[sel] - y0,
+                                     lambda fx, fy, x0=x0, y0=y0: (fx + x0, fy + y0)))
+    if inner.any():
+        parts.append(_stamp_mosaic(sub, xs[inner], ys[inner], xc[inner], yc[inner],
+                                   2 * hy, 2 * hx))
+    return parts
+
+
+def _stamp_mosaic(sub, xs, ys, xc, yc, hy, hx):
+    """A :class:`_FinderPart` of stamps of half-size ``(hy, hx)`` around ``(xc, yc)`` side by
+    side (zero outside the frame)."""
+    ny, nx = sub.shape
+    sy, sx = 2 * hy + 1, 2 * hx + 1
+    n = xs.size
+    ncol = int(math.ceil(math.sqrt(n)))
+    nrow = int(math.ceil(n / ncol))
+    k = np.arange(n)
+    cy, cx = (k // ncol) * sy, (k % ncol) * sx  # each stamp's corner in the mosaic
+    iy = yc[:, None] + np.arange(-hy, hy + 1)[None, :]
+    ix = xc[:, None] + np.arange(-hx, hx + 1)[None, :]
+    inside = ((iy >= 0) & (iy < ny))[:, :, None] & ((ix >= 0) & (ix < nx))[:, None, :]
+    vals = sub[np.clip(iy, 0, ny - 1)[:, :, None], np.clip(ix, 0, nx - 1)[:, None, :]]
+    mosaic = np.zeros((nrow * sy, ncol * sx), dtype=sub.dtype)
+    mosaic[cy[:, None, None] + np.arange(sy)[None, :, None],
+           cx[:, None, None] + np.arange(sx)[None, None, :]] = np.where(inside, vals, 0.0)
+    ox = (cx + hx - xc).astype(float)
+    oy = (cy + hy - yc).astype(float)
+
+    def to_frame_xy(fx, fy):
+        # a row's centroid lies within half the kernel of its candidate: inside its stamp
+        ok = np.isfinite(fx) & np.isfinite(fy)
+        i = np.zeros(fx.size, int)
+        i[ok] = (np.floor((fy[ok] + 0.5) / sy).astype(int) * ncol
+                 + np.floor((fx[ok] + 0.5) / sx).astype(int))
+        return np.where(ok, fx - ox[i], fx), np.where(ok, fy - oy[i], fy)
+
+    return _FinderPart(mosaic, xs + ox, ys + oy, to_frame_xy)
 
 
 def _finder_rows(out, found, cand, sub, psf, name):
@@ -643,17 +752,27 @@ def _assign_candidates(fx, fy, cand, limit):
 
 def _moment_centroids(sub, xs, ys):
     """Intensity-weighted centroids of the 3x3 boxes of the background-subtracted image
-    around integer peaks, negative pixels weighing 0 (photutils' ``centroid_sources`` with
-    ``centroid_com``)."""
-    from photutils.centroids import centroid_com, centroid_sources
-
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        cx, cy = centroid_sources(np.clip(np.nan_to_num(sub), 0, None),
-                                  np.asarray(xs, float), np.asarray(ys, float), box_size=3,
-                                  centroid_func=centroid_com)
-    ok = np.isfinite(cx) & np.isfinite(cy)  # a box with no positive pixel keeps its peak
-    return np.where(ok, cx, xs).astype(float), np.where(ok, cy, ys).astype(float)
+    around integer peaks, negative pixels weighing 0 and boxes cut at the frame's edge (as
+    photutils' ``centroid_sources`` with ``centroid_com`` and ``box_size=3``, on the boxes
+    only: clipping a whole 4096^2 frame for them took 0.38 s)."""
+    xs = np.asarray(xs, float)
+    ys = np.asarray(ys, float)
+    ny, nx = sub.shape
+    xc = np.round(xs).astype(int)
+    yc = np.round(ys).astype(int)
+    d = np.arange(-1, 2)
+    iy = yc[:, None, None] + d[None, :, None]
+    ix = xc[:, None, None] + d[None, None, :]
+    inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        w = np.clip(np.nan_to_num(sub[np.clip(iy, 0, ny - 1), np.clip(ix, 0, nx - 1)]), 0,
+                    None)
+        w = np.where(inside, w, 0.0)
+        total = w.sum(axis=(1, 2))
+        cx = (w * ix).sum(axis=(1, 2)) / total
+        cy = (w * iy).sum(axis=(1, 2)) / total
+    ok = np.isfinite(cx) & np.isfinite(cy) & (total > 0)  # no positive pixel: the peak
+    return np.where(ok, cx, xs), np.where(ok, cy, ys)
 
 
 def disk_mask(shape, x, y, radius):

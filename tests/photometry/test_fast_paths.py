@@ -1,0 +1,106 @@
+"""Faster paths of the detection and the sky give the answers of the plain ones they replace
+(issue 13's speed work): DAOStarFinder on the candidates' stamps and the frame's edge strips
+instead of the whole frame, the 3x3 moment centroids on their boxes only, the separable
+smoothing, the sky mask's block means."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.utils.exceptions import AstropyUserWarning
+from photutils.centroids import centroid_com, centroid_sources
+from scipy import ndimage
+
+from glue_zeropoint.photometry import _kernels as K
+from glue_zeropoint.photometry import detection as D
+from glue_zeropoint.simulate import simulate_image
+from glue_zeropoint.zeropoint.sky import _block_mean
+
+
+def _sorted_rows(t):
+    t = t.copy()
+    t.sort(["x", "y"])
+    return t
+
+
+@pytest.mark.parametrize("fwhm", [1.0, 4.0])
+def test_finder_on_stamps_gives_the_whole_frames_rows(monkeypatch, fwhm):
+    ccd, _ = simulate_image(shape=(1050, 1000), n_stars=1500, fwhm=fwhm, seed=11)
+    # stars whose finder cutout crosses each edge and corner of the frame
+    yy, xx = np.mgrid[0:1050, 0:1000]
+    for x, y in ((0.3, 500.2), (999.1, 300.7), (400.4, 0.2), (600.6, 1049.3), (1.0, 1.2),
+                 (998.7, 1048.6), (3.2, 700.5)):
+        ccd.data += 20000.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (fwhm / 2.35) ** 2))
+    calls = []
+    parts = D._finder_parts
+    monkeypatch.setattr(D, "_finder_parts", lambda *a, **k: calls.append(1) or parts(*a, **k))
+    fast = D.find_stars(ccd)
+    assert calls  # the stamps were used
+    monkeypatch.setattr(D, "_finder_parts", lambda *a, **k: None)
+    plain = D.find_stars(ccd)
+    assert len(fast) == len(plain) > 500
+    a, b = _sorted_rows(fast), _sorted_rows(plain)
+    edge = (a["x"] < 3) | (a["x"] > 996) | (a["y"] < 3) | (a["y"] > 1046)
+    assert edge.sum() >= 5
+    for col in ("x", "y", "peak", "flux", "sharpness", "roundness1", "roundness2", "snr"):
+        np.testing.assert_allclose(np.asarray(a[col], float), np.asarray(b[col], float),
+                                   rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+def test_finder_parts_refused_on_small_or_crowded_frames():
+    sub = np.zeros((500, 500))
+    xs = ys = np.array([250.0])
+    assert D._finder_parts(sub, xs, ys, (7, 7)) is None  # under a million pixels
+    big = np.zeros((1100, 1000))
+    many = np.arange(0, 1000, 2.0)
+    xs, ys = np.tile(many, 40), np.repeat(np.arange(40.0) * 25 + 10, many.size)
+    assert D._finder_parts(big, xs, ys, (9, 9)) is None  # stamps as large as the frame
+    assert D._finder_parts(big, xs[:100], ys[:100], (9, 9)) is not None
+
+
+def test_moment_centroids_are_photutils_centroid_com():
+    rng = np.random.default_rng(3)
+    sub = rng.normal(0.0, 1.0, (80, 60))
+    sub[5, 5], sub[20:23, 20:23] = np.nan, -1.0
+    xs = np.r_[rng.integers(0, 60, 200), 0, 59, 5, 21, 0].astype(float)
+    ys = np.r_[rng.integers(0, 80, 200), 0, 79, 5, 21, 40].astype(float)
+    got = D._moment_centroids(sub, xs, ys)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        cx, cy = centroid_sources(np.clip(np.nan_to_num(sub), 0, None), xs, ys, box_size=3,
+                                  centroid_func=centroid_com)
+    ok = np.isfinite(cx) & np.isfinite(cy)
+    want = np.where(ok, cx, xs), np.where(ok, cy, ys)
+    assert (~ok).sum() >= 1  # the all-negative box keeps its peak
+    np.testing.assert_allclose(got[0], want[0], atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 15])
+def test_smooth_separable_is_the_2d_correlation(n):
+    rng = np.random.default_rng(n)
+    img = rng.normal(100.0, 5.0, (70, 53))
+    kern = rng.random(n)
+    want = ndimage.correlate(img, np.outer(kern, kern), mode="constant", cval=0.0)
+    np.testing.assert_allclose(K.smooth_separable(img, kern), want, rtol=1e-12, atol=1e-9)
+    tiny = img[:4, :5]  # narrower than the kernel
+    np.testing.assert_allclose(K.smooth_separable(tiny, kern),
+                               ndimage.correlate(tiny, np.outer(kern, kern), mode="constant"),
+                               rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("f", [2, 3, 4])
+def test_block_mean_is_the_mean_of_good_pixels(f):
+    rng = np.random.default_rng(f)
+    data = rng.normal(100.0, 5.0, (101, 77))
+    bad = rng.random(data.shape) < 0.2
+    bad[:f, :f] = True  # an empty block
+    mean, empty, n = _block_mean(data, bad, f)
+    my, mx = 101 // f, 77 // f
+    d = np.where(bad, 0.0, data)[: my * f, : mx * f].reshape(my, f, mx, f)
+    g = (~bad)[: my * f, : mx * f].reshape(my, f, mx, f).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = d.sum(axis=(1, 3)) / g
+    assert empty[0, 0] and np.isnan(mean[0, 0])
+    np.testing.assert_array_equal(n, g)
+    np.testing.assert_allclose(mean, want, rtol=1e-12, equal_nan=True)
