@@ -263,6 +263,21 @@ def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
 
 
 @nb.njit(cache=True)
+def clipped_stats(values, sigma, maxiters):
+    """Sigma-clipped (median, population std, n) of the finite ``values`` (1-D), as astropy's
+    ``sigma_clipped_stats(values, sigma=sigma, maxiters=maxiters)`` gives its median and std
+    (~3x faster on a million values: quickselect medians, no masked arrays)."""
+    buf = np.empty(values.size)
+    m = 0
+    for k in range(values.size):
+        v = values[k]
+        if math.isfinite(v):
+            buf[m] = v
+            m += 1
+    return _clipped_median(buf, m, sigma, sigma, maxiters)
+
+
+@nb.njit(cache=True)
 def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
     """(mean, std, n) of buf[:m] after the same clipping (bounds about the median): astropy
     ``SigmaClip(cenfunc='median')`` followed by ``np.mean`` of the survivors, as photutils'

@@ -260,11 +260,13 @@ def _variance_of(unc, shape, name):
     deviation, variance, or anything astropy converts), or None."""
     if unc is None:
         return None
-    arr = np.asarray(unc.array, dtype=np.float64)
     if isinstance(unc, StdDevUncertainty):
-        variance = arr ** 2
+        # one new float64 plane, squared in place (a float32 memory-mapped plane was
+        # converted and then squared into a second 8-byte copy)
+        variance = np.array(unc.array, dtype=np.float64)
+        np.multiply(variance, variance, out=variance)
     elif isinstance(unc, VarianceUncertainty):
-        variance = arr.copy()
+        variance = np.array(unc.array, dtype=np.float64)
     else:  # inverse variance or unknown: convert through the uncertainty machinery
         try:
             variance = np.asarray(unc.represent_as(VarianceUncertainty).array, float)

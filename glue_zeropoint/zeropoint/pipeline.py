@@ -771,9 +771,9 @@ def _catalog_neighbours(im, matches, cat, band, date, exptime):
 
 
 def _star_mask(im, stars):
-    """Sources to leave out of the sky level: photutils segmentation of the image, plus a
-    disk around every measured star out to where its wings (the frame's own PSF profile)
-    fall below half the sky noise, at least 4 FWHM."""
+    """Sources to leave out of the sky level: a segmentation of the image
+    (:func:`.sky.source_mask`), plus a disk around every measured star out to where its wings
+    (the frame's own PSF profile) fall below half the sky noise, at least 4 FWHM."""
     from ..photometry.aperture import as_psf
     from ..photometry.detection import disk_mask
     from .sky import source_mask

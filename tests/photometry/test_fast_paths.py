@@ -104,3 +104,38 @@ def test_block_mean_is_the_mean_of_good_pixels(f):
     assert empty[0, 0] and np.isnan(mean[0, 0])
     np.testing.assert_array_equal(n, g)
     np.testing.assert_allclose(mean, want, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("maxiters", [1, 5, 10])
+def test_clipped_stats_are_astropys(maxiters):
+    from astropy.stats import sigma_clipped_stats
+
+    from glue_zeropoint.zeropoint.sky import _clipped_stats
+
+    rng = np.random.default_rng(maxiters)
+    values = np.r_[rng.normal(500.0, 20.0, 200_000), rng.uniform(600, 5000, 3000), np.nan,
+                   np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)  # the NaN and inf
+        _, med, std = sigma_clipped_stats(values, sigma=3.0, maxiters=maxiters)
+    got = _clipped_stats(values, 3.0, maxiters)
+    assert got[0] == pytest.approx(float(med), rel=1e-12)
+    assert got[1] == pytest.approx(float(std), rel=1e-9)
+    assert np.isnan(_clipped_stats(np.array([np.nan]), 3.0, 5)[0])
+
+
+def test_sky_segments_are_detect_sources():
+    from photutils.segmentation import detect_sources
+
+    from glue_zeropoint.zeropoint.sky import _segments
+
+    rng = np.random.default_rng(5)
+    img = ndimage.uniform_filter(rng.normal(0.0, 1.0, (300, 280)), 3)
+    bad = rng.random(img.shape) < 0.02
+    for npix in (1, 5, 12):
+        segm = detect_sources(img, 0.3, n_pixels=npix, mask=bad)
+        want = np.zeros(img.shape, bool) if segm is None else segm.data > 0
+        got = _segments(img > 0.3, bad, npix)
+        assert want.sum() > 100
+        np.testing.assert_array_equal(got, want)
+    assert not _segments(img > 99.0, bad, 5).any()
