@@ -21,7 +21,11 @@ that is a pattern, shifted by ``XBAYROFF``/``YBAYROFF``), read against the array
 returns it (row 0 first), and checked against the frame's own sky: the two greens see
 the same sky, so a claimed green pair whose sky levels disagree while the other pair's agree
 is taken from the other diagonal, with a note (real DSLR frames of the PANOPTES project say
-RGGB and are stored rows first-to-last the other way).
+RGGB and are stored rows first-to-last the other way). ``ROWORDER`` is not read: writers
+that store rows top-down (N.I.N.A., ASIAIR) give the pattern of the array as stored, and
+Siril, turning such a file bottom-up, turns the pattern with it, so the pattern describes the
+stored array either way; a file that breaks this is caught by the sky check (for the green
+channel; an R or B channel is refused then).
 
 No Qt, no glue.
 """

@@ -84,7 +84,7 @@ def _summary(result):
         lines.append(f"  colour term ({zp.color}): {zp.color_term:.3f} +/- "
                      f"{zp.color_term_err:.3f} (truth {truth.color_term:.3f})")
     if zp.sky_sb is not None:
-        lines.append(f"  sky: {zp.sky_sb:.2f} +/- {zp.sky_sb_err:.2f} mag/arcsec^2 "
+        lines.append(f"  sky: {zp.sky_sb:.2f} +/- {zp.sky_sb_err:.3f} mag/arcsec^2 "
                      f"(truth {truth.sky_sb:.2f})")
     return "\n".join(lines)
 

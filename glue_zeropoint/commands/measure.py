@@ -298,7 +298,7 @@ def run(args):
                                      title=f"{image.name}: {args.band}",
                                      images={channel_name: ccd} if channel_name else None)
     z = m.zeropoint
-    sky = (f", sky {z.sky_sb:.2f} ± {z.sky_sb_err:.2f} mag/arcsec^2"
+    sky = (f", sky {z.sky_sb:.2f} ± {z.sky_sb_err:.3f} mag/arcsec^2"
            if z.sky_sb is not None and math.isfinite(z.sky_sb) else "")
     ct = (f", colour term {z.color_term:+.3f} ± {z.color_term_err:.3f} ({z.color})"
           if z.color_term is not None else "")

@@ -23,6 +23,7 @@ are multiplied by the aperture correction; its own error is kept apart (in ``met
 is common to all stars.
 """
 
+import copy
 import logging
 import math
 import warnings
@@ -579,6 +580,11 @@ def uncrowded_radius(radii, crowding, fwhm):
     return radii[-1]
 
 
+#: the curve of growth's largest radii (FWHM) tried, in turn, when no star is isolated out to
+#: ``CurveOfGrowth.max_radius``
+SHALLOWER_GROWTH = (3.0, 2.5)
+
+
 class CurveOfGrowth:
     """Aperture radius and aperture correction from the frame's own stars.
 
@@ -689,6 +695,25 @@ class CurveOfGrowth:
         isolated stars again and they are measured again, so that neighbours' wings are
         judged by the frame's own wings."""
         psf = as_psf(psf)
+        growth = self._two_passes(im, table, psf, sky, starmask, neighbours, wings)
+        for shallower in SHALLOWER_GROWTH:
+            if growth is not None or not shallower < self.max_radius:
+                break
+            # a crowded field: no star is isolated out to max_radius FWHM; closer in, some
+            # are, and the light beyond comes from the same data-driven tail (a larger part
+            # of the correction, with its error) -- still better than the profile envelope
+            # (80 stars of FWHM 6 px on 384^2: 15 of 40 frames took the envelope, whose
+            # middle is 0.04 mag off for Moffat beta = 3 stars)
+            near = copy.copy(self)
+            near.max_radius = shallower
+            growth = near._two_passes(im, table, psf, sky, starmask, neighbours, wings)
+            if growth is not None:
+                log.info("%s: no star isolated out to %.3g FWHM; curve of growth out to %.3g "
+                         "FWHM (%.1f px)", im.name, self.max_radius, shallower,
+                         near.big_radius(psf.fwhm))
+        return growth
+
+    def _two_passes(self, im, table, psf, sky, starmask, neighbours, wings):
         final = psf.radii is not None  # the outer light only in the final pass (its cost)
         growth = self._measure(im, table, psf, sky, starmask, neighbours, wings, final)
         if growth is not None and not final:

@@ -560,9 +560,14 @@ def _run_finder(finder, psf, cand, sub, bad, rms):
         kw.update(_finder_shape(psf))
     else:
         kw["fwhm"] = GAUSS_FWHM * psf.sigma_eff
+    from photutils.utils.exceptions import NoDetectionsWarning
+
     xy = np.c_[cand.x, cand.y]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
+        # no candidate passing the finder's filters (or none of a part's) is an answer here,
+        # not a warning for the user: find_stars says so when nothing is left
+        warnings.simplefilter("ignore", NoDetectionsWarning)
         if finder is not None:
             return finder_cls(threshold=1e-6 * rms, xycoords=xy, **kw)(sub, mask=bad)
         kshape = finder_cls(threshold=1e-6 * rms, xycoords=xy[:1], **kw).kernel.shape

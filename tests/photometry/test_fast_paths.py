@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.centroids import centroid_com, centroid_sources
+from photutils.utils.exceptions import NoDetectionsWarning
 from scipy import ndimage
 
 from glue_zeropoint.photometry import _kernels as K
@@ -34,7 +35,11 @@ def test_finder_on_stamps_gives_the_whole_frames_rows(monkeypatch, fwhm):
     calls = []
     parts = D._finder_parts
     monkeypatch.setattr(D, "_finder_parts", lambda *a, **k: calls.append(1) or parts(*a, **k))
-    fast = D.find_stars(ccd)
+    with warnings.catch_warnings():
+        # a part none of whose candidates pass the finder's filters is no news for the user
+        # (the demo printed photutils' "none pass the filtering criteria" twice)
+        warnings.simplefilter("error", NoDetectionsWarning)
+        fast = D.find_stars(ccd)
     assert calls  # the stamps were used
     monkeypatch.setattr(D, "_finder_parts", lambda *a, **k: None)
     plain = D.find_stars(ccd)
@@ -139,3 +144,24 @@ def test_sky_segments_are_detect_sources():
         assert want.sum() > 100
         np.testing.assert_array_equal(got, want)
     assert not _segments(img > 99.0, bad, 5).any()
+
+
+def test_a_part_whose_candidates_all_fail_says_nothing():
+    """The only candidate of an edge strip is nothing DAOFIND accepts (an empty patch):
+    photutils warns for that part ("none pass the filtering criteria"; the demo printed it
+    twice), which is no news for the user; the interior stars are found."""
+    from glue_zeropoint.photometry.psf import PSF
+
+    sub = np.zeros((1024, 1024))
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    xs, ys = np.array([300.0, 700.0, 512.0, 0.0]), np.array([300.0, 600.0, 900.0, 500.0])
+    for x, y in zip(xs[:3], ys[:3], strict=True):
+        sub += 1000.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.3 ** 2))
+    cand = D.Candidates(ys.astype(int), xs.astype(int), np.full(4, 50.0), np.full(4, 100.0),
+                        0.1, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoDetectionsWarning)
+        found = D._run_finder(None, PSF(fwhm=3.0), cand, sub, np.zeros(sub.shape, bool), 1.0)
+    assert len(found) == 3
+    np.testing.assert_allclose(np.sort(np.asarray(found["x_centroid"])), [300, 512, 700],
+                               atol=1e-6)
