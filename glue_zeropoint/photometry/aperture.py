@@ -618,10 +618,17 @@ class CurveOfGrowth:
     :func:`~glue_zeropoint.zeropoint.measure_image` passes the undetected catalog stars
     (``mask_positions`` with fluxes).
 
+    When no star gives a usable curve out to ``max_radius`` FWHM (none isolated, or their far
+    sky annuli crowded or off the frame: a crowded field), the curves reach
+    :data:`SHALLOWER_GROWTH` FWHM in turn (3, then 2.5; a radius equal to one already tried is
+    skipped), the tail beyond being a larger part of the correction; only with no usable
+    curve even there is the correction the profile envelope.
+
     Parameters
     ----------
     max_radius : float
-        Largest aperture radius in FWHM.
+        Largest aperture radius in FWHM (smaller ones are tried in a crowded field, see
+        above).
     n_stars : int
         At most this many stars are used.
     min_stars : int
@@ -696,21 +703,27 @@ class CurveOfGrowth:
         judged by the frame's own wings."""
         psf = as_psf(psf)
         growth = self._two_passes(im, table, psf, sky, starmask, neighbours, wings)
+        last = self
         for shallower in SHALLOWER_GROWTH:
-            if growth is not None or not shallower < self.max_radius:
+            if growth is not None:
                 break
-            # a crowded field: no star is isolated out to max_radius FWHM; closer in, some
-            # are, and the light beyond comes from the same data-driven tail (a larger part
-            # of the correction, with its error) -- still better than the profile envelope
-            # (80 stars of FWHM 6 px on 384^2: 15 of 40 frames took the envelope, whose
-            # middle is 0.04 mag off for Moffat beta = 3 stars)
+            # a crowded field: no star is isolated out to max_radius FWHM, or its far sky
+            # annulus is crowded (or off the frame); closer in, some may do, and the light
+            # beyond comes from the same data-driven tail (a larger part of the correction,
+            # with its error) -- still better than the profile envelope (80 stars of FWHM
+            # 6 px on 384^2: 15 of 40 frames took the envelope, whose middle is 0.04 mag off
+            # for Moffat beta = 3 stars)
             near = copy.copy(self)
             near.max_radius = shallower
+            if not near.big_radius(psf.fwhm) < last.big_radius(psf.fwhm) - 1e-9:
+                continue  # the same largest radius (2 FWHM + 3 px, or 6 px) as already tried
             growth = near._two_passes(im, table, psf, sky, starmask, neighbours, wings)
             if growth is not None:
-                log.info("%s: no star isolated out to %.3g FWHM; curve of growth out to %.3g "
-                         "FWHM (%.1f px)", im.name, self.max_radius, shallower,
-                         near.big_radius(psf.fwhm))
+                log.info("%s: no usable curve of growth out to %.3g px (no isolated star, "
+                         "or its far sky annulus crowded or off the frame); curve of growth "
+                         "out to %.3g FWHM (%.1f px)", im.name, last.big_radius(psf.fwhm),
+                         shallower, near.big_radius(psf.fwhm))
+            last = near
         return growth
 
     def _two_passes(self, im, table, psf, sky, starmask, neighbours, wings):

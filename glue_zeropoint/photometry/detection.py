@@ -565,8 +565,9 @@ def _run_finder(finder, psf, cand, sub, bad, rms):
     xy = np.c_[cand.x, cand.y]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        # no candidate passing the finder's filters (or none of a part's) is an answer here,
-        # not a warning for the user: find_stars says so when nothing is left
+        # no candidate passing the finder's filters (on the frame, or on one of its parts)
+        # is an answer here, not a warning for the user: find_stars says so when nothing is
+        # left
         warnings.simplefilter("ignore", NoDetectionsWarning)
         if finder is not None:
             return finder_cls(threshold=1e-6 * rms, xycoords=xy, **kw)(sub, mask=bad)
@@ -574,41 +575,77 @@ def _run_finder(finder, psf, cand, sub, bad, rms):
         parts = _finder_parts(sub, cand.x, cand.y, kshape)
         if parts is None:
             return finder_cls(threshold=1e-6 * rms, xycoords=xy, **kw)(sub, mask=bad)
-        found = []
+        # (photutils ignores ``mask`` when given ``xycoords``: the parts need none)
+        found, keys = [], []
         for part in parts:
             t = finder_cls(threshold=1e-6 * rms, xycoords=np.c_[part.x, part.y],
                            **kw)(part.image)
             if t is not None and len(t):
-                found.append(part.to_frame(t))
+                t, key = part.to_frame(t)
+                found.append(t)
+                keys.append(key)
     if not found:
         return None
     from astropy.table import vstack
 
-    return vstack(found, metadata_conflicts="silent")
+    # the rows in the order of their candidates, as from the whole frame (the assignment
+    # of wandered centroids to free candidates goes row by row)
+    return vstack(found, metadata_conflicts="silent")[
+        np.argsort(np.concatenate(keys), kind="stable")]
+
+
+def _centroid_names(found):
+    xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
+    yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
+    return xname, yname
 
 
 @dataclass
 class _FinderPart:
-    """Pixels the finder runs on instead of the whole frame, with positions in them."""
+    """Pixels the finder runs on instead of the whole frame: the candidates ``index`` (their
+    numbers in the frame's list, in order) at ``(x, y)`` of ``image``; ``shift(x, y, i)``,
+    the frame position of a position in ``image`` near its ``i``-th candidate; ``tol``, how
+    far (y, x) a finder's centroid can be from its candidate."""
 
     image: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    to_frame_xy: object  # (x, y) in ``image`` -> (x, y) in the frame
+    index: np.ndarray
+    shift: object
+    tol: tuple
 
     def to_frame(self, found):
-        xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
-        yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
-        fx, fy = self.to_frame_xy(np.asarray(found[xname], float),
-                                  np.asarray(found[yname], float))
-        found[xname], found[yname] = fx, fy
-        return found
+        """``found`` with its centroids in the frame's pixels, and each row's candidate
+        number (the finder's rows are its candidates', in order, some filtered out; each
+        centroid is within half the kernel, ``|d| <= h + 0.5``, of its candidate)."""
+        xname, yname = _centroid_names(found)
+        fx = np.asarray(found[xname], float)
+        fy = np.asarray(found[yname], float)
+        tol_y, tol_x = self.tol
+        own = np.empty(fx.size)
+        k = 0
+        for r in range(fx.size):
+            if not (math.isfinite(fx[r]) and math.isfinite(fy[r])):
+                own[r] = k - 0.5  # a NaN centroid: keep its place among the rows
+                continue
+            m = k
+            while m < self.x.size and not (abs(fx[r] - self.x[m]) <= tol_x
+                                           and abs(fy[r] - self.y[m]) <= tol_y):
+                m += 1
+            if m < self.x.size:
+                own[r], k = m, m + 1
+            else:
+                own[r] = k - 0.5
+        i = np.clip(np.ceil(own).astype(int), 0, max(self.x.size - 1, 0))
+        found[xname], found[yname] = self.shift(fx, fy, i)
+        key = np.where(own == np.round(own), self.index[i], self.index[i] - 0.5)
+        return found, key
 
 
 def _finder_parts(sub, xs, ys, kshape, min_pixels=1_000_000, max_fraction=0.25):
     """The candidates' neighbourhoods for DAOStarFinder, a list of :class:`_FinderPart`; None
-    (run it on the whole frame) for frames under ``min_pixels`` or when the parts would hold
-    more than ``max_fraction`` of its pixels.
+    (run it on the whole frame) for frames under ``min_pixels``, candidates not on whole
+    pixels, or when the parts would hold more than ``max_fraction`` of the frame's pixels.
 
     DAOStarFinder given ``xycoords`` uses only the ``kshape`` cutouts of the image and of its
     convolution around each position (zero outside the image), yet convolves the whole
@@ -621,7 +658,8 @@ def _finder_parts(sub, xs, ys, kshape, min_pixels=1_000_000, max_fraction=0.25):
       with zeros, not with the convolution of the image), strips of the frame along each
       edge, 3 half-kernels deep, whose own edge is the frame's.
 
-    The finder's rows are those of the whole frame, in another order (tested).
+    The finder's rows are those of the whole frame (tested, also with elongated kernels);
+    :func:`_run_finder` puts them back in their candidates' order.
     """
     ny, nx = sub.shape
     n = xs.size
@@ -632,59 +670,55 @@ def _finder_parts(sub, xs, ys, kshape, min_pixels=1_000_000, max_fraction=0.25):
         return None
     yc = np.round(ys).astype(int)
     xc = np.round(xs).astype(int)
+    if not (np.array_equal(xc, xs) and np.array_equal(yc, ys)):
+        return None  # the finder rounds positions; a shifted half-pixel could round the other way
     left, right = xc - hx < 0, xc + hx > nx - 1
     top, bottom = (yc - hy < 0) & ~left & ~right, (yc + hy > ny - 1) & ~left & ~right
     inner = ~(left | right | top | bottom)
     if inner.sum() * sy * sx + 2 * (dx * ny + dy * nx) > max_fraction * ny * nx:
         return None
+    tol = (hy + 0.5, hx + 0.5)
     parts = []
     for sel, y0, y1, x0, x1 in ((left, 0, ny, 0, dx), (right, 0, ny, nx - dx, nx),
                                 (top, 0, dy, 0, nx), (bottom, ny - dy, ny, 0, nx)):
         if sel.any():
-            parts.append(_FinderPart(sub[y0:y1, x0:x1], xs[sel] - x0, ys[sel] - y0,
-                                     lambda fx, fy, x0=x0, y0=y0: (fx + x0, fy + y0)))
+            parts.append(_FinderPart(sub[y0:y1, x0:x1], (xc[sel] - x0).astype(float),
+                                     (yc[sel] - y0).astype(float), np.flatnonzero(sel),
+                                     lambda fx, fy, i, x0=x0, y0=y0: (fx + x0, fy + y0),
+                                     tol))
     if inner.any():
-        parts.append(_stamp_mosaic(sub, xs[inner], ys[inner], xc[inner], yc[inner],
-                                   2 * hy, 2 * hx))
+        parts.append(_stamp_mosaic(sub, xc[inner], yc[inner], np.flatnonzero(inner),
+                                   2 * hy, 2 * hx, tol))
     return parts
 
 
-def _stamp_mosaic(sub, xs, ys, xc, yc, hy, hx):
-    """A :class:`_FinderPart` of stamps of half-size ``(hy, hx)`` around ``(xc, yc)`` side by
-    side (zero outside the frame)."""
+def _stamp_mosaic(sub, xc, yc, index, half_y, half_x, tol):
+    """A :class:`_FinderPart` of stamps of half-size ``(half_y, half_x)`` around the whole
+    pixels ``(xc, yc)`` (candidates ``index``), side by side, zero outside the frame."""
     ny, nx = sub.shape
-    sy, sx = 2 * hy + 1, 2 * hx + 1
-    n = xs.size
+    sy, sx = 2 * half_y + 1, 2 * half_x + 1
+    n = xc.size
     ncol = int(math.ceil(math.sqrt(n)))
     nrow = int(math.ceil(n / ncol))
     k = np.arange(n)
     cy, cx = (k // ncol) * sy, (k % ncol) * sx  # each stamp's corner in the mosaic
-    iy = yc[:, None] + np.arange(-hy, hy + 1)[None, :]
-    ix = xc[:, None] + np.arange(-hx, hx + 1)[None, :]
+    iy = yc[:, None] + np.arange(-half_y, half_y + 1)[None, :]
+    ix = xc[:, None] + np.arange(-half_x, half_x + 1)[None, :]
     inside = ((iy >= 0) & (iy < ny))[:, :, None] & ((ix >= 0) & (ix < nx))[:, None, :]
     vals = sub[np.clip(iy, 0, ny - 1)[:, :, None], np.clip(ix, 0, nx - 1)[:, None, :]]
     mosaic = np.zeros((nrow * sy, ncol * sx), dtype=sub.dtype)
     mosaic[cy[:, None, None] + np.arange(sy)[None, :, None],
            cx[:, None, None] + np.arange(sx)[None, None, :]] = np.where(inside, vals, 0.0)
-    ox = (cx + hx - xc).astype(float)
-    oy = (cy + hy - yc).astype(float)
-
-    def to_frame_xy(fx, fy):
-        # a row's centroid lies within half the kernel of its candidate: inside its stamp
-        ok = np.isfinite(fx) & np.isfinite(fy)
-        i = np.zeros(fx.size, int)
-        i[ok] = (np.floor((fy[ok] + 0.5) / sy).astype(int) * ncol
-                 + np.floor((fx[ok] + 0.5) / sx).astype(int))
-        return np.where(ok, fx - ox[i], fx), np.where(ok, fy - oy[i], fy)
-
-    return _FinderPart(mosaic, xs + ox, ys + oy, to_frame_xy)
+    ox = (cx + half_x - xc).astype(float)
+    oy = (cy + half_y - yc).astype(float)
+    return _FinderPart(mosaic, xc + ox, yc + oy, index,
+                       lambda fx, fy, i: (fx - ox[i], fy - oy[i]), tol)
 
 
 def _finder_rows(out, found, cand, sub, psf, name):
     """The finder's rows as ``out``'s columns (one per candidate, centroids that left their
     peak replaced by the peak's moment centroid), brightest first."""
-    xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
-    yname = "y_centroid" if "y_centroid" in found.colnames else "ycentroid"
+    xname, yname = _centroid_names(found)
     fx, fy = np.asarray(found[xname], float), np.asarray(found[yname], float)
     # DAOFIND's centroid fits the marginals with the kernel's Gaussian; on undersampled
     # stars it can leave the star (1.8 px off for a 0.5 px FWHM star): there, the found
@@ -748,7 +782,11 @@ def _assign_candidates(fx, fy, cand, limit):
         if d[i] <= limit and not taken[near[i]]:
             j[i], taken[near[i]] = near[i], True
     for i in np.flatnonzero(j < 0):
-        for k in tree.query_ball_point([fx[i], fy[i]], 3.0 * limit, return_sorted=True):
+        near_k = np.asarray(tree.query_ball_point([fx[i], fy[i]], 3.0 * limit), int)
+        # nearest first (``return_sorted`` sorts by index, not by distance)
+        near_k = near_k[np.argsort(np.hypot(cand.x[near_k] - fx[i], cand.y[near_k] - fy[i]),
+                                   kind="stable")]
+        for k in near_k:
             if not taken[k]:
                 j[i], taken[k], wander[i] = k, True, True
                 break

@@ -46,8 +46,8 @@ def pixel_area_arcsec2(wcs=None, pixel_scale=None):
 
 
 def _clipped_stats(values, sigma, maxiters):
-    """3-sigma-clipped ``(median, std)`` of the finite values: astropy's
-    ``sigma_clipped_stats`` (median centre, population std), compiled."""
+    """``sigma``-clipped ``(median, std)`` of the finite values, as astropy's
+    ``sigma_clipped_stats`` gives them (median centre, population std), compiled."""
     from ..photometry import _kernels as K
 
     med, std, _ = K.clipped_stats(np.ascontiguousarray(values, dtype=np.float64).ravel(),
@@ -80,9 +80,9 @@ def _segments(above, bad, npixels):
 
 
 def source_mask(data, bad, *, nsigma=2.0, npixels=5, dilate=5, max_side=1024):
-    """Boolean mask of sources: the segmentation of photutils' ``detect_sources`` (groups of
-    at least ``npixels`` 8-connected pixels) of the image smoothed by a 3x3 box, above
-    ``nsigma`` of its noise, dilated by ``dilate`` pixels.
+    """Boolean mask of sources: groups of at least ``npixels`` 8-connected pixels of the
+    image smoothed by a 3x3 box, above ``nsigma`` of its noise (the mask photutils'
+    ``detect_sources`` would give, :func:`_segments`), dilated by ``dilate`` pixels.
 
     Images larger than ``max_side`` are block-averaged first (factor ``f``) and the mask
     expanded back, so a 4k x 4k frame takes ~0.2 s; ``npixels`` and ``dilate`` are then in

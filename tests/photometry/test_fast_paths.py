@@ -3,6 +3,7 @@
 instead of the whole frame, the 3x3 moment centroids on their boxes only, the separable
 smoothing, the sky mask's block means."""
 
+import math
 import warnings
 
 import numpy as np
@@ -50,6 +51,52 @@ def test_finder_on_stamps_gives_the_whole_frames_rows(monkeypatch, fwhm):
     for col in ("x", "y", "peak", "flux", "sharpness", "roundness1", "roundness2", "snr"):
         np.testing.assert_allclose(np.asarray(a[col], float), np.asarray(b[col], float),
                                    rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+@pytest.mark.parametrize("major, minor, theta", [(3.0, 3.0, 0.0), (6.0, 2.0, 10.0),
+                                                  (6.0, 2.5, 90.0), (5.0, 2.5, 0.0)])
+def test_finder_parts_give_the_whole_frames_rows_in_order(major, minor, theta):
+    """DAOStarFinder on the parts (round and elongated, non-square kernels) against the
+    whole frame: the same rows in the same order, candidates on every edge, corner and the
+    strips' inner boundary included."""
+    from glue_zeropoint.photometry.psf import PSF
+
+    rng = np.random.default_rng(int(major * 10 + theta))
+    ny, nx = 1001, 1000
+    sub = rng.normal(0.0, 3.0, (ny, nx))
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    xs = np.r_[rng.integers(0, nx, 400), 0, nx - 1, 0, nx - 1, 5, 6, 7, nx - 8, 500, 500]
+    ys = np.r_[rng.integers(0, ny, 400), 0, 0, ny - 1, ny - 1, 300, 301, 302, 600, 0, ny - 6]
+    t = np.radians(theta)
+    for x, y in zip(xs, ys, strict=True):
+        u = (xx - x) * np.cos(t) + (yy - y) * np.sin(t)
+        v = -(xx - x) * np.sin(t) + (yy - y) * np.cos(t)
+        near = (np.abs(xx - x) < 20) & (np.abs(yy - y) < 20)
+        sub[near] += 500.0 * np.exp(-0.5 * ((u[near] / (major / 2.355)) ** 2
+                                            + (v[near] / (minor / 2.355)) ** 2))
+    psf = PSF(fwhm=math.sqrt(major * minor), fwhm_major=major, fwhm_minor=minor, theta=theta)
+    cand = D.Candidates(ys.astype(int), xs.astype(int), np.full(xs.size, 50.0),
+                        np.full(xs.size, 100.0), 0.1, 3.0)
+    bad = np.zeros(sub.shape, bool)
+    fast = D._run_finder(None, psf, cand, sub, bad, 3.0)
+    parts = D._finder_parts
+    try:
+        D._finder_parts = lambda *a, **k: None
+        plain = D._run_finder(None, psf, cand, sub, bad, 3.0)
+    finally:
+        D._finder_parts = parts
+    assert len(fast) == len(plain) > 300
+    for col in plain.colnames:
+        if col == "id":
+            continue
+        np.testing.assert_allclose(np.asarray(fast[col], float), np.asarray(plain[col], float),
+                                   rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+def test_finder_parts_take_whole_pixels_only():
+    big = np.zeros((1100, 1000))
+    assert D._finder_parts(big, np.array([401.5]), np.array([300.0]), (7, 7)) is None
+    assert D._finder_parts(big, np.array([401.0]), np.array([300.0]), (7, 7)) is not None
 
 
 def test_finder_parts_refused_on_small_or_crowded_frames():
@@ -165,3 +212,12 @@ def test_a_part_whose_candidates_all_fail_says_nothing():
     assert len(found) == 3
     np.testing.assert_allclose(np.sort(np.asarray(found["x_centroid"])), [300, 512, 700],
                                atol=1e-6)
+
+
+def test_a_wandered_centroid_takes_the_nearest_free_candidate():
+    """A finder row far from every candidate takes the nearest free one within 3 x limit,
+    nearest by distance (scipy's ``return_sorted`` orders by index)."""
+    cand = D.Candidates(np.array([0, 0, 0]), np.array([0, 9, 5]), np.ones(3), np.ones(3),
+                        0.1, 1.0)
+    j, wander = D._assign_candidates(np.array([0.0, 6.5]), np.array([0.0, 0.0]), cand, 1.0)
+    assert j.tolist() == [0, 2] and wander.tolist() == [False, True]
