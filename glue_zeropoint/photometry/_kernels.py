@@ -634,6 +634,20 @@ def bilinear_mesh(mesh, ny, nx, box):
     """Bilinear interpolation of box-centred mesh values to every pixel (edges held)."""
     my, mx = mesh.shape
     out = np.empty((ny, nx))
+    # each column's two mesh columns and weight, once (the same values for every row)
+    c0 = np.empty(nx, dtype=np.int64)
+    c1 = np.empty(nx, dtype=np.int64)
+    cw = np.empty(nx)
+    for ix in range(nx):
+        fx = (ix + 0.5) / box - 0.5
+        if fx < 0.0:
+            fx = 0.0
+        if fx > mx - 1:
+            fx = mx - 1.0
+        i0 = min(int(fx), max(mx - 2, 0))
+        cw[ix] = fx - i0 if mx > 1 else 0.0
+        c0[ix] = i0
+        c1[ix] = i0 + 1 if mx > 1 else i0
     for iy in nb.prange(ny):
         fy = (iy + 0.5) / box - 0.5
         if fy < 0.0:
@@ -644,14 +658,9 @@ def bilinear_mesh(mesh, ny, nx, box):
         ty = fy - j0 if my > 1 else 0.0
         j1 = j0 + 1 if my > 1 else j0
         for ix in range(nx):
-            fx = (ix + 0.5) / box - 0.5
-            if fx < 0.0:
-                fx = 0.0
-            if fx > mx - 1:
-                fx = mx - 1.0
-            i0 = min(int(fx), max(mx - 2, 0))
-            tx = fx - i0 if mx > 1 else 0.0
-            i1 = i0 + 1 if mx > 1 else i0
+            tx = cw[ix]
+            i0 = c0[ix]
+            i1 = c1[ix]
             out[iy, ix] = ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
                            + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
     return out

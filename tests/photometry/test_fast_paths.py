@@ -221,3 +221,27 @@ def test_a_wandered_centroid_takes_the_nearest_free_candidate():
                         0.1, 1.0)
     j, wander = D._assign_candidates(np.array([0.0, 6.5]), np.array([0.0, 0.0]), cand, 1.0)
     assert j.tolist() == [0, 2] and wander.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("ms, shape, box", [((4, 5), (120, 150), 32), ((1, 7), (40, 200), 32),
+                                            ((6, 1), (190, 20), 32), ((1, 1), (9, 9), 8)])
+def test_bilinear_mesh_is_the_bilinear_interpolation(ms, shape, box):
+    """The background mesh to every pixel (box centres, edges held), per-column weights
+    computed once: the plain per-pixel formula."""
+    rng = np.random.default_rng(1)
+    mesh = rng.normal(size=ms)
+    my, mx = ms
+    ny, nx = shape
+
+    def axis(n, m):
+        f = np.clip((np.arange(n) + 0.5) / box - 0.5, 0.0, m - 1.0)
+        i0 = np.minimum(f.astype(int), max(m - 2, 0))
+        return i0, (i0 + 1 if m > 1 else i0), (f - i0 if m > 1 else np.zeros(n))
+
+    j0, j1, ty = axis(ny, my)
+    i0, i1, tx = axis(nx, mx)
+    ty, tx = ty[:, None], tx[None, :]
+    want = ((1 - ty) * ((1 - tx) * mesh[j0][:, i0] + tx * mesh[j0][:, i1])
+            + ty * ((1 - tx) * mesh[j1][:, i0] + tx * mesh[j1][:, i1]))
+    np.testing.assert_allclose(K.bilinear_mesh(mesh, ny, nx, box), want, rtol=1e-14,
+                               atol=1e-14)
