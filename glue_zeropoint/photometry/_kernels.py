@@ -629,6 +629,20 @@ def block_mean(data, bad, f):
     return mean, cnt
 
 
+@nb.njit(cache=True, inline="always")
+def _mesh_axis(i, box, m):
+    # pixel i's two mesh cells along one axis (box centres, edges held) and its weight
+    f = (i + 0.5) / box - 0.5
+    if f < 0.0:
+        f = 0.0
+    if f > m - 1:
+        f = m - 1.0
+    i0 = min(int(f), max(m - 2, 0))
+    if m > 1:
+        return i0, i0 + 1, f - i0
+    return i0, i0, 0.0
+
+
 @nb.njit(cache=True, parallel=True)
 def bilinear_mesh(mesh, ny, nx, box):
     """Bilinear interpolation of box-centred mesh values to every pixel (edges held)."""
@@ -639,24 +653,9 @@ def bilinear_mesh(mesh, ny, nx, box):
     c1 = np.empty(nx, dtype=np.int64)
     cw = np.empty(nx)
     for ix in range(nx):
-        fx = (ix + 0.5) / box - 0.5
-        if fx < 0.0:
-            fx = 0.0
-        if fx > mx - 1:
-            fx = mx - 1.0
-        i0 = min(int(fx), max(mx - 2, 0))
-        cw[ix] = fx - i0 if mx > 1 else 0.0
-        c0[ix] = i0
-        c1[ix] = i0 + 1 if mx > 1 else i0
+        c0[ix], c1[ix], cw[ix] = _mesh_axis(ix, box, mx)
     for iy in nb.prange(ny):
-        fy = (iy + 0.5) / box - 0.5
-        if fy < 0.0:
-            fy = 0.0
-        if fy > my - 1:
-            fy = my - 1.0
-        j0 = min(int(fy), max(my - 2, 0))
-        ty = fy - j0 if my > 1 else 0.0
-        j1 = j0 + 1 if my > 1 else j0
+        j0, j1, ty = _mesh_axis(iy, box, my)
         for ix in range(nx):
             tx = cw[ix]
             i0 = c0[ix]
