@@ -580,8 +580,8 @@ def uncrowded_radius(radii, crowding, fwhm):
     return radii[-1]
 
 
-#: the curve of growth's largest radii (FWHM) tried, in turn, when no star is isolated out to
-#: ``CurveOfGrowth.max_radius``
+#: the curve of growth's largest radii (FWHM) tried, in turn, when no star gives a usable
+#: curve out to ``CurveOfGrowth.max_radius`` (:meth:`CurveOfGrowth.measure`)
 SHALLOWER_GROWTH = (3.0, 2.5)
 
 
