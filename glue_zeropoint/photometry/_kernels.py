@@ -163,10 +163,10 @@ def aperture_sums(data, var, bad, xs, ys, radius, has_var):
 
 
 @nb.njit(cache=True)
-def _select(buf, m, k):
-    """In-place quickselect: the k-th smallest of buf[:m] (buf[:k] <= it afterwards)."""
-    lo = 0
-    hi = m - 1
+def _select_in(buf, lo, hi, k):
+    """In-place quickselect of the k-th smallest of buf[lo:hi + 1] (lo <= k <= hi), given
+    that buf[:lo] <= buf[lo:hi + 1] <= buf[hi + 1:]: afterwards buf[:k] <= buf[k] <=
+    buf[k + 1:]."""
     while hi > lo:
         mid = (lo + hi) // 2
         a = buf[lo]
@@ -202,9 +202,25 @@ def _select(buf, m, k):
 
 
 @nb.njit(cache=True)
-def _median_inplace(buf, m):
+def _select(buf, m, k):
+    """In-place quickselect: the k-th smallest of buf[:m] (buf[:k] <= it afterwards)."""
+    return _select_in(buf, 0, m - 1, k)
+
+
+@nb.njit(cache=True)
+def _median_split(buf, m, p):
+    """Median of buf[:m] (reordered in place so that buf[:m // 2] <= buf[m // 2] <=
+    buf[m // 2 + 1:m]). ``p`` >= 0: buf[:p] <= buf[p] <= buf[p + 1:m] already holds (a
+    previous median's place), so only the side holding the middle is searched; -1: none."""
     k = m // 2
-    v = _select(buf, m, k)
+    if p < 0 or p >= m:
+        v = _select_in(buf, 0, m - 1, k)
+    elif k < p:
+        v = _select_in(buf, 0, p - 1, k)
+    elif k > p:
+        v = _select_in(buf, p + 1, m - 1, k)
+    else:
+        v = buf[k]
     if m % 2 == 1:
         return v
     w = buf[0]
@@ -212,6 +228,11 @@ def _median_inplace(buf, m):
         if buf[q] > w:
             w = buf[q]
     return 0.5 * (v + w)
+
+
+@nb.njit(cache=True)
+def _median_inplace(buf, m):
+    return _median_split(buf, m, -1)
 
 
 @nb.njit(cache=True)
@@ -231,33 +252,50 @@ def _mean_std(buf, m):
 def _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters):
     """astropy SigmaClip(cenfunc='median', stdfunc='std') on buf[:m] (reordered in place):
     bounds from the median and population std of the kept values, keep lo <= v <= hi, repeat
-    until nothing changes or maxiters. Returns the number kept (now in buf[:m])."""
+    until nothing changes or maxiters.
+
+    Returns ``(m, median, mean, std, final)``: the number kept (now in buf[:m]) and, when
+    ``final`` (the last pass removed nothing), the median, mean and std of those -- the
+    values a fresh :func:`_median_inplace` and :func:`_mean_std` of buf[:m] give, computed
+    on the same values in the same order.
+
+    Each pass keeps the values in their order, so the previous median's place still splits
+    them (smaller before, larger after) and the next median is searched on its side only."""
     it = 0
+    p = -1
+    cen = np.nan
+    mean = np.nan
+    std = np.nan
     while it < maxiters and m > 0:
         it += 1
-        cen = _median_inplace(buf, m)
-        _, std = _mean_std(buf, m)
+        cen = _median_split(buf, m, p)
+        k = m // 2
+        mean, std = _mean_std(buf, m)
         vmin = cen - std * sigma_lo
         vmax = cen + std * sigma_hi
         j = 0
-        for k in range(m):
-            v = buf[k]
+        p = -1
+        for q in range(m):
+            v = buf[q]
             if v >= vmin and v <= vmax:
+                if q == k:
+                    p = j
                 buf[j] = v
                 j += 1
-        changed = m - j
+        if j == m:
+            return m, cen, mean, std, True
         m = j
-        if changed == 0:
-            break
-    return m
+    return m, cen, mean, std, False
 
 
 @nb.njit(cache=True)
 def _clipped_median(buf, m, sigma_lo, sigma_hi, maxiters):
     """(median, std, n) of buf[:m] after :func:`_clip_inplace`."""
-    m = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
+    m, cen, _, std, final = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
     if m == 0:
         return np.nan, np.nan, 0
+    if final:
+        return cen, std, m
     _, std = _mean_std(buf, m)
     return _median_inplace(buf, m), std, m
 
@@ -282,9 +320,11 @@ def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
     """(mean, std, n) of buf[:m] after the same clipping (bounds about the median): astropy
     ``SigmaClip(cenfunc='median')`` followed by ``np.mean`` of the survivors, as photutils'
     ``ApertureStats(..., sigma_clip=...).mean``."""
-    m = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
+    m, _, mean, std, final = _clip_inplace(buf, m, sigma_lo, sigma_hi, maxiters)
     if m == 0:
         return np.nan, np.nan, 0
+    if final:
+        return mean, std, m
     mean, std = _mean_std(buf, m)
     return mean, std, m
 

@@ -176,6 +176,37 @@ def test_clipped_stats_are_astropys(maxiters):
     assert np.isnan(_clipped_stats(np.array([np.nan]), 3.0, 5)[0])
 
 
+def test_small_sample_clipping_is_astropys():
+    """The clipped median and mean of annuli and mesh boxes (a few to ~1,000 values, integer
+    ADU with ties, one to ten passes, asymmetric bounds): each pass searches the next median
+    on one side of the last only, and the last pass's statistics are returned; the numbers
+    are astropy's ``SigmaClip`` (median centre, population std) of the same values."""
+    from astropy.stats import SigmaClip
+
+    from glue_zeropoint.photometry import _kernels as K
+
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(1, 1100))
+        x = rng.normal(1000.0, 10.0, n)
+        if trial % 3 == 0:
+            x = np.round(x)  # raw ADU: many equal values
+        k = int(rng.integers(0, max(n // 8, 1)))
+        x[:k] += rng.exponential(300.0, k)  # stars, hot pixels
+        rng.shuffle(x)
+        lo, hi = (3.0, 3.0) if trial % 2 else (2.0, 3.5)
+        iters = int((1, 3, 10)[trial % 3])
+        kept = SigmaClip(sigma_lower=lo, sigma_upper=hi, maxiters=iters,
+                         cenfunc="median", stdfunc="std")(x, masked=False)
+        med, std, m = K._clipped_median(x.copy(), n, lo, hi, iters)
+        mean, std2, m2 = K._clipped_mean(x.copy(), n, lo, hi, iters)
+        assert m == m2 == kept.size
+        assert med == np.median(kept)
+        assert std == pytest.approx(np.std(kept), rel=1e-12, abs=1e-12)
+        assert mean == pytest.approx(np.mean(kept), rel=1e-14)
+        assert std2 == std
+
+
 def test_sky_segments_are_detect_sources():
     from photutils.segmentation import detect_sources
 
