@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from astropy.stats import mad_std
-from scipy.linalg import solve_triangular
 
 from ..exceptions import PhotometryError
 from ..stats import GAUSS_FWHM, MEDIAN_ERROR
@@ -785,7 +784,10 @@ def _fit_tail_law(rings, keep, soften):
         w = np.diag(1.0 / ek)
     else:  # generalised least squares: residuals whitened by the rings' covariance
         chol = np.linalg.cholesky(np.asarray(cov, float)[np.ix_(keep, keep)])
-        w = solve_triangular(chol, np.eye(rk.size), lower=True)
+        # the inverse of the triangular factor by numpy's LAPACK: scipy's solve_triangular
+        # woke its OpenBLAS threads, which then spun for a while after each of these tiny
+        # solves (a 142-frame night: ~40% more CPU time on the 2-core machine, 8% more wall)
+        w = np.linalg.inv(chol)
     best = None
     for q0 in _tail_starts(rk, sk, ek, sky_in, sky_out, (c_lo, c_hi) if soften else (c_lo,)):
         q0 = np.clip(np.asarray(q0, float), lo, hi)
