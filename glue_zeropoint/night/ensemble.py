@@ -27,7 +27,7 @@ def _shift(ref, pos, max_pairs=40, tol=2.0):
         return np.zeros(2)
     d = (a[:, None, :] - b[None, :, :]).reshape(-1, 2)
     tree = cKDTree(d)
-    counts = np.array([len(c) for c in tree.query_ball_point(d, tol)])
+    counts = tree.query_ball_point(d, tol, return_length=True)
     best = d[np.argmax(counts)]
     near = np.linalg.norm(d - best, axis=1) < tol
     return np.median(d[near], axis=0)

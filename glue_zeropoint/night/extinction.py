@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from ..exceptions import FitError
 
@@ -41,16 +41,16 @@ MIN_AIRMASS_RANGE = 0.15
 def solve_sigma_int(resid, err, dof):
     """The intrinsic scatter that makes chi^2/dof = 1 (0 when chi^2/dof <= 1)."""
     resid, err = np.asarray(resid, float), np.asarray(err, float)
-    if dof <= 0 or np.sum((resid / err) ** 2) <= dof:
+    r2, e2 = resid ** 2, err ** 2
+    if dof <= 0 or np.sum(r2 / e2) <= dof:
         return 0.0
-    lo, hi = 0.0, float(np.max(np.abs(resid))) + 1.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if np.sum(resid ** 2 / (err ** 2 + mid ** 2)) > dof:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    def excess(s):  # falls monotonically in s, from above 0 at s = 0
+        return float(np.sum(r2 / (e2 + s * s))) - dof
+
+    hi = float(np.max(np.abs(resid))) + 1.0
+    while excess(hi) > 0:  # few frames per parameter: the root may lie further out
+        hi *= 2.0
+    return float(optimize.brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-12))
 
 
 def _wls(x, y, w):

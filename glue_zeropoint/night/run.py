@@ -157,7 +157,7 @@ def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None, cfa="G"):
                           "to the products' folder to measure them instead", CalibrationWarning,
                           stacklevel=2)
         paths = [Path(f.path) for f in lights]
-        return [p.name for p in paths], [_LazyLight(p) for p in paths], {
+        return [p.name for p in paths], [_LazyLight(Path(f.path), f.header) for f in lights], {
             "calibration": "none: raw lights measured as they are (--no-calibrate)"}
     # the calibrated lights of an earlier run (masters left out), measured as they are with
     # their uncertainty and mask: a night is measured again without calibrating again
@@ -191,13 +191,16 @@ class _LazyLight:
     """A raw light whose header is read now and pixels only when measured (so a night of
     hundreds of frames holds one frame's pixels at a time)."""
 
-    def __init__(self, path):
+    def __init__(self, path, header=None):
         from astropy.io import fits
 
         self.path = path
-        with fits.open(path, memmap=True) as hdul:
-            hdu = next(h for h in hdul if h.header.get("NAXIS", 0) == 2)
-            self.meta = hdu.header.copy()
+        if header is not None:  # read already (the frame scan's, its primary's keys added)
+            self.meta = header
+        else:
+            with fits.open(path, memmap=True) as hdul:
+                hdu = next(h for h in hdul if h.header.get("NAXIS", 0) == 2)
+                self.meta = hdu.header.copy()
         self.shape = (int(self.meta["NAXIS2"]), int(self.meta["NAXIS1"]))
         self.wcs = _wcs_of(self.meta)
 

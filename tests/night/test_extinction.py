@@ -49,6 +49,13 @@ def test_intrinsic_scatter_solved():
     f = fit_extinction(x, y, np.full(x.size, 0.005))
     assert f.sigma_int == pytest.approx(np.sqrt(0.02 ** 2 - 0.005 ** 2), rel=0.15)
     assert solve_sigma_int(np.array([0.1, -0.1]), np.array([1.0, 1.0]), 1) == 0.0
+    # chi^2/dof = 1 at the solution, also where it lies beyond max|resid| + 1 (three large
+    # residuals, one degree of freedom: the bisection this replaced stopped at that bound)
+    for resid, err, dof in (([0.03, -0.05, 0.01, 0.04], [0.01] * 4, 2),
+                            ([3.0, -3.0, 3.0], [0.01] * 3, 1)):
+        resid, err = np.array(resid), np.array(err)
+        s = solve_sigma_int(resid, err, dof)
+        assert np.sum(resid ** 2 / (err ** 2 + s ** 2)) == pytest.approx(dof, rel=1e-9)
 
 
 def test_user_exclusion_and_too_few_frames():
