@@ -12,7 +12,7 @@ import warnings
 
 from .exceptions import InputWarning
 
-__all__ = ["observation_time"]
+__all__ = ["observation_time", "parse_date"]
 
 _OLD_FITS_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2,4})\s*$")
 _TIME_KEYS = ("TIME-OBS", "UT", "UTSTART", "UT-START")
@@ -31,6 +31,30 @@ def _iso(value, header):
                 text = f"{text}T{str(header[key]).strip()}"
                 break
     return text
+
+
+def parse_date(text, scale="utc"):
+    """`~astropy.time.Time` of a date string: ISO (``2024-07-01T22:00:00``, with a space,
+    or a date alone), then the FITS form, each tried by name, then astropy's own guess.
+
+    Named formats because astropy's guessing keeps the error of each format it tried in a
+    reference cycle that holds every calling frame, and the images in their variables, until
+    the next full garbage collection: a 4096^2 night peaked ~400 MB higher.
+
+    Raises
+    ------
+    ValueError
+        If no format reads it.
+    """
+    from astropy.time import Time
+
+    text = str(text).strip()
+    for fmt in ("isot", "iso", "fits"):
+        try:
+            return Time(text, format=fmt, scale=scale)
+        except ValueError:
+            continue
+    return Time(text, scale=scale)  # the rare other forms (e.g. '2024:183:22:00:00')
 
 
 def observation_time(header, name=None):
@@ -56,7 +80,7 @@ def observation_time(header, name=None):
     for key in ("DATE-OBS", "DATE_OBS"):
         if key in header and str(header[key]).strip():
             try:
-                return Time(_iso(header[key], header), scale="utc")
+                return parse_date(_iso(header[key], header))
             except ValueError:
                 bad = (key, header[key])
                 break

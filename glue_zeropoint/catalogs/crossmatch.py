@@ -27,6 +27,7 @@ from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
 from ..exceptions import CatalogError, InputError
+from ..obstime import parse_date
 
 __all__ = ["crossmatch", "add_fit_meta", "propagate_proper_motion", "estimate_match_radius", "MATCH_OK",
            "MATCH_NONE", "MATCH_AMBIGUOUS"]
@@ -46,7 +47,7 @@ def _julian_year(obstime):
     if isinstance(obstime, (int, float, np.floating, np.integer)):
         return float(obstime)
     try:
-        return float(Time(str(obstime)).jyear)
+        return float(parse_date(obstime).jyear)
     except ValueError as err:
         raise InputError(f"obstime: cannot read {obstime!r} as a date (use ISO, e.g. "
                          "'2024-07-01T22:00:00', a Julian year or an astropy Time)") from err

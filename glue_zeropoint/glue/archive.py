@@ -40,12 +40,12 @@ NIGHT_TEXT = ("night", "night_date", "band", "status", "reason", "verdict")
 
 
 def _date_mjd(dates):
-    from astropy.time import Time
+    from ..obstime import parse_date
 
     out = np.full(len(dates), np.nan)
     for k, d in enumerate(dates):
         if d:
-            out[k] = Time(str(d)).mjd
+            out[k] = parse_date(d).mjd
     return out
 
 

@@ -154,7 +154,7 @@ def obs_time(header, name=None):
         if m:
             sign = 1 if m.group(2) == "+" else -1
             offset = sign * (int(m.group(3)) + int(m.group(4)) / 60.0)
-            t = Time(m.group(1), scale="utc") - offset * u.hour
+            t = Time(m.group(1), format="isot", scale="utc") - offset * u.hour
             return t, f"DATE-OBS is local time with its zone (UTC{offset:+g} h): converted"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -293,7 +293,7 @@ def check_longitude_sign(headers, location, targets):
             alts.append(a)
     if not times:
         return location, ""
-    t = Time(times, scale="utc")
+    t = Time(times, format="isot", scale="utc")
     flipped = EarthLocation.from_geodetic(-location.lon, location.lat, location.height)
     alts = np.array(alts)
     if np.isfinite(alts).any() and all(x is not None for x in tg):
@@ -349,7 +349,7 @@ def check_time_zone(headers, location, targets):
     if location is None:
         return 0.0, ("DATE-OBS taken as UTC (assumption: no site known to check it against "
                      "the Sun or the header airmass)")
-    t = Time([times[i].utc.isot for i in ok], scale="utc")
+    t = Time([times[i].utc.isot for i in ok], format="isot", scale="utc")
     zone = round(location.lon.deg / 15.0)
     candidates = sorted({0, zone, zone + 1}, key=lambda h: (h != 0, abs(h)))
     xh = np.array([_header_airmass(headers[i])[0] for i in ok])
