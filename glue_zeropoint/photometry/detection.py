@@ -197,18 +197,17 @@ class Candidates:
     noise: float
 
 
-def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0, samples=1024):
+def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0):
     """Matched-filter candidates: local maxima of the image smoothed by a Gaussian of
     ``sigma`` whose height above the local level is ``threshold`` times the *measured* local
-    noise of the smoothed image (sigma-clipped std in boxes of ``box`` pixels, on a regular
-    sub-grid of at most ``samples`` pixels per box): correct for correlated noise, resampled
-    or binned frames and any gain, where a white-noise prediction from the pixel rms counts
-    noise peaks as stars."""
+    noise of the smoothed image (sigma-clipped std in boxes of ``box`` pixels): correct for
+    correlated noise, resampled or binned frames and any gain, where a white-noise prediction
+    from the pixel rms counts noise peaks as stars."""
     from . import _kernels as K
 
     k = _kernel(sigma)
     smooth = K.smooth_separable(np.ascontiguousarray(sub, dtype=np.float64), k)
-    stride = max(1, int(math.ceil(box / math.sqrt(samples))))
+    stride = max(1, int(math.ceil(box / 32.0)))
     med, std, _ = K.mesh_stats(smooth, np.ascontiguousarray(bad), box, stride, 3.0, 10)
     # never below the filtered noise of the pixel-noise floor (quantisation of a flat sky)
     # (the 2-D kernel outer(k, k) scales white noise by sum(k^2))
@@ -316,13 +315,6 @@ def _first_psf(im, sub, c, y0, x0, threshold, rms):
         raise
 
 
-#: pixels per box sampled for the noise of the PSF search's filtered image (the detection
-#: samples 1024): its peaks stand 20 sigma or more above that noise, and known to ~4% (256
-#: samples) it moves only the faintest of those bright stars in or out, at a quarter of the
-#: work
-PSF_SEARCH_SAMPLES = 256
-
-
 def _psf_at_scale(im, sub, bad, scale, threshold, box, floor, rms):
     """The PSF from bright peaks of a matched filter of width ``scale`` (pixels): the central
     1024 x 1024 pixels first (enough stars, a fraction of the time), the whole frame when
@@ -330,14 +322,13 @@ def _psf_at_scale(im, sub, bad, scale, threshold, box, floor, rms):
     ny, nx = sub.shape
     y0, x0 = max(0, ny // 2 - 512), max(0, nx // 2 - 512)
     region = (slice(y0, y0 + 1024), slice(x0, x0 + 1024))
-    c = _candidates(sub[region], bad[region], scale, max(threshold, 20.0), box, floor,
-                    PSF_SEARCH_SAMPLES)
+    c = _candidates(sub[region], bad[region], scale, max(threshold, 20.0), box, floor)
     try:
         return _first_psf(im, sub, c, y0, x0, threshold, rms)
     except PhotometryError:
         if not (y0 or x0 or ny > 1024 or nx > 1024):
             raise
-        c = _candidates(sub, bad, scale, max(threshold, 20.0), box, floor, PSF_SEARCH_SAMPLES)
+        c = _candidates(sub, bad, scale, max(threshold, 20.0), box, floor)
         return _first_psf(im, sub, c, 0, 0, threshold, rms)
 
 
