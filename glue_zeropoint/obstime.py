@@ -33,9 +33,11 @@ def _iso(value, header):
     return text
 
 
-def parse_date(text, scale="utc"):
+def parse_date(text, scale=None):
     """`~astropy.time.Time` of a date string: ISO (``2024-07-01T22:00:00``, with a space,
-    or a date alone), then the FITS form, each tried by name, then astropy's own guess.
+    or a date alone), then the FITS form (which may name its scale: ``...(TAI)``), each tried
+    by name, then astropy's own guess. ``scale``: the time scale, default astropy's (UTC for
+    ISO strings).
 
     Named formats because astropy's guessing keeps the error of each format it tried in a
     reference cycle that holds every calling frame, and the images in their variables, until
@@ -80,7 +82,7 @@ def observation_time(header, name=None):
     for key in ("DATE-OBS", "DATE_OBS"):
         if key in header and str(header[key]).strip():
             try:
-                return parse_date(_iso(header[key], header))
+                return parse_date(_iso(header[key], header), scale="utc")
             except ValueError:
                 bad = (key, header[key])
                 break

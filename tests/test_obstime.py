@@ -39,6 +39,7 @@ def test_measure_with_an_old_style_date_runs(tmp_path):
     ("2024-07-01 22:00:00.25", "2024-07-01T22:00:00.250"),
     ("2024-07-01", "2024-07-01T00:00:00.000"),
     (" 2024-07-01T22:00:00 ", "2024-07-01T22:00:00.000"),
+    ("2024-07-01T22:00:00Z", "2024-07-01T22:00:00.000"),
     ("2024:183:22:00:00", "2024-07-01T22:00:00.000"),  # astropy's own guess (yday)
 ])
 def test_parse_date_forms(text, iso):
@@ -46,6 +47,16 @@ def test_parse_date_forms(text, iso):
 
     t = parse_date(text)
     assert t.isot == iso and t.scale == "utc"
+
+
+def test_parse_date_keeps_a_fits_dates_own_scale(recwarn):
+    """A FITS date naming its scale ('...(TAI)') was read in that scale by astropy's guess,
+    and still is (the night's airmasses and proper motions take it to UTC themselves)."""
+    from glue_zeropoint.obstime import parse_date
+
+    t = parse_date("2024-07-01T22:00:00(TAI)")
+    assert t.scale == "tai" and t.isot == "2024-07-01T22:00:00.000"
+    assert parse_date("2024-07-01T22:00:00", scale="tt").scale == "tt"
 
 
 def test_parse_date_refuses_what_is_not_a_date():

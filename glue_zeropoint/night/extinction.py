@@ -39,8 +39,11 @@ MIN_AIRMASS_RANGE = 0.15
 
 
 def solve_sigma_int(resid, err, dof):
-    """The intrinsic scatter that makes chi^2/dof = 1 (0 when chi^2/dof <= 1)."""
+    """The intrinsic scatter that makes chi^2/dof = 1 (0 when chi^2/dof <= 1; NaN unless every
+    residual is finite and every error finite and > 0)."""
     resid, err = np.asarray(resid, float), np.asarray(err, float)
+    if not (np.all(np.isfinite(resid)) and np.all(np.isfinite(err)) and np.all(err > 0)):
+        return float("nan")
     r2, e2 = resid ** 2, err ** 2
     if dof <= 0 or np.sum(r2 / e2) <= dof:
         return 0.0

@@ -397,6 +397,13 @@ def check_time_zone(headers, location, targets):
                       f"{s:.0f} deg){more}")
 
 
+def _time_array(times):
+    """One `~astropy.time.Time` of scalar times, UTC, built from their two-part Julian dates
+    (``Time(list)`` guesses the format, keeping its failed guesses in a reference cycle)."""
+    utc = [t.utc for t in times]
+    return Time([t.jd1 for t in utc], [t.jd2 for t in utc], format="jd", scale="utc")
+
+
 def frame_geometries(headers, *, names, wcs, shapes, location=None, site_source="",
                      offset_hours=0.0):
     """:func:`frame_geometry` of every light of a night, with the airmass, the Sun and the
@@ -412,8 +419,8 @@ def frame_geometries(headers, *, names, wcs, shapes, location=None, site_source=
             by_site.setdefault(key, (site, []))[1].append(k)
     computed = {}
     for site, members in by_site.values():
-        times = Time([parts[k][0].time_mid for k in members])
-        starts = Time([parts[k][0].time_start for k in members])
+        times = _time_array([parts[k][0].time_mid for k in members])
+        starts = _time_array([parts[k][0].time_start for k in members])
         targets = SkyCoord([parts[k][2].icrs for k in members])
         x_mid, alt = target_airmass(times, site, targets)
         x_start = target_airmass(starts, site, targets)[0]

@@ -209,8 +209,10 @@ class _LazyLight:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data, header = _read_raw(self.path)
-        return CCDData(data, unit="adu", meta=header, wcs=self.wcs)
+            data, _ = _read_raw(self.path)
+        # the header the night was planned with (a multi-extension file's primary keys, e.g.
+        # FILTER or DATE-OBS, included), so the frame's band and time are the planned ones
+        return CCDData(data, unit="adu", meta=self.meta.copy(), wcs=self.wcs)
 
 
 class _LazyProduct:

@@ -202,12 +202,6 @@ def _select_in(buf, lo, hi, k):
 
 
 @nb.njit(cache=True)
-def _select(buf, m, k):
-    """In-place quickselect: the k-th smallest of buf[:m] (buf[:k] <= it afterwards)."""
-    return _select_in(buf, 0, m - 1, k)
-
-
-@nb.njit(cache=True)
 def _median_split(buf, m, p):
     """Median of buf[:m] (reordered in place so that buf[:m // 2] <= buf[m // 2] <=
     buf[m // 2 + 1:m]). ``p`` >= 0: buf[:p] <= buf[p] <= buf[p + 1:m] already holds (a

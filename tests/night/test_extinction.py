@@ -56,6 +56,10 @@ def test_intrinsic_scatter_solved():
         resid, err = np.array(resid), np.array(err)
         s = solve_sigma_int(resid, err, dof)
         assert np.sum(resid ** 2 / (err ** 2 + s ** 2)) == pytest.approx(dof, rel=1e-9)
+    # no answer from non-finite values or errors that are not > 0
+    for resid, err in (([0.0, 0.1, 0.2], [0.0, 0.01, 0.01]), ([np.nan, 0.1, 0.2], [0.01] * 3),
+                       ([0.0, 0.1, 0.2], [0.01, np.inf, 0.01])):
+        assert np.isnan(solve_sigma_int(np.array(resid), np.array(err), 1))
 
 
 def test_user_exclusion_and_too_few_frames():

@@ -397,3 +397,29 @@ def test_read_noise_given_where_the_night_cannot_measure_it(night, tmp_path):
         [sys.executable, "-m", "glue_zeropoint.cli", "night", "--help"],
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert "--read-noise R" in proc.stdout
+
+
+def test_a_multi_extension_raw_light_is_measured_with_its_planned_header(tmp_path):
+    """A raw light whose FILTER and DATE-OBS sit in the primary header of a multi-extension
+    file: the night plans it and measures it with the same header (the frame scan's, the
+    primary's keys added), so its band and time are the same in both."""
+    import numpy as np
+    from astropy.io import fits
+
+    from glue_zeropoint.night.run import _lights
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    primary = fits.PrimaryHDU(header=fits.Header({
+        "IMAGETYP": "LIGHT", "FILTER": "V", "DATE-OBS": "2024-07-01T22:00:00",
+        "EXPTIME": 30.0}))
+    image = fits.ImageHDU(np.full((40, 50), 100, np.uint16), name="SCI")
+    fits.HDUList([primary, image]).writeto(raw / "field_V_001.fits")
+    names, lights, _ = _lights(raw, None, False, None, None)
+    assert names == ["field_V_001.fits"]
+    lazy = lights[0]
+    assert lazy.meta["FILTER"] == "V" and lazy.shape == (40, 50)
+    ccd = lazy.load()
+    assert ccd.shape == (40, 50)
+    assert ccd.meta["FILTER"] == "V" and ccd.meta["DATE-OBS"] == "2024-07-01T22:00:00"
+    assert ccd.meta is not lazy.meta  # the frame's own copy
