@@ -157,7 +157,8 @@ def _lights(raw_dir, out, calibrate, gain, progress, read_noise=None, cfa="G"):
                           "to the products' folder to measure them instead", CalibrationWarning,
                           stacklevel=2)
         paths = [Path(f.path) for f in lights]
-        return [p.name for p in paths], [_LazyLight(Path(f.path), f.header) for f in lights], {
+        return [p.name for p in paths], [
+            _LazyLight(p, f.header) for p, f in zip(paths, lights, strict=True)], {
             "calibration": "none: raw lights measured as they are (--no-calibrate)"}
     # the calibrated lights of an earlier run (masters left out), measured as they are with
     # their uncertainty and mask: a night is measured again without calibrating again
