@@ -291,6 +291,12 @@ class FieldSettings(SimSettings):
     n_saturated, saturated_mag
         Add that many stars of V uniform in ``saturated_mag`` (a (bright, faint) range; by
         default 2 magnitudes brighter than ``mag_range``).
+    cluster_stars, cluster_radius, cluster_mag_range
+        A crowded star cluster: that many more stars around the image centre, their distances
+        from a Plummer profile of scale ``cluster_radius`` pixels (half of them within 1.3
+        scale radii), V from the same rising luminosity function over ``cluster_mag_range``
+        (default one magnitude fainter than ``mag_range``'s bright end to three beyond its
+        faint end: the faintest stay unresolved and make a lumpy, raised sky in the core).
     """
 
     center: tuple = (250.4235, 36.4613)
@@ -314,6 +320,9 @@ class FieldSettings(SimSettings):
     blend_dmag: tuple = (0.0, 3.0)
     n_saturated: int = 0
     saturated_mag: tuple | None = None
+    cluster_stars: int = 0
+    cluster_radius: float = 25.0
+    cluster_mag_range: tuple | None = None
 
 
 def _band_mags(v, bv):
@@ -388,6 +397,23 @@ def _extra_stars(rng2, stars, shape, fwhm, s):
     return extra_rows
 
 
+def _cluster_stars(shape, s, seed):
+    """A Plummer cluster at the image centre, from its own random stream ``[seed, 303]``."""
+    rng = np.random.default_rng([seed, 303])
+    n = int(s.cluster_stars)
+    # Plummer surface density: the fraction within projected radius R is R^2 / (R^2 + a^2)
+    f = rng.uniform(0.0, 0.98, n)
+    r = s.cluster_radius * np.sqrt(f / (1.0 - f))
+    ang = rng.uniform(0.0, 2.0 * np.pi, n)
+    ny, nx = shape
+    lo_m, hi_m = s.cluster_mag_range or (s.mag_range[0] + 1.0, s.mag_range[1] + 3.0)
+    lo, hi = 10 ** (0.3 * np.array([lo_m, hi_m]))
+    v = np.log10(rng.uniform(lo, hi, n)) / 0.3
+    bv = rng.uniform(*s.color_range, n)
+    return ((nx - 1) / 2.0 + r * np.cos(ang), (ny - 1) / 2.0 + r * np.sin(ang), v, bv,
+            np.full(n, -1))
+
+
 def _append_stars(stars, extra_rows, wcs, bands):
     """The stars with the extra rows appended (no proper motion, not variable)."""
     from astropy.table import vstack
@@ -435,7 +461,10 @@ def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, settings=None, **keyw
     if psf is not None:
         psf = make_psf(psf, fwhm=fwhm)
         fwhm = float(psf.fwhm)
-    stars = _append_stars(stars, _extra_stars(rng2, stars, shape, fwhm, s), wcs, s.bands)
+    extra = _extra_stars(rng2, stars, shape, fwhm, s)
+    if s.cluster_stars:
+        extra.append(_cluster_stars(shape, s, seed))
+    stars = _append_stars(stars, extra, wcs, s.bands)
     return StarField(shape=tuple(shape), wcs=wcs, stars=stars, fwhm=fwhm,
                      obs_epoch=s.obs_epoch, catalog_epoch=s.catalog_epoch,
                      bands=tuple(s.bands), psf=psf)

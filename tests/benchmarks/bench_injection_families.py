@@ -80,6 +80,8 @@ FAMILIES = {
                              {"sky": SkyModel(gradient=0.3, patches=3, patch_amplitude=0.6)},
                              {"drop_fraction": 0.1, "spurious": 5, "flag_variables": 0.5},
                              "image"),
+    "crowded_cluster": ({"psf": "moffat:beta=3", "fwhm": 3.0, "cluster_stars": 5000,
+                         "cluster_radius": 20.0}, {}, {"faint_limit": 18.0}, "image"),
     "raw_adu_fwhm1": ({"psf": "moffat:beta=3", "fwhm": 1.0, "n_saturated": 3},
                       {"raw": True}, {}, "cli"),
     "raw_adu_fwhm0.6": ({"psf": "gaussian", "fwhm": 0.6, "n_saturated": 3},

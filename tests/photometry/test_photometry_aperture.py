@@ -446,3 +446,30 @@ def test_crowded_field_takes_a_shallower_curve_of_growth(caplog, seed, reach):
     z = m.zeropoint
     assert abs(z.zp - 21.5) < 3 * z.zp_err_total
     assert z.zp_err_total < 0.05  # the envelope's was ~0.1 mag
+
+
+def test_a_globular_cluster_core_is_rejected_and_the_zero_point_holds():
+    """5000 cluster stars (V 11-21, Plummer scale 20 px) on 384^2 with 120 field stars: the
+    core is a glow of unresolved stars. Its catalog stars are rejected as crowded or
+    ambiguous, the field's stars carry the fit and the zero point holds."""
+    from glue_zeropoint.simulate import FilterTruth, make_field, reference_catalog
+    from glue_zeropoint.zeropoint import measure_image
+
+    filt = FilterTruth(band="V", zp=21.5, color_term=0.0, sky_sb=20.0)
+    field = make_field((384, 384), seed=5001, n_stars=120, psf="moffat:beta=3", fwhm=3.0,
+                       cluster_stars=5000, cluster_radius=20.0)
+    ccd, _ = simulate_image(field, filt, 30.0, seed=5001)
+    cat = reference_catalog(field, bands=("B", "V"), seed=5001, style="apass",
+                            faint_limit=18.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = measure_image(ccd, cat, "V")
+    t = m.star_table()
+    r = np.hypot(np.asarray(t["x"]) - 191.5, np.asarray(t["y"]) - 191.5)
+    core = r < 40.0
+    assert core.sum() >= 5
+    assert not np.asarray(t["used"])[core].any()
+    assert all("crowded" in str(v) or "ambiguous" in str(v) for v in t["reason"][core])
+    z = m.zeropoint
+    assert np.sum(t["used"]) >= 20
+    assert abs(z.zp - filt.zp) < 3 * z.zp_err_total, (z.zp, z.zp_err_total)

@@ -279,3 +279,21 @@ def test_raw_night_with_a_psf_family(tmp_path):
     assert img.sum() == pytest.approx(np.sum(flux * frac["image"]), rel=1e-9)
     assert np.allclose(truth.expected_electrons(light) - img,
                        truth.filters["V"].sky_rate(truth.field.pixel_area_arcsec2) * 10.0)
+
+
+def test_a_cluster_adds_concentrated_stars_and_leaves_the_field():
+    plain = make_field((300, 300), n_stars=100, seed=4, psf="moffat:beta=3", fwhm=3.0)
+    field = make_field((300, 300), n_stars=100, seed=4, psf="moffat:beta=3", fwhm=3.0,
+                       cluster_stars=2000, cluster_radius=20.0)
+    s = field.stars
+    assert len(s) == 2100
+    for col in ("x", "y", "mag_V"):  # the field's own stars are drawn as without a cluster
+        assert np.array_equal(np.asarray(s[col][:100]), np.asarray(plain.stars[col]))
+    r = np.hypot(s["x"][100:] - 149.5, s["y"][100:] - 149.5)
+    # Plummer: half of the stars within 1.3 scale radii (the draw stops at 98%)
+    assert 0.45 < np.mean(r < 20.0) < 0.55
+    assert 0.55 < np.mean(r < 26.0) < 0.65
+    v = np.asarray(s["mag_V"][100:])
+    assert v.min() >= 11.0 and v.max() <= 21.0 and np.mean(v > 18.0) > 0.5
+    other = make_field((300, 300), n_stars=100, seed=5, cluster_stars=2000)
+    assert not np.array_equal(np.asarray(other.stars["x"][100:]), np.asarray(s["x"][100:]))
