@@ -484,11 +484,29 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
         return tail
     rows, profile = measured
     out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
-    x0, e0, xl, el = rows[0][3], rows[0][4], rows[-1][3], rows[-1][4]
-    if not x0 - xl > math.hypot(e0, el):
+    if not _halo_seen(rows):
         # no excess that falls with radius: no halo (a flat excess is the sky's own
         # structure, not a star's light); the tail law's result stands
         return out
+    # a star's halo is round; the glow of a cluster (or a nebula) around a star is not: the
+    # stars whose annuli differ from side to side beyond their noise are left out and the
+    # halo must still be seen around the others
+    sym = _round_surroundings(im, starmask if starmask is not None else im.bad, xs, ys,
+                              annuli + [(ref_in, ref_out)])
+    if not sym.all():
+        log.info("%s: %d of %d stars measuring the outer light sit on sky that is not round "
+                 "about them (a cluster's or a nebula's light); left out",
+                 getattr(im, "name", "image"), int((~sym).sum()), sym.size)
+        if sym.sum() < 3:
+            return out
+        measured = _outer_profile(im, sky, starmask, wings, (xs[sym], ys[sym], idx[sym]),
+                                  flux_big[sym], annuli, (ref_in, ref_out), r_big, tail)
+        if measured is None:
+            return out
+        rows, profile = measured
+        out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
+        if not _halo_seen(rows):
+            return out
     # the halo out to where it is still seen (2 sigma), then at most an r**-4 fall beyond
     used = 1
     while used < len(rows) and rows[used][3] > 2.0 * rows[used][4]:
@@ -503,6 +521,73 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     err = math.sqrt(var + (0.5 * beyond) ** 2 + tail_var)
     out.update(missing=float(tail["missing"] + extra), missing_err=float(err),
                outer_extra=float(extra), outer_extra_err=float(math.sqrt(var)))
+    return out
+
+
+def _halo_seen(rows):
+    """True when the excess over the tail law falls from the first annulus to the last by
+    more than its error."""
+    x0, e0, xl, el = rows[0][3], rows[0][4], rows[-1][3], rows[-1][4]
+    return bool(x0 - xl > math.hypot(e0, el))
+
+
+#: :func:`_round_surroundings`: sectors per annulus, and the chance that a star on a round sky
+#: is called not round
+ROUND_SECTORS = 4
+ROUND_FALSE_ALARM = 1e-3
+
+
+def _round_surroundings(im, bad, xs, ys, annuli):
+    """Per star, False when the sky about it is lopsided beyond its noise and beyond what the
+    star's own light could be: in each annulus (the last one the reference) the medians of
+    :data:`ROUND_SECTORS` equal sectors (pixels ``bad`` left out) are compared; the star is
+    not round when their chi-square, summed over the annuli (each median's noise 1.2533
+    MAD-std / sqrt(n)), is above its 1 - :data:`ROUND_FALSE_ALARM` quantile *and* the
+    largest spread (std) of an annulus' sector medians is more than half the star's excess in
+    the first annulus over the reference. A star's own halo is round and, for the bright
+    stars that carry the outer light, larger than the halos of its neighbours; the glow of a
+    cluster or a nebula about a star is lopsided and not the star's. A star with a sector of
+    fewer than 10 usable pixels is kept (nothing to tell)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    data = np.asarray(im.data)
+    ny, nx = data.shape
+    n_sec = ROUND_SECTORS
+    out = np.ones(xs.size, bool)
+    r_max = max(r2 for _, r2 in annuli)
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        x0, x1 = max(int(math.floor(x - r_max)), 0), min(int(math.ceil(x + r_max)) + 1, nx)
+        y0, y1 = max(int(math.floor(y - r_max)), 0), min(int(math.ceil(y + r_max)) + 1, ny)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        d = np.hypot(xx - x, yy - y)
+        sector = ((np.arctan2(yy - y, xx - x) % (2.0 * math.pi)) //
+                  (2.0 * math.pi / n_sec)).astype(int)
+        good = ~np.asarray(bad[y0:y1, x0:x1]) & np.isfinite(data[y0:y1, x0:x1])
+        v = data[y0:y1, x0:x1]
+        chi2, dof, spread, level = 0.0, 0, 0.0, []
+        for r1, r2 in annuli:
+            ring = good & (d >= r1) & (d < r2)
+            level.append(float(np.median(v[ring])) if ring.any() else math.nan)
+            meds, errs = [], []
+            for k in range(n_sec):
+                s = v[ring & (sector == k)]
+                if s.size < 10:
+                    break
+                med = float(np.median(s))
+                meds.append(med)
+                errs.append(1.2533 * 1.4826 * float(np.median(np.abs(s - med))) /
+                            math.sqrt(s.size))
+            if len(meds) < n_sec or not min(errs) > 0:
+                continue
+            meds = np.asarray(meds)
+            w = 1.0 / np.square(errs)
+            chi2 += float(np.sum(w * (meds - np.sum(w * meds) / np.sum(w)) ** 2))
+            dof += n_sec - 1
+            spread = max(spread, float(np.std(meds)))
+        own = level[0] - level[-1]
+        if dof and chi2 > chi2_dist.ppf(1.0 - ROUND_FALSE_ALARM, dof) and \
+                not spread <= 0.5 * max(own, 0.0):
+            out[i] = False
     return out
 
 

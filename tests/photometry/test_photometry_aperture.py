@@ -473,3 +473,45 @@ def test_a_globular_cluster_core_is_rejected_and_the_zero_point_holds():
     z = m.zeropoint
     assert np.sum(t["used"]) >= 20
     assert abs(z.zp - filt.zp) < 3 * z.zp_err_total, (z.zp, z.zp_err_total)
+
+
+def test_a_cluster_glow_is_not_taken_for_a_halo():
+    """Undersampled stars (Gaussian FWHM 0.8) beside a globular cluster whose brightest stars
+    sit in its glow: their annuli see the glow fall away, which the outer-light regression
+    took for a 4% halo (aperture correction 1.043, zero point +0.049 against a stated 0.012).
+    The glow is lopsided about each of those stars, so they are left out; the correction is
+    a Gaussian's (~1.00). A round halo (the aureole) is still measured (the halo tests
+    above)."""
+    from glue_zeropoint.photometry.aperture import _round_surroundings
+    from glue_zeropoint.photometry.image import prepare_image
+    from glue_zeropoint.simulate import FilterTruth, make_field, reference_catalog
+    from glue_zeropoint.zeropoint import measure_image
+
+    filt = FilterTruth(band="V", zp=21.5, color_term=0.0, sky_sb=20.0)
+    field = make_field((384, 384), seed=5006, n_stars=120, psf="gaussian", fwhm=0.8,
+                       cluster_stars=5000, cluster_radius=20.0)
+    ccd, _ = simulate_image(field, filt, 30.0, seed=5006)
+    cat = reference_catalog(field, bands=("B", "V"), seed=5006, style="apass",
+                            faint_limit=18.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = measure_image(ccd, cat, "V")
+    assert abs(m.stars.meta["aperture_correction"] - 1.0) < 0.01
+    z = m.zeropoint
+    assert abs(z.zp - filt.zp) < 3 * z.zp_err_total, (z.zp, z.zp_err_total)
+
+    # the test itself: a bright cluster star is lopsided, a field star is round
+    im = prepare_image(ccd)
+    s = field.stars
+    r = np.hypot(np.asarray(s["x"]) - 191.5, np.asarray(s["y"]) - 191.5)
+    v = np.asarray(s["mag_V"])
+    in_glow = np.flatnonzero((r > 25) & (r < 40) & (v < 13.5))[:1]
+    alone = np.flatnonzero((r > 120) & (v < 15) & (np.asarray(s["x"]) > 50) &
+                           (np.asarray(s["x"]) < 334) & (np.asarray(s["y"]) > 50) &
+                           (np.asarray(s["y"]) < 334))[:1]
+    assert in_glow.size and alone.size
+    k = np.r_[in_glow, alone]
+    annuli = [(7.5, 11.0), (11.0, 16.5), (16.5, 24.75), (24.75, 33.0), (33.0, 49.5)]
+    rnd = _round_surroundings(im, im.bad, np.asarray(s["x"])[k], np.asarray(s["y"])[k],
+                              annuli)
+    assert rnd.tolist() == [False, True]
