@@ -82,6 +82,8 @@ FAMILIES = {
                              "image"),
     "crowded_cluster": ({"psf": "moffat:beta=3", "fwhm": 3.0, "cluster_stars": 5000,
                          "cluster_radius": 20.0}, {}, {"faint_limit": 18.0}, "image"),
+    "deep_field_fwhm1": ({"psf": "gaussian", "fwhm": 1.0, "n_stars": 956,
+                          "mag_range": (10.0, 21.0)}, {}, {"faint_limit": 18.0}, "image"),
     "raw_adu_fwhm1": ({"psf": "moffat:beta=3", "fwhm": 1.0, "n_saturated": 3},
                       {"raw": True}, {}, "cli"),
     "raw_adu_fwhm0.6": ({"psf": "gaussian", "fwhm": 0.6, "n_saturated": 3},
