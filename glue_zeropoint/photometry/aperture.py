@@ -448,8 +448,11 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     brightness per unit flux out to the reference. No profile family is assumed.
 
     Where the excess over the tail law falls with radius (by more than its error from the
-    far annulus to the last one; a flat excess is the sky's own structure), the far
-    annulus' excess was subtracted as sky inside the largest aperture, and the halo's light
+    far annulus to the last one; a flat excess is the sky's own structure), the stars whose
+    sky is lopsided about them (:func:`_round_surroundings`: a cluster's or a nebula's light,
+    not their own halo) are left out and the halo must still be seen around the others (at
+    least 3); then the far annulus' excess was subtracted as sky inside the largest
+    aperture, and the halo's light
     out to the last annulus where it is still seen (2 sigma) was never counted: both are
     added. Beyond, the halo is taken to fall at most as r**-4: half that light is added,
     and as much is the error. Where no halo is seen, the tail law's result stands. Nothing
@@ -491,22 +494,32 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     # a star's halo is round; the glow of a cluster (or a nebula) around a star is not: the
     # stars whose annuli differ from side to side beyond their noise are left out and the
     # halo must still be seen around the others
-    sym = _round_surroundings(im, starmask if starmask is not None else im.bad, xs, ys,
-                              annuli + [(ref_in, ref_out)])
+    mask = im.bad if starmask is None else (starmask | im.bad)
+    sym = _round_surroundings(im, mask, xs, ys, annuli + [(ref_in, ref_out)], wings, idx)
     if not sym.all():
-        log.info("%s: %d of %d stars measuring the outer light sit on sky that is not round "
-                 "about them (a cluster's or a nebula's light); left out",
-                 getattr(im, "name", "image"), int((~sym).sum()), sym.size)
+        name = getattr(im, "name", "image")
         if sym.sum() < 3:
+            log.info("%s: %d of %d stars measuring the outer light sit on sky that is not "
+                     "round about them (a cluster's or a nebula's light): too few left to "
+                     "tell a halo from the sky's structure; no halo added", name,
+                     int((~sym).sum()), sym.size)
             return out
         measured = _outer_profile(im, sky, starmask, wings, (xs[sym], ys[sym], idx[sym]),
                                   flux_big[sym], annuli, (ref_in, ref_out), r_big, tail)
         if measured is None:
             return out
-        rows, profile = measured
-        out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
-        if not _halo_seen(rows):
-            return out
+        rows_round, profile_round = measured
+        # the lopsided stars are left out only where they made the halo: where the round
+        # stars' first excess lies below all the stars' by more than 3 of its errors (a
+        # neighbour's halo on one side of a fainter star changes nothing)
+        if rows[0][3] - rows_round[0][3] > 3.0 * rows_round[0][4]:
+            log.info("%s: %d of %d stars measuring the outer light sit on sky that is not "
+                     "round about them (a cluster's or a nebula's light) and made the halo; "
+                     "left out", name, int((~sym).sum()), sym.size)
+            rows, profile = rows_round, profile_round
+            out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
+            if not _halo_seen(rows):
+                return out
     # the halo out to where it is still seen (2 sigma), then at most an r**-4 fall beyond
     used = 1
     while used < len(rows) and rows[used][3] > 2.0 * rows[used][4]:
@@ -537,24 +550,82 @@ ROUND_SECTORS = 4
 ROUND_FALSE_ALARM = 1e-3
 
 
-def _round_surroundings(im, bad, xs, ys, annuli):
+def _sky_plane(data, bad):
+    """A plane fitted to the frame's sky (robust: medians of blocks of good pixels, blocks
+    more than 3 MAD-std off the plane dropped), as a function of (x, y) arrays; a flat zero
+    when the frame gives too few blocks."""
+    ny, nx = data.shape
+    step = max(1, min(ny, nx) // 256)  # at most ~256 samples a side
+    sub = np.where(bad[::step, ::step], np.nan, data[::step, ::step])
+    b = 8
+    my, mx = sub.shape[0] // b, sub.shape[1] // b
+    if my < 2 or mx < 2:
+        return lambda x, y: 0.0
+    blocks = sub[:my * b, :mx * b].reshape(my, b, mx, b).transpose(0, 2, 1, 3).reshape(
+        my, mx, b * b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        med = np.nanmedian(blocks, axis=2)
+    yy, xx = np.mgrid[0:my, 0:mx]
+    xc = (xx.ravel() + 0.5) * b * step
+    yc = (yy.ravel() + 0.5) * b * step
+    v = med.ravel()
+    ok = np.isfinite(v)
+    coef = np.zeros(3)
+    for _ in range(5):
+        if ok.sum() < 6:
+            return lambda x, y: 0.0
+        a = np.c_[np.ones(ok.sum()), xc[ok], yc[ok]]
+        coef = np.linalg.lstsq(a, v[ok], rcond=None)[0]
+        res = v - (coef[0] + coef[1] * xc + coef[2] * yc)
+        scale = 1.4826 * float(np.nanmedian(np.abs(res[ok])))
+        keep = np.isfinite(v) & (np.abs(res) <= 3.0 * max(scale, 1e-300))
+        if np.array_equal(keep, ok):
+            break
+        ok = keep
+    return lambda x, y: coef[0] + coef[1] * x + coef[2] * y
+
+
+def _sector_mean(v):
+    """3-sigma-clipped mean of ``v`` and its error (clipped std / sqrt(n)); a mean, not a
+    median, so that integer (quantised) data give continuous values."""
+    for _ in range(10):
+        sd = float(np.std(v))
+        keep = np.abs(v - float(np.median(v))) <= 3.0 * sd
+        if keep.all() or keep.sum() < 10:
+            break
+        v = v[keep]
+    return float(np.mean(v)), float(np.std(v)) / math.sqrt(v.size)
+
+
+def _round_surroundings(im, mask, xs, ys, annuli, wings=None, index=None):
     """Per star, False when the sky about it is lopsided beyond its noise and beyond what the
-    star's own light could be: in each annulus (the last one the reference) the medians of
-    :data:`ROUND_SECTORS` equal sectors (pixels ``bad`` left out) are compared; the star is
-    not round when their chi-square, summed over the annuli (each median's noise 1.2533
-    MAD-std / sqrt(n)), is above its 1 - :data:`ROUND_FALSE_ALARM` quantile *and* the
-    largest spread (std) of an annulus' sector medians is more than half the star's excess in
-    the first annulus over the reference. A star's own halo is round and, for the bright
-    stars that carry the outer light, larger than the halos of its neighbours; the glow of a
-    cluster or a nebula about a star is lopsided and not the star's. A star with a sector of
-    fewer than 10 usable pixels is kept (nothing to tell)."""
+    star's own light could be.
+
+    The frame's sky plane (:func:`_sky_plane`: a gradient is not lopsidedness) is taken
+    out; then in each annulus (the last one the reference) the 3-sigma-clipped means of
+    :data:`ROUND_SECTORS` equal sectors are compared (pixels ``mask`` left out, and the
+    wing disks ``wings`` of other stars, ``index[i]`` being star i's own index among them).
+    A star is not round when the chi-square of its sector means, summed over the annuli, is
+    above its 1 - :data:`ROUND_FALSE_ALARM` quantile *and* the largest spread (std) of an
+    annulus' sector means is more than half the star's excess in the first annulus over the
+    reference (taken as 0 when either ring is empty). A star's own halo is round and, for
+    the bright stars that carry the outer light, larger than the halos of its neighbours; a
+    cluster's or a nebula's light about a star is lopsided and not the star's. An annulus
+    with a sector of fewer than 10 usable pixels, or no noise, does not count (a star with
+    none left is kept). The noise assumes independent pixels: resampled frames are called
+    lopsided more often (the spread test still keeps stars whose own halo dominates)."""
     from scipy.stats import chi2 as chi2_dist
 
-    data = np.asarray(im.data)
+    data = np.asarray(im.data, float)
+    mask = np.asarray(mask, bool) | ~np.isfinite(data)
     ny, nx = data.shape
+    plane = _sky_plane(data, mask)
     n_sec = ROUND_SECTORS
     out = np.ones(xs.size, bool)
     r_max = max(r2 for _, r2 in annuli)
+    wx, wy, wr, widx = wings if wings is not None and len(wings[0]) else (
+        np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64))
     for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
         x0, x1 = max(int(math.floor(x - r_max)), 0), min(int(math.ceil(x + r_max)) + 1, nx)
         y0, y1 = max(int(math.floor(y - r_max)), 0), min(int(math.ceil(y + r_max)) + 1, ny)
@@ -562,31 +633,35 @@ def _round_surroundings(im, bad, xs, ys, annuli):
         d = np.hypot(xx - x, yy - y)
         sector = ((np.arctan2(yy - y, xx - x) % (2.0 * math.pi)) //
                   (2.0 * math.pi / n_sec)).astype(int)
-        good = ~np.asarray(bad[y0:y1, x0:x1]) & np.isfinite(data[y0:y1, x0:x1])
-        v = data[y0:y1, x0:x1]
+        good = ~mask[y0:y1, x0:x1]
+        own = index[i] if index is not None else -1
+        for k in np.flatnonzero((np.abs(wx - x) < r_max + wr) & (np.abs(wy - y) < r_max + wr)):
+            if widx[k] != own:
+                good &= np.hypot(xx - wx[k], yy - wy[k]) >= wr[k]
+        v = data[y0:y1, x0:x1] - plane(xx, yy)
         chi2, dof, spread, level = 0.0, 0, 0.0, []
         for r1, r2 in annuli:
             ring = good & (d >= r1) & (d < r2)
-            level.append(float(np.median(v[ring])) if ring.any() else math.nan)
-            meds, errs = [], []
+            level.append(_sector_mean(v[ring])[0] if ring.sum() >= 10 else math.nan)
+            means, errs = [], []
             for k in range(n_sec):
-                s = v[ring & (sector == k)]
-                if s.size < 10:
+                sel = v[ring & (sector == k)]
+                if sel.size < 10:
                     break
-                med = float(np.median(s))
-                meds.append(med)
-                errs.append(1.2533 * 1.4826 * float(np.median(np.abs(s - med))) /
-                            math.sqrt(s.size))
-            if len(meds) < n_sec or not min(errs) > 0:
+                m, e = _sector_mean(sel)
+                means.append(m)
+                errs.append(e)
+            if len(means) < n_sec or not min(errs) > 0:
                 continue
-            meds = np.asarray(meds)
+            means = np.asarray(means)
             w = 1.0 / np.square(errs)
-            chi2 += float(np.sum(w * (meds - np.sum(w * meds) / np.sum(w)) ** 2))
+            chi2 += float(np.sum(w * (means - np.sum(w * means) / np.sum(w)) ** 2))
             dof += n_sec - 1
-            spread = max(spread, float(np.std(meds)))
-        own = level[0] - level[-1]
+            spread = max(spread, float(np.std(means)))
+        excess = level[0] - level[-1]
+        excess = excess if math.isfinite(excess) else 0.0
         if dof and chi2 > chi2_dist.ppf(1.0 - ROUND_FALSE_ALARM, dof) and \
-                not spread <= 0.5 * max(own, 0.0):
+                not spread <= 0.5 * max(excess, 0.0):
             out[i] = False
     return out
 

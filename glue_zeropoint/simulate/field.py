@@ -292,9 +292,10 @@ class FieldSettings(SimSettings):
         Add that many stars of V uniform in ``saturated_mag`` (a (bright, faint) range; by
         default 2 magnitudes brighter than ``mag_range``).
     cluster_stars, cluster_radius, cluster_mag_range
-        A crowded star cluster: that many more stars around the image centre, their distances
-        from a Plummer profile of scale ``cluster_radius`` pixels (half of them within 1.3
-        scale radii), V from the same rising luminosity function over ``cluster_mag_range``
+        A crowded star cluster: that many more stars around the image centre, their
+        projected distances from a Plummer profile of scale ``cluster_radius`` pixels (half
+        of them within one scale radius; the draw stops at 7 scale radii, 98% of the
+        profile), V from the same rising luminosity function over ``cluster_mag_range``
         (default one magnitude fainter than ``mag_range``'s bright end to three beyond its
         faint end: the faintest stay unresolved and make a lumpy, raised sky in the core).
     """
@@ -449,8 +450,9 @@ def make_field(shape=(1024, 1024), n_stars=300, seed=0, *, settings=None, **keyw
     it; the keywords this function always took: ``center``, ``pixel_scale``, ``fwhm``,
     ``mag_range``, ``proper_motion``, ``psf``, ``blend_fraction``, ``n_saturated``...).
 
-    The options ``psf``, ``variable_amplitude``, ``blend_*`` and ``n_saturated`` draw from
-    their own random stream, so a field made without them is the same as before they existed.
+    The options ``psf``, ``variable_amplitude``, ``blend_*``, ``n_saturated`` and
+    ``cluster_*`` draw from their own random streams, so a field made without them is the
+    same as before they existed.
     """
     s = FieldSettings.from_keywords(settings, **keywords)
     rng = np.random.default_rng(seed)
