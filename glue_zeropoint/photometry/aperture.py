@@ -449,10 +449,10 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
 
     Where the excess over the tail law falls with radius (by more than its error from the
     far annulus to the last one; a flat excess is the sky's own structure), the stars whose
-    sky is lopsided about them (:func:`_round_surroundings`: a cluster's or a nebula's light,
-    not their own halo) are left out and the halo must still be seen around the others (at
-    least 3); then the far annulus' excess was subtracted as sky inside the largest
-    aperture, and the halo's light
+    sky is lopsided about them (:func:`_lopsidedness`: a cluster's or a nebula's light,
+    not their own halo) are left out if the halo rests on them (the rounder stars, at least
+    half, see less by 3 sigma) and it must still be seen around the others; then the far
+    annulus' excess was subtracted as sky inside the largest aperture, and the halo's light
     out to the last annulus where it is still seen (2 sigma) was never counted: both are
     added. Beyond, the halo is taken to fall at most as r**-4: half that light is added,
     and as much is the error. Where no halo is seen, the tail law's result stands. Nothing
@@ -495,28 +495,26 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
     # stars whose annuli differ from side to side beyond their noise are left out and the
     # halo must still be seen around the others
     mask = im.bad if starmask is None else (starmask | im.bad)
-    sym = _round_surroundings(im, mask, xs, ys, annuli + [(ref_in, ref_out)], wings, idx)
-    if not sym.all():
-        name = getattr(im, "name", "image")
-        if sym.sum() < 3:
-            log.info("%s: %d of %d stars measuring the outer light sit on sky that is not "
-                     "round about them (a cluster's or a nebula's light): too few left to "
-                     "tell a halo from the sky's structure; no halo added", name,
-                     int((~sym).sum()), sym.size)
-            return out
-        measured = _outer_profile(im, sky, starmask, wings, (xs[sym], ys[sym], idx[sym]),
-                                  flux_big[sym], annuli, (ref_in, ref_out), r_big, tail)
-        if measured is None:
-            return out
-        rows_round, profile_round = measured
-        # the lopsided stars are left out only where they made the halo: where the round
+    score = _lopsidedness(im, mask, xs, ys, annuli + [(ref_in, ref_out)], wings, idx)
+    if np.any(score > 1.0):
+        # the rounder stars: every round one, and at least the rounder half (in a crowded
+        # field the light of faint neighbours makes nearly every sky lopsided)
+        rounder = score <= 1.0
+        rounder[np.argsort(score, kind="stable")[:max(3, (score.size + 1) // 2)]] = True
+        measured = _outer_profile(im, sky, starmask, wings,
+                                  (xs[rounder], ys[rounder], idx[rounder]), flux_big[rounder],
+                                  annuli, (ref_in, ref_out), r_big, tail)
+        # the lopsided stars are left out only where they made the halo: where the rounder
         # stars' first excess lies below all the stars' by more than 3 of its errors (a
-        # neighbour's halo on one side of a fainter star changes nothing)
-        if rows[0][3] - rows_round[0][3] > 3.0 * rows_round[0][4]:
+        # neighbour's halo on one side of a fainter star, a crowded field's faint stars
+        # change nothing)
+        if measured is not None and \
+                rows[0][3] - measured[0][0][3] > 3.0 * measured[0][0][4]:
             log.info("%s: %d of %d stars measuring the outer light sit on sky that is not "
                      "round about them (a cluster's or a nebula's light) and made the halo; "
-                     "left out", name, int((~sym).sum()), sym.size)
-            rows, profile = rows_round, profile_round
+                     "left out", getattr(im, "name", "image"), int((~rounder).sum()),
+                     score.size)
+            rows, profile = measured
             out = dict(tail, outer=profile, outer_extra=0.0, outer_extra_err=0.0)
             if not _halo_seen(rows):
                 return out
@@ -599,8 +597,14 @@ def _sector_mean(v):
 
 
 def _round_surroundings(im, mask, xs, ys, annuli, wings=None, index=None):
-    """Per star, False when the sky about it is lopsided beyond its noise and beyond what the
-    star's own light could be.
+    """Per star, False when the sky about it is lopsided (:func:`_lopsidedness` above 1)."""
+    return _lopsidedness(im, mask, xs, ys, annuli, wings, index) <= 1.0
+
+
+def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
+    """Per star, how lopsided the sky about it is, beyond its noise and beyond what the
+    star's own light could be: above 1 when lopsided (the chi-square over its false-alarm
+    threshold), 0 when round or when the star's own excess outweighs the asymmetry.
 
     The frame's sky plane (:func:`_sky_plane`: a gradient is not lopsidedness) is taken
     out; then in each annulus (the last one the reference) the 3-sigma-clipped means of
@@ -622,7 +626,7 @@ def _round_surroundings(im, mask, xs, ys, annuli, wings=None, index=None):
     ny, nx = data.shape
     plane = _sky_plane(data, mask)
     n_sec = ROUND_SECTORS
-    out = np.ones(xs.size, bool)
+    out = np.zeros(xs.size)
     r_max = max(r2 for _, r2 in annuli)
     wx, wy, wr, widx = wings if wings is not None and len(wings[0]) else (
         np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64))
@@ -660,9 +664,8 @@ def _round_surroundings(im, mask, xs, ys, annuli, wings=None, index=None):
             spread = max(spread, float(np.std(means)))
         excess = level[0] - level[-1]
         excess = excess if math.isfinite(excess) else 0.0
-        if dof and chi2 > chi2_dist.ppf(1.0 - ROUND_FALSE_ALARM, dof) and \
-                not spread <= 0.5 * max(excess, 0.0):
-            out[i] = False
+        if dof and not spread <= 0.5 * max(excess, 0.0):
+            out[i] = chi2 / chi2_dist.ppf(1.0 - ROUND_FALSE_ALARM, dof)
     return out
 
 
