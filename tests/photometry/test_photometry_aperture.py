@@ -448,22 +448,30 @@ def test_crowded_field_takes_a_shallower_curve_of_growth(caplog, seed, reach):
     assert z.zp_err_total < 0.05  # the envelope's was ~0.1 mag
 
 
-def test_a_globular_cluster_core_is_rejected_and_the_zero_point_holds():
-    """5000 cluster stars (V 11-21, Plummer scale 20 px) on 384^2 with 120 field stars: the
-    core is a glow of unresolved stars. Its catalog stars are rejected as crowded or
-    ambiguous, the field's stars carry the fit and the zero point holds."""
+def _cluster_frame(seed, psf, fwhm):
+    """A 384^2 frame of 120 field stars beside a 5000-star cluster (V 11-21, Plummer scale
+    20 px; the catalog to V 18), measured by measure_image: (filter truth, field, image,
+    measurement)."""
     from glue_zeropoint.simulate import FilterTruth, make_field, reference_catalog
     from glue_zeropoint.zeropoint import measure_image
 
     filt = FilterTruth(band="V", zp=21.5, color_term=0.0, sky_sb=20.0)
-    field = make_field((384, 384), seed=5001, n_stars=120, psf="moffat:beta=3", fwhm=3.0,
+    field = make_field((384, 384), seed=seed, n_stars=120, psf=psf, fwhm=fwhm,
                        cluster_stars=5000, cluster_radius=20.0)
-    ccd, _ = simulate_image(field, filt, 30.0, seed=5001)
-    cat = reference_catalog(field, bands=("B", "V"), seed=5001, style="apass",
+    ccd, _ = simulate_image(field, filt, 30.0, seed=seed)
+    cat = reference_catalog(field, bands=("B", "V"), seed=seed, style="apass",
                             faint_limit=18.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = measure_image(ccd, cat, "V")
+    return filt, field, ccd, m
+
+
+def test_a_globular_cluster_core_is_rejected_and_the_zero_point_holds():
+    """5000 cluster stars (V 11-21, Plummer scale 20 px) on 384^2 with 120 field stars: the
+    core is a glow of unresolved stars. Its catalog stars are rejected as crowded or
+    ambiguous, the field's stars carry the fit and the zero point holds."""
+    filt, _, _, m = _cluster_frame(5001, "moffat:beta=3", 3.0)
     t = m.star_table()
     r = np.hypot(np.asarray(t["x"]) - 191.5, np.asarray(t["y"]) - 191.5)
     core = r < 40.0
@@ -484,18 +492,8 @@ def test_a_cluster_glow_is_not_taken_for_a_halo():
     above)."""
     from glue_zeropoint.photometry.aperture import _round_surroundings
     from glue_zeropoint.photometry.image import prepare_image
-    from glue_zeropoint.simulate import FilterTruth, make_field, reference_catalog
-    from glue_zeropoint.zeropoint import measure_image
 
-    filt = FilterTruth(band="V", zp=21.5, color_term=0.0, sky_sb=20.0)
-    field = make_field((384, 384), seed=5006, n_stars=120, psf="gaussian", fwhm=0.8,
-                       cluster_stars=5000, cluster_radius=20.0)
-    ccd, _ = simulate_image(field, filt, 30.0, seed=5006)
-    cat = reference_catalog(field, bands=("B", "V"), seed=5006, style="apass",
-                            faint_limit=18.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = measure_image(ccd, cat, "V")
+    filt, field, ccd, m = _cluster_frame(5006, "gaussian", 0.8)
     assert abs(m.stars.meta["aperture_correction"] - 1.0) < 0.01
     z = m.zeropoint
     assert abs(z.zp - filt.zp) < 3 * z.zp_err_total, (z.zp, z.zp_err_total)
