@@ -491,9 +491,7 @@ def outer_light(im, table, sky, starmask, wings, ap_fraction, r_big, far_in, far
         # no excess that falls with radius: no halo (a flat excess is the sky's own
         # structure, not a star's light); the tail law's result stands
         return out
-    # a star's halo is round; the glow of a cluster (or a nebula) around a star is not: the
-    # stars whose annuli differ from side to side beyond their noise are left out and the
-    # halo must still be seen around the others
+    # a star's halo is round; the glow of a cluster (or a nebula) around a star is not
     mask = im.bad if starmask is None else (starmask | im.bad)
     score = _lopsidedness(im, mask, xs, ys, annuli + [(ref_in, ref_out)], wings, idx)
     if np.any(score > 1.0):
@@ -542,8 +540,8 @@ def _halo_seen(rows):
     return bool(x0 - xl > math.hypot(e0, el))
 
 
-#: :func:`_round_surroundings`: sectors per annulus, and the chance that a star on a round sky
-#: is called not round
+#: :func:`_lopsidedness`: sectors per annulus, and the chance that a star on a round sky is
+#: called lopsided
 ROUND_SECTORS = 4
 ROUND_FALSE_ALARM = 1e-3
 
@@ -594,11 +592,6 @@ def _sector_mean(v):
             break
         v = v[keep]
     return float(np.mean(v)), float(np.std(v)) / math.sqrt(v.size)
-
-
-def _round_surroundings(im, mask, xs, ys, annuli, wings=None, index=None):
-    """Per star, False when the sky about it is lopsided (:func:`_lopsidedness` above 1)."""
-    return _lopsidedness(im, mask, xs, ys, annuli, wings, index) <= 1.0
 
 
 def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
