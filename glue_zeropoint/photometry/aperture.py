@@ -2,11 +2,12 @@
 
 The hot path is compiled (:mod:`._kernels`): exact circle-pixel overlap weights (the same as
 photutils' ``method='exact'``), a sigma-clipped annulus mean or median (the same as photutils'
-``ApertureStats(..., sigma_clip=SigmaClip(3, maxiters=10)).mean`` / ``.median`` on the
-annulus; the mean by default, see :class:`AnnulusSky` for why) and Gaussian-windowed
-centroids. Strategies are objects passed in, photutils style:
+``ApertureStats(..., sigma_clip=SigmaClip(sigma, maxiters=10)).mean`` / ``.median`` on the
+annulus; the mean by default, see :class:`AnnulusSky` for why, clipped at 5 sigma for the
+stars' fluxes, :data:`FLUX_SKY_SIGMA`) and Gaussian-windowed centroids. Strategies are
+objects passed in, photutils style:
 
-- ``sky=AnnulusSky(...)``: how the local sky is estimated;
+- ``sky=AnnulusSky(...)`` (and ``flux_sky=``): how the local sky is estimated;
 - ``aperture_correction=CurveOfGrowth(...)`` (or a float, or None): how aperture fluxes become
   total fluxes.
 
@@ -67,14 +68,29 @@ from .settings import ApertureSettings
 
 __all__ = ["AnnulusSky", "CurveOfGrowth", "ApertureCorrection", "Growth", "measure_stars",
            "aperture_fluxes", "default_radii", "phase_safe_radius", "envelope_correction",
-           "GrowthCurveWarning", "MEDIAN_SKY_K"]
+           "GrowthCurveWarning", "MEDIAN_SKY_K", "FLUX_SKY_SIGMA", "clipped_std_ratio"]
 
 log = logging.getLogger(__name__)
 
 #: Variance factor of a median relative to a mean of Gaussian values (k in the CCD equation).
 MEDIAN_SKY_K = math.pi / 2.0
-#: Ratio of the standard deviation of a 3-sigma-clipped Gaussian to the unclipped one.
-_CLIP3_STD_RATIO = 0.98664
+#: The clip (sigma) of the sky :func:`measure_stars` subtracts from the stars' fluxes by
+#: default: the stars too faint to detect are in every aperture as in every annulus, and a
+#: 3-sigma clip took their brighter pixels out of the sky only (zero points too bright where
+#: they are dense); cosmic rays, hot pixels and detected stars are far beyond 5 sigma.
+FLUX_SKY_SIGMA = 5.0
+
+
+def clipped_std_ratio(sigma):
+    """Standard deviation of a Gaussian clipped at +-``sigma`` over the unclipped one.
+
+    >>> round(clipped_std_ratio(3.0), 4), round(clipped_std_ratio(5.0), 5)
+    (0.9866, 0.99999)
+    """
+    k = float(sigma)
+    inside = math.erf(k / math.sqrt(2.0))
+    phi = math.exp(-0.5 * k * k) / math.sqrt(2.0 * math.pi)
+    return math.sqrt(max(1.0 - 2.0 * k * phi / inside, 1e-12))
 
 
 def default_radii(fwhm):
@@ -166,6 +182,12 @@ class AnnulusSky:
     def k(self):
         """Variance of the sky estimate relative to a plain mean of the same pixels."""
         return 1.0 if self.statistic == "mean" else MEDIAN_SKY_K
+
+    @property
+    def std_ratio(self):
+        """A Gaussian sky's clipped std over its true std (:func:`clipped_std_ratio`):
+        divide a measured ``std`` by it."""
+        return clipped_std_ratio(self.sigma)
 
     def __repr__(self):
         return (f"AnnulusSky(sigma={self.sigma}, maxiters={self.maxiters}, "
@@ -907,7 +929,7 @@ class CurveOfGrowth:
         curves, abad, aoff = growth_curves(im, xs, ys, radii, s["sky"])
         good = (np.isfinite(s["sky"]) & (s["n"] >= sky.min_pixels) & (abad == 0) & (aoff == 0)
                 & (curves[:, -1] > 0))
-        sig2 = (s["std"] / _CLIP3_STD_RATIO) ** 2
+        sig2 = (s["std"] / sky.std_ratio) ** 2
         area_big = math.pi * r_big ** 2
         sky_var = sky.k * sig2 / np.maximum(s["n"], 1)  # of each star's sky level
         var_big = np.clip(curves[:, -1], 0, None) + area_big * sig2 + area_big ** 2 * sky_var
@@ -1200,7 +1222,7 @@ def _validate_radii(aperture_radius, annulus):
 
 
 def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=None,
-                  mask_positions=None, settings=None, **keywords):
+                  mask_positions=None, settings=None, flux_sky=None, **keywords):
     """Measure stars: centroids, exact-aperture fluxes with a local sky, errors, flags.
 
     The aperture is chosen from the frame's own curve of growth unless given
@@ -1237,8 +1259,16 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
         Override the header (``GAIN``/``EGAIN``, ``RDNOISE``, ``SATURATE``, ``EXPTIME``/
         ``EXPOSURE``); ``saturation`` is in the input's units.
     sky : AnnulusSky, optional
-        Local-sky strategy (default ``AnnulusSky()``: 3-sigma clipped mean, other stars
-        masked within 2.5 FWHM and bright stars' wings further out).
+        Local-sky strategy of the first look (centroids, peaks, the noise level) and of the
+        curve of growth (default ``AnnulusSky()``: 3-sigma clipped mean, other stars masked
+        within 2.5 FWHM and bright stars' wings further out).
+    flux_sky : AnnulusSky, optional
+        The sky subtracted from the stars' fluxes (and their errors). Default: with the
+        default ``sky``, ``AnnulusSky(sigma=FLUX_SKY_SIGMA)`` (a 5-sigma clipped mean: the
+        light of stars too faint to detect stays in the sky as it stays in the apertures;
+        beside a globular cluster with undersampled stars a 3-sigma clip made zero points
+        +7.5 mmag too bright, pull +1.9, and 5 sigma +4.5, tests/benchmarks/README.md), while
+        the curve of growth keeps ``sky``; with a ``sky`` given, that ``sky``.
     aperture_correction : CurveOfGrowth, float, or None
         Default ``CurveOfGrowth()``; a float is used as a fixed correction; ``False`` or 1.0
         for none (then the radius is not chosen from the data: :func:`default_radii`).
@@ -1300,6 +1330,8 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
     d_ap, d_ann = default_radii(fwhm)
     r_ap = float(st.aperture_radius) if st.aperture_radius is not None else d_ap
     r_in, r_out = _annulus_for(r_ap, st.annulus, d_ann)
+    if flux_sky is None:
+        flux_sky = AnnulusSky(sigma=FLUX_SKY_SIGMA) if sky is None else sky
     sky = AnnulusSky() if sky is None else sky
     if aperture_correction is None:
         aperture_correction = CurveOfGrowth()
@@ -1308,13 +1340,13 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
     s0 = sky(im, xs, ys, r_in, r_out, starmask)
     base_peaks = np.zeros(allx.size)
     base_peaks[:n] = _peak_above(im, xs, ys, s0["sky"])
-    noise = float(np.nanmedian(s0["std"])) / _CLIP3_STD_RATIO
+    noise = float(np.nanmedian(s0["std"])) / sky.std_ratio
     x_out, y_out, centroid_failed = _recentre(im, xs, ys, s0["sky"], psf, st.recenter)
 
     def run(r_ap, r_in, r_out, psf, judge_snr=None):
         wings = _wings(sky, starmask, allx, ally, base_peaks, extra_flux, n, psf, noise)
         cols, flags, error_model = _photometry(
-            im, x_out, y_out, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, ally,
+            im, x_out, y_out, r_ap, r_in, r_out, flux_sky, starmask, wings, psf, allx, ally,
             extra_flux, st.nonlinear, st.crowding_limit, judge_snr)
         flags[centroid_failed] |= FLAG_CENTROID
         cols = {"star_id": np.asarray(ids), "x": x_out, "y": y_out, "x_in": xs, "y_in": ys,
@@ -1500,7 +1532,7 @@ def _photometry(im, x, y, r_ap, r_in, r_out, sky, starmask, wings, psf, allx, al
         var = res["var_sum"] + k * area ** 2 * sky_var / np.maximum(n_sky, 1)
         error_model = "uncertainty image"
     else:
-        sky_var, error_model = _pixel_variance(im, res)
+        sky_var, error_model = _pixel_variance(im, res, sky.std_ratio)
         var = (np.clip(f_ap, 0, None) + area * sky_var
                + k * area ** 2 * sky_var / np.maximum(n_sky, 1))
     f_ap_err = np.sqrt(var)
@@ -1621,12 +1653,12 @@ def _extended(c, c_err, snr, flags, min_snr=EXTENDED_MIN_SNR):
     return out
 
 
-def _pixel_variance(im, res):
+def _pixel_variance(im, res, std_ratio):
     """Per-pixel variance of the sky for the CCD equation (no uncertainty image): sky + read
     noise^2 when the read noise is known and agrees with the measured annulus variance, else
     the measured (clipping-corrected) annulus variance."""
     # never below the quantisation noise of one converter step (gain electrons)
-    measured = np.maximum((res["sky_std"] / _CLIP3_STD_RATIO) ** 2, im.gain ** 2 / 12.0)
+    measured = np.maximum((res["sky_std"] / std_ratio) ** 2, im.gain ** 2 / 12.0)
     if im.read_noise is None:
         return measured, "CCD equation (measured sky variance)"
     model = np.clip(res["sky"], 0, None) + im.read_noise ** 2
