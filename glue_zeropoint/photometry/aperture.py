@@ -1267,7 +1267,7 @@ def measure_stars(ccd, positions, *, psf=None, sky=None, aperture_correction=Non
         default ``sky``, ``AnnulusSky(sigma=FLUX_SKY_SIGMA)`` (a 5-sigma clipped mean: the
         light of stars too faint to detect stays in the sky as it stays in the apertures;
         beside a globular cluster with undersampled stars a 3-sigma clip made zero points
-        +7.5 mmag too bright, pull +1.9, and 5 sigma +4.5, tests/benchmarks/README.md), while
+        +7.9 mmag too bright, pull +2.0, and 5 sigma +4.7, tests/benchmarks/README.md), while
         the curve of growth keeps ``sky``; with a ``sky`` given, that ``sky``.
     aperture_correction : CurveOfGrowth, float, or None
         Default ``CurveOfGrowth()``; a float is used as a fixed correction; ``False`` or 1.0
