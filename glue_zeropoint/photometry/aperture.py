@@ -605,15 +605,11 @@ def _sky_plane(data, bad):
 
 
 def _sector_mean(v):
-    """3-sigma-clipped mean of ``v`` and its error (clipped std / sqrt(n)); a mean, not a
-    median, so that integer (quantised) data give continuous values."""
-    for _ in range(10):
-        sd = float(np.std(v))
-        keep = np.abs(v - float(np.median(v))) <= 3.0 * sd
-        if keep.all() or keep.sum() < 10:
-            break
-        v = v[keep]
-    return float(np.mean(v)), float(np.std(v)) / math.sqrt(v.size)
+    """3-sigma-clipped mean of ``v`` and its error (clipped std / sqrt(n)), by the annulus
+    sky's own clipping (:func:`._kernels._clipped_mean`); a mean, not a median, so that
+    integer (quantised) data give continuous values."""
+    mean, std, n = K._clipped_mean(np.array(v, dtype=np.float64), v.size, 3.0, 3.0, 10)
+    return float(mean), float(std) / math.sqrt(max(n, 1))
 
 
 def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
