@@ -220,8 +220,77 @@ def _column_strings(values, mask):
     return out
 
 
+#: Where Arrow's shortest round-trip float text is Python's: finite, not integral (Arrow
+#: writes ``1234``, Python ``1234.0``), 1e-4 <= |v| < 1e9 (outside, the two switch to
+#: exponents at other places). Other values are formatted by Python (tests/test_io.py).
+_ARROW_FLOAT_RANGE = (1e-4, 1e9)
+
+
+def _arrow_strings(values, mask):
+    """The column's ECSV fields (:func:`_column_strings`, quoted as the csv module quotes
+    them, ``""`` for an empty one) as an Arrow string array, the numbers formatted by Arrow's
+    C++ (shortest round-trip, as Python's repr where :data:`_ARROW_FLOAT_RANGE` says so; the
+    others by Python): ~3x faster than ``str`` of each value for a night's detections. None
+    for text with a line break (the csv module's quoting of those is left to it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.dtype.kind
+    if values.dtype == np.float64:
+        lo, hi = _ARROW_FLOAT_RANGE
+        with np.errstate(invalid="ignore"):
+            a = np.abs(values)
+            own = np.isfinite(values) & (values != np.trunc(values)) & (a >= lo) & (a < hi)
+        arr = pc.cast(pa.array(values), pa.string())
+        if not own.all():
+            rest = ~own
+            arr = pc.replace_with_mask(arr, pa.array(rest),
+                                       pa.array(list(map(str, values[rest].tolist())),
+                                                pa.string()))
+    elif kind in "iu":
+        arr = pc.cast(pa.array(values), pa.string())
+    elif kind == "b":
+        arr = pa.array(np.where(values, "True", "False"), pa.string())
+    elif kind == "U":
+        uniq, inv = np.unique(values, return_inverse=True)  # few: bands, flags, ids
+        fields = []
+        for v in map(str, uniq):
+            v = v.strip(" \t")
+            if "\n" in v or "\r" in v:
+                return None  # the csv module's own quoting of line breaks: the caller's
+            if not v:
+                v = '""'
+            elif " " in v or '"' in v:  # csv.QUOTE_MINIMAL
+                v = '"' + v.replace('"', '""') + '"'
+            fields.append(v)
+        arr = pa.array(fields, pa.string()).take(pa.array(inv.ravel()))
+    else:  # float32, float16: their own shortest repr
+        arr = pa.array(list(map(str, values)), pa.string())
+    if mask is not None:
+        arr = pc.if_else(pa.array(mask), pa.scalar('""'), arr)
+    return arr
+
+
 def _write_plain_rows(columns, fh):
     """The data lines of an ECSV file for ``[(values, mask)]`` (no header)."""
+    if not columns or len(columns[0][0]) == 0:
+        return
+    fields = []
+    for v, m in columns:
+        fields.append(_arrow_strings(v, m))
+        if fields[-1] is None:
+            break
+    if fields[-1] is not None:
+        import pyarrow.compute as pc
+
+        lines = pc.binary_join_element_wise(*fields, " ")
+        lines = pc.binary_join_element_wise(lines, os.linesep, "")
+        # the lines are one run of the array's data buffer, from its first offset to its last
+        offsets = np.frombuffer(lines.buffers()[1], np.int32)[
+            lines.offset:lines.offset + len(lines) + 1]
+        data = memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+        fh.write(str(data, "utf-8"))
+        return
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=" ", quotechar='"', doublequote=True,
                         quoting=csv.QUOTE_MINIMAL, lineterminator=os.linesep)

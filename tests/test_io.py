@@ -205,7 +205,8 @@ def test_write_ecsv_in_chunks_is_astropys_file(tmp_path):
 @pytest.mark.parametrize("n", [0, 3])
 def test_write_ecsv_small_tables_and_what_goes_through_astropy(tmp_path, n):
     """Tables no longer than a chunk (and empty ones) take the same writer; a lone carriage
-    return in a string (astropy quotes it) and mixin columns (Time) go through astropy's."""
+    return in a string (astropy quotes it) and mixin columns (Time) go through astropy's; a
+    line break in a string takes the csv module's quoting."""
     import numpy as np
     from astropy.table import Table
     from astropy.time import Time
@@ -214,6 +215,7 @@ def test_write_ecsv_small_tables_and_what_goes_through_astropy(tmp_path, n):
 
     cases = {"plain": Table({"a": np.arange(n, dtype=float) / 3, "s": ["x y", "", "z"][:n]}),
              "cr": Table({"s": ["a\rb", "x", "c\r\nd"][:n], "i": np.arange(n)}),
+             "newline": Table({"s": ["a\nb", "x y", 'q"'][:n], "i": np.arange(n)}),
              "time": Table({"t": Time(60000.0 + np.arange(n), format="mjd"),
                             "i": np.arange(n)})}
     for name, t in cases.items():

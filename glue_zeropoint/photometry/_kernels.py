@@ -1028,37 +1028,69 @@ def profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2):
     return out
 
 
+@nb.njit(cache=True, inline="always")
+def _lens_area(big_r, r, d):
+    # area shared by circles of radii big_r and r whose centres are d apart
+    if r <= 0.0 or big_r <= 0.0 or d >= big_r + r:
+        return 0.0
+    if d <= abs(big_r - r):
+        m = min(big_r, r)
+        return PI * m * m
+    a = r * r * math.acos(min(max((d * d + r * r - big_r * big_r) / (2.0 * d * r), -1.0), 1.0))
+    b = big_r * big_r * math.acos(
+        min(max((d * d + big_r * big_r - r * r) / (2.0 * d * big_r), -1.0), 1.0))
+    k = (-d + r + big_r) * (d + r - big_r) * (d - r + big_r) * (d + r + big_r)
+    return a + b - 0.5 * math.sqrt(max(k, 0.0))
+
+
+@nb.njit(cache=True, inline="always")
+def _arc_angle(r, d, big_r):
+    # the angle (radians) of the circle of radius r about the star inside the circle of
+    # radius big_r whose centre is d from the star
+    if d <= 0.0:
+        return 2.0 * PI if r < big_r else 0.0
+    c = (r * r + d * d - big_r * big_r) / (2.0 * r * d)
+    if c <= -1.0:
+        return 2.0 * PI
+    if c >= 1.0:
+        return 0.0
+    return 2.0 * math.acos(c)
+
+
 @nb.njit(cache=True, parallel=True)
-def fraction_grid(d, radius, n_r, n_th, rad, ring, tail_a, tail_p, c2, gauss_s2):
+def fraction_arcs(d, radius, n_r, rad, ring, tail_a, tail_p, c2, gauss_s2):
     """Light inside a circle of ``radius`` of a star whose centre is ``d`` (array) from the
-    circle's, by the midpoint rule on ``n_r`` x ``n_th`` polar cells of the circle."""
+    circle's, the star's surface brightness being :func:`_profile_sb`.
+
+    By rings about the star: a ring of constant brightness (the curve of growth's) adds its
+    brightness times the exact area it shares with the circle (two circles' lens areas); a
+    smooth part (the Gaussian core, the power-law tail) adds the integral over radius r of its
+    brightness times the arc of the ring inside the circle (``r * angle``), by the midpoint
+    rule on ``n_r`` radii between ``|d - radius|`` (or the tail's start) and ``d + radius``.
+    """
     out = np.zeros(d.size)
-    dr = radius / n_r
-    dth = 2.0 * PI / n_th
-    # the cells at angles th and 2 pi - th are mirror images about the line of centres
-    half = n_th // 2
-    cs = np.empty(half)
-    sn = np.empty(half)
-    for j in range(half):
-        cs[j] = math.cos((j + 0.5) * dth)
-        sn[j] = math.sin((j + 0.5) * dth)
+    last = rad[rad.size - 1]
     for k in nb.prange(d.size):
+        dk = d[k]
         s = 0.0
-        for i in range(n_r):
-            rr = (i + 0.5) * dr
+        if gauss_s2 > 0.0:
+            lo, hi = max(dk - radius, 0.0), dk + radius
+        else:
+            for j in range(ring.size):
+                s += max(ring[j], 0.0) * (_lens_area(radius, rad[j + 1], dk)
+                                          - _lens_area(radius, rad[j], dk))
+            lo, hi = max(dk - radius, last), dk + radius
+            if not tail_a > 0.0:
+                hi = lo
+        if hi > lo:
+            dr = (hi - lo) / n_r
             t = 0.0
-            for j in range(half):
-                px = rr * cs[j] + d[k]
-                py = rr * sn[j]
-                t += _profile_sb(math.sqrt(px * px + py * py), rad, ring, tail_a, tail_p, c2,
-                                 gauss_s2)
-            if n_th % 2 == 1:  # the cell at th = pi has no mirror
-                t = 2.0 * t + _profile_sb(abs(d[k] - rr), rad, ring, tail_a, tail_p, c2,
-                                          gauss_s2)
-            else:
-                t = 2.0 * t
-            s += t * rr
-        out[k] = s * dr * dth
+            for i in range(n_r):
+                r = lo + (i + 0.5) * dr
+                t += _profile_sb(r, rad, ring, tail_a, tail_p, c2, gauss_s2) * r * \
+                    _arc_angle(r, dk, radius)
+            s += t * dr
+        out[k] = s
     return out
 
 
@@ -1114,5 +1146,5 @@ smooth_separable = _threads_by_work(
     smooth_separable, lambda img, kern: 1.5 * 2.0 * img.size * kern.size)
 block_mean = _threads_by_work(block_mean, lambda data, bad, f: 1.0 * data.size)
 bilinear_mesh = _threads_by_work(bilinear_mesh, lambda mesh, ny, nx, box: 5.0 * ny * nx)
-fraction_grid = _threads_by_work(
-    fraction_grid, lambda d, radius, n_r, n_th, *rest: 10.0 * d.size * n_r * (n_th // 2))
+fraction_arcs = _threads_by_work(
+    fraction_arcs, lambda d, radius, n_r, rad, *rest: 40.0 * d.size * (n_r + rad.size))

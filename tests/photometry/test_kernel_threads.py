@@ -34,8 +34,7 @@ def _cases():
         ("smooth_separable", (data, kern / kern.sum())),
         ("bilinear_mesh", (rng.normal(size=(4, 5)), ny, nx, 32)),
         ("block_mean", (data, bad, 4)),
-        ("fraction_grid", (np.linspace(0.0, 20.0, 30), 6.0, 40, 64,
-                           *PSF(fwhm=3.0)._profile())),
+        ("fraction_arcs", (np.linspace(0.0, 20.0, 30), 6.0, 256, *PSF(fwhm=3.0)._profile())),
     ]
 
 
