@@ -145,8 +145,10 @@ def write_ecsv(table, path, *, chunk_rows=20000):
     at a time). Here astropy writes the header (metadata, units, column names) from an empty
     slice, then the data section one slice at a time, formatted as astropy's ECSV writer
     formats it (``str`` of each value, masked values empty, stripped, space-delimited,
-    minimal quoting with ``""`` for an empty field) but a column at a time: the file is byte
-    for byte what ``table.write(path, format='ascii.ecsv')`` writes (tests/test_io.py). Other
+    minimal quoting with ``""`` for an empty field) but a column at a time, the numbers by
+    Arrow's compiled formatting where it prints what Python prints (:func:`_arrow_strings`):
+    the file is byte for byte what ``table.write(path, format='ascii.ecsv')`` writes
+    (tests/test_io.py). Other
     tables go through astropy's writer: one slice at a time (multidimensional columns, text
     with a carriage return), or whole (object columns, whose ECSV subtype comes from the
     data; mixins such as Time).
