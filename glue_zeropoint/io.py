@@ -224,7 +224,8 @@ def _column_strings(values, mask):
 
 #: Where Arrow's shortest round-trip float text is Python's: finite, not integral (Arrow
 #: writes ``1234``, Python ``1234.0``), 1e-4 <= |v| < 1e9 (outside, the two switch to
-#: exponents at other places). Other values are formatted by Python (tests/test_io.py).
+#: exponents at other places); and NaN (``nan`` in both, whatever its sign and payload).
+#: Other values are formatted by Python (tests/test_io.py).
 _ARROW_FLOAT_RANGE = (1e-4, 1e9)
 
 
@@ -242,7 +243,8 @@ def _arrow_strings(values, mask):
         lo, hi = _ARROW_FLOAT_RANGE
         with np.errstate(invalid="ignore"):
             a = np.abs(values)
-            own = np.isfinite(values) & (values != np.trunc(values)) & (a >= lo) & (a < hi)
+            own = (np.isfinite(values) & (values != np.trunc(values)) & (a >= lo) & (a < hi)
+                   | np.isnan(values))
         arr = pc.cast(pa.array(values), pa.string())
         if not own.all():
             rest = ~own
@@ -283,12 +285,14 @@ def _write_plain_rows(columns, fh):
         if fields[-1] is None:
             break
     if fields[-1] is not None:
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         lines = pc.binary_join_element_wise(*fields, " ")
         lines = pc.binary_join_element_wise(lines, os.linesep, "")
         # the lines are one run of the array's data buffer, from its first offset to its last
-        offsets = np.frombuffer(lines.buffers()[1], np.int32)[
+        wide = pa.types.is_large_string(lines.type)
+        offsets = np.frombuffer(lines.buffers()[1], np.int64 if wide else np.int32)[
             lines.offset:lines.offset + len(lines) + 1]
         data = memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
         fh.write(str(data, "utf-8"))
