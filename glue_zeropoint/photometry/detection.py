@@ -59,7 +59,13 @@ class Background:
         return K.bilinear_mesh(self.rms_mesh, ny, nx, self.box)
 
 
-def estimate_background(data, bad, *, box_size=None, sigma=3.0, maxiters=10, max_samples=1024):
+#: Pixels a background box's clipped statistics read at most (every k-th row and column,
+#: k = ceil(box / sqrt(this))): the frame's background and the matched filter's local noise.
+BOX_SAMPLES = 1024
+
+
+def estimate_background(data, bad, *, box_size=None, sigma=3.0, maxiters=10,
+                        max_samples=BOX_SAMPLES):
     """Background and rms of an image: sigma-clipped medians in a mesh of boxes.
 
     The scheme of photutils' ``Background2D`` with ``MedianBackground`` and
@@ -207,7 +213,7 @@ def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0):
 
     k = _kernel(sigma)
     smooth = K.smooth_separable(np.ascontiguousarray(sub, dtype=np.float64), k)
-    stride = max(1, int(math.ceil(box / 32.0)))
+    stride = max(1, int(math.ceil(box / math.sqrt(BOX_SAMPLES))))
     med, std, _ = K.mesh_stats(smooth, np.ascontiguousarray(bad), box, stride, 3.0, 10)
     # never below the filtered noise of the pixel-noise floor (quantisation of a flat sky)
     # (the 2-D kernel outer(k, k) scales white noise by sum(k^2))
