@@ -500,10 +500,17 @@ def windowed_centroids(data, bad, xs, ys, sky, sigma, maxiter, max_shift):
     return ox, oy, ok
 
 
+# _FRAME_ARRAYS: the frame-sized outputs below (the smoothed image, an interpolated mesh, a
+# mask) are allocated by numpy and filled by the compiled loops. numpy asks the kernel for
+# transparent huge pages on large arrays (madvise), numba's own allocator does not: a 128 MB
+# plane that numba allocates takes 32,769 page faults to fill (~40 ms of system time on this
+# machine, every time, since the freed block goes back to the kernel), numpy's ~580 (~7 ms).
+
+
 @nb.njit(cache=True)
-def paint_disks(shape_y, shape_x, xs, ys, radius):
-    """Boolean image, True within ``radius[i]`` of any (xs[i], ys[i]) (pixel centres)."""
-    out = np.zeros((shape_y, shape_x), dtype=np.bool_)
+def _paint_disks_into(out, xs, ys, radius):
+    # sets out[iy, ix] True within radius[i] of any (xs[i], ys[i]) (pixel centres)
+    shape_y, shape_x = out.shape
     for i in range(xs.size):
         x = xs[i]
         y = ys[i]
@@ -520,6 +527,12 @@ def paint_disks(shape_y, shape_x, xs, ys, radius):
                 dx = ix - x
                 if dx * dx + dy * dy < r * r:
                     out[iy, ix] = True
+
+
+def paint_disks(shape_y, shape_x, xs, ys, radius):
+    """Boolean image, True within ``radius[i]`` of any (xs[i], ys[i]) (pixel centres)."""
+    out = np.zeros((shape_y, shape_x), dtype=np.bool_)  # numpy's: see _FRAME_ARRAYS
+    _paint_disks_into(out, xs, ys, radius)
     return out
 
 
@@ -562,11 +575,8 @@ def mesh_stats(data, bad, box, stride, sigma, maxiters):
 
 
 @nb.njit(cache=True, parallel=True)
-def local_maxima(img, bad, threshold, half):
-    """Pixels above ``threshold`` that are the maximum of their (2 half + 1)^2 box
-    (ties: the first in raster order wins). Returns (y, x) index arrays."""
+def _local_maxima_into(img, bad, threshold, half, flag):
     ny, nx = img.shape
-    flag = np.zeros((ny, nx), dtype=np.bool_)
     for iy in nb.prange(ny):
         for ix in range(nx):
             v = img[iy, ix]
@@ -582,6 +592,13 @@ def local_maxima(img, bad, threshold, half):
                 if not is_max:
                     break
             flag[iy, ix] = is_max
+
+
+def local_maxima(img, bad, threshold, half):
+    """Pixels above ``threshold`` that are the maximum of their (2 half + 1)^2 box
+    (ties: the first in raster order wins). Returns (y, x) index arrays."""
+    flag = np.zeros(img.shape, dtype=np.bool_)
+    _local_maxima_into(img, bad, threshold, half, flag)
     return np.nonzero(flag)
 
 
@@ -603,39 +620,49 @@ def _smooth_row(img, kern, h, iy, dst):
 
 
 @nb.njit(cache=True, parallel=True)
+def _smooth_separable_into(img, kern, out, bands):
+    ny, nx = img.shape
+    h = kern.size // 2
+    nt = bands.shape[0]
+    step = bands.shape[1] - 2 * h
+    nband = (ny + step - 1) // step
+    for t in nb.prange(nt):  # thread slot t smooths bands t, t + nt, ... in its own buffer
+        rows = bands[t]
+        for b in range(t, nband, nt):
+            r0 = b * step
+            r1 = min(r0 + step, ny)
+            lo = max(r0 - h, 0)
+            hi = min(r1 + h, ny)
+            for iy in range(lo, hi):
+                _smooth_row(img, kern, h, iy, rows[iy - lo])
+            for iy in range(r0, r1):
+                row = out[iy]
+                for ix in range(nx):
+                    row[ix] = 0.0
+                for k in range(-h, h + 1):
+                    j = iy + k
+                    if 0 <= j < ny:
+                        w = kern[k + h]
+                        src = rows[j - lo]
+                        for ix in range(nx):
+                            row[ix] += w * src[ix]
+
+
 def smooth_separable(img, kern):
     """Correlate an image with ``outer(kern, kern)`` (zero outside the image).
 
     Each output pixel is the same sum, in the same order, as the direct double loop. The
     image is cut into bands of rows; each band's row pass (with the kernel's halo of rows)
-    goes into a small buffer that its column pass then reads along rows, so no full-size
-    intermediate plane is written and read back (~2.5x faster than the plain two-pass loop on
-    a 4096^2 frame).
+    goes into a small buffer, one per thread, that its column pass then reads along rows, so
+    no full-size intermediate plane is written and read back (~2.5x faster than the plain
+    two-pass loop on a 4096^2 frame).
     """
-    ny, nx = img.shape
     h = kern.size // 2
-    out = np.empty((ny, nx))
     step = max(64, 4 * (2 * h + 1))
-    nband = (ny + step - 1) // step
-    for b in nb.prange(nband):
-        r0 = b * step
-        r1 = min(r0 + step, ny)
-        lo = max(r0 - h, 0)
-        hi = min(r1 + h, ny)
-        rows = np.empty((hi - lo, nx))
-        for iy in range(lo, hi):
-            _smooth_row(img, kern, h, iy, rows[iy - lo])
-        for iy in range(r0, r1):
-            row = out[iy]
-            for ix in range(nx):
-                row[ix] = 0.0
-            for k in range(-h, h + 1):
-                j = iy + k
-                if 0 <= j < ny:
-                    w = kern[k + h]
-                    src = rows[j - lo]
-                    for ix in range(nx):
-                        row[ix] += w * src[ix]
+    nt = max(1, min(nb.get_num_threads(), -(-img.shape[0] // step)))
+    out = np.empty(img.shape)  # numpy's: see _FRAME_ARRAYS
+    bands = np.empty((nt, step + 2 * h, img.shape[1]))
+    _smooth_separable_into(img, kern, out, bands)
     return out
 
 
@@ -678,10 +705,9 @@ def _mesh_axis(i, box, m):
 
 
 @nb.njit(cache=True, parallel=True)
-def bilinear_mesh(mesh, ny, nx, box):
-    """Bilinear interpolation of box-centred mesh values to every pixel (edges held)."""
+def _bilinear_mesh_into(mesh, box, out):
     my, mx = mesh.shape
-    out = np.empty((ny, nx))
+    ny, nx = out.shape
     # each column's two mesh columns and weight, once (the same values for every row)
     c0 = np.empty(nx, dtype=np.int64)
     c1 = np.empty(nx, dtype=np.int64)
@@ -696,6 +722,12 @@ def bilinear_mesh(mesh, ny, nx, box):
             i1 = c1[ix]
             out[iy, ix] = ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
                            + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
+
+
+def bilinear_mesh(mesh, ny, nx, box):
+    """Bilinear interpolation of box-centred mesh values to every pixel (edges held)."""
+    out = np.empty((ny, nx))  # numpy's: see _FRAME_ARRAYS
+    _bilinear_mesh_into(mesh, box, out)
     return out
 
 
