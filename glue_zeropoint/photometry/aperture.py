@@ -574,7 +574,8 @@ def _sky_plane(data, bad):
     when the frame gives too few blocks."""
     ny, nx = data.shape
     step = max(1, min(ny, nx) // 256)  # at most ~256 samples a side
-    sub = np.where(bad[::step, ::step], np.nan, data[::step, ::step])
+    sub = data[::step, ::step]
+    sub = np.where(bad[::step, ::step] | ~np.isfinite(sub), np.nan, sub)
     b = 8
     my, mx = sub.shape[0] // b, sub.shape[1] // b
     if my < 2 or mx < 2:
@@ -633,7 +634,7 @@ def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
     from scipy.stats import chi2 as chi2_dist
 
     data = np.asarray(im.data, float)
-    mask = np.asarray(mask, bool) | ~np.isfinite(data)
+    mask = np.asarray(mask, bool)  # non-finite pixels: left out where they are read below
     ny, nx = data.shape
     plane = _sky_plane(data, mask)
     n_sec = ROUND_SECTORS
@@ -648,7 +649,7 @@ def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
         d = np.hypot(xx - x, yy - y)
         sector = ((np.arctan2(yy - y, xx - x) % (2.0 * math.pi)) //
                   (2.0 * math.pi / n_sec)).astype(int)
-        good = ~mask[y0:y1, x0:x1]
+        good = ~mask[y0:y1, x0:x1] & np.isfinite(data[y0:y1, x0:x1])
         own = index[i] if index is not None else -1
         for k in np.flatnonzero((np.abs(wx - x) < r_max + wr) & (np.abs(wy - y) < r_max + wr)):
             if widx[k] != own:

@@ -34,29 +34,54 @@ class Background:
 
     Attributes
     ----------
-    level : ndarray or float
-        Background in electrons per pixel (full resolution).
+    level : ndarray
+        Background in electrons per pixel (full resolution; interpolated from the mesh on
+        first use).
     mesh, rms_mesh : ndarray
         The box medians and standard deviations (after the 3x3 median filter).
+    box : int
+        The boxes' side (pixels); the mesh values sit at the boxes' centres.
+    shape : tuple
+        The image's shape.
     median, median_rms : float
         Medians over the mesh.
     """
 
-    def __init__(self, level, mesh, rms_mesh, box):
-        self.level = level
+    def __init__(self, mesh, rms_mesh, box, shape):
         self.mesh = mesh
         self.rms_mesh = rms_mesh
         self.box = box
+        self.shape = tuple(int(n) for n in shape)
         self.median = float(np.median(mesh))
         self.median_rms = float(np.median(rms_mesh))
+        self._level = None
+
+    @property
+    def level(self):
+        """The background at full resolution (computed on first use, then kept)."""
+        from . import _kernels as K
+
+        if self._level is None:
+            self._level = K.bilinear_mesh(self.mesh, *self.shape, self.box)
+        return self._level
 
     @property
     def rms(self):
         """The rms map at full resolution (computed on demand)."""
         from . import _kernels as K
 
-        ny, nx = np.shape(self.level)
-        return K.bilinear_mesh(self.rms_mesh, ny, nx, self.box)
+        return K.bilinear_mesh(self.rms_mesh, *self.shape, self.box)
+
+    def subtracted(self, data, bad, keep=None):
+        """``(data - level, bad)`` with the bad pixels set to 0, in one pass, without the
+        full-resolution level plane; ``keep`` (a value in ``data``'s units, or None): bad
+        pixels at or above it (and finite) are not bad here (saturated cores keep their
+        value). The same numbers as ``data - self.level`` then zeroing."""
+        from . import _kernels as K
+
+        return K.subtract_mesh(np.ascontiguousarray(data, dtype=np.float64),
+                               np.ascontiguousarray(bad, dtype=bool), self.mesh, self.box,
+                               keep)
 
 
 #: Pixels a background box's clipped statistics read at most (every k-th row and column,
@@ -120,8 +145,7 @@ def estimate_background(data, bad, *, box_size=None, sigma=3.0, maxiters=10,
     if min(med.shape) >= 3:
         med = ndimage.median_filter(med, size=3, mode="nearest")
         std = ndimage.median_filter(std, size=3, mode="nearest")
-    level = K.bilinear_mesh(med, ny, nx, box)
-    return Background(level, med, std, box)
+    return Background(med, std, box, (ny, nx))
 
 
 def _positions_xy(positions):
@@ -512,13 +536,10 @@ def find_stars(ccd, *, fwhm=None, threshold=5.0, mask=None, finder=None, backgro
     if not threshold > 0:
         raise InputError(f"threshold must be > 0 (sigma), got {threshold!r}")
     bkg = background or estimate_background(im.data, im.bad)
-    sub = im.data - bkg.level
     # saturated (masked) star cores keep their clipped value so that the stars are found
     # (and flagged later); other bad pixels are zeroed
-    bad = im.bad
-    if im.saturation is not None:
-        bad = im.bad & ~(np.isfinite(im.data) & (im.data >= 0.99 * im.saturation))
-    sub[bad] = 0.0
+    sub, bad = bkg.subtracted(im.data, im.bad, None if im.saturation is None
+                              else 0.99 * im.saturation)
     notes = []
     rms, floor = _noise_floor(im, bkg, notes)
     box = int(bkg.box)

@@ -277,3 +277,22 @@ def test_bilinear_mesh_is_the_bilinear_interpolation(ms, shape, box):
             + ty * ((1 - tx) * mesh[j1][:, i0] + tx * mesh[j1][:, i1]))
     np.testing.assert_allclose(K.bilinear_mesh(mesh, ny, nx, box), want, rtol=1e-14,
                                atol=1e-14)
+
+
+@pytest.mark.parametrize("keep", [None, 150.0])
+def test_subtract_mesh_is_the_level_subtracted_and_bad_zeroed(keep):
+    """find_stars' background subtraction in one pass: exactly ``data - level`` with the bad
+    pixels zeroed, saturated (finite, >= keep) bad pixels keeping their value."""
+    rng = np.random.default_rng(3)
+    data = rng.normal(100.0, 30.0, (130, 170))
+    data[5, 5] = np.nan
+    bad = rng.random(data.shape) < 0.1
+    bad[5, 5] = True
+    bkg = D.estimate_background(data, np.zeros(data.shape, bool), box_size=32)
+    sub, bad2 = bkg.subtracted(data, bad, keep)
+    want_bad = bad if keep is None else bad & ~(np.isfinite(data) & (data >= keep))
+    want = data - bkg.level
+    want[want_bad] = 0.0
+    np.testing.assert_array_equal(bad2, want_bad)
+    np.testing.assert_array_equal(sub, want)  # the same arithmetic, bit for bit
+    assert keep is None or (want_bad != bad).any()  # some saturated pixels were kept

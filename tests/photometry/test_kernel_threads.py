@@ -33,6 +33,7 @@ def _cases():
         ("local_maxima", (data, bad, 130.0, 2)),
         ("smooth_separable", (data, kern / kern.sum())),
         ("bilinear_mesh", (rng.normal(size=(4, 5)), ny, nx, 32)),
+        ("subtract_mesh", (data, bad, rng.normal(size=(4, 5)), 32, 140.0)),
         ("block_mean", (data, bad, 4)),
         ("fraction_arcs", (np.linspace(0.0, 20.0, 30), 6.0, 256, *PSF(fwhm=3.0)._profile())),
     ]
