@@ -148,7 +148,6 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
         table, fwhm_used, rms, sub = _fast_find(im, bkg, fwhm, threshold)
     else:
         raise InputError(f"method must be 'fast' or 'daofind', not {method!r}")
-    back = bkg.level
     if max_sources is not None:
         table = table[: int(max_sources)]
     # windowed centroids on the brightest (the ones that matter for the WCS fit)
@@ -157,7 +156,7 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
     table["x"] = xc
     table["y"] = yc
     sat = np.zeros(len(table), bool) if saturation is None else \
-        np.asarray(table["peak"]) + back[np.clip(np.round(yc).astype(int), 0, data.shape[0] - 1),
+        np.asarray(table["peak"]) + bkg.level[np.clip(np.round(yc).astype(int), 0, data.shape[0] - 1),
                                          np.clip(np.round(xc).astype(int), 0,
                                                  data.shape[1] - 1)] >= 0.95 * saturation
     table["saturated"] = sat
@@ -180,8 +179,7 @@ def _fast_find(im, bkg, fwhm, threshold):
     from ..photometry.psf import PSF
 
     bad = im.bad
-    sub = im.data - bkg.level
-    sub[bad] = 0.0
+    sub, _ = bkg.subtracted(im.data, bad)  # bad pixels zeroed
     rms = bkg.median_rms
     floor = 0.0
     if not rms > 0:

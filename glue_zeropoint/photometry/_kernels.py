@@ -1217,9 +1217,10 @@ SERIAL_BELOW_NS = 5.0e6
 
 
 def _threads_by_work(kernel, cost_ns):
-    """``kernel`` (a parallel numba dispatcher) called on one thread when ``cost_ns(*args)``
-    (the estimated serial time, ns) is below :data:`SERIAL_BELOW_NS`; the results are the
-    same either way (each parallel loop's iterations are independent)."""
+    """``kernel`` (a parallel numba dispatcher, or a Python function that allocates the
+    outputs and calls one) called on one thread when ``cost_ns(*args)`` (the estimated serial
+    time, ns) is below :data:`SERIAL_BELOW_NS`; the results are the same either way (each
+    parallel loop's iterations are independent)."""
 
     def run(*args):
         n = nb.get_num_threads()

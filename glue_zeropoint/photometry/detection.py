@@ -48,6 +48,7 @@ class Background:
     """
 
     def __init__(self, mesh, rms_mesh, box, shape):
+        # (the full-resolution level is no longer an argument: it is interpolated on use)
         self.mesh = mesh
         self.rms_mesh = rms_mesh
         self.box = box
@@ -79,6 +80,9 @@ class Background:
         value). The same numbers as ``data - self.level`` then zeroing."""
         from . import _kernels as K
 
+        if np.shape(data) != self.shape or np.shape(bad) != self.shape:
+            raise InputError(f"the background was measured on an image of shape {self.shape}, "
+                             f"not {np.shape(data)}")
         return K.subtract_mesh(np.ascontiguousarray(data, dtype=np.float64),
                                np.ascontiguousarray(bad, dtype=bool), self.mesh, self.box,
                                keep)

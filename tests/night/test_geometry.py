@@ -140,7 +140,8 @@ def test_moon_illumination_new_and_full():
 
 def _sa112_headers():
     """``(names, headers)`` of the SA112 night's lights, in file-name order."""
-    text = gzip.open(SA112_HEADERS, "rt").read()
+    with gzip.open(SA112_HEADERS, "rt") as f:
+        text = f.read()
     names, headers = [], []
     for block in text.split("# FILE ")[1:]:
         name, cards = block.split("\n", 1)

@@ -296,3 +296,13 @@ def test_subtract_mesh_is_the_level_subtracted_and_bad_zeroed(keep):
     np.testing.assert_array_equal(bad2, want_bad)
     np.testing.assert_array_equal(sub, want)  # the same arithmetic, bit for bit
     assert keep is None or (want_bad != bad).any()  # some saturated pixels were kept
+
+
+def test_background_of_another_image_is_refused():
+    """A background passed to find_stars from a differently shaped image is an error, not a
+    misplaced subtraction."""
+    from glue_zeropoint.exceptions import InputError
+
+    bkg = D.estimate_background(np.ones((130, 170)), np.zeros((130, 170), bool), box_size=32)
+    with pytest.raises(InputError, match="shape"):
+        bkg.subtracted(np.ones((100, 100)), np.zeros((100, 100), bool))
