@@ -741,24 +741,32 @@ def _mesh_axis(i, box, m):
     return i0, i0, 0.0
 
 
-@nb.njit(cache=True, parallel=True)
-def _bilinear_mesh_into(mesh, box, out):
-    my, mx = mesh.shape
-    ny, nx = out.shape
+@nb.njit(cache=True)
+def _mesh_columns(nx, box, mx):
     # each column's two mesh columns and weight, once (the same values for every row)
     c0 = np.empty(nx, dtype=np.int64)
     c1 = np.empty(nx, dtype=np.int64)
     cw = np.empty(nx)
     for ix in range(nx):
         c0[ix], c1[ix], cw[ix] = _mesh_axis(ix, box, mx)
+    return c0, c1, cw
+
+
+@nb.njit(cache=True, inline="always")
+def _mesh_value(mesh, j0, j1, ty, i0, i1, tx):
+    return ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
+            + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
+
+
+@nb.njit(cache=True, parallel=True)
+def _bilinear_mesh_into(mesh, box, out):
+    my, mx = mesh.shape
+    ny, nx = out.shape
+    c0, c1, cw = _mesh_columns(nx, box, mx)
     for iy in nb.prange(ny):
         j0, j1, ty = _mesh_axis(iy, box, my)
         for ix in range(nx):
-            tx = cw[ix]
-            i0 = c0[ix]
-            i1 = c1[ix]
-            out[iy, ix] = ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
-                           + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
+            out[iy, ix] = _mesh_value(mesh, j0, j1, ty, c0[ix], c1[ix], cw[ix])
 
 
 def bilinear_mesh(mesh, ny, nx, box):
@@ -772,11 +780,7 @@ def bilinear_mesh(mesh, ny, nx, box):
 def _subtract_mesh_into(data, bad, mesh, box, keep, has_keep, sub, bad_out):
     my, mx = mesh.shape
     ny, nx = data.shape
-    c0 = np.empty(nx, dtype=np.int64)
-    c1 = np.empty(nx, dtype=np.int64)
-    cw = np.empty(nx)
-    for ix in range(nx):
-        c0[ix], c1[ix], cw[ix] = _mesh_axis(ix, box, mx)
+    c0, c1, cw = _mesh_columns(nx, box, mx)
     for iy in nb.prange(ny):
         j0, j1, ty = _mesh_axis(iy, box, my)
         for ix in range(nx):
@@ -789,11 +793,7 @@ def _subtract_mesh_into(data, bad, mesh, box, keep, has_keep, sub, bad_out):
             if b:
                 sub[iy, ix] = 0.0
                 continue
-            tx = cw[ix]
-            i0 = c0[ix]
-            i1 = c1[ix]
-            sub[iy, ix] = v - ((1 - ty) * ((1 - tx) * mesh[j0, i0] + tx * mesh[j0, i1])
-                               + ty * ((1 - tx) * mesh[j1, i0] + tx * mesh[j1, i1]))
+            sub[iy, ix] = v - _mesh_value(mesh, j0, j1, ty, c0[ix], c1[ix], cw[ix])
 
 
 def subtract_mesh(data, bad, mesh, box, keep=None):
