@@ -48,7 +48,6 @@ class Background:
     """
 
     def __init__(self, mesh, rms_mesh, box, shape):
-        # (the full-resolution level is no longer an argument: it is interpolated on use)
         self.mesh = mesh
         self.rms_mesh = rms_mesh
         self.box = box
