@@ -238,6 +238,8 @@ def _arrow_strings(values, mask):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if not values.dtype.isnative:  # e.g. a column read from FITS (big-endian): Arrow takes
+        values = values.astype(values.dtype.newbyteorder("="))  # native order only
     kind = values.dtype.kind
     if values.dtype == np.float64:
         lo, hi = _ARROW_FLOAT_RANGE

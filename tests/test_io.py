@@ -224,3 +224,25 @@ def test_write_ecsv_small_tables_and_what_goes_through_astropy(tmp_path, n):
         assert (tmp_path / f"{name}.ecsv").read_bytes() == \
             (tmp_path / f"{name}-astropy.ecsv").read_bytes(), name
         assert len(Table.read(tmp_path / f"{name}.ecsv", format="ascii.ecsv")) == n
+
+
+def test_write_ecsv_big_endian_columns_as_read_from_fits(tmp_path):
+    """Columns in the byte order FITS stores (big-endian, as a catalog read from a FITS
+    table keeps them) are written as astropy writes them, not refused by Arrow."""
+    from astropy.table import Table
+
+    from glue_zeropoint.io import write_ecsv
+
+    rng = np.random.default_rng(2)
+    n = 50
+    t = Table({"id": rng.integers(0, 10 ** 12, n).astype(">i8"),
+               "i4": rng.integers(-5, 5, n).astype(">i4"),
+               "ra": rng.uniform(0, 360, n).astype(">f8"),
+               "m": rng.normal(15, 2, n).astype(">f4")})
+    # (no text column: FITS text comes back as bytes, which go through astropy's writer)
+    t.write(tmp_path / "fits.fits")
+    back = Table.read(tmp_path / "fits.fits")
+    assert not back["id"].dtype.isnative  # the case at hand
+    back.write(tmp_path / "astropy.ecsv", format="ascii.ecsv")
+    write_ecsv(back, tmp_path / "ours.ecsv")
+    assert (tmp_path / "ours.ecsv").read_bytes() == (tmp_path / "astropy.ecsv").read_bytes()

@@ -655,10 +655,11 @@ def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
             if widx[k] != own:
                 good &= np.hypot(xx - wx[k], yy - wy[k]) >= wr[k]
         v = data[y0:y1, x0:x1] - plane(xx, yy)
-        chi2, dof, spread, level = 0.0, 0, 0.0, []
-        for r1, r2 in annuli:
+        chi2, dof, spread, level = 0.0, 0, 0.0, {}
+        for j, (r1, r2) in enumerate(annuli):
             ring = good & (d >= r1) & (d < r2)
-            level.append(_sector_mean(v[ring])[0] if ring.sum() >= 10 else math.nan)
+            if j in (0, len(annuli) - 1):  # the first annulus' level over the reference's
+                level[j] = _sector_mean(v[ring])[0] if ring.sum() >= 10 else math.nan
             means, errs = [], []
             for k in range(n_sec):
                 sel = v[ring & (sector == k)]
@@ -674,7 +675,7 @@ def _lopsidedness(im, mask, xs, ys, annuli, wings=None, index=None):
             chi2 += float(np.sum(w * (means - np.sum(w * means) / np.sum(w)) ** 2))
             dof += n_sec - 1
             spread = max(spread, float(np.std(means)))
-        excess = level[0] - level[-1]
+        excess = level[0] - level[len(annuli) - 1]
         excess = excess if math.isfinite(excess) else 0.0
         if dof and not spread <= 0.5 * max(excess, 0.0):
             out[i] = chi2 / chi2_dist.ppf(1.0 - ROUND_FALSE_ALARM, dof)

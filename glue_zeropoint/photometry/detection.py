@@ -92,6 +92,12 @@ class Background:
 BOX_SAMPLES = 1024
 
 
+def _box_stride(box, max_samples=BOX_SAMPLES):
+    """Every k-th row and column of a ``box``-pixel box, so that at most ``max_samples``
+    pixels are read."""
+    return max(1, int(math.ceil(box / math.sqrt(max_samples))))
+
+
 def estimate_background(data, bad, *, box_size=None, sigma=3.0, maxiters=10,
                         max_samples=BOX_SAMPLES):
     """Background and rms of an image: sigma-clipped medians in a mesh of boxes.
@@ -134,7 +140,7 @@ def estimate_background(data, bad, *, box_size=None, sigma=3.0, maxiters=10,
     if box_size is None:
         box_size = int(min(128, max(32, min(ny, nx) // 16)))
     box = int(min(box_size, ny, nx))
-    stride = max(1, int(math.ceil(box / math.sqrt(max_samples))))
+    stride = _box_stride(box, max_samples)
     med, std, _ = K.mesh_stats(np.ascontiguousarray(data, dtype=np.float64),
                                np.ascontiguousarray(bad), box, stride, float(sigma),
                                int(maxiters))
@@ -240,7 +246,7 @@ def _candidates(sub, bad, sigma, threshold, box, pixel_floor=0.0):
 
     k = _kernel(sigma)
     smooth = K.smooth_separable(np.ascontiguousarray(sub, dtype=np.float64), k)
-    stride = max(1, int(math.ceil(box / math.sqrt(BOX_SAMPLES))))
+    stride = _box_stride(box)
     med, std, _ = K.mesh_stats(smooth, np.ascontiguousarray(bad), box, stride, 3.0, 10)
     # never below the filtered noise of the pixel-noise floor (quantisation of a flat sky)
     # (the 2-D kernel outer(k, k) scales white noise by sum(k^2))

@@ -816,7 +816,8 @@ def _tail_starts(r, s, err, sky_in, sky_out, lc_range, n_starts=2):
     lcs = np.linspace(lc_range[0], lc_range[-1], 5) if len(lc_range) > 1 else \
         np.array(lc_range[:1])
     w = 1.0 / err ** 2
-    # every grid point at once (amplitude 1): rows in the order (lc, p) of a loop over both
+    # every grid point at once (amplitude 1): rows in the order (lc, p) of a loop over both;
+    # each row is :func:`_tail_model` at unit amplitude, written out for the whole grid
     grid_lc, grid_p = np.repeat(lcs, ps.size), np.tile(ps, lcs.size)
     g = (r[None, :] ** 2 + np.exp(2.0 * grid_lc)[:, None]) ** (-0.5 * grid_p[:, None]) - \
         np.array([law_annulus_mean((0.0, float(p), float(lc)), sky_in, sky_out)

@@ -558,3 +558,26 @@ def test_roundness_false_alarms_on_pure_noise(kind):
         rejected += int((_lopsidedness(im, np.zeros(d.shape, bool), xs, ys, annuli)
                          > 1.0).sum())
     assert rejected <= 3  # of 120 (nominal 1e-3)
+
+
+def test_flux_sky_default_and_what_a_given_sky_means(sim):
+    """The stars' fluxes take a 5-sigma clipped sky by default (FLUX_SKY_SIGMA) while the
+    first look and the curve of growth keep 3 sigma; a ``flux_sky`` given is used for the
+    fluxes; a ``sky`` given (and no ``flux_sky``) is used for the fluxes too."""
+    from glue_zeropoint.photometry.aperture import FLUX_SKY_SIGMA
+
+    ccd, truth = sim
+    pos = _inside(truth["field"].stars, ccd.shape, margin=20)
+    kw = {"fwhm": 3.5, "aperture_correction": 1.0}
+    default = measure_stars(ccd, pos, **kw)
+    five = measure_stars(ccd, pos, flux_sky=AnnulusSky(sigma=FLUX_SKY_SIGMA), **kw)
+    three = measure_stars(ccd, pos, flux_sky=AnnulusSky(), **kw)
+    given = measure_stars(ccd, pos, sky=AnnulusSky(), **kw)
+    np.testing.assert_array_equal(default["sky"], five["sky"])
+    np.testing.assert_array_equal(default["flux"], five["flux"])
+    np.testing.assert_array_equal(given["sky"], three["sky"])
+    ok = np.isfinite(default["sky"]) & np.isfinite(three["sky"])
+    assert ok.sum() > 100
+    # a 5-sigma clip keeps more of the faint stars' light in the sky than a 3-sigma clip
+    d = np.asarray(default["sky"])[ok] - np.asarray(three["sky"])[ok]
+    assert np.any(d != 0) and np.median(d) >= 0
