@@ -293,8 +293,10 @@ def _write_plain_rows(columns, fh):
         lines = pc.binary_join_element_wise(*fields, " ")
         lines = pc.binary_join_element_wise(lines, os.linesep, "")
         # the lines are one run of the array's data buffer, from its first offset to its last
-        wide = pa.types.is_large_string(lines.type)
-        offsets = np.frombuffer(lines.buffers()[1], np.int64 if wide else np.int32)[
+        # (32-bit offsets: a chunk of rows, chunk_rows at a time, is far below 2 GB of text)
+        if lines.type != pa.string():  # every field is pa.string(): cannot happen
+            raise TypeError(f"ECSV rows of type {lines.type}")
+        offsets = np.frombuffer(lines.buffers()[1], np.int32)[
             lines.offset:lines.offset + len(lines) + 1]
         data = memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
         fh.write(str(data, "utf-8"))

@@ -155,10 +155,11 @@ def detect_sources(image, *, fwhm=None, threshold=5.0, max_sources=None, method=
     xc, yc = windowed_centroids(sub, table["x"], table["y"], max(fwhm_used, 1.5))
     table["x"] = xc
     table["y"] = yc
-    sat = np.zeros(len(table), bool) if saturation is None else \
-        np.asarray(table["peak"]) + bkg.level[np.clip(np.round(yc).astype(int), 0, data.shape[0] - 1),
-                                         np.clip(np.round(xc).astype(int), 0,
-                                                 data.shape[1] - 1)] >= 0.95 * saturation
+    sat = np.zeros(len(table), bool)
+    if saturation is not None:  # the peak over the background at the star's pixel
+        iy = np.clip(np.round(yc).astype(int), 0, data.shape[0] - 1)
+        ix = np.clip(np.round(xc).astype(int), 0, data.shape[1] - 1)
+        sat = np.asarray(table["peak"]) + bkg.level[iy, ix] >= 0.95 * saturation
     table["saturated"] = sat
     table.meta.update({"fwhm": fwhm_used, "background_rms": rms, "shape": data.shape,
                        "method": method, "threshold": threshold})
