@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from .._settings import Settings as _Settings
 from ..exceptions import InputError, ZeropointError
 from ..io import OutputLock
-from ..night.parallel import QUIET_SCHEDULER, WORKER_ENV
+from ..night.parallel import QUIET_SCHEDULER, WORKER_ENV, in_worker
 from ..night.settings import NightSettings
 from .keys import Settings
 from .store import Store
@@ -302,7 +302,7 @@ def _run_dask(client, nights, st, settings, book):
     jobs, pending = {}, {}
 
     def submit(kind, fn, arg, night, payload=None, *extra):
-        fut = client.submit(fn, arg, *extra, pure=False, priority=_PRIORITY[kind],
+        fut = client.submit(in_worker, fn, arg, *extra, pure=False, priority=_PRIORITY[kind],
                             key=f"{kind}-{night}-{payload if payload is not None else ''}-"
                                 f"{os.urandom(4).hex()}")
         what[fut.key] = (kind, night, payload)

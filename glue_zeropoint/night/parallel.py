@@ -12,10 +12,11 @@ same inputs); only the order in which they finish differs.
 import logging
 import os
 
-__all__ = ["QUIET_SCHEDULER", "WORKER_ENV", "local_cluster", "measure_frames"]
+__all__ = ["QUIET_SCHEDULER", "WORKER_ENV", "in_worker", "local_cluster", "measure_frames"]
 
 #: a worker process is one core: its numba kernels (and BLAS) run one thread, else N workers
-#: of the machine's N cores would each start N threads and fight for the cores
+#: of the machine's N cores would each start N threads and fight for the cores (the tasks
+#: apply it themselves through :func:`in_worker`: the environment alone comes too late)
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
 
@@ -103,6 +104,26 @@ class local_cluster:
             logging.getLogger("distributed").setLevel(self.level)
 
 
+def in_worker(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with this thread's numba kernels on at most the
+    ``NUMBA_NUM_THREADS`` the process's environment says now (:data:`WORKER_ENV` on our
+    workers; nothing changes where it is not set): the form every task is submitted in.
+
+    A Dask nanny sets its worker's environment only after the spawned process has re-imported
+    the parent's main module; when that module imports numba (a script that imports
+    ``glue_zeropoint.night.run`` at its top), numba has read ``NUMBA_NUM_THREADS`` by then, and
+    each of N workers ran its kernels on all N cores: on 2 cores the 142 HAT-P-32 frames took
+    17.5 s on 2 workers against 13.5 s in one process (tests/benchmarks/README.md). numba's
+    thread count is per calling thread, so it is set here, in the task's thread."""
+    limit = os.environ.get("NUMBA_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) >= 1:
+        import numba
+
+        if numba.get_num_threads() > int(limit):
+            numba.set_num_threads(int(limit))
+    return fn(*args, **kwargs)
+
+
 def _import_measurement():
     """Run on each worker as it starts: the measurement's modules imported."""
     from . import run  # noqa: F401
@@ -138,8 +159,8 @@ def measure_frames(plan, indices, settings, cluster, done):
     for i in indices:
         kw = plan.frame_kwargs(i)
         kw["catalog"] = cats.get(kw["field"])
-        fut = client.submit(measure_frame, plan.lights[i], settings=settings, pure=False,
-                            key=f"frame-{i}-{os.urandom(4).hex()}", **kw)
+        fut = client.submit(in_worker, measure_frame, plan.lights[i], settings=settings,
+                            pure=False, key=f"frame-{i}-{os.urandom(4).hex()}", **kw)
         futures[fut.key] = (fut, i)
         plan.lights[i] = None  # the worker reads the frame; this process keeps its stars
     try:

@@ -368,6 +368,51 @@ def test_cluster_quiet_beside_a_running_dask():
         sock.close()
 
 
+_NUMBA_FIRST = """\
+import numba  # imported by the main module: a spawned worker re-imports it first
+from glue_zeropoint.night.parallel import in_worker, local_cluster
+
+
+def threads():
+    return numba.get_num_threads()
+
+
+if __name__ == "__main__":
+    with local_cluster(2) as cluster:
+        client = cluster.client()
+        workers = list(client.scheduler_info()["workers"])
+        print("in_worker", sorted(client.submit(in_worker, threads, workers=[w],
+                                                pure=False).result() for w in workers))
+"""
+
+
+def test_worker_kernels_on_one_thread_whatever_the_main_module_imported(tmp_path):
+    """The workers' environment (``NUMBA_NUM_THREADS=1``) is applied by the Dask nanny only
+    after the spawned worker has re-imported the parent's main module; a script that imports
+    numba (or ``glue_zeropoint.night.run``) at its top had its workers run every kernel on
+    all cores, N workers fighting for N cores (2 workers were slower than one process on
+    HAT-P-32). The tasks, submitted through ``in_worker``, run one thread regardless."""
+    script = tmp_path / "numba_first.py"
+    script.write_text(_NUMBA_FIRST)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "in_worker [1, 1]" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_in_worker_keeps_numba_threads_where_no_limit_is_set(monkeypatch):
+    """Outside our workers (no ``NUMBA_NUM_THREADS`` in the environment, e.g. a user's own
+    ``dask worker``) the task's threads are numba's own."""
+    import numba
+
+    from glue_zeropoint.night.parallel import in_worker
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    n = numba.get_num_threads()
+    assert in_worker(numba.get_num_threads) == n
+    assert in_worker(lambda a, b=0: a + b, 1, b=2) == 3
+
+
 def test_read_noise_given_where_the_night_cannot_measure_it(night, tmp_path):
     """No RDNOISE in the headers, one bias, one dark: the night cannot measure the read noise
     and
