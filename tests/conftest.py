@@ -67,6 +67,20 @@ def _loopback_only_getaddrinfo(host, *args, **kwargs):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _iers_cache_of_the_session(tmp_path_factory):
+    """astropy's parsed Earth-orientation table is cached in a folder of the test session
+    (night.geometry.load_earth_orientation), not in the user's cache; the CLI's subprocesses
+    inherit it."""
+    old = os.environ.get("GLUE_ZEROPOINT_IERS_CACHE_DIR")
+    os.environ["GLUE_ZEROPOINT_IERS_CACHE_DIR"] = str(tmp_path_factory.mktemp("iers-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GLUE_ZEROPOINT_IERS_CACHE_DIR", None)
+    else:
+        os.environ["GLUE_ZEROPOINT_IERS_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _no_internet():
     """Fail any test that connects to, or looks up, a host that is not the loopback interface."""
     socket.socket.connect = _loopback_only_connect

@@ -16,10 +16,15 @@ Everything here is plain astropy (``EarthLocation``, ``AltAz``, ``get_body``); n
   (Young 1994, geometric zenith distance).
 """
 
+import hashlib
+import logging
 import math
+import os
+import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from astropy import units as u
@@ -28,6 +33,7 @@ from astropy.time import Time
 
 from ..exceptions import InputError
 from ..headers import header_value
+from ..io import atomic_path, user_cache_dir
 from ..obstime import observation_time
 
 __all__ = ["site_from_header", "parse_site", "pointing_from_header", "airmass_young",
@@ -193,9 +199,66 @@ def moon_illumination(time, location=None, *, sun=None, moon=None):
     return np.asarray((1.0 + np.cos(phase)) / 2.0, float)
 
 
+def _iers_cache_path(iers):
+    """Where this machine keeps astropy's parsed Earth-orientation table: a file named by the
+    astropy and astropy-iers-data versions and the bundled files' sizes and times, so that
+    any change to them reads the files afresh."""
+    import astropy
+
+    try:
+        import astropy_iers_data
+
+        data_version = astropy_iers_data.__version__
+    except (ImportError, AttributeError):
+        data_version = ""
+    parts = [astropy.__version__, data_version]
+    for name in (iers.IERS_A_FILE, iers.IERS_B_FILE):
+        st = os.stat(name)
+        parts += [str(Path(name).resolve()), str(st.st_size), str(st.st_mtime_ns)]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+    return user_cache_dir("iers", "GLUE_ZEROPOINT_IERS_CACHE_DIR") / f"iers-auto-{key}.pickle"
+
+
+def load_earth_orientation():
+    """astropy's default Earth-orientation table (``IERS_Auto.open()``: UT1-UTC and polar
+    motion, which every alt-az transform needs), read once per machine instead of once per
+    process: parsing its two bundled text files takes ~1 s (half of a 142-frame night's
+    planning, tests/benchmarks/README.md); the parsed table is kept in the user cache
+    (``GLUE_ZEROPOINT_IERS_CACHE_DIR``, else ``~/.cache/glue-zeropoint/iers``) and loads in
+    milliseconds. The table is astropy's own, whatever happens: a ``finals2000A.all`` in the
+    working folder (which astropy reads instead), a table already opened, or a cache that
+    cannot be read or written leave the reading to astropy."""
+    from astropy.utils import iers
+
+    if iers.IERS_Auto.iers_table is not None or os.path.exists("finals2000A.all"):
+        return
+    try:
+        path = _iers_cache_path(iers)
+    except OSError:
+        return
+    try:
+        with open(path, "rb") as fh:
+            table = pickle.load(fh)  # written by this function, below, in the user's cache
+        if type(table) is iers.IERS_Auto and len(table):
+            iers.IERS_Auto.iers_table = table
+            return
+    except FileNotFoundError:
+        pass
+    except Exception as err:  # a damaged or foreign file: astropy reads its own again
+        logging.getLogger(__name__).info("IERS cache %s not used (%s)", path, err)
+    table = iers.IERS_Auto.open()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as err:  # (atomic_path's OutputError is one)
+        logging.getLogger(__name__).info("IERS cache %s not written (%s)", path, err)
+
+
 def sun_altitude(time, location):
     """The Sun's altitude (deg, array like ``time``): what the site and time-zone checks need,
     without the Moon's ephemeris (``sun_moon(...)['sun_alt']``, at half the cost)."""
+    load_earth_orientation()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # IERS/ERFA "dubious year" warnings
         sun = get_body("sun", time, location)
@@ -206,6 +269,7 @@ def sun_altitude(time, location):
 def sun_moon(time, location, target=None):
     """Sun altitude, Moon altitude, Moon illumination and (with ``target``) the Moon's
     separation from it, in degrees/fraction (arrays like ``time``)."""
+    load_earth_orientation()
     frame = AltAz(obstime=time, location=location)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # IERS/ERFA "dubious year" warnings
@@ -220,6 +284,7 @@ def sun_moon(time, location, target=None):
 
 
 def target_airmass(time, location, target):
+    load_earth_orientation()
     frame = AltAz(obstime=time, location=location)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -300,6 +365,7 @@ def check_longitude_sign(headers, location, targets):
         k = int(np.flatnonzero(np.isfinite(alts))[0])
 
         def alt_at(loc):
+            load_earth_orientation()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return float(tg[k].transform_to(AltAz(obstime=t[k], location=loc)).alt.deg)

@@ -190,3 +190,40 @@ def test_microobservatory_style_header_zone_and_west_positive_longitude():
     g = frame_geometry(h, name="m.fits", location=fixed)
     assert g.altitude == pytest.approx(alt, abs=0.3)  # at mid-exposure, 30 s later
     assert g.sun_alt < -12
+
+
+def test_earth_orientation_table_parsed_once_per_machine(tmp_path, monkeypatch):
+    """astropy's IERS table (parsed from text in ~1 s per process) is kept parsed in the
+    cache folder: a later process loads that file and gets the same UT1-UTC and polar motion
+    without reading the text; a damaged file is read past (astropy parses its own again)."""
+    from astropy.utils import iers
+
+    from glue_zeropoint.night.geometry import load_earth_orientation
+
+    monkeypatch.setenv("GLUE_ZEROPOINT_IERS_CACHE_DIR", str(tmp_path / "iers"))
+    monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
+    t = Time("2017-12-20T03:00:00", scale="utc")
+    load_earth_orientation()
+    parsed = iers.IERS_Auto.iers_table
+    files = list((tmp_path / "iers").glob("iers-auto-*.pickle"))
+    assert parsed is not None and len(files) == 1 and files[0].stat().st_size > 1e6
+    # a new process: the table comes from the file, astropy's text reader is not called
+    monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
+    monkeypatch.setattr(iers.IERS_Auto, "read", classmethod(
+        lambda cls, *a, **k: pytest.fail("the IERS text files were parsed again")))
+    load_earth_orientation()
+    cached = iers.IERS_Auto.iers_table
+    assert cached is not parsed and type(cached) is iers.IERS_Auto
+    assert cached.ut1_utc(t).to_value(u.s) == parsed.ut1_utc(t).to_value(u.s)
+    assert [c.to_value(u.arcsec) for c in cached.pm_xy(t)] == \
+        [c.to_value(u.arcsec) for c in parsed.pm_xy(t)]
+    monkeypatch.undo()
+    # damaged: astropy's own reading, and the file written again
+    monkeypatch.setenv("GLUE_ZEROPOINT_IERS_CACHE_DIR", str(tmp_path / "iers"))
+    monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
+    files[0].write_bytes(b"not a pickle")
+    load_earth_orientation()
+    assert iers.IERS_Auto.iers_table is not None
+    assert iers.IERS_Auto.iers_table.ut1_utc(t).to_value(u.s) == \
+        parsed.ut1_utc(t).to_value(u.s)
+    assert files[0].stat().st_size > 1e6
