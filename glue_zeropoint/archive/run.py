@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from .._settings import Settings as _Settings
 from ..exceptions import InputError, ZeropointError
 from ..io import OutputLock
-from ..night.parallel import QUIET_SCHEDULER, WORKER_ENV, in_worker
+from ..night.parallel import NANNY_CONFIG, QUIET_SCHEDULER, WORKER_ENV, in_worker
 from ..night.settings import NightSettings
 from .keys import Settings
 from .store import Store
@@ -252,6 +252,7 @@ class _client:
         self.log_level = None
 
     def __enter__(self):
+        import dask
         from distributed import Client, LocalCluster
 
         st = self.settings
@@ -277,11 +278,12 @@ class _client:
                                  f"{scheduler}'") from err
             return self.client
         n = workers if workers else (os.cpu_count() or 1)
-        self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                    memory_limit=st.memory_limit,
-                                    dashboard_address="127.0.0.1:0" if st.dashboard else None,
-                                    silence_logs=logging.ERROR, env=WORKER_ENV,
-                                    scheduler_kwargs=None if st.dashboard else QUIET_SCHEDULER)
+        with dask.config.set(NANNY_CONFIG):
+            self.cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, memory_limit=st.memory_limit,
+                dashboard_address="127.0.0.1:0" if st.dashboard else None,
+                silence_logs=logging.ERROR, env=WORKER_ENV,
+                scheduler_kwargs=None if st.dashboard else QUIET_SCHEDULER)
         self.client = Client(self.cluster)
         return self.client
 

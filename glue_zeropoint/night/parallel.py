@@ -12,13 +12,22 @@ same inputs); only the order in which they finish differs.
 import logging
 import os
 
-__all__ = ["QUIET_SCHEDULER", "WORKER_ENV", "in_worker", "local_cluster", "measure_frames"]
+__all__ = ["NANNY_CONFIG", "QUIET_SCHEDULER", "WORKER_ENV", "in_worker", "local_cluster",
+           "measure_frames"]
 
 #: a worker process is one core: its numba kernels (and BLAS) run one thread, else N workers
 #: of the machine's N cores would each start N threads and fight for the cores (the tasks
 #: apply it themselves through :func:`in_worker`: the environment alone comes too late)
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
+
+
+#: the workers keep glibc's own allocator settings: Dask's nannies set MALLOC_TRIM_THRESHOLD_
+#: (to hand freed memory back to the system at once), which also stops glibc from raising its
+#: mmap threshold, so every frame-sized array is mapped afresh and its pages faulted in again
+#: on first touch: 123 -> 142 ms per HAT-P-32 frame on one thread (tests/benchmarks/README.md).
+#: A frame's arrays are freed when it is done; the memory limit still bounds a worker.
+NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 #: the scheduler's HTTP server (health and metrics; it starts even without the dashboard) on a
@@ -40,12 +49,14 @@ class local_cluster:
         self._thread = self._error = None
 
     def _make(self):
+        import dask
         from distributed import Client, LocalCluster
 
-        self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                    processes=True, memory_limit=self.memory_limit,
-                                    dashboard_address=None, silence_logs=logging.ERROR,
-                                    env=WORKER_ENV, scheduler_kwargs=QUIET_SCHEDULER)
+        with dask.config.set(NANNY_CONFIG):
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                        processes=True, memory_limit=self.memory_limit,
+                                        dashboard_address=None, silence_logs=logging.ERROR,
+                                        env=WORKER_ENV, scheduler_kwargs=QUIET_SCHEDULER)
         try:
             self._client = Client(self.cluster)
             self._client.run(_import_measurement)  # the workers' imports, before a frame
