@@ -324,15 +324,28 @@ def _clipped_mean(buf, m, sigma_lo, sigma_hi, maxiters):
 
 
 @nb.njit(cache=True, inline="always")
-def _wings_reaching(x, y, ro, own, wx, wy, wr):
+def _wings_reaching(x, y, ro, own, wx, wy, wr, wr_max):
     """Indices (``cand[:nc]``) of the wing disks that reach the annulus of outer radius ``ro``
-    at (x, y), the star's own (``own``) left out."""
-    cand = np.empty(wx.size, dtype=np.int64)
+    at (x, y), the star's own (``own``) left out. The disks are sorted by ``wx`` and none is
+    wider than ``wr_max``: only those within ``ro + wr_max`` in x are looked at (a frame's
+    thousand wing disks were each tested against each of its thousands of annuli)."""
+    reach_max = ro + wr_max
+    lo = 0
+    hi = wx.size
+    while lo < hi:  # the first disk with wx >= x - reach_max
+        mid = (lo + hi) // 2
+        if wx[mid] < x - reach_max:
+            lo = mid + 1
+        else:
+            hi = mid
+    cand = np.empty(wx.size - lo, dtype=np.int64)
     nc = 0
-    for j in range(wx.size):
+    for j in range(lo, wx.size):
+        ddx = wx[j] - x
+        if ddx > reach_max:
+            break
         if j == own:
             continue
-        ddx = wx[j] - x
         ddy = wy[j] - y
         reach = ro + wr[j]
         if ddx * ddx + ddy * ddy < reach * reach:
@@ -396,8 +409,8 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
     """Sigma-clipped median (``use_mean``: mean) sky in circular annuli ('center' pixels,
     r_in <= d < r_out).
 
-    ``wx, wy, wr``: more disks to leave out (the wings of bright stars; may be empty), except
-    the disk ``self_idx[i]`` (the star's own, -1 for none) for annulus ``i``.
+    ``wx, wy, wr``: more disks to leave out (the wings of bright stars; may be empty), sorted
+    by ``wx``, except the disk ``self_idx[i]`` (the star's own, -1 for none) for annulus ``i``.
 
     Returns (median or mean, clipped std, n used, n candidate pixels, mean variance of the
     candidates).
@@ -408,12 +421,15 @@ def annulus_sky(data, var, bad, starmask, xs, ys, r_in, r_out, sigma_lo, sigma_h
     nused = np.zeros(n, dtype=np.int64)
     ncand = np.zeros(n, dtype=np.int64)
     mvar = np.full(n, np.nan)
+    wr_max = 0.0
+    for j in range(wr.size):
+        wr_max = max(wr_max, wr[j])
     for i in nb.prange(n):
         x = xs[i]
         y = ys[i]
         if not (math.isfinite(x) and math.isfinite(y)):
             continue
-        cand, nc = _wings_reaching(x, y, r_out[i], self_idx[i], wx, wy, wr)
+        cand, nc = _wings_reaching(x, y, r_out[i], self_idx[i], wx, wy, wr, wr_max)
         buf, k, sv = _annulus_pixels(data, var, bad, starmask, x, y, r_in[i], r_out[i],
                                      has_var, use_starmask, cand, nc, wx, wy, wr)
         ncand[i] = k

@@ -249,7 +249,9 @@ class AnnulusSky:
         mean = self.statistic == "mean"
         e0 = np.empty(0)
         if use and wings is not None and len(wings[0]):
-            wx, wy, wr, widx = wings
+            # sorted by x, as the kernel looks for the disks reaching an annulus
+            by_x = np.argsort(wings[0], kind="stable")
+            wx, wy, wr, widx = (np.ascontiguousarray(np.asarray(w)[by_x]) for w in wings)
             self_idx = np.full(n, -1, np.int64)
             if self_index is not None:
                 pos = np.full(int(max(np.max(self_index, initial=-1), np.max(widx)) + 1), -1,

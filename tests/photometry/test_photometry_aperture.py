@@ -581,3 +581,39 @@ def test_flux_sky_default_and_what_a_given_sky_means(sim):
     # a 5-sigma clip keeps more of the faint stars' light in the sky than a 3-sigma clip
     d = np.asarray(default["sky"])[ok] - np.asarray(three["sky"])[ok]
     assert np.any(d != 0) and np.median(d) >= 0
+
+
+def test_annulus_sky_leaves_out_wing_disks_as_a_plain_mask_does():
+    """Wing disks (given in any order, of any widths) are left out of every annulus but their
+    own star's, as a boolean image of the other stars' disks does: the kernel looks only at
+    the disks near an annulus in x (they are sorted by x first), and misses none."""
+    from glue_zeropoint.photometry.image import prepare_image
+
+    rng = np.random.default_rng(11)
+    ny, nx = 160, 220
+    data = rng.normal(100.0, 5.0, (ny, nx))
+    n = 60
+    xs, ys = rng.uniform(0, nx, n), rng.uniform(0, ny, n)
+    data[np.round(ys).astype(int) % ny, np.round(xs).astype(int) % nx] += 500.0
+    im = prepare_image(data)
+    starmask = np.zeros((ny, nx), bool)
+    widx = rng.permutation(n)[:35]
+    wr = rng.uniform(1.0, 25.0, widx.size)
+    wings = (xs[widx], ys[widx], wr, widx)
+    sky = AnnulusSky(min_pixels=1)
+    got = sky(im, xs, ys, 4.0, 9.0, starmask, wings=wings, self_index=np.arange(n))
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    for i in range(n):
+        keep = np.zeros((ny, nx), bool)
+        d2 = (xx - xs[i]) ** 2 + (yy - ys[i]) ** 2
+        keep[(d2 >= 16.0) & (d2 < 81.0)] = True
+        for x, y, r, k in zip(*wings, strict=True):
+            if k != i:
+                keep &= (xx - x) ** 2 + (yy - y) ** 2 >= r * r
+        vals = data[keep]
+        if vals.size == 0:
+            assert got["n"][i] == 0 or got["unmasked"][i]
+            continue
+        clipped = SigmaClip(sigma=3.0, maxiters=10, cenfunc="median", stdfunc="std")(vals)
+        assert got["sky"][i] == pytest.approx(float(np.ma.mean(clipped)), rel=1e-12)
+        assert got["n"][i] == int(np.ma.count(clipped))
