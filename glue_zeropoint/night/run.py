@@ -210,7 +210,7 @@ class _LazyLight:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data, _ = _read_raw(self.path)
+            data = _read_raw(self.path, header=False)
         # the header the night was planned with (a multi-extension file's primary keys, e.g.
         # FILTER or DATE-OBS, included), so the frame's band and time are the planned ones
         return CCDData(data, unit="adu", meta=self.meta.copy(), wcs=self.wcs)
@@ -254,13 +254,16 @@ def _absolute(path):
         return str(path)
 
 
-def _read_raw(path):
+def _read_raw(path, header=True):
+    """The first 2-D image of a raw file as float32, and a copy of its header (``header``:
+    else the pixels alone)."""
     from astropy.io import fits
 
     with fits.open(path, memmap=False) as hdul:
         for hdu in hdul:
             if hdu.data is not None and hdu.data.ndim == 2:
-                return np.asarray(hdu.data, np.float32), hdu.header.copy()
+                data = np.asarray(hdu.data, np.float32)
+                return (data, hdu.header.copy()) if header else data
     raise ZeropointError(f"{path}: no 2-D image")
 
 
