@@ -814,9 +814,14 @@ def _assign_candidates(fx, fy, cand, limit):
     tree = cKDTree(np.c_[cand.x, cand.y])
     d, near = tree.query(np.c_[fx, fy])
     taken = np.zeros(cand.x.size, bool)
-    for i in np.argsort(d):  # closest rows claim first
-        if d[i] <= limit and not taken[near[i]]:
-            j[i], taken[near[i]] = near[i], True
+    # closest rows claim first: of the rows within ``limit``, in order of distance, the first
+    # of each candidate holds it
+    by_d = np.argsort(d)
+    by_d = by_d[d[by_d] <= limit]
+    _, first = np.unique(near[by_d], return_index=True)
+    holds = by_d[first]
+    j[holds] = near[holds]
+    taken[near[holds]] = True
     for i in np.flatnonzero(j < 0):
         near_k = np.asarray(tree.query_ball_point([fx[i], fy[i]], 3.0 * limit), int)
         # nearest first (``return_sorted`` sorts by index, not by distance)
