@@ -234,6 +234,8 @@ def _pa_array(values):
     ``pa.scalar``) import pandas to look for its types first: 0.27 s of a night's files."""
     import pyarrow as pa
 
+    if not values.dtype.isnative:  # Arrow reads its buffers in this machine's byte order
+        values = values.astype(values.dtype.newbyteorder("="))
     if values.dtype == np.bool_:
         return pa.Array.from_buffers(pa.bool_(), values.size, [
             None, pa.py_buffer(np.packbits(values, bitorder="little"))])
@@ -247,8 +249,11 @@ def _pa_strings(strings):
     import pyarrow as pa
 
     data = [v.encode("utf-8") for v in strings]
+    ends = np.cumsum(np.fromiter(map(len, data), np.int64, len(data)))
+    if ends.size and ends[-1] >= 2**31:  # pa.string()'s offsets are 32-bit
+        raise ValueError(f"{int(ends[-1])} bytes of text in one Arrow string array")
     offsets = np.zeros(len(data) + 1, np.int32)
-    np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
+    offsets[1:] = ends
     return pa.Array.from_buffers(pa.string(), len(data), [
         None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
 

@@ -219,40 +219,66 @@ def _iers_cache_path(iers):
     return user_cache_dir("iers", "GLUE_ZEROPOINT_IERS_CACHE_DIR") / f"iers-auto-{key}.pickle"
 
 
+def _private(path):
+    """True when ``path`` and its folder belong to this user and nobody else may write them
+    (a pickle runs code as it loads: only one this user wrote is loaded)."""
+    if not hasattr(os, "getuid"):
+        return False
+    uid = os.getuid()
+    for p in (path, path.parent):
+        st = os.stat(p)
+        if st.st_uid != uid or st.st_mode & 0o022:
+            return False
+    return True
+
+
 def load_earth_orientation():
     """astropy's default Earth-orientation table (``IERS_Auto.open()``: UT1-UTC and polar
     motion, which every alt-az transform needs), read once per machine instead of once per
-    process: parsing its two bundled text files takes ~1 s (half of a 142-frame night's
+    process: parsing its two bundled text files takes ~1 s (most of a 142-frame night's
     planning, tests/benchmarks/README.md); the parsed table is kept in the user cache
-    (``GLUE_ZEROPOINT_IERS_CACHE_DIR``, else ``~/.cache/glue-zeropoint/iers``) and loads in
-    milliseconds. The table is astropy's own, whatever happens: a ``finals2000A.all`` in the
-    working folder (which astropy reads instead), a table already opened, or a cache that
-    cannot be read or written leave the reading to astropy."""
+    (``GLUE_ZEROPOINT_IERS_CACHE_DIR``, else ``glue-zeropoint/iers`` in ``$XDG_CACHE_HOME``
+    or ``~/.cache``) and loads in milliseconds.
+
+    The table is astropy's own whatever happens: a ``finals2000A.all`` in the working folder
+    (which astropy reads instead), a table already opened, or a cache that cannot be read,
+    written or trusted (a file or folder another user owns or may write) leave the reading
+    to astropy. Writing it removes the files of earlier versions."""
     from astropy.utils import iers
 
     if iers.IERS_Auto.iers_table is not None or os.path.exists("finals2000A.all"):
         return
+    log = logging.getLogger(__name__)
     try:
         path = _iers_cache_path(iers)
-    except OSError:
+    except Exception as err:  # noqa: BLE001 - no home folder, no bundled file: astropy's way
+        log.info("IERS cache not used (%s)", err)
+        path = None
+    if path is not None:
+        try:
+            if _private(path):
+                with open(path, "rb") as fh:
+                    table = pickle.load(fh)
+                if type(table) is iers.IERS_Auto and len(table):
+                    iers.IERS_Auto.iers_table = table
+                    return
+        except FileNotFoundError:
+            pass
+        except Exception as err:  # noqa: BLE001 - damaged or foreign: astropy reads its own
+            log.info("IERS cache %s not used (%s)", path, err)
+    table = iers.IERS_Auto.open()
+    if path is None:
         return
     try:
-        with open(path, "rb") as fh:
-            table = pickle.load(fh)  # written by this function, below, in the user's cache
-        if type(table) is iers.IERS_Auto and len(table):
-            iers.IERS_Auto.iers_table = table
-            return
-    except FileNotFoundError:
-        pass
-    except Exception as err:  # a damaged or foreign file: astropy reads its own again
-        logging.getLogger(__name__).info("IERS cache %s not used (%s)", path, err)
-    table = iers.IERS_Auto.open()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    except OSError as err:  # (atomic_path's OutputError is one)
-        logging.getLogger(__name__).info("IERS cache %s not written (%s)", path, err)
+        os.chmod(path, 0o600)
+        for old in path.parent.glob("iers-auto-*.pickle"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except Exception as err:  # noqa: BLE001 - the next process parses the files again
+        log.info("IERS cache %s not written (%s)", path, err)
 
 
 def sun_altitude(time, location):

@@ -16,8 +16,8 @@ __all__ = ["NANNY_CONFIG", "QUIET_SCHEDULER", "WORKER_ENV", "in_worker", "local_
            "measure_frames"]
 
 #: a worker process is one core: its numba kernels (and BLAS) run one thread, else N workers
-#: of the machine's N cores would each start N threads and fight for the cores (the tasks
-#: apply it themselves through :func:`in_worker`: the environment alone comes too late)
+#: of the machine's N cores would each start N threads and fight for the cores (numba's is
+#: applied by the tasks themselves, :func:`in_worker`: the environment alone comes too late)
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
 
@@ -25,8 +25,10 @@ WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_TH
 #: the workers keep glibc's own allocator settings: Dask's nannies set MALLOC_TRIM_THRESHOLD_
 #: (to hand freed memory back to the system at once), which also stops glibc from raising its
 #: mmap threshold, so every frame-sized array is mapped afresh and its pages faulted in again
-#: on first touch: 123 -> 142 ms per HAT-P-32 frame on one thread (tests/benchmarks/README.md).
-#: A frame's arrays are freed when it is done; the memory limit still bounds a worker.
+#: on first touch: 123 -> 142 ms per HAT-P-32 frame on one thread (tests/benchmarks/README.md;
+#: arrays above glibc's 32 MiB ceiling, a 4096^2 frame's, are mapped afresh either way). A
+#: frame's arrays are freed when it is done; the memory limit still bounds a worker. (A
+#: MALLOC_TRIM_THRESHOLD_ already in this process's environment is still inherited.)
 NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 

@@ -195,35 +195,50 @@ def test_microobservatory_style_header_zone_and_west_positive_longitude():
 def test_earth_orientation_table_parsed_once_per_machine(tmp_path, monkeypatch):
     """astropy's IERS table (parsed from text in ~1 s per process) is kept parsed in the
     cache folder: a later process loads that file and gets the same UT1-UTC and polar motion
-    without reading the text; a damaged file is read past (astropy parses its own again)."""
+    without reading the text. A damaged file, or one another user could have written, is
+    not loaded (astropy parses its own again and the file is written anew); a file of an
+    earlier version is removed."""
+    import os
+
     from astropy.utils import iers
 
     from glue_zeropoint.night.geometry import load_earth_orientation
 
-    monkeypatch.setenv("GLUE_ZEROPOINT_IERS_CACHE_DIR", str(tmp_path / "iers"))
+    folder = tmp_path / "iers"
+    monkeypatch.setenv("GLUE_ZEROPOINT_IERS_CACHE_DIR", str(folder))
+    folder.mkdir(mode=0o700)
+    (folder / "iers-auto-0123456789abcdef0123.pickle").write_bytes(b"an older version")
     monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
     t = Time("2017-12-20T03:00:00", scale="utc")
     load_earth_orientation()
     parsed = iers.IERS_Auto.iers_table
-    files = list((tmp_path / "iers").glob("iers-auto-*.pickle"))
+    files = list(folder.glob("iers-auto-*.pickle"))
     assert parsed is not None and len(files) == 1 and files[0].stat().st_size > 1e6
+    assert files[0].stat().st_mode & 0o777 == 0o600
+
+    def parsed_again(cls, *a, **k):
+        raise AssertionError("the IERS text files were parsed again")
+
     # a new process: the table comes from the file, astropy's text reader is not called
-    monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
-    monkeypatch.setattr(iers.IERS_Auto, "read", classmethod(
-        lambda cls, *a, **k: pytest.fail("the IERS text files were parsed again")))
-    load_earth_orientation()
-    cached = iers.IERS_Auto.iers_table
+    with monkeypatch.context() as m:
+        m.setattr(iers.IERS_Auto, "iers_table", None)
+        m.setattr(iers.IERS_Auto, "read", classmethod(parsed_again))
+        load_earth_orientation()
+        cached = iers.IERS_Auto.iers_table
     assert cached is not parsed and type(cached) is iers.IERS_Auto
     assert cached.ut1_utc(t).to_value(u.s) == parsed.ut1_utc(t).to_value(u.s)
     assert [c.to_value(u.arcsec) for c in cached.pm_xy(t)] == \
         [c.to_value(u.arcsec) for c in parsed.pm_xy(t)]
-    monkeypatch.undo()
-    # damaged: astropy's own reading, and the file written again
-    monkeypatch.setenv("GLUE_ZEROPOINT_IERS_CACHE_DIR", str(tmp_path / "iers"))
-    monkeypatch.setattr(iers.IERS_Auto, "iers_table", None)
-    files[0].write_bytes(b"not a pickle")
-    load_earth_orientation()
-    assert iers.IERS_Auto.iers_table is not None
-    assert iers.IERS_Auto.iers_table.ut1_utc(t).to_value(u.s) == \
-        parsed.ut1_utc(t).to_value(u.s)
-    assert files[0].stat().st_size > 1e6
+    # damaged, or writable by others: astropy's own reading, and the file written again
+    for spoil in (lambda f: f.write_bytes(b"not a pickle"), lambda f: os.chmod(f, 0o666)):
+        spoil(files[0])
+        calls = []
+        real_read = iers.IERS_Auto.read.__func__
+        with monkeypatch.context() as m:
+            m.setattr(iers.IERS_Auto, "iers_table", None)
+            m.setattr(iers.IERS_Auto, "read", classmethod(
+                lambda cls, *a, _c=calls, _r=real_read, **k: _c.append(1) or _r(cls, *a, **k)))
+            load_earth_orientation()
+            again = iers.IERS_Auto.iers_table
+        assert calls and again.ut1_utc(t).to_value(u.s) == parsed.ut1_utc(t).to_value(u.s)
+        assert files[0].stat().st_size > 1e6 and files[0].stat().st_mode & 0o777 == 0o600

@@ -370,12 +370,15 @@ def test_cluster_quiet_beside_a_running_dask():
 
 _NUMBA_FIRST = """\
 import os
+from types import SimpleNamespace
 
 import numba  # imported by the main module: a spawned worker re-imports it first
-from glue_zeropoint.night.parallel import in_worker, local_cluster
+
+import glue_zeropoint.night.run as run
+from glue_zeropoint.night.parallel import local_cluster, measure_frames
 
 
-def threads():
+def threads(light, **kwargs):
     return numba.get_num_threads()
 
 
@@ -383,13 +386,17 @@ def trim():
     return os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset")
 
 
+run.measure_frame = threads  # (in the workers too: they re-import this module)
+
 if __name__ == "__main__":
+    plan = SimpleNamespace(lights=[None] * 4, cats={},
+                           frame_kwargs=lambda i: {"index": i, "field": 0})
+    got = []
     with local_cluster(2) as cluster:
-        client = cluster.client()
-        workers = list(client.scheduler_info()["workers"])
-        print("in_worker", sorted(client.submit(in_worker, threads, workers=[w],
-                                                pure=False).result() for w in workers))
-        print("trim", sorted(client.run(trim).values()))
+        measure_frames(plan, range(4), None, cluster,
+                       lambda i, fo, error=None: got.append(fo if error is None else error))
+        print("trim", sorted(cluster.client().run(trim).values()))
+    print("threads", sorted(got))
 """
 
 
@@ -398,15 +405,16 @@ def test_worker_kernels_on_one_thread_whatever_the_main_module_imported(tmp_path
     after the spawned worker has re-imported the parent's main module; a script that imports
     numba (or ``glue_zeropoint.night.run``) at its top had its workers run every kernel on
     all cores, N workers fighting for N cores (2 workers were slower than one process on
-    HAT-P-32). The tasks, submitted through ``in_worker``, run one thread regardless. And the
+    HAT-P-32). The frames ``measure_frames`` submits run one thread regardless. And the
     workers keep glibc's allocator as it is (Dask's MALLOC_TRIM_THRESHOLD_ made each frame
     fault its arrays' pages in afresh: 16% slower)."""
     script = tmp_path / "numba_first.py"
     script.write_text(_NUMBA_FIRST)
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+                          timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "in_worker [1, 1]" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "threads [1, 1, 1, 1]" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "trim ['unset', 'unset']" in proc.stdout, proc.stdout
 
 
