@@ -956,6 +956,12 @@ def _stack(dets):
                             "colour_cat", "cat_id"),
                      dtype=(int, str, int, int, float, float, float, float, float, float, int,
                             float, float, float, str))
+    names = dets[0].colnames
+    if all(d.colnames == names and not d.has_masked_columns and not d.meta for d in dets):
+        # the frames' tables of :func:`_detections` (plain columns, the same names): joined
+        # column by column, as vstack joins them (0.25 s of its generic checks for 142 frames)
+        return Table({c: np.concatenate([np.asarray(d[c]) for d in dets]) for c in names},
+                     copy=False)
     return vstack(dets, metadata_conflicts="silent")
 
 
