@@ -1202,9 +1202,11 @@ def fraction_arcs(d, radius, n_r, rad, ring, tail_a, tail_p, c2, gauss_s2):
         if gauss_s2 > 0.0:
             lo, hi = max(dk - radius, 0.0), dk + radius
         else:
+            inner = _lens_area(radius, rad[0], dk)  # each ring edge's lens area once
             for j in range(ring.size):
-                s += max(ring[j], 0.0) * (_lens_area(radius, rad[j + 1], dk)
-                                          - _lens_area(radius, rad[j], dk))
+                outer = _lens_area(radius, rad[j + 1], dk)
+                s += max(ring[j], 0.0) * (outer - inner)
+                inner = outer
             lo, hi = max(dk - radius, last), dk + radius
             if not tail_a > 0.0:
                 hi = lo
